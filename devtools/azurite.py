@@ -1,0 +1,102 @@
+"""Start the real Azure Storage emulator (Azurite, from the repo's node_modules) on free ports.
+
+Used by `make run` (fixed data folder, survives restarts) and by the test suite (a temporary
+folder per session). Never an in-memory fake: this is the emulator Azure's own docs point to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite"
+
+# The well-known development account: public, documented, not a secret.
+ACCOUNT = "devstoreaccount1"
+ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Azurite:
+    process: subprocess.Popen
+    blob_port: int
+    queue_port: int
+    table_port: int
+
+    @property
+    def connection_string(self) -> str:
+        host = "http://127.0.0.1"
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint={host}:{self.blob_port}/{ACCOUNT};"
+            f"QueueEndpoint={host}:{self.queue_port}/{ACCOUNT};"
+            f"TableEndpoint={host}:{self.table_port}/{ACCOUNT};"
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def _wait_listening(port: int, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"Azurite exited early with code {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"Azurite did not listen on port {port} within {timeout} s")
+
+
+def start(location: Path, *, ports: tuple[int, int, int] | None = None, log=None) -> Azurite:
+    """Start Azurite storing its data under `location`; ports default to free ones."""
+    if not AZURITE_BIN.exists():
+        raise RuntimeError(f"{AZURITE_BIN} is missing: run `npm ci` (make does it for you)")
+    location.mkdir(parents=True, exist_ok=True)
+    blob, queue, table = ports or (free_port(), free_port(), free_port())
+    process = subprocess.Popen(
+        [
+            str(AZURITE_BIN),
+            "--location", str(location),
+            "--silent",
+            # The Python SDKs speak a newer API version than Azurite 3.35 knows.
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+            "--blobHost", "127.0.0.1", "--blobPort", str(blob),
+            "--queueHost", "127.0.0.1", "--queuePort", str(queue),
+            "--tableHost", "127.0.0.1", "--tablePort", str(table),
+        ],
+        stdout=log or subprocess.DEVNULL,
+        stderr=log or subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, so stop() ends node and children
+    )
+    azurite = Azurite(process, blob, queue, table)
+    try:
+        for port in (blob, queue, table):
+            _wait_listening(port, process, timeout=30)
+    except BaseException:
+        azurite.stop()
+        raise
+    return azurite

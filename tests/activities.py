@@ -1,0 +1,121 @@
+"""Activity payloads shaped like the ones real channels send (Teams, Web Chat)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+BOT = {"id": "28:b0c6a3e2-1d53-4d8b-9d1e-5c8f7e9a0b11", "name": "Reminder Bot"}
+
+
+def _id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def teams_user() -> dict[str, Any]:
+    return {
+        "id": f"29:1{_id()}Xq9rTbW-KlmN0pQrS",
+        "name": "Megan Bowen",
+        "aadObjectId": str(uuid.uuid4()),
+    }
+
+
+def teams_personal_conversation() -> dict[str, Any]:
+    return {"conversationType": "personal", "tenantId": TENANT, "id": f"a:1{_id()}Xyz-Abc_Def"}
+
+
+def teams_channel_conversation() -> dict[str, Any]:
+    return {
+        "isGroup": True,
+        "conversationType": "channel",
+        "tenantId": TENANT,
+        "id": f"19:{_id()}@thread.tacv2;messageid=1732612345678",
+    }
+
+
+def teams_message(
+    text: str,
+    service_url: str,
+    *,
+    user: dict[str, Any] | None = None,
+    conversation: dict[str, Any] | None = None,
+    timezone: str = "Europe/Berlin",
+) -> dict[str, Any]:
+    conversation = conversation or teams_personal_conversation()
+    activity: dict[str, Any] = {
+        "type": "message",
+        "id": f"17326{_id()[:8]}",
+        "timestamp": "2026-11-26T10:00:00.1234567Z",
+        "localTimestamp": "2026-11-26T11:00:00.1234567+01:00",
+        "localTimezone": timezone,
+        "serviceUrl": service_url,
+        "channelId": "msteams",
+        "from": user or teams_user(),
+        "conversation": conversation,
+        "recipient": BOT,
+        "textFormat": "plain",
+        "locale": "en-US",
+        "text": text,
+        "entities": [
+            {"locale": "en-US", "country": "US", "platform": "Web", "timezone": timezone, "type": "clientInfo"}
+        ],
+        "channelData": {"tenant": {"id": TENANT}},
+    }
+    if conversation.get("isGroup"):
+        activity["text"] = f"<at>{BOT['name']}</at> {text}"
+        activity["entities"].append(
+            {"mentioned": BOT, "text": f"<at>{BOT['name']}</at>", "type": "mention"}
+        )
+        activity["channelData"].update({"teamsChannelId": conversation["id"].split(";")[0], "teamsTeamId": "19:team@thread.tacv2"})
+    return activity
+
+
+def teams_members_added(service_url: str, *, user: dict[str, Any] | None = None) -> dict[str, Any]:
+    user = user or teams_user()
+    return {
+        "type": "conversationUpdate",
+        "id": f"f:{_id()}",
+        "timestamp": "2026-11-26T09:59:58.000Z",
+        "serviceUrl": service_url,
+        "channelId": "msteams",
+        "from": user,
+        "conversation": teams_personal_conversation(),
+        "recipient": BOT,
+        "membersAdded": [{"id": user["id"], "aadObjectId": user["aadObjectId"]}],
+        "channelData": {"tenant": {"id": TENANT}},
+    }
+
+
+def webchat_message(text: str, service_url: str, *, user_id: str | None = None, conversation_id: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": f"{conversation_id or 'x'}|0000001",
+        "timestamp": "2026-11-26T10:00:00.000Z",
+        "localTimestamp": "2026-11-26T05:00:00-05:00",
+        "localTimezone": "America/New_York",
+        "serviceUrl": service_url,
+        "channelId": "webchat",
+        "from": {"id": user_id or f"dl_{_id()}", "name": "You", "role": "user"},
+        "conversation": {"id": conversation_id or f"{_id()}{_id()}-us"},
+        "recipient": {"id": "reminder-bot@Vd3ZWkd0Qo8", "name": "Reminder Bot", "role": "bot"},
+        "textFormat": "plain",
+        "locale": "en-US",
+        "text": text,
+        "entities": [{"type": "ClientCapabilities", "requiresBotState": True, "supportsListening": True, "supportsTts": True}],
+        "channelData": {"clientActivityID": _id()},
+    }
+
+
+def webchat_members_added(service_url: str, *, user_id: str | None = None, conversation_id: str | None = None) -> dict[str, Any]:
+    user_id = user_id or f"dl_{_id()}"
+    return {
+        "type": "conversationUpdate",
+        "id": _id(),
+        "serviceUrl": service_url,
+        "channelId": "webchat",
+        "from": {"id": user_id, "name": "You"},
+        "conversation": {"id": conversation_id or f"{_id()}{_id()}-us"},
+        "recipient": {"id": "reminder-bot@Vd3ZWkd0Qo8", "name": "Reminder Bot"},
+        "membersAdded": [{"id": "reminder-bot@Vd3ZWkd0Qo8", "name": "Reminder Bot"}, {"id": user_id, "name": "You"}],
+    }

@@ -1,0 +1,85 @@
+"""Calling a function the way the Functions host does: through its own function.json."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import azure.functions as func
+from azure.functions.queue import QueueMessage
+from azure.functions.timer import TimerRequest
+
+APP_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Collected(func.Out):
+    """An output binding that keeps what the function set."""
+
+    def __init__(self) -> None:
+        self.value: Any = None
+
+    def set(self, val: Any) -> None:
+        self.value = val
+
+    def get(self) -> Any:
+        return self.value
+
+
+@dataclass
+class Function:
+    name: str
+    bindings: list[dict[str, Any]]
+    main: Callable[..., Any]
+
+    def binding(self, type_: str) -> dict[str, Any]:
+        [found] = [b for b in self.bindings if b["type"] == type_]
+        return found
+
+    def outputs(self, type_: str) -> dict[str, Collected]:
+        return {
+            b["name"]: Collected()
+            for b in self.bindings
+            if b["direction"] == "out" and b["type"] == type_ and b["name"] != "$return"
+        }
+
+
+def load(name: str) -> Function:
+    spec = json.loads((APP_ROOT / name / "function.json").read_text("utf-8"))
+    module = importlib.import_module(name)
+    return Function(name, spec["bindings"], getattr(module, spec.get("entryPoint", "main")))
+
+
+async def http(name: str, body: Any, *, headers: dict[str, str] | None = None, method: str = "POST") -> func.HttpResponse:
+    function = load(name)
+    trigger = function.binding("httpTrigger")
+    assert method.lower() in [m.lower() for m in trigger.get("methods", [method])], f"{name} does not take {method}"
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = func.HttpRequest(
+        method=method,
+        url=f"http://localhost:7071/api/{trigger.get('route', name)}",
+        headers={"Content-Type": "application/json", **(headers or {})},
+        params={},
+        route_params={},
+        body=raw,
+    )
+    return await function.main(**{trigger["name"]: request})
+
+
+async def timer(name: str) -> None:
+    function = load(name)
+    trigger = function.binding("timerTrigger")
+    await function.main(**{trigger["name"]: TimerRequest(past_due=False)})
+
+
+async def queue(name: str, body: bytes, *, dequeue_count: int = 1) -> dict[str, Collected]:
+    """Deliver one queue message (as the host does with messageEncoding "none"); returns outputs."""
+    function = load(name)
+    trigger = function.binding("queueTrigger")
+    outputs = function.outputs("queue")
+    message = QueueMessage(id=str(uuid.uuid4()), body=body, dequeue_count=dequeue_count)
+    await function.main(**{trigger["name"]: message}, **outputs)
+    return outputs
