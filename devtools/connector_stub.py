@@ -1,0 +1,818 @@
+"""A local channel that speaks the Bot Connector REST API v3, records what it receives, and
+misbehaves on request.
+
+The bot posts to the `serviceUrl` of a stored ConversationReference; no real channel is reachable
+from tests, so this server stands in for one. It is used three ways:
+
+* in-process by pytest (same event loop): `async with ConnectorStub() as stub: ... stub.url ...`;
+* by benchmarks in another process, through `GET /_stub/received`, `GET /_stub/stats` and
+  `POST /_stub/reset`;
+* by `make run` as a console channel: `python -m devtools.connector_stub --port 3978` prints one
+  line per activity the bot sends.
+
+Failure bodies follow the codes Microsoft documents for Teams ("Status codes from bot
+conversational APIs") and that users report seeing, e.g.
+`403 {"error": {"code": "ConversationBlockedByUser", "message": "User blocked the conversation
+with the bot."}}`. Rate limits default to the Teams per-conversation and per-app numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import math
+import signal
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from types import EllipsisType, TracebackType
+from typing import Any, Final, TextIO
+from urllib.parse import unquote
+
+from aiohttp import web
+
+Window = tuple[int, float]
+"""(max accepted sends, window length in seconds)."""
+
+TEAMS_PER_CONVERSATION: Final[tuple[Window, ...]] = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
+TEAMS_GLOBAL: Final[tuple[Window, ...]] = ((50, 1.0),)
+
+# Route names, as recorded in ReceivedRequest.route.
+SEND: Final = "send"  # POST /v3/conversations/{id}/activities
+REPLY: Final = "reply"  # POST /v3/conversations/{id}/activities/{activityId}
+UPDATE: Final = "update"  # PUT  /v3/conversations/{id}/activities/{activityId}
+DELETE: Final = "delete"  # DELETE /v3/conversations/{id}/activities/{activityId}
+CREATE: Final = "create"  # POST /v3/conversations
+MEMBERS: Final = "members"  # GET  /v3/conversations/{id}/members
+UNKNOWN: Final = "unknown"
+
+_POSTS_ACTIVITY: Final = frozenset({SEND, REPLY})
+_NEEDS_JSON_BODY: Final = frozenset({SEND, REPLY, UPDATE, CREATE})
+
+_DEFAULT_CODE: Final[Mapping[int, str]] = {
+    400: "BadArgument",
+    401: "Unauthorized",
+    403: "ConversationBlockedByUser",
+    404: "ConversationNotFound",
+    412: "PreconditionFailed",
+    413: "MessageSizeTooBig",
+    429: "Throttled",
+}
+_MESSAGES: Final[Mapping[str, str]] = {
+    "BadArgument": "Invalid request payload.",
+    "Unauthorized": "Authorization has been denied for this request.",
+    "ConversationBlockedByUser": "User blocked the conversation with the bot.",
+    "BotNotInConversationRoster": "The bot is not part of the conversation roster.",
+    "BotDisabledByAdmin": "The tenant admin disabled this bot.",
+    "ConversationNotFound": "Conversation not found.",
+    "PreconditionFailed": "Precondition failed, please try again.",
+    "MessageSizeTooBig": "Message size too large.",
+    "Throttled": "Too many requests.",
+    "ServiceError": "Internal server error",
+    "NotFound": "The requested resource was not found.",
+}
+
+# Activity ids look like Teams' (epoch milliseconds as a string); bots must treat them as opaque.
+_ACTIVITY_ID_BASE: Final = 1_700_000_000_000
+
+
+def error_code_for(status: int) -> str:
+    """The Connector error code a channel answers with for `status` by default."""
+    if status in _DEFAULT_CODE:
+        return _DEFAULT_CODE[status]
+    if status >= 500:
+        return "ServiceError"
+    return HTTPStatus(status).phrase.replace(" ", "")
+
+
+def error_body(code: str, message: str | None = None) -> dict[str, Any]:
+    """The Connector's ErrorResponse shape."""
+    return {"error": {"code": code, "message": message or _MESSAGES.get(code, code)}}
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedRequest:
+    """One request as the stub saw and answered it. Treat `body` as read-only."""
+
+    seq: int  # 1-based arrival order since the last clear()
+    received_monotonic: float  # the stub's clock (time.monotonic unless injected)
+    received_wall: float  # time.time()
+    method: str
+    path: str  # as received, still URL-encoded
+    route: str  # SEND, REPLY, UPDATE, DELETE, CREATE, MEMBERS or UNKNOWN
+    conversation_id: str | None  # decoded; for CREATE, the id the stub assigned
+    activity_id: str | None  # reply/update/delete target, decoded
+    body: Any  # parsed JSON (the activity, or ConversationParameters for CREATE); None if absent
+    authorization: str | None
+    status: int
+    response_id: str | None = None  # the id the stub answered with, on success
+    error_code: str | None = None  # the Connector error code, when status >= 400
+    retry_after: int | None = None  # Retry-After header value sent, if any
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def throttled(self) -> bool:
+        return self.status == 429
+
+    @property
+    def activity(self) -> dict[str, Any] | None:
+        """The activity this request carried, if any (CREATE may carry an initial one)."""
+        if self.route == CREATE:
+            inner = self.body.get("activity") if isinstance(self.body, dict) else None
+            return inner if isinstance(inner, dict) else None
+        if self.route in (SEND, REPLY, UPDATE) and isinstance(self.body, dict):
+            return self.body
+        return None
+
+    @property
+    def delivered(self) -> bool:
+        """Accepted as a new activity in the conversation (what a user would see)."""
+        return self.ok and self.route in (SEND, REPLY, CREATE) and self.activity is not None
+
+    @property
+    def text(self) -> str | None:
+        activity = self.activity
+        return None if activity is None else activity.get("text")
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    payload: Any = None  # JSON; None means an empty body
+    error_code: str | None = None
+    retry_after: int | None = None
+    response_id: str | None = None
+    conversation_id: str | None = None  # overrides the route's (CREATE assigns one)
+
+
+def _failure(status: int, code: str | None = None, retry_after: int | None = None) -> _Answer:
+    code = code or error_code_for(status)
+    return _Answer(status, error_body(code), error_code=code, retry_after=retry_after)
+
+
+@dataclass(frozen=True, slots=True)
+class _Incoming:
+    """A parsed API request, before the stub decides how to answer it."""
+
+    method: str
+    raw_path: str
+    route: str
+    conversation_id: str | None
+    activity_id: str | None
+    body: Any
+    problem: str | None  # why the body is unacceptable, if it is
+    authorization: str | None
+
+
+class _WindowSet:
+    """Sliding windows over the accepted sends of one key (a conversation, or the whole app)."""
+
+    __slots__ = ("_windows",)
+
+    def __init__(self, spec: Sequence[Window]) -> None:
+        self._windows = [(limit, span, deque[float]()) for limit, span in spec]
+
+    def wait(self, now: float) -> float:
+        """Seconds until one more send fits every window (0 if it fits now)."""
+        longest = 0.0
+        for limit, span, stamps in self._windows:
+            horizon = now - span
+            while stamps and stamps[0] <= horizon:
+                stamps.popleft()
+            if len(stamps) >= limit:
+                # Accepted sends never exceed the limit, so the oldest one frees the slot.
+                longest = max(longest, stamps[len(stamps) - limit] + span - now)
+        return longest
+
+    def admit(self, now: float) -> None:
+        for _, _, stamps in self._windows:
+            stamps.append(now)
+
+
+@dataclass(slots=True)
+class _Waiter:
+    predicate: Callable[[ReceivedRequest], bool]
+    needed: int
+    future: asyncio.Future[list[ReceivedRequest]]
+    matches: list[ReceivedRequest] = field(default_factory=list)
+
+    def offer(self, record: ReceivedRequest) -> None:
+        if self.future.done():
+            return
+        try:
+            if self.predicate(record):
+                self.matches.append(record)
+        except Exception as exc:  # a broken predicate must fail the test, not the server
+            self.future.set_exception(exc)
+            return
+        if len(self.matches) >= self.needed:
+            self.future.set_result(list(self.matches))
+
+
+def _match_route(method: str, parts: Sequence[str]) -> tuple[str, str | None, str | None]:
+    """(route, conversation id, activity id) for a request to decoded path segments."""
+    match method, parts:
+        case "POST", ["v3", "conversations"]:
+            return CREATE, None, None
+        case "POST", ["v3", "conversations", str(conv), "activities"] if conv:
+            return SEND, conv, None
+        case "POST", ["v3", "conversations", str(conv), "activities", str(act)] if conv and act:
+            return REPLY, conv, act
+        case "PUT", ["v3", "conversations", str(conv), "activities", str(act)] if conv and act:
+            return UPDATE, conv, act
+        case "DELETE", ["v3", "conversations", str(conv), "activities", str(act)] if conv and act:
+            return DELETE, conv, act
+        case "GET", ["v3", "conversations", str(conv), "members"] if conv:
+            return MEMBERS, conv, None
+    return UNKNOWN, None, None
+
+
+def _split_path(raw_path: str) -> list[str]:
+    # Split before decoding: Teams ids are sent percent-encoded and may contain encoded "/".
+    return [unquote(part) for part in raw_path.strip("/").split("/")] if raw_path.strip("/") else []
+
+
+def _parse_body(raw: bytes, route: str) -> tuple[Any, str | None]:
+    """(parsed JSON or None, why it is unacceptable or None)."""
+    if route not in _NEEDS_JSON_BODY:
+        return None, None
+    if not raw.strip():
+        return None, "The request body is empty."
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"The request body is not valid JSON: {exc}"
+    if not isinstance(body, dict):
+        return body, "The request body must be a JSON object."
+    return body, None
+
+
+class ConnectorStub:
+    """A Bot Connector REST API v3 channel on loopback. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        base_path: str = "/",
+        console: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`base_path` lets the serviceUrl carry a path like Teams' `https://smba.../amer/`.
+        `console` gets one line per request (the `make run` channel); leave it None in tests and
+        benchmarks. `clock` drives receive times and rate-limit windows; inject one for exact
+        window tests."""
+        self.latency = latency
+        self._prefix = [part for part in base_path.split("/") if part]
+        self._console = console
+        self._clock = clock
+        self._runner: web.AppRunner | None = None
+        self._host = "127.0.0.1"
+        self._port = 0
+        self._ids = itertools.count(1)
+        self._bearer: str | None = None
+        self._blocked: dict[str, _Answer] = {}
+        self._scripted: dict[str | None, deque[_Answer]] = {}
+        self._per_conversation_spec: tuple[Window, ...] = ()
+        self._global_spec: tuple[Window, ...] = ()
+        self._members: dict[str, list[dict[str, Any]]] = {}
+        self._waiters: list[_Waiter] = []
+        self._reset_records()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Bind (port 0: any free port) and serve. Returns `url`."""
+        if self._runner is not None:
+            raise RuntimeError("ConnectorStub is already started")
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # No access log: per-request logging would dominate the cost at thousands of requests/s.
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        sock = _bind(host, port)
+        try:
+            await web.SockSite(runner, sock, backlog=1024).start()
+        except BaseException:
+            sock.close()
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._host, self._port = host, sock.getsockname()[1]
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> ConnectorStub:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The serviceUrl to put in activities and ConversationReferences (ends with '/')."""
+        if self._runner is None:
+            raise RuntimeError("ConnectorStub is not started")
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        path = "/".join(self._prefix)
+        return f"http://{host}:{self._port}/{path + '/' if path else ''}"
+
+    # ---- behaviour control -----------------------------------------------------------------
+
+    def fail(
+        self,
+        conversation_id: str | None = None,
+        statuses: Sequence[int] = (429, 500),
+        retry_after: float | None = None,
+    ) -> None:
+        """Answer the next len(statuses) requests for `conversation_id` (None: any request) with
+        these statuses, in order, then behave normally. Calls queue up. `retry_after` becomes a
+        Retry-After header on 429 and 503 answers."""
+        header = None if retry_after is None else max(0, math.ceil(retry_after))
+        queue = self._scripted.setdefault(conversation_id, deque())
+        for status in statuses:
+            queue.append(_failure(status, retry_after=header if status in (429, 503) else None))
+
+    def block(self, conversation_id: str, status: int = 403, code: str | None = None) -> None:
+        """Answer every request for the conversation with `status` until unblock().
+
+        403 defaults to code ConversationBlockedByUser (user blocked or uninstalled the bot);
+        pass code="BotNotInConversationRoster" or "BotDisabledByAdmin" for Teams' other 403s.
+        404 means the conversation is gone (ConversationNotFound)."""
+        self._blocked[conversation_id] = _failure(status, code)
+
+    def unblock(self, conversation_id: str) -> None:
+        self._blocked.pop(conversation_id, None)
+
+    def limits(
+        self,
+        per_conversation: Sequence[Window] | None = TEAMS_PER_CONVERSATION,
+        global_: Sequence[Window] | EllipsisType | None = ...,
+    ) -> None:
+        """Emulate channel rate limits over accepted sends (SEND/REPLY per conversation;
+        SEND/REPLY/CREATE app-wide). Defaults are Teams'. `limits(None)` turns limiting off;
+        `limits(None, global_=[...])` limits only app-wide. Windows start empty on each call."""
+        if isinstance(global_, EllipsisType):
+            global_ = TEAMS_GLOBAL if per_conversation is not None else None
+        self._per_conversation_spec = _check_windows(per_conversation)
+        self._global_spec = _check_windows(global_)
+        self._reset_windows()
+
+    def expect_bearer(self, token: str | None) -> None:
+        """Require `Authorization: Bearer <token>` (401 otherwise); None stops checking."""
+        self._bearer = token
+
+    def set_members(self, conversation_id: str, members: Sequence[Mapping[str, Any]]) -> None:
+        """What GET /v3/conversations/{id}/members answers (ChannelAccount dicts)."""
+        self._members[conversation_id] = [dict(member) for member in members]
+
+    def clear(self) -> None:
+        """Forget received requests, counts and rate-limit history; keep the configuration
+        (latency, limits, blocks, pending scripted failures, auth, members)."""
+        self._reset_records()
+
+    # ---- inspection ------------------------------------------------------------------------
+
+    @property
+    def received(self) -> list[ReceivedRequest]:
+        """Every request (control routes excepted), in arrival order."""
+        return list(self._records)
+
+    @property
+    def throttled_count(self) -> int:
+        """429s answered: rate-limit hits and scripted 429s."""
+        return self._throttled_count
+
+    def delivered(self, conversation_id: str | None = None) -> list[ReceivedRequest]:
+        """Requests accepted as new activities, optionally in one conversation."""
+        if conversation_id is None:
+            return list(self._delivered)
+        return list(self._delivered_by_conversation.get(conversation_id, ()))
+
+    def activities(
+        self,
+        conversation_id: str | None = None,
+        type: str | None = "message",  # noqa: A002 - mirrors the Activity field
+    ) -> list[dict[str, Any]]:
+        """Delivered activities (bodies), optionally of one conversation and type (None: any)."""
+        found = (record.activity for record in self.delivered(conversation_id))
+        return [a for a in found if a is not None and (type is None or a.get("type") == type)]
+
+    def texts(self, conversation_id: str | None = None) -> list[str]:
+        """Text of delivered messages ("" for a message without text, e.g. a card)."""
+        return [a.get("text") or "" for a in self.activities(conversation_id)]
+
+    async def wait_for(
+        self,
+        condition: int | Callable[[ReceivedRequest], bool] = 1,
+        *,
+        count: int = 1,
+        conversation_id: str | None = None,
+        timeout: float = 5.0,
+    ) -> list[ReceivedRequest]:
+        """Wait until enough matching requests have arrived (counting those already received
+        since the last clear()) and return the matches.
+
+        `wait_for(3)`: three delivered activities. `wait_for(pred, count=2)`: two requests for
+        which `pred(record)` is true. `conversation_id` narrows either. On timeout raises
+        AssertionError listing what was received."""
+        predicate, needed, wanted = _waiting_spec(condition, count, conversation_id)
+        waiter = _Waiter(predicate, needed, asyncio.get_running_loop().create_future())
+        for record in self._records:
+            waiter.offer(record)
+        if waiter.future.done():
+            return waiter.future.result()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                return await waiter.future
+        except TimeoutError:
+            raise AssertionError(self._timeout_report(wanted, waiter, timeout)) from None
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    # ---- request handling ------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        # The request target exactly as sent: yarl's view of the path re-normalises escapes.
+        raw_path = request.raw_path.partition("?")[0]
+        parts = _split_path(raw_path)
+        if parts[:1] == ["_stub"]:
+            return await self._control(request, parts[1:])
+        route, conversation_id, activity_id = self._route(request.method, parts)
+        body, problem = _parse_body(await request.read(), route)
+        incoming = _Incoming(
+            request.method,
+            raw_path,
+            route,
+            conversation_id,
+            activity_id,
+            body,
+            problem,
+            request.headers.get("Authorization"),
+        )
+        now = self._clock()
+        answer = self._decide(incoming, now)
+        self._remember(self._record(incoming, answer, now))
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        return _respond(answer)
+
+    def _route(self, method: str, parts: list[str]) -> tuple[str, str | None, str | None]:
+        if parts[: len(self._prefix)] != self._prefix:
+            return UNKNOWN, None, None
+        return _match_route(method, parts[len(self._prefix) :])
+
+    def _decide(self, incoming: _Incoming, now: float) -> _Answer:
+        route, conversation_id = incoming.route, incoming.conversation_id
+        # The order mirrors a real channel: routing, then authentication, then the payload, then
+        # the conversation's state, then throttling.
+        if route == UNKNOWN:
+            message = f"No resource matches {incoming.method} {incoming.raw_path}."
+            return _Answer(404, error_body("NotFound", message), error_code="NotFound")
+        if self._bearer is not None and incoming.authorization != f"Bearer {self._bearer}":
+            return _failure(401)
+        if incoming.problem is not None:
+            problem = incoming.problem
+            return _Answer(400, error_body("BadArgument", problem), error_code="BadArgument")
+        if conversation_id is not None and conversation_id in self._blocked:
+            return self._blocked[conversation_id]
+        scripted = self._next_scripted(conversation_id)
+        if scripted is not None:
+            return scripted
+        if route in _POSTS_ACTIVITY or route == CREATE:
+            wait = self._rate_limit_wait(route, conversation_id, now)
+            if wait > 0:
+                return _failure(429, retry_after=max(1, math.ceil(wait)))
+            self._admit(route, conversation_id, now)
+        return self._accept(route, conversation_id, incoming.activity_id, incoming.body)
+
+    def _record(self, incoming: _Incoming, answer: _Answer, now: float) -> ReceivedRequest:
+        return ReceivedRequest(
+            seq=len(self._records) + 1,
+            received_monotonic=now,
+            received_wall=time.time(),
+            method=incoming.method,
+            path=incoming.raw_path,
+            route=incoming.route,
+            conversation_id=answer.conversation_id or incoming.conversation_id,
+            activity_id=incoming.activity_id,
+            body=incoming.body,
+            authorization=incoming.authorization,
+            status=answer.status,
+            response_id=answer.response_id,
+            error_code=answer.error_code,
+            retry_after=answer.retry_after,
+        )
+
+    def _next_scripted(self, conversation_id: str | None) -> _Answer | None:
+        for key in (conversation_id, None) if conversation_id is not None else (None,):
+            queue = self._scripted.get(key)
+            if queue:
+                return queue.popleft()
+        return None
+
+    def _rate_limit_wait(self, route: str, conversation_id: str | None, now: float) -> float:
+        wait = self._global_windows.wait(now) if self._global_spec else 0.0
+        if self._per_conversation_spec and route in _POSTS_ACTIVITY and conversation_id is not None:
+            wait = max(wait, self._conversation_windows(conversation_id).wait(now))
+        return wait
+
+    def _admit(self, route: str, conversation_id: str | None, now: float) -> None:
+        if self._global_spec:
+            self._global_windows.admit(now)
+        if self._per_conversation_spec and route in _POSTS_ACTIVITY and conversation_id is not None:
+            self._conversation_windows(conversation_id).admit(now)
+
+    def _conversation_windows(self, conversation_id: str) -> _WindowSet:
+        windows = self._windows_by_conversation.get(conversation_id)
+        if windows is None:
+            windows = self._windows_by_conversation[conversation_id] = _WindowSet(
+                self._per_conversation_spec
+            )
+        return windows
+
+    def _accept(
+        self, route: str, conversation_id: str | None, activity_id: str | None, body: Any
+    ) -> _Answer:
+        if route in _POSTS_ACTIVITY:
+            new_id = self._new_activity_id()
+            return _Answer(200, {"id": new_id}, response_id=new_id)
+        if route == UPDATE:
+            return _Answer(200, {"id": activity_id}, response_id=activity_id)
+        if route == DELETE:
+            return _Answer(200)
+        if route == MEMBERS:
+            return _Answer(200, list(self._members.get(conversation_id or "", ())))
+        return self._create_conversation(body)
+
+    def _create_conversation(self, params: dict[str, Any]) -> _Answer:
+        conversation_id = f"a:stub-conversation-{next(self._ids)}"
+        members = params.get("members")
+        if isinstance(members, list):
+            self._members[conversation_id] = [m for m in members if isinstance(m, dict)]
+        activity_id = self._new_activity_id() if isinstance(params.get("activity"), dict) else None
+        payload = {"id": conversation_id, "activityId": activity_id, "serviceUrl": self.url}
+        return _Answer(200, payload, response_id=conversation_id, conversation_id=conversation_id)
+
+    def _new_activity_id(self) -> str:
+        return str(_ACTIVITY_ID_BASE + next(self._ids))
+
+    def _remember(self, record: ReceivedRequest) -> None:
+        self._records.append(record)
+        if record.throttled:
+            self._throttled_count += 1
+        if record.delivered:
+            self._delivered.append(record)
+            key = record.conversation_id or ""
+            self._delivered_by_conversation.setdefault(key, []).append(record)
+        if self._waiters:
+            self._notify(record)
+        if self._console is not None:
+            print(console_line(record), file=self._console, flush=True)
+
+    def _notify(self, record: ReceivedRequest) -> None:
+        for waiter in self._waiters:
+            waiter.offer(record)
+        self._waiters = [waiter for waiter in self._waiters if not waiter.future.done()]
+
+    # ---- control routes (for other processes) ----------------------------------------------
+
+    async def _control(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        match request.method, parts:
+            case "GET", ["received"]:
+                since = request.query.get("since", "0")
+                if not since.isdigit():
+                    return web.json_response(
+                        error_body("BadArgument", "since: a count"), status=400
+                    )
+                return web.json_response([r.to_json() for r in self._records[int(since) :]])
+            case "GET", ["stats"]:
+                return web.json_response(self.stats())
+            case "POST", ["reset"]:
+                cleared = len(self._records)
+                self.clear()
+                return web.json_response({"cleared": cleared})
+        return web.json_response(error_body("NotFound"), status=404)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "received": len(self._records),
+            "delivered": len(self._delivered),
+            "throttled": self._throttled_count,
+        }
+
+    # ---- internals -------------------------------------------------------------------------
+
+    def _reset_records(self) -> None:
+        self._records: list[ReceivedRequest] = []
+        self._delivered: list[ReceivedRequest] = []
+        self._delivered_by_conversation: dict[str, list[ReceivedRequest]] = {}
+        self._throttled_count = 0
+        self._reset_windows()
+
+    def _reset_windows(self) -> None:
+        self._global_windows = _WindowSet(self._global_spec)
+        self._windows_by_conversation: dict[str, _WindowSet] = {}
+
+    def _timeout_report(self, wanted: str, waiter: _Waiter, timeout: float) -> str:
+        shown = self._records[-50:]
+        lines = [
+            f"ConnectorStub.wait_for: wanted {wanted} within {timeout}s, "
+            f"got {len(waiter.matches)}; {len(self._records)} request(s) received"
+            + (f" (last {len(shown)} shown)" if len(shown) < len(self._records) else "")
+            + (":" if shown else "."),
+            *(f"  #{r.seq} {summarize(r)}" for r in shown),
+        ]
+        return "\n".join(lines)
+
+
+def _respond(answer: _Answer) -> web.Response:
+    headers = {"Retry-After": str(answer.retry_after)} if answer.retry_after is not None else None
+    if answer.payload is None:
+        return web.Response(status=answer.status, headers=headers)
+    return web.json_response(answer.payload, status=answer.status, headers=headers)
+
+
+def _waiting_spec(
+    condition: int | Callable[[ReceivedRequest], bool],
+    count: int,
+    conversation_id: str | None,
+) -> tuple[Callable[[ReceivedRequest], bool], int, str]:
+    """(predicate, how many matches, description for the timeout report)."""
+    where = f" in {conversation_id!r}" if conversation_id is not None else ""
+    if isinstance(condition, int):
+        return (
+            lambda r: (
+                r.delivered and (conversation_id is None or r.conversation_id == conversation_id)
+            ),
+            condition,
+            f"{condition} delivered activit{'y' if condition == 1 else 'ies'}{where}",
+        )
+    name = getattr(condition, "__name__", repr(condition))
+    return (
+        lambda r: (
+            (conversation_id is None or r.conversation_id == conversation_id) and condition(r)
+        ),
+        count,
+        f"{count} request(s) matching {name}{where}",
+    )
+
+
+def _check_windows(spec: Sequence[Window] | None) -> tuple[Window, ...]:
+    if spec is None:
+        return ()
+    windows = tuple((int(limit), float(span)) for limit, span in spec)
+    if any(limit < 1 or span <= 0 for limit, span in windows):
+        raise ValueError(f"windows need limit >= 1 and span > 0: {windows!r}")
+    return windows
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # A restarted console channel must get its fixed port back despite TIME_WAIT sockets.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+# ---- human-readable output -------------------------------------------------------------------
+
+
+def summarize(record: ReceivedRequest) -> str:
+    """One line: what was asked and what the stub answered."""
+    head = f"{record.method} {record.route} [{record.conversation_id}] -> {record.status}"
+    if record.error_code:
+        head += f" {record.error_code}"
+    if record.retry_after is not None:
+        head += f" (Retry-After {record.retry_after})"
+    activity = record.activity
+    return head + (f": {describe_activity(activity)}" if activity is not None else "")
+
+
+def describe_activity(activity: Mapping[str, Any]) -> str:
+    """Text plus a summary of attachments and suggested actions, on one line."""
+    kind = activity.get("type", "?")
+    text = str(activity.get("text") or "").replace("\r", "").replace("\n", " \u23ce ")
+    parts = [text] if kind == "message" else [f"<{kind}>" + (f" {text}" if text else "")]
+    attachments = activity.get("attachments") or []
+    if attachments:
+        kinds = ", ".join(_attachment_kind(a) for a in attachments if isinstance(a, Mapping))
+        parts.append(
+            f"[{len(attachments)} attachment{'s' if len(attachments) != 1 else ''}: {kinds}]"
+        )
+    actions = (activity.get("suggestedActions") or {}).get("actions") or []
+    if actions:
+        titles = " | ".join(
+            str(a.get("title") or a.get("value")) for a in actions if isinstance(a, Mapping)
+        )
+        parts.append(f"[actions: {titles}]")
+    return " ".join(part for part in parts if part)
+
+
+def _attachment_kind(attachment: Mapping[str, Any]) -> str:
+    content_type = str(attachment.get("contentType", "?"))
+    prefix = "application/vnd.microsoft.card."
+    return (
+        f"{content_type[len(prefix) :]} card" if content_type.startswith(prefix) else content_type
+    )
+
+
+def console_line(record: ReceivedRequest) -> str:
+    """What the console channel prints for one request."""
+    conversation = f"[{record.conversation_id}]"
+    if not record.ok:
+        target = f"{record.method} {record.path}" if record.route == UNKNOWN else record.route
+        return f"{conversation} !! {record.status} {record.error_code} for {target}" + (
+            f" (Retry-After {record.retry_after}s)" if record.retry_after is not None else ""
+        )
+    activity = record.activity
+    if record.route == UPDATE and activity is not None:
+        return f"{conversation} bot (edited {record.activity_id}): {describe_activity(activity)}"
+    if record.route == DELETE:
+        return f"{conversation} bot deleted {record.activity_id}"
+    if record.route == MEMBERS:
+        return f"{conversation} (members listed)"
+    if activity is None:
+        return f"{conversation} (conversation created)"
+    return f"{conversation} bot: {describe_activity(activity)}"
+
+
+# ---- standalone ------------------------------------------------------------------------------
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.connector_stub",
+        description="Local Bot Connector channel: prints what the bot sends.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3978)
+    parser.add_argument("--base-path", default="/", help="serviceUrl path, e.g. /amer/")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--teams-limits", action="store_true", help="emulate Teams rate limits")
+    parser.add_argument("--expect-bearer", metavar="TOKEN", help="require this bearer token")
+    parser.add_argument("--quiet", action="store_true", help="print nothing per request")
+    return parser.parse_args(argv)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    stub = ConnectorStub(
+        latency=args.latency,
+        base_path=args.base_path,
+        console=None if args.quiet else sys.stdout,
+    )
+    if args.teams_limits:
+        stub.limits()
+    stub.expect_bearer(args.expect_bearer)
+    url = await stub.start(args.host, args.port)
+    print(f"connector stub listening; serviceUrl={url}", flush=True)
+    stopping = asyncio.Event()
+    # `make run` stops its children with SIGTERM; leave through stop() rather than die mid-write.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    try:
+        await stopping.wait()
+    finally:
+        await stub.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(_parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
