@@ -1,35 +1,27 @@
-"""The channel adapter: the one module that knows botbuilder's adapter and the Connector REST API.
+"""The channel adapter: botbuilder's BotFrameworkAdapter, the one place the SDK's adapter is used.
 
 botbuilder-core runs the turn and addresses outgoing activities (reply-to ids, conversation,
-recipient); the HTTP to the channel goes through our own aiohttp client instead of botbuilder's
-`requests`-based one, because that one is capped by the default thread pool (6 sends in flight
-here) and fetches tokens synchronously on the event loop with no timeout.
+recipient); the HTTP underneath is our `connector` client. Keeping the SDK behind this module
+means a port to its successor (the Microsoft 365 Agents SDK) touches one place.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 from botbuilder.core import BotFrameworkAdapter, BotFrameworkAdapterSettings, TurnContext
 from botbuilder.schema import Activity, ConversationReference, ResourceResponse
 from botframework.connector.auth import ClaimsIdentity
 
+from .connector import ConnectorClient, TokenProvider
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 Turn = Callable[[TurnContext], Awaitable[None]]
-
-BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
-TOKEN_TIMEOUT = aiohttp.ClientTimeout(total=10)
-SEND_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
 class AuthenticationError(Exception):
@@ -38,134 +30,6 @@ class AuthenticationError(Exception):
 
 class InvalidActivity(ValueError):
     """The inbound body is not an activity we can run a turn for; answered with 400."""
-
-
-@dataclass
-class ConnectorError(Exception):
-    """The channel answered a send with an error status."""
-
-    status: int
-    code: str = ""
-    message: str = ""
-    retry_after: float | None = None  # seconds, from a 429's Retry-After header
-
-    def __str__(self) -> str:
-        return f"channel answered {self.status} {self.code}: {self.message}".strip()
-
-
-class TokenProvider:
-    """Bot Framework access tokens via OAuth client credentials, cached until near expiry.
-
-    Fetched with aiohttp and a timeout, so a token endpoint that never answers cannot freeze
-    the event loop; concurrent senders share one fetch.
-    """
-
-    def __init__(self, session: aiohttp.ClientSession, settings: Settings) -> None:
-        self._session = session
-        self._settings = settings
-        self._token = ""
-        self._expires_at = 0.0
-        self._lock = asyncio.Lock()
-
-    @property
-    def endpoint(self) -> str:
-        if self._settings.token_endpoint:
-            return self._settings.token_endpoint
-        single = self._settings.app_type.lower() == "singletenant" and self._settings.app_tenant_id
-        tenant = self._settings.app_tenant_id if single else "botframework.com"
-        return f"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
-
-    async def token(self) -> str:
-        if time.monotonic() < self._expires_at:
-            return self._token
-        async with self._lock:
-            if time.monotonic() >= self._expires_at:
-                await self._fetch()
-        return self._token
-
-    async def _fetch(self) -> None:
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": self._settings.app_id,
-            "client_secret": self._settings.app_password,
-            "scope": BOT_FRAMEWORK_SCOPE,
-        }
-        async with self._session.post(self.endpoint, data=form, timeout=TOKEN_TIMEOUT) as resp:
-            body = await resp.json(content_type=None)
-            if resp.status != 200 or "access_token" not in body:
-                # Never log the body: it may echo the client secret's hint or the token.
-                raise ConnectorError(resp.status, "TokenRequestFailed", "could not get a bot token")
-        self._token = body["access_token"]
-        # Refresh five minutes early so a send never carries a token that expires in flight.
-        self._expires_at = time.monotonic() + max(0, int(body.get("expires_in", 3600)) - 300)
-
-
-class _Conversations:
-    """The part of botframework-connector's `ConversationsOperations` that the adapter calls."""
-
-    def __init__(self, session: aiohttp.ClientSession, service_url: str, tokens: TokenProvider | None):
-        self._session = session
-        self._base = service_url.rstrip("/") + "/v3/conversations/"
-        self._tokens = tokens
-
-    async def send_to_conversation(self, conversation_id: str, activity: Activity) -> ResourceResponse:
-        return await self._call("POST", self._path(conversation_id), activity)
-
-    async def reply_to_activity(
-        self, conversation_id: str, activity_id: str, activity: Activity
-    ) -> ResourceResponse:
-        return await self._call("POST", self._path(conversation_id, activity_id), activity)
-
-    async def update_activity(
-        self, conversation_id: str, activity_id: str, activity: Activity
-    ) -> ResourceResponse:
-        return await self._call("PUT", self._path(conversation_id, activity_id), activity)
-
-    async def delete_activity(self, conversation_id: str, activity_id: str) -> None:
-        await self._call("DELETE", self._path(conversation_id, activity_id), None)
-
-    def _path(self, conversation_id: str, activity_id: str | None = None) -> str:
-        path = self._base + quote(conversation_id, safe="")
-        path += "/activities"
-        return path + ("/" + quote(activity_id, safe="") if activity_id else "")
-
-    async def _call(self, method: str, url: str, activity: Activity | None) -> ResourceResponse:
-        headers = {}
-        if self._tokens is not None:
-            headers["Authorization"] = f"Bearer {await self._tokens.token()}"
-        body = activity.serialize() if activity is not None else None
-        async with self._session.request(
-            method, url, json=body, headers=headers, timeout=SEND_TIMEOUT
-        ) as resp:
-            if resp.status >= 400:
-                raise await _connector_error(resp)
-            payload = await resp.json(content_type=None) if resp.content_length != 0 else None
-        return ResourceResponse(id=(payload or {}).get("id", "")) if isinstance(payload, dict) else ResourceResponse(id="")
-
-
-async def _connector_error(resp: aiohttp.ClientResponse) -> ConnectorError:
-    try:
-        error = (await resp.json(content_type=None) or {}).get("error") or {}
-    except (ValueError, AttributeError, aiohttp.ContentTypeError):
-        error = {}
-    return ConnectorError(
-        status=resp.status,
-        code=str(error.get("code", "")),
-        message=str(error.get("message", ""))[:500],
-        retry_after=_retry_after(resp.headers.get("Retry-After")),
-    )
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None  # an HTTP-date; rare from the channels, treat as "no hint"
-
-
-class _ConnectorClient:
-    def __init__(self, conversations: _Conversations) -> None:
-        self.conversations = conversations
 
 
 class ChannelAdapter(BotFrameworkAdapter):
@@ -182,15 +46,14 @@ class ChannelAdapter(BotFrameworkAdapter):
         self._settings = settings
         self._session = session
         self._tokens = None if settings.local_mode else TokenProvider(session, settings)
-        self._clients: dict[str, _ConnectorClient] = {}
+        self._clients: dict[str, ConnectorClient] = {}
 
     async def create_connector_client(
         self, service_url: str, identity: ClaimsIdentity = None, audience: str = None
-    ) -> _ConnectorClient:
+    ) -> ConnectorClient:
         client = self._clients.get(service_url)
         if client is None:
-            client = _ConnectorClient(_Conversations(self._session, service_url, self._tokens))
-            self._clients[service_url] = client
+            client = self._clients[service_url] = ConnectorClient(self._session, service_url, self._tokens)
         return client
 
     async def run_turn(self, body: Any, auth_header: str, logic: Turn) -> Any:

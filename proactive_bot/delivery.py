@@ -9,7 +9,8 @@ from typing import Any
 
 import aiohttp
 
-from .channel import ChannelAdapter, ConnectorError
+from .channel import ChannelAdapter
+from .connector import ConnectorError
 from .references import ReferenceStore, StoredReference
 
 log = logging.getLogger(__name__)
