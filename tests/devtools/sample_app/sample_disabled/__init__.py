@@ -1,0 +1,2 @@
+def main(blob) -> None:
+    raise AssertionError("a disabled function must never run")
