@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from . import clients, notifications, reminders
+from . import clients, clock, notifications, reminders
 from .channel import AuthenticationError, InvalidActivity
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ async def send_due_reminders(now: datetime | None = None) -> reminders.RunSummar
     """Timer: send what is due."""
     app = await clients.get()
     summary = await reminders.send_due(
-        app.reminders, app.references, app.delivery, now or datetime.now(timezone.utc)
+        app.reminders, app.references, app.delivery, now or clock.now()
     )
     log.info("timer run: %s", summary)
     return summary

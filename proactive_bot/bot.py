@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime, timezone
 
 from botbuilder.core import ActivityHandler, TurnContext
 from botbuilder.schema import ChannelAccount
 
+from . import clock
 from .channel import conversation_reference
 from .reminders import (
     Reminder,
@@ -20,8 +19,6 @@ from .reminders import (
 from .references import ReferenceStore
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 HELP = (
     "Here is what I can do:\n\n"
@@ -39,19 +36,14 @@ def welcome(name: str | None) -> str:
     return f"{greeting} I can remind you of things and bring you alerts from other systems.\n\n{HELP}"
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class ProactiveBot(ActivityHandler):
-    def __init__(self, references: ReferenceStore, reminders: ReminderStore, clock: Clock = _utcnow) -> None:
+    def __init__(self, references: ReferenceStore, reminders: ReminderStore) -> None:
         self._references = references
         self._reminders = reminders
-        self._clock = clock
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         # Every inbound activity refreshes the user's address; it is what proactive sends use.
-        await self._references.save(conversation_reference(turn_context.activity), self._clock())
+        await self._references.save(conversation_reference(turn_context.activity), clock.now())
         await super().on_turn(turn_context)
 
     async def on_members_added_activity(self, members_added: list[ChannelAccount], turn_context: TurnContext) -> None:
@@ -72,7 +64,7 @@ class ProactiveBot(ActivityHandler):
             await turn_context.send_activity(HINT)
 
     async def _remind(self, turn_context: TurnContext, text: str) -> str:
-        now = self._clock()
+        now = clock.now()
         try:
             request = parse_reminder(text, now)
         except ReminderParseError as error:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
@@ -24,6 +24,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
+from . import clock
 from .table_keys import table_key
 
 # A repeat message does not rewrite its row; "last seen" is refreshed at most this often.
@@ -98,7 +99,7 @@ class ReferenceStore:
 
         A repeat message from the same conversation costs one point read and no write.
         """
-        now = now or datetime.now(timezone.utc)
+        now = now or clock.now()
         incoming = describe(reference, now)
         existing = await self.get(incoming.channel_id, incoming.conversation_id)
         if existing is not None and not self._needs_write(existing, incoming, now):

@@ -44,3 +44,12 @@ async def new_table(storage_connection: str) -> AsyncIterator:
 
 def unique(prefix: str = "") -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _close_app_clients() -> AsyncIterator[None]:
+    """The app builds its clients once per process, as in a Functions worker; close them at the end."""
+    yield
+    from proactive_bot import clients
+
+    await clients.close()

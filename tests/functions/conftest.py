@@ -28,10 +28,9 @@ def app_settings(storage_connection: str) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-async def app(app_settings: None) -> AsyncIterator[clients.Clients]:
+async def app(app_settings: None) -> clients.Clients:
     """The clients the functions use (built once, like a warm Functions worker)."""
-    yield await clients.get()
-    await clients.close()
+    return await clients.get()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,111 @@
+"""`make run`: Azurite, a console channel and the local Functions host, in one Ctrl-C-able process.
+
+Azurite keeps its data under .azurite/ (git-ignored), so stored users and reminders survive a
+restart. The console channel is the Connector-API stub: it is the serviceUrl the bot answers and
+sends proactive messages to, and prints every message it receives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from devtools import azurite
+from devtools.connector_stub import ConnectorStub
+from devtools.funchost import FunctionHost
+from devtools.funchost.__main__ import configure_logging
+from proactive_bot import clients
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEV_STORAGE_PORTS = (10000, 10001, 10002)  # what UseDevelopmentStorage=true means
+
+
+def _settings_file() -> dict[str, str]:
+    for name in ("local.settings.json", "local.settings.json.example"):
+        path = REPO_ROOT / name
+        if path.exists():
+            return json.loads(path.read_text("utf-8")).get("Values", {})
+    return {}
+
+
+def _listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
+
+
+def _instructions(host_url: str, channel_url: str) -> str:
+    activity = {
+        "type": "message",
+        "channelId": "console",
+        "serviceUrl": channel_url,
+        "conversation": {"id": "console-you"},
+        "from": {"id": "you", "name": "You"},
+        "recipient": {"id": "bot", "name": "Bot"},
+        "text": "remind me in 1 minute to stretch",
+    }
+    return f"""
+The bot is running.
+  bot endpoint     {host_url}/api/messages
+  console channel  {channel_url}  (what the bot sends appears below)
+
+Talk to it (the first message stores your address; the reply shows up here):
+  curl -s -X POST {host_url}/api/messages -H 'Content-Type: application/json' \\
+    -d '{json.dumps(activity)}'
+
+Send yourself a notification through the queue, as another system would:
+  .venv/bin/python -m proactive_bot notify --user you --channel console --text 'Build 42 passed'
+
+Run the reminder timer now instead of waiting for the minute:
+  curl -s -X POST {host_url}/admin/functions/timer_notify -H 'Content-Type: application/json' -d '{{"input": ""}}'
+
+Ctrl-C stops everything.
+"""
+
+
+async def main(port: int, channel_port: int) -> None:
+    settings = _settings_file()
+    emulator = None
+    if settings.get("AzureWebJobsStorage", "").strip().lower().startswith("usedevelopmentstorage=true"):
+        if any(_listening(p) for p in DEV_STORAGE_PORTS):
+            print("Ports 10000-10002 are taken: using the Azurite (or storage emulator) already there.")
+        else:
+            emulator = azurite.start(REPO_ROOT / ".azurite", ports=DEV_STORAGE_PORTS)
+            print(f"Azurite started, data in {REPO_ROOT / '.azurite'}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    channel = ConnectorStub(console=sys.stdout)
+    host = FunctionHost(REPO_ROOT)
+    try:
+        await channel.start(port=channel_port)
+        await host.start(port)
+        print(_instructions(host.url, channel.url), flush=True)
+        await stop.wait()
+    finally:
+        print("\nStopping...", flush=True)
+        await host.stop()
+        await clients.close()  # the app's clients live in this process; the real worker just exits
+        await channel.stop()
+        if emulator is not None:
+            emulator.stop()
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description="Run the bot locally.")
+    parser.add_argument("--port", type=int, default=7071, help="the Functions host (default 7071)")
+    parser.add_argument("--channel-port", type=int, default=3980, help="the console channel (default 3980)")
+    args = parser.parse_args()
+    configure_logging(verbose=False)
+    asyncio.run(main(args.port, args.channel_port))
+
+
+if __name__ == "__main__":
+    cli()

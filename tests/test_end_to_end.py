@@ -1,0 +1,66 @@
+"""The whole app through the local Functions host, over HTTP, as a channel and a producer see it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import aiohttp
+import pytest
+
+from devtools.connector_stub import ConnectorStub
+from devtools.funchost import FunctionHost
+from proactive_bot import cli, clock
+from tests import activities
+from tests.functions.invoke import APP_ROOT
+
+
+@pytest.fixture
+async def host(storage_connection: str) -> AsyncIterator[FunctionHost]:
+    settings = {
+        "AzureWebJobsStorage": storage_connection,
+        "MicrosoftAppId": "",
+        "MicrosoftAppPassword": "",
+        "NotificationsQueue": "e2e-notifications",
+        "TimerSchedule": "0 0 0 1 1 *",  # yearly: the test runs the timer itself
+    }
+    function_host = FunctionHost(APP_ROOT, settings)
+    await function_host.start(0)
+    yield function_host
+    await function_host.stop()
+
+
+async def test_welcome_then_queued_message_then_due_reminder(host, storage_connection, monkeypatch):
+    async with ConnectorStub() as channel, aiohttp.ClientSession() as http:
+        user = activities.teams_user()
+        install = activities.teams_members_added(channel.url, user=user)
+        conversation_id = install["conversation"]["id"]
+        conversation = {"conversationType": "personal", "tenantId": activities.TENANT, "id": conversation_id}
+
+        # 1. The user installs the bot: a welcome comes back.
+        async with http.post(f"{host.url}/api/messages", json=install) as response:
+            assert response.status == 200
+        [welcome] = await channel.wait_for(1, conversation_id=conversation_id)
+        assert "remind me" in welcome.text
+
+        # 2. They ask for a reminder.
+        ask = activities.teams_message("remind me in 1 minute to stretch", channel.url, user=user, conversation=conversation)
+        async with http.post(f"{host.url}/api/messages", json=ask) as response:
+            assert response.status == 200
+        await channel.wait_for(2, conversation_id=conversation_id)
+
+        # 3. Another system enqueues a notification; the host's queue trigger delivers it.
+        await cli.enqueue(
+            {"id": "build-42", "to": {"aadObjectId": user["aadObjectId"]}, "text": "Build 42 passed"},
+            storage_connection, "e2e-notifications", base64=True,
+        )
+        await channel.wait_for(lambda r: r.text == "Build 42 passed", timeout=15)
+
+        # 4. Two minutes later the timer runs (by the admin API) and the reminder arrives.
+        later = clock.now() + timedelta(minutes=2)
+        monkeypatch.setattr(clock, "now", lambda: later)
+        async with http.post(f"{host.url}/admin/functions/timer_notify", json={"input": ""}) as response:
+            assert response.status == 202
+        await channel.wait_for(lambda r: r.text == "⏰ Reminder: stretch", timeout=15)
+
+        assert [r.conversation_id for r in channel.delivered()] == [conversation_id] * 4
