@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
-from . import clients, clock, notifications, reminders
+from . import clients, clock, fanout, notifications, reminders
 from .channel import AuthenticationError, InvalidActivity
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ MAX_ACTIVITY_BYTES = 512 * 1024
 class HttpResult:
     status: int
     body: Any = None  # JSON-serializable, or None for an empty body
+    headers: dict[str, str] = field(default_factory=dict)
 
     def json_body(self) -> str | None:
         return None if self.body is None else json.dumps(self.body)
@@ -67,23 +69,54 @@ async def send_due_reminders(now: datetime | None = None) -> reminders.RunSummar
 @dataclass(frozen=True)
 class QueueResult:
     poison_reason: str | None = None
-    summary: notifications.Summary | None = None
 
 
 async def process_notification(body: bytes, message_id: str = "") -> QueueResult:
-    """Queue: deliver one notification. A malformed one is returned for the poison queue.
-
-    Raises `DeliveryIncomplete` when recipients could not be reached now, so the queue
-    delivers the message again later.
-    """
+    """Queue: a notification from another system. A malformed one is returned for the poison queue."""
     try:
-        notification = notifications.decode(body)
+        notification = notifications.decode(body, fallback_id=f"q-{message_id}" if message_id else "")
     except notifications.InvalidNotification as error:
         log.error("queue message %s is malformed, moved to the poison queue: %s", message_id, error)
         return QueueResult(poison_reason=str(error))
     app = await clients.get()
-    summary = await notifications.deliver(notification, app.references, app.delivery)
-    log.info("notification %s (queue message %s): %s", notification.id, message_id, summary)
-    if summary.failed:
-        raise notifications.DeliveryIncomplete(f"{summary.failed} recipient(s) not reached")
-    return QueueResult(summary=summary)
+    await app.fanout.start(notification, source="queue")
+    log.info("notification %s (queue message %s) taken", notification.id, message_id)
+    return QueueResult()
+
+
+async def process_work(body: bytes, message_id: str = "") -> QueueResult:
+    """Work queue: a page of a broadcast's audience, or a batch of deliveries."""
+    app = await clients.get()
+    try:
+        await app.fanout.handle(json.loads(body))
+    except (json.JSONDecodeError, UnicodeDecodeError, fanout.InvalidWork) as error:
+        log.error("work message %s is malformed, moved to the poison queue: %s", message_id, error)
+        return QueueResult(poison_reason=str(error))
+    return QueueResult()
+
+
+async def accept_notification(body: bytes, base_url: str) -> HttpResult:
+    """POST /api/notifications: validate, record, enqueue; 202 with where to ask how it went."""
+    try:
+        notification = notifications.validate(json.loads(body))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _error(400, "the body is not JSON")
+    except notifications.InvalidNotification as error:
+        return _error(400, str(error))
+    app = await clients.get()
+    header = await app.notifications.create(notification, clock.now(), source="http")
+    # A repeated POST (same id) is enqueued again only while nothing has started: processing is
+    # idempotent, and this way a POST whose enqueue failed can simply be repeated.
+    if header.pages == 0 and not header.planned:
+        await app.notifications_queue.send_message(json.dumps(notification.document(), ensure_ascii=False))
+    status_url = f"{base_url.rstrip('/')}/{quote(notification.id, safe='')}"
+    return HttpResult(202, {"id": notification.id, "status": status_url}, {"Location": status_url})
+
+
+async def notification_status(notification_id: str, detail: bool = False) -> HttpResult:
+    """GET /api/notifications/{id}: state and counts, per recipient on request."""
+    app = await clients.get()
+    status = await app.notifications.status(notification_id, detail=detail)
+    if status is None:
+        return _error(404, f"no notification {notification_id!r}")
+    return HttpResult(200, status)

@@ -29,6 +29,11 @@ HELP = (
     "- **help**: this list."
 )
 HINT = "I did not get that. Say **help** to see what I can do."
+STOPPED = (
+    "OK, no more notifications or announcements here. Reminders you set yourself still arrive. "
+    "Say **start** to turn notifications back on."
+)
+STARTED = "Notifications are on again. Say **stop** any time to turn them off."
 
 
 def welcome(name: str | None) -> str:
@@ -58,10 +63,20 @@ class ProactiveBot(ActivityHandler):
         command = text.lower()
         if command in ("help", "?", "hi", "hello"):
             await turn_context.send_activity(HELP)
+        elif command in ("stop", "unsubscribe"):
+            await self._opt(turn_context, opted_out=True)
+            await turn_context.send_activity(STOPPED)
+        elif command in ("start", "subscribe"):
+            await self._opt(turn_context, opted_out=False)
+            await turn_context.send_activity(STARTED)
         elif is_reminder_command(text):
             await turn_context.send_activity(await self._remind(turn_context, text))
         else:
             await turn_context.send_activity(HINT)
+
+    async def _opt(self, turn_context: TurnContext, *, opted_out: bool) -> None:
+        activity = turn_context.activity
+        await self._references.set_opted_out(activity.channel_id, activity.conversation.id, opted_out)
 
     async def _remind(self, turn_context: TurnContext, text: str) -> str:
         now = clock.now()

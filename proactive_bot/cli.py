@@ -1,7 +1,9 @@
-"""Command line for other systems and for people: `python -m proactive_bot notify ...`.
+"""Command line for other systems and for people: `python -m proactive_bot notify|status ...`.
 
-It builds the same JSON the queue contract describes, validates it against the same schema, and
-enqueues it, so what works here works from any producer.
+`notify` builds the same JSON the queue contract describes and validates it against the same
+schema; it then posts it to the HTTP front door (`--url`, with a function key) or puts it on the
+queue (the default, with the storage connection string). `status` asks the front door how a
+notification went.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import sys
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import aiohttp
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
@@ -40,7 +44,19 @@ def _parser() -> argparse.ArgumentParser:
     notify.add_argument("--base64", action="store_true", help="enqueue base64 text instead of plain JSON")
     notify.add_argument("--connection", help="storage connection string (default: AzureWebJobsStorage)")
     notify.add_argument("--queue", help="queue name (default: NotificationsQueue or 'notifications')")
+    _front_door_arguments(notify, required=False)
+    status = commands.add_parser("status", help="how a notification went (counts; --detail per recipient)")
+    status.add_argument("id")
+    status.add_argument("--detail", action="store_true", help="one line per recipient too")
+    _front_door_arguments(status, required=True)
     return parser
+
+
+def _front_door_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument(
+        "--url", required=required, help="the app's base URL, e.g. https://NAME.azurewebsites.net or http://localhost:7071"
+    )
+    parser.add_argument("--key", default=os.environ.get("FUNCTION_KEY", ""), help="function key (default: $FUNCTION_KEY)")
 
 
 def build_notification(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,14 +100,38 @@ async def enqueue(document: dict[str, Any], connection: str, queue: str, *, base
         await client.send_message(json.dumps(document))
 
 
+async def _call_front_door(method: str, url: str, key: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    headers = {"x-functions-key": key} if key else {}
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.request(method, url, json=body, headers=headers) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+def _notify_over_http(document: dict[str, Any], base_url: str, key: str) -> int:
+    status, body = asyncio.run(_call_front_door("POST", f"{base_url.rstrip('/')}/api/notifications", key, document))
+    print(json.dumps(body))
+    return 0 if status == 202 else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    url = f"{args.url.rstrip('/')}/api/notifications/{quote(args.id, safe='')}" + ("?detail=true" if args.detail else "")
+    status, body = asyncio.run(_call_front_door("GET", url, args.key))
+    print(json.dumps(body, indent=2))
+    return 0 if status == 200 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "status":
+        return _status(args)
     document = build_notification(args)
     try:
         validate(document)
     except InvalidNotification as error:
         print(f"not sent: {error}", file=sys.stderr)
         return 2
+    if args.url:
+        return _notify_over_http(document, args.url, args.key)
     connection = args.connection or _setting("AzureWebJobsStorage")
     queue = args.queue or _setting("NotificationsQueue", "notifications")
     if not connection:

@@ -7,16 +7,21 @@ reused by every invocation, which keeps cold start to a single set-up and warm c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from dataclasses import dataclass
 
 import aiohttp
+from azure.core.exceptions import ResourceExistsError
 from azure.data.tables.aio import TableServiceClient
-from azure.storage.queue.aio import QueueServiceClient
+from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from .bot import ProactiveBot
 from .channel import ChannelAdapter
 from .delivery import Delivery
+from .fanout import Fanout, WorkQueue
+from .notifications import NotificationStore
+from .rate_limits import LimitsConfig, RateLimiter
 from .references import ReferenceStore
 from .reminders import ReminderStore
 from .settings import Settings
@@ -27,11 +32,14 @@ class Clients:
     settings: Settings
     tables: TableServiceClient
     queues: QueueServiceClient
+    notifications_queue: QueueClient
     http: aiohttp.ClientSession
     adapter: ChannelAdapter
     references: ReferenceStore
     reminders: ReminderStore
+    notifications: NotificationStore
     delivery: Delivery
+    fanout: Fanout
     bot: ProactiveBot
 
     async def close(self) -> None:
@@ -60,24 +68,46 @@ async def close() -> None:
         await task.result().close()
 
 
+async def _queue(service: QueueServiceClient, name: str) -> QueueClient:
+    client = service.get_queue_client(name)
+    with contextlib.suppress(ResourceExistsError):
+        await client.create_queue()
+    return client
+
+
 async def build(settings: Settings) -> Clients:
     """Everything the app needs, from settings; `get()` calls this once per process."""
     tables = TableServiceClient.from_connection_string(settings.storage_connection)
     queues = QueueServiceClient.from_connection_string(settings.storage_connection)
-    references_table = await tables.create_table_if_not_exists(settings.references_table)
-    reminders_table = await tables.create_table_if_not_exists(settings.reminders_table)
-    http = aiohttp.ClientSession()
+    references_table, reminders_table, notifications_table = await asyncio.gather(
+        tables.create_table_if_not_exists(settings.references_table),
+        tables.create_table_if_not_exists(settings.reminders_table),
+        tables.create_table_if_not_exists(settings.notifications_table),
+    )
+    notifications_queue, work_queue = await asyncio.gather(
+        _queue(queues, settings.notifications_queue), _queue(queues, settings.work_queue)
+    )
+    # Enough pooled connections for every send in flight, plus storage calls of our own.
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.delivery_concurrency + 16))
     adapter = ChannelAdapter(settings, http)
     references = ReferenceStore(references_table)
     reminders = ReminderStore(reminders_table)
+    notifications = NotificationStore(notifications_table)
+    limiter = RateLimiter(
+        LimitsConfig.parse(settings.sends_per_second_per_instance, settings.rate_limits, settings.rate_limits_enabled)
+    )
+    delivery = Delivery(adapter, references, limiter, settings.delivery_concurrency)
     return Clients(
         settings=settings,
         tables=tables,
         queues=queues,
+        notifications_queue=notifications_queue,
         http=http,
         adapter=adapter,
         references=references,
         reminders=reminders,
-        delivery=Delivery(adapter, references),
+        notifications=notifications,
+        delivery=delivery,
+        fanout=Fanout(references, notifications, delivery, WorkQueue(work_queue), settings.retry_budget_seconds),
         bot=ProactiveBot(references, reminders),
     )

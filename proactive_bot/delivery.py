@@ -1,9 +1,19 @@
-"""Delivery: putting one message in front of one stored recipient, and naming how it went."""
+"""Delivery: putting one message in front of one stored recipient, and naming how it went.
+
+Every send waits for the rate limiter and a concurrency slot. `send` makes one attempt;
+`send_patiently` retries what is worth retrying (429 after its Retry-After, 412/5xx and network
+errors after exponential backoff with jitter) until a deadline, and then reports when to try
+again, so callers hand the work back to the queue instead of sleeping for minutes.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +21,7 @@ import aiohttp
 
 from .channel import ChannelAdapter
 from .connector import ConnectorError
+from .rate_limits import RateLimiter
 from .references import ReferenceStore, StoredReference
 
 log = logging.getLogger(__name__)
@@ -20,7 +31,8 @@ class Outcome(enum.Enum):
     SENT = "sent"
     GONE = "gone"  # 403/404: the user blocked the bot or the conversation no longer exists
     THROTTLED = "throttled"  # 429: worth trying again later
-    FAILED = "failed"  # anything else: transient or not, this attempt did not deliver
+    FAILED = "failed"  # this attempt did not deliver; `retryable` says whether another might
+    SKIPPED = "skipped"  # not attempted: the claim went to another worker
 
 
 @dataclass(frozen=True)
@@ -28,18 +40,86 @@ class Result:
     outcome: Outcome
     status: int | None = None
     detail: str = ""
-    retry_after: float | None = None
+    retry_after: float | None = None  # seconds until another attempt makes sense
+    throttled: int = 0  # 429s met on the way (send_patiently)
+    attempts: int = 1
+
+    @property
+    def retryable(self) -> bool:
+        return self.outcome is Outcome.THROTTLED or (
+            self.outcome is Outcome.FAILED and (self.status is None or self.status in _RETRY_STATUSES)
+        )
 
 
 _GONE_STATUSES = frozenset({403, 404})
+_RETRY_STATUSES = frozenset({412, 429, 500, 502, 503, 504})
+BACKOFF_BASE = 0.5
+Claim = Callable[[], Awaitable[bool]]
+BACKOFF_CAP = 30.0
+
+
+def backoff(attempt: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+    """Exponential backoff with full jitter: spreads retries of many senders apart."""
+    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))
 
 
 class Delivery:
-    def __init__(self, adapter: ChannelAdapter, references: ReferenceStore) -> None:
+    def __init__(
+        self,
+        adapter: ChannelAdapter,
+        references: ReferenceStore,
+        limiter: RateLimiter,
+        concurrency: int = 64,
+        backoff_base: float = BACKOFF_BASE,
+    ) -> None:
+        self._backoff_base = backoff_base
         self._adapter = adapter
         self._references = references
+        self._limiter = limiter
+        self._slots = asyncio.Semaphore(concurrency)
 
-    async def send(self, recipient: StoredReference, activities: list[dict[str, Any]]) -> Result:
+    async def send(
+        self, recipient: StoredReference, activities: list[dict[str, Any]], *, claim: Claim | None = None
+    ) -> Result:
+        """One attempt, within the concurrency bound and the rate limits.
+
+        `claim` runs after the waiting and just before the request: whoever records "I am
+        sending this" should do it as late as possible, so a crash leaves little unconfirmed.
+        """
+        async with self._slots:
+            # Inside the slot, so the time the limiter records is the time the request leaves.
+            await self._limiter.acquire(recipient.channel_id, recipient.conversation_id)
+            if claim is not None and not await claim():
+                return Result(Outcome.SKIPPED, attempts=0)
+            return await self._attempt(recipient, activities)
+
+    async def send_patiently(
+        self,
+        recipient: StoredReference,
+        activities: list[dict[str, Any]],
+        *,
+        deadline: float,
+        claim: Claim | None = None,
+    ) -> Result:
+        """Retry until sent, gone, not retryable, or the next try would pass `deadline` (monotonic)."""
+        throttled = 0
+        attempt = 0
+        while True:
+            attempt += 1
+            result = await self.send(recipient, activities, claim=claim if attempt == 1 else None)
+            if result.outcome is Outcome.SKIPPED:
+                return result
+            throttled += result.outcome is Outcome.THROTTLED
+            if not result.retryable:
+                return _with(result, throttled, attempt)
+            wait = result.retry_after if result.retry_after is not None else backoff(attempt, self._backoff_base)
+            if result.outcome is Outcome.THROTTLED and result.retry_after is not None:
+                self._limiter.hold(recipient.channel_id, recipient.conversation_id, wait)
+            if time.monotonic() + wait > deadline:
+                return _with(result, throttled, attempt, retry_after=max(wait, self._backoff_base))
+            await asyncio.sleep(wait)
+
+    async def _attempt(self, recipient: StoredReference, activities: list[dict[str, Any]]) -> Result:
         try:
             await self._adapter.send_proactive(recipient.reference, activities)
         except ConnectorError as error:
@@ -59,6 +139,17 @@ class Delivery:
         if error.status == 429:
             return Result(Outcome.THROTTLED, 429, str(error), error.retry_after)
         return Result(Outcome.FAILED, error.status, str(error))
+
+
+def _with(result: Result, throttled: int, attempts: int, retry_after: float | None = None) -> Result:
+    return Result(
+        result.outcome,
+        result.status,
+        result.detail,
+        retry_after if retry_after is not None else result.retry_after,
+        throttled,
+        attempts,
+    )
 
 
 def message(text: str, **extra: Any) -> dict[str, Any]:

@@ -1,8 +1,17 @@
-"""Notifications: messages other systems ask us to deliver, and the contract they use.
+"""Notifications: what other systems ask us to deliver, the contract they use, and its record.
 
 The contract is `schemas/notification.v1.schema.json`. Producers may enqueue the JSON as plain
 UTF-8 text or as base64 of it (the Python queue SDK's TextBase64EncodePolicy, the Functions
 default); host.json sets messageEncoding "none" so both reach us unchanged and we decode here.
+
+Every notification has a record (setting `NotificationsTable`), one partition per notification:
+
+    RowKey            holds
+    notification      the document, when it came, how many recipients, the broadcast cursor
+    r|<recipient>     one delivery: sending / sent / gone / failed / skipped / unconfirmed / retry
+
+The per-recipient rows are what make a redelivered queue message harmless: a recipient with a
+row is never sent the same notification again.
 """
 
 from __future__ import annotations
@@ -11,16 +20,28 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
 
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
 from jsonschema import Draft202012Validator
 
-from .delivery import Delivery, Outcome, message
-from .references import ReferenceStore, StoredReference
+from .delivery import Outcome, Result, message
+from .references import StoredReference
+from .table_keys import table_key
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +52,32 @@ class InvalidNotification(ValueError):
     """The message can never be delivered as it is; it belongs in the poison queue."""
 
 
-class DeliveryIncomplete(RuntimeError):
-    """Some recipients could not be reached now; raising lets the queue deliver the message again."""
-
-
 @dataclass(frozen=True)
 class Notification:
+    id: str
     to: dict[str, Any]
     text: str | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
-    id: str | None = None
+
+    @property
+    def is_broadcast(self) -> bool:
+        return bool(self.to.get("all"))
 
     def activity(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"attachments": self.attachments} if self.attachments else {}
         return message(self.text or "", **extra)
+
+    def document(self) -> dict[str, Any]:
+        """The contract's JSON for this notification (what a producer would send)."""
+        document: dict[str, Any] = {"id": self.id, "to": self.to}
+        if self.text is not None:
+            document["text"] = self.text
+        if self.attachments:
+            document["attachments"] = self.attachments
+        return document
+
+
+# --- the contract ------------------------------------------------------------------------------
 
 
 @cache
@@ -53,8 +86,12 @@ def schema_validator() -> Draft202012Validator:
     return Draft202012Validator(json.loads(text))
 
 
-def decode(body: bytes) -> Notification:
-    """Parse a queue message body (plain JSON or base64 JSON) into a validated Notification."""
+def decode(body: bytes, fallback_id: str = "") -> Notification:
+    """Parse a queue message body (plain JSON or base64 JSON) into a validated Notification.
+
+    `fallback_id` names a notification whose producer gave no `id` (the queue message id, which
+    stays the same when the queue delivers the message again).
+    """
     if len(body) > MAX_MESSAGE_BYTES:
         raise InvalidNotification(f"message is {len(body)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     text = _text(body).strip()
@@ -64,18 +101,18 @@ def decode(body: bytes) -> Notification:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidNotification(f"not JSON: {error}") from None
-    return validate(document)
+    return validate(document, fallback_id)
 
 
-def validate(document: Any) -> Notification:
+def validate(document: Any, fallback_id: str = "") -> Notification:
     errors = sorted(schema_validator().iter_errors(document), key=lambda e: list(e.absolute_path))
     if errors:
         raise InvalidNotification("; ".join(_describe(e) for e in errors[:5]))
     return Notification(
+        id=document.get("id") or fallback_id or uuid.uuid4().hex,
         to=document["to"],
         text=document.get("text"),
         attachments=document.get("attachments", []),
-        id=document.get("id"),
     )
 
 
@@ -103,45 +140,278 @@ def _unbase64(text: str) -> bytes:
         raise InvalidNotification("neither JSON nor base64-encoded JSON") from None
 
 
-async def recipients(notification: Notification, references: ReferenceStore) -> AsyncIterator[StoredReference]:
-    to = notification.to
-    if to.get("all"):
-        async for stored in references.all_active(channel_id=to.get("channelId"), tenant_id=to.get("tenantId")):
-            yield stored
-        return
-    if "userId" in to:
-        found = await references.find_user(to["channelId"], to["userId"])
-    elif "conversationId" in to:
-        found = await references.get(to["channelId"], to["conversationId"])
+# --- the record --------------------------------------------------------------------------------
+
+_HEADER = "notification"
+_RECIPIENT = "r|"
+# A "sending" row older than this belongs to a sender that died mid-send.
+SEND_LEASE = timedelta(minutes=2)
+MAX_ATTEMPTS = 8  # across queue deliveries, then the recipient is marked failed
+
+FINAL_STATES = frozenset({"sent", "gone", "failed", "skipped", "unconfirmed"})
+
+
+@dataclass(frozen=True)
+class Header:
+    notification: Notification
+    created_at: datetime
+    recipients: int
+    planned: bool  # every recipient is known (a broadcast has walked its whole audience)
+    cursor: dict[str, str] | None
+    pages: int
+    note: str
+    etag: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Whether a recipient can be sent to now, and what earlier deliveries already tried."""
+
+    verdict: str  # CLAIMED: ours to send; DONE: settled, never send again; BUSY: held by another sender
+    attempts: int = 0
+    throttled: int = 0
+
+
+CLAIMED, DONE, BUSY = "claimed", "done", "busy"
+
+
+@dataclass(frozen=True)
+class Settled:
+    """How one delivery ended, as its row records it."""
+
+    recipient: StoredReference
+    state: str
+    attempts: int = 0
+    throttled: int = 0
+    status: int | None = None
+    detail: str = ""
+
+
+def recipient_key(recipient: StoredReference) -> str:
+    # Length-prefixed so that no two (channel, conversation) pairs give the same key.
+    return _RECIPIENT + table_key(f"{len(recipient.channel_id)}:{recipient.channel_id}{recipient.conversation_id}")
+
+
+class NotificationStore:
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    # header
+
+    async def create(self, notification: Notification, now: datetime, source: str) -> Header:
+        """Record a new notification, or return the existing record of the same id."""
+        entity = {
+            "PartitionKey": table_key(notification.id),
+            "RowKey": _HEADER,
+            "document": json.dumps(notification.document(), ensure_ascii=False),
+            "createdAt": now,
+            "source": source,
+            "recipients": 0,
+            "planned": False,
+            "cursor": "",
+            "pages": 0,
+            "note": "",
+        }
+        try:
+            await self._table.create_entity(entity)
+        except ResourceExistsError:
+            existing = await self.header(notification.id)
+            if existing is not None and existing.notification.document() != notification.document():
+                log.warning("notification id %s reused with different content; the first one stands", notification.id)
+            if existing is not None:
+                return existing
+        header = await self.header(notification.id)
+        assert header is not None
+        return header
+
+    async def header(self, notification_id: str) -> Header | None:
+        try:
+            entity = await self._table.get_entity(table_key(notification_id), _HEADER)
+        except ResourceNotFoundError:
+            return None
+        document = json.loads(entity["document"])
+        return Header(
+            notification=Notification(document["id"], document["to"], document.get("text"), document.get("attachments", [])),
+            created_at=entity["createdAt"],
+            recipients=int(entity.get("recipients", 0)),
+            planned=bool(entity.get("planned", False)),
+            cursor=json.loads(entity["cursor"]) if entity.get("cursor") else None,
+            pages=int(entity.get("pages", 0)),
+            note=entity.get("note", ""),
+            etag=entity.metadata["etag"],
+        )
+
+    async def advance(
+        self, header: Header, *, found: int, cursor: dict[str, str] | None, planned: bool, note: str = ""
+    ) -> bool:
+        """Move a broadcast's cursor on, if nobody else did since `header` was read."""
+        entity = {
+            "PartitionKey": table_key(header.notification.id),
+            "RowKey": _HEADER,
+            "recipients": header.recipients + found,
+            "planned": planned,
+            "cursor": json.dumps(cursor) if cursor else "",
+            "pages": header.pages + 1,
+            "note": note or header.note,
+        }
+        try:
+            await self._table.update_entity(
+                entity, mode=UpdateMode.MERGE, etag=header.etag, match_condition=MatchConditions.IfNotModified
+            )
+        except ResourceModifiedError:
+            return False
+        return True
+
+    # one recipient
+
+    async def claim(self, notification_id: str, recipient: StoredReference, now: datetime) -> Claim:
+        """Take the right to send to `recipient`, unless it was settled or is being sent."""
+        entity = {
+            "PartitionKey": table_key(notification_id),
+            "RowKey": recipient_key(recipient),
+            **_recipient_fields(recipient),
+            "state": "sending",
+            "leaseUntil": now + SEND_LEASE,
+            "attempts": 0,
+            "throttled": 0,
+            "updatedAt": now,
+        }
+        try:
+            await self._table.create_entity(entity)
+            return Claim(CLAIMED)
+        except ResourceExistsError:
+            pass
+        try:
+            existing = await self._table.get_entity(entity["PartitionKey"], entity["RowKey"])
+        except ResourceNotFoundError:
+            return Claim(BUSY)  # vanished between the two calls; look again later
+        state = existing.get("state")
+        if state in FINAL_STATES:
+            return Claim(DONE)
+        if state == "sending" and existing["leaseUntil"] > now:
+            return Claim(BUSY)
+        if state == "sending":
+            # Its sender died after claiming: the message may or may not have left. We do not
+            # send it again (a duplicate is what this record exists to prevent); it is reported.
+            settled = {**existing, "state": "unconfirmed", "updatedAt": now, "detail": "sender stopped mid-send"}
+            await self._replace_if_unchanged(settled, existing)
+            return Claim(DONE)
+        # "retry": a previous delivery ran out of time; take it back, keeping its counts.
+        retaken = {**existing, "state": "sending", "leaseUntil": now + SEND_LEASE, "updatedAt": now}
+        if not await self._replace_if_unchanged(retaken, existing):
+            return Claim(BUSY)
+        return Claim(CLAIMED, int(existing.get("attempts", 0)), int(existing.get("throttled", 0)))
+
+    async def _replace_if_unchanged(self, entity: dict[str, Any], read: Any) -> bool:
+        try:
+            await self._table.update_entity(
+                entity, mode=UpdateMode.REPLACE, etag=read.metadata["etag"], match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
+
+    async def settle(self, notification_id: str, outcomes: Iterable[Settled], now: datetime) -> None:
+        """Write how deliveries went, in entity-group transactions of up to 100 rows."""
+        rows = [
+            {
+                "PartitionKey": table_key(notification_id),
+                "RowKey": recipient_key(done.recipient),
+                **_recipient_fields(done.recipient),
+                "state": done.state,
+                "status": done.status or 0,
+                "attempts": done.attempts,
+                "throttled": done.throttled,
+                "detail": done.detail[:1000],
+                "updatedAt": now,
+            }
+            for done in outcomes
+        ]
+        for start in range(0, len(rows), 100):
+            chunk = rows[start : start + 100]
+            try:
+                await self._table.submit_transaction([("upsert", row, {"mode": UpdateMode.REPLACE}) for row in chunk])
+            except HttpResponseError:
+                # One bad row fails the whole group; write them one by one so the rest land.
+                for row in chunk:
+                    await self._table.upsert_entity(row, mode=UpdateMode.REPLACE)
+
+    # status
+
+    async def status(self, notification_id: str, *, detail: bool = False, limit: int = 1000) -> dict[str, Any] | None:
+        header = await self.header(notification_id)
+        if header is None:
+            return None
+        counts = {"sent": 0, "failed": 0, "gone": 0, "skipped": 0, "unconfirmed": 0, "retrying": 0, "sending": 0}
+        throttled = 0
+        recipients: list[dict[str, Any]] = []
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        params = {"pk": table_key(notification_id), "lo": _RECIPIENT, "hi": _RECIPIENT[:-1] + "}"}
+        select = None if detail else ["state", "throttled"]
+        async for row in self._table.query_entities(query, parameters=params, select=select):
+            state = row.get("state", "")
+            counts["retrying" if state == "retry" else state] = counts.get("retrying" if state == "retry" else state, 0) + 1
+            throttled += int(row.get("throttled", 0))
+            if detail and len(recipients) < limit:
+                recipients.append(_public_row(row))
+        settled = sum(counts[s] for s in FINAL_STATES)
+        total = max(header.recipients, settled + counts["retrying"] + counts["sending"])
+        pending = total - settled
+        state = "done" if header.planned and pending == 0 else ("delivering" if header.recipients or settled else "accepted")
+        result: dict[str, Any] = {
+            "id": header.notification.id,
+            "state": state,
+            "to": header.notification.to,
+            "createdAt": header.created_at.isoformat(),
+            "counts": {
+                "recipients": total,
+                "sent": counts["sent"],
+                "failed": counts["failed"],
+                "gone": counts["gone"],
+                "skipped": counts["skipped"],
+                "unconfirmed": counts["unconfirmed"],
+                "pending": pending,
+                "throttledRetries": throttled,
+            },
+        }
+        if header.note:
+            result["note"] = header.note
+        if detail:
+            result["recipients"] = recipients
+        return result
+
+
+def _recipient_fields(recipient: StoredReference) -> dict[str, Any]:
+    return {
+        "channelId": recipient.channel_id,
+        "conversationId": recipient.conversation_id,
+        "userId": recipient.user_id,
+    }
+
+
+def _public_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "channelId": row.get("channelId"),
+        "conversationId": row.get("conversationId"),
+        "userId": row.get("userId"),
+        "state": "retrying" if row.get("state") == "retry" else row.get("state"),
+        "attempts": int(row.get("attempts", 0)),
+        "throttled": int(row.get("throttled", 0)),
+        "status": int(row.get("status", 0)) or None,
+        "detail": row.get("detail", ""),
+        "updatedAt": row["updatedAt"].isoformat() if isinstance(row.get("updatedAt"), datetime) else None,
+    }
+
+
+def settled(recipient: StoredReference, claim: Claim, result: Result) -> Settled:
+    """The row a delivery result leads to, counting what earlier deliveries tried."""
+    attempts = claim.attempts + result.attempts
+    if result.outcome is Outcome.SENT:
+        state = "sent"
+    elif result.outcome is Outcome.GONE:
+        state = "gone"
+    elif result.retryable and attempts < MAX_ATTEMPTS:
+        state = "retry"
     else:
-        found = await references.find_aad_user(to["aadObjectId"])
-    if found is None:
-        log.warning("notification %s: recipient %s is not known; nothing sent", notification.id, to)
-    elif not found.active:
-        log.info("notification %s: recipient %s is gone (%s); nothing sent", notification.id, to, found.inactive_reason)
-    else:
-        yield found
-
-
-@dataclass
-class Summary:
-    recipients: int = 0
-    sent: int = 0
-    gone: int = 0
-    failed: int = 0
-
-
-async def deliver(notification: Notification, references: ReferenceStore, delivery: Delivery) -> Summary:
-    summary = Summary()
-    activity = notification.activity()
-    async for recipient in recipients(notification, references):
-        summary.recipients += 1
-        result = await delivery.send(recipient, [activity])
-        if result.outcome is Outcome.SENT:
-            summary.sent += 1
-        elif result.outcome is Outcome.GONE:
-            summary.gone += 1
-        else:
-            summary.failed += 1
-            log.warning("notification %s to %s: %s", notification.id, recipient.key, result.detail)
-    return summary
+        state = "failed"
+    return Settled(recipient, state, attempts, claim.throttled + result.throttled, result.status, result.detail)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,6 +51,7 @@ class StoredReference:
     last_seen: datetime
     active: bool = True
     inactive_reason: str = ""
+    opted_out: bool = False  # said "stop": no notifications or broadcasts (own reminders still come)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -104,6 +105,8 @@ class ReferenceStore:
         existing = await self.get(incoming.channel_id, incoming.conversation_id)
         if existing is not None and not self._needs_write(existing, incoming, now):
             return False
+        if existing is not None:
+            incoming = replace(incoming, opted_out=existing.opted_out)
         await self._table.upsert_entity(_to_entity(incoming), mode=UpdateMode.REPLACE)
         await self._point_to(incoming)
         return True
@@ -162,18 +165,48 @@ class ReferenceStore:
         self, *, channel_id: str | None = None, tenant_id: str | None = None
     ) -> AsyncIterator[StoredReference]:
         """Every active reference, optionally of one channel and/or tenant, streamed page by page."""
-        if channel_id is not None:
-            query = "PartitionKey eq @pk and active eq true"
-            params: dict[str, Any] = {"pk": _REF + table_key(channel_id)}
-        else:
-            # '}' sorts right after '|', so this range is exactly the ref| partitions.
-            query = "PartitionKey ge @lo and PartitionKey lt @hi and active eq true"
-            params = {"lo": _REF, "hi": _REF[:-1] + "}"}
-        if tenant_id is not None:
-            query += " and tenantId eq @tenant"
-            params["tenant"] = tenant_id
+        query, params = _active_query(channel_id, tenant_id, include_opted_out=True)
         async for entity in self._table.query_entities(query, parameters=params):
             yield _from_entity(entity)
+
+    async def broadcast_page(
+        self,
+        *,
+        channel_id: str | None,
+        tenant_id: str | None,
+        cursor: dict[str, str] | None,
+        size: int,
+    ) -> tuple[list[StoredReference], dict[str, str] | None]:
+        """One page of a broadcast's audience (active, not opted out) and the cursor of the next.
+
+        A cursor is a plain JSON-able dict, so a broadcast can be walked one page per queue
+        message, by whichever instance takes it.
+        """
+        query, params = _active_query(channel_id, tenant_id, include_opted_out=False)
+        pages = self._table.query_entities(query, parameters=params, results_per_page=size).by_page(
+            continuation_token=cursor
+        )
+        try:
+            page = await pages.__anext__()
+        except StopAsyncIteration:
+            return [], None
+        found = [_from_entity(entity) async for entity in page]
+        return found, pages.continuation_token
+
+    async def set_opted_out(self, channel_id: str, conversation_id: str, opted_out: bool) -> bool:
+        """Record "stop"/"start"; returns False if the conversation is not known."""
+        try:
+            await self._table.update_entity(
+                {
+                    "PartitionKey": _REF + table_key(channel_id),
+                    "RowKey": table_key(conversation_id),
+                    "optedOut": opted_out,
+                },
+                mode=UpdateMode.MERGE,
+            )
+        except ResourceNotFoundError:
+            return False
+        return True
 
     async def mark_inactive(self, stored: StoredReference, reason: str) -> None:
         """The channel said the user blocked the bot or the conversation is gone (403/404).
@@ -202,6 +235,24 @@ class ReferenceStore:
             pass
 
 
+def _active_query(
+    channel_id: str | None, tenant_id: str | None, *, include_opted_out: bool
+) -> tuple[str, dict[str, Any]]:
+    if channel_id is not None:
+        query = "PartitionKey eq @pk and active eq true"
+        params: dict[str, Any] = {"pk": _REF + table_key(channel_id)}
+    else:
+        # '}' sorts right after '|', so this range is exactly the ref| partitions.
+        query = "PartitionKey ge @lo and PartitionKey lt @hi and active eq true"
+        params = {"lo": _REF, "hi": _REF[:-1] + "}"}
+    if not include_opted_out:
+        query += " and optedOut eq false"  # every row carries the flag, so no row is missed
+    if tenant_id is not None:
+        query += " and tenantId eq @tenant"
+        params["tenant"] = tenant_id
+    return query, params
+
+
 def _to_entity(stored: StoredReference) -> dict[str, Any]:
     return {
         "PartitionKey": _REF + table_key(stored.channel_id),
@@ -218,6 +269,7 @@ def _to_entity(stored: StoredReference) -> dict[str, Any]:
         "lastSeen": stored.last_seen,
         "active": stored.active,
         "inactiveReason": stored.inactive_reason,
+        "optedOut": stored.opted_out,
     }
 
 
@@ -236,4 +288,5 @@ def _from_entity(entity: dict[str, Any]) -> StoredReference:
         last_seen=last_seen if isinstance(last_seen, datetime) else datetime.fromisoformat(last_seen),
         active=bool(entity.get("active", True)),
         inactive_reason=entity.get("inactiveReason", ""),
+        opted_out=bool(entity.get("optedOut", False)),
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -10,7 +13,7 @@ import pytest
 
 from devtools.connector_stub import ConnectorStub
 from devtools.funchost import FunctionHost
-from proactive_bot import cli, clock
+from proactive_bot import cli, clients, clock
 from tests import activities
 from tests.functions.invoke import APP_ROOT
 
@@ -25,9 +28,12 @@ async def host(storage_connection: str) -> AsyncIterator[FunctionHost]:
         "TimerSchedule": "0 0 0 1 1 *",  # yearly: the test runs the timer itself
     }
     function_host = FunctionHost(APP_ROOT, settings)
+    # A fresh worker: the app builds its clients from this host's settings, as a new process would.
+    await clients.close()
     await function_host.start(0)
     yield function_host
     await function_host.stop()
+    await clients.close()
 
 
 async def test_welcome_then_queued_message_then_due_reminder(host, storage_connection, monkeypatch):
@@ -64,3 +70,25 @@ async def test_welcome_then_queued_message_then_due_reminder(host, storage_conne
         await channel.wait_for(lambda r: r.text == "⏰ Reminder: stretch", timeout=15)
 
         assert [r.conversation_id for r in channel.delivered()] == [conversation_id] * 4
+
+        # 5. Another system uses the HTTP front door (a function key is required) and the CLI.
+        async with http.post(f"{host.url}/api/notifications", json={"to": {"all": True}, "text": "x"}) as response:
+            assert response.status == 401
+        notify = await cli_run(
+            "notify", "--all", "--channel", "msteams", "--tenant", activities.TENANT, "--id", "townhall",
+            "--text", "Town hall at 16:00", "--url", host.url, "--key", host.host_key,
+        )
+        assert notify["id"] == "townhall"
+        await channel.wait_for(lambda r: r.text == "Town hall at 16:00" and r.conversation_id == conversation_id, timeout=15)
+        status = await cli_run("status", "townhall", "--url", host.url, "--key", host.host_key)
+        assert status["counts"]["sent"] >= 1
+
+
+async def cli_run(*args: str) -> dict:
+    """`python -m proactive_bot ...` in a process of its own, as another system would run it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proactive_bot", *args, cwd=APP_ROOT, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0, out
+    return json.loads(out)

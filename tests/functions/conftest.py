@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 
@@ -20,6 +21,8 @@ def app_settings(storage_connection: str) -> Iterator[None]:
             "MicrosoftAppId": "",
             "MicrosoftAppPassword": "",
             "NotificationsQueue": "notifications",
+            # Function tests are about wiring, not pacing; tests/core/test_rate_limits.py is.
+            "RateLimitsEnabled": "false",
         }
     )
     yield
@@ -43,3 +46,34 @@ async def channel_stub() -> AsyncIterator[ConnectorStub]:
 def channel(channel_stub: ConnectorStub) -> ConnectorStub:
     channel_stub.clear()
     return channel_stub
+
+
+class WorkQueueDrainer:
+    """Plays the Functions host for the internal work queue: runs deliver_batch until it is empty."""
+
+    def __init__(self, app: clients.Clients) -> None:
+        self._queue = app.queues.get_queue_client(app.settings.work_queue)
+
+    async def drain(self, *, wait_for_delayed: float = 0.0) -> int:
+        """Run every visible work message (and any that become visible within the wait)."""
+        from tests.functions import invoke
+
+        ran = 0
+        deadline = asyncio.get_running_loop().time() + wait_for_delayed
+        while True:
+            messages = [m async for m in self._queue.receive_messages(max_messages=32, visibility_timeout=60)]
+            if not messages:
+                if asyncio.get_running_loop().time() >= deadline:
+                    return ran
+                await asyncio.sleep(0.2)
+                continue
+            for message in messages:
+                outputs = await invoke.queue("deliver_batch", message.content.encode(), dequeue_count=message.dequeue_count)
+                assert outputs["poison"].value is None, f"work message poisoned: {message.content[:200]}"
+                await self._queue.delete_message(message)
+                ran += 1
+
+
+@pytest.fixture
+async def work(app: clients.Clients) -> WorkQueueDrainer:
+    return WorkQueueDrainer(app)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import quote, urlencode
 
 import azure.functions as func
 from azure.functions.queue import QueueMessage
@@ -53,20 +55,43 @@ def load(name: str) -> Function:
     return Function(name, spec["bindings"], getattr(module, spec.get("entryPoint", "main")))
 
 
-async def http(name: str, body: Any, *, headers: dict[str, str] | None = None, method: str = "POST") -> func.HttpResponse:
+async def http(
+    name: str,
+    body: Any = b"",
+    *,
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+    route_params: dict[str, str] | None = None,
+) -> func.HttpResponse:
     function = load(name)
     trigger = function.binding("httpTrigger")
     assert method.lower() in [m.lower() for m in trigger.get("methods", [method])], f"{name} does not take {method}"
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    route = _render(trigger.get("route", name), route_params or {})
+    query = ("?" + urlencode(params)) if params else ""
     request = func.HttpRequest(
         method=method,
-        url=f"http://localhost:7071/api/{trigger.get('route', name)}",
+        url=f"http://localhost:7071/api/{route}{query}",
         headers={"Content-Type": "application/json", **(headers or {})},
-        params={},
-        route_params={},
+        params=params or {},
+        route_params=route_params or {},
         body=raw,
     )
     return await function.main(**{trigger["name"]: request})
+
+
+def _render(template: str, values: dict[str, str]) -> str:
+    """A Functions route template with its parameters filled in (optional ones may be left out)."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match["name"]
+        if name in values:
+            return quote(values[name], safe="")
+        assert match["optional"], f"route parameter {name} is required"
+        return ""
+
+    return re.sub(r"\{(?P<name>\w+)(?::\w+)?(?P<optional>\?)?\}", fill, template).rstrip("/")
 
 
 async def timer(name: str) -> None:

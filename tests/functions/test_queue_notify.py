@@ -9,13 +9,13 @@ import uuid
 
 import pytest
 
-from proactive_bot.notifications import DeliveryIncomplete
 from tests import activities
 from tests.functions import invoke
 
 
 async def talked_to_bot(channel, message: dict) -> dict:
     await invoke.http("messages", message)
+    channel.clear()
     return message
 
 
@@ -29,7 +29,6 @@ async def test_notification_to_a_teams_user_by_user_id_and_by_aad_id(app, channe
     message = await talked_to_bot(channel, activities.teams_message("hi", channel.url))
     user = message["from"]
     conversation_id = message["conversation"]["id"]
-    channel.clear()
 
     by_user = {"to": {"userId": user["id"], "channelId": "msteams"}, "text": "Build 42 passed"}
     by_aad = {"to": {"aadObjectId": user["aadObjectId"]}, "text": "Deploy finished"}
@@ -38,7 +37,7 @@ async def test_notification_to_a_teams_user_by_user_id_and_by_aad_id(app, channe
         assert outputs["poison"].value is None
 
     assert channel.texts(conversation_id) == ["Build 42 passed", "Deploy finished"]
-    [sent] = channel.activities(conversation_id)[:1]
+    sent = channel.activities(conversation_id)[0]
     assert sent["conversation"]["id"] == conversation_id
     assert sent["recipient"]["id"] == user["id"]
 
@@ -46,7 +45,6 @@ async def test_notification_to_a_teams_user_by_user_id_and_by_aad_id(app, channe
 async def test_adaptive_card_to_a_conversation(app, channel):
     message = await talked_to_bot(channel, activities.webchat_message("hi", channel.url))
     conversation_id = message["conversation"]["id"]
-    channel.clear()
     card = {"contentType": "application/vnd.microsoft.card.adaptive", "content": {"type": "AdaptiveCard", "version": "1.5", "body": []}}
 
     await invoke.queue("queue_notify", body({"to": {"conversationId": conversation_id, "channelId": "webchat"}, "attachments": [card]}))
@@ -55,7 +53,17 @@ async def test_adaptive_card_to_a_conversation(app, channel):
     assert sent["attachments"] == [card]
 
 
-async def test_broadcast_reaches_every_active_conversation_of_a_channel(app, channel):
+async def test_the_same_notification_id_is_delivered_once(app, channel):
+    message = await talked_to_bot(channel, activities.teams_message("hi", channel.url))
+    document = {"id": f"alert-{uuid.uuid4().hex[:6]}", "to": {"conversationId": message["conversation"]["id"], "channelId": "msteams"}, "text": "Disk full"}
+
+    for _ in range(3):  # the producer retried, or the queue delivered it again
+        await invoke.queue("queue_notify", body(document))
+
+    assert channel.texts() == ["Disk full"]
+
+
+async def test_broadcast_goes_through_the_work_queue_to_every_active_conversation(app, channel, work):
     channel_id = f"directline-{uuid.uuid4().hex[:8]}"
     conversations = []
     for _ in range(3):
@@ -63,11 +71,22 @@ async def test_broadcast_reaches_every_active_conversation_of_a_channel(app, cha
         message["channelId"] = channel_id
         await talked_to_bot(channel, message)
         conversations.append(message["conversation"]["id"])
-    channel.clear()
 
     await invoke.queue("queue_notify", body({"to": {"all": True, "channelId": channel_id}, "text": "Maintenance at 22:00"}))
+    await work.drain()
 
     assert sorted(r.conversation_id for r in channel.delivered()) == sorted(conversations)
+
+
+async def test_user_who_said_stop_gets_no_notifications(app, channel):
+    message = await talked_to_bot(channel, activities.teams_message("hi", channel.url))
+    conversation = message["conversation"]
+    await invoke.http("messages", activities.teams_message("stop", channel.url, user=message["from"], conversation=conversation))
+    channel.clear()
+
+    await invoke.queue("queue_notify", body({"to": {"conversationId": conversation["id"], "channelId": "msteams"}, "text": "x"}))
+
+    assert channel.received == []
 
 
 async def test_unknown_recipient_completes_without_sending(app, channel, caplog):
@@ -98,15 +117,13 @@ async def test_malformed_message_goes_to_the_poison_queue_with_a_logged_reason(a
     assert channel.received == []
 
 
-async def test_a_failing_channel_makes_the_queue_try_again(app, channel):
+async def test_a_failing_channel_is_retried_until_it_answers(app, channel):
     message = await talked_to_bot(channel, activities.teams_message("hi", channel.url))
     conversation_id = message["conversation"]["id"]
-    channel.clear()
-    channel.fail(conversation_id, statuses=[503])
+    channel.fail(conversation_id, statuses=[503, 500])
     document = {"to": {"conversationId": conversation_id, "channelId": "msteams"}, "text": "retry me"}
 
-    with pytest.raises(DeliveryIncomplete):
-        await invoke.queue("queue_notify", body(document))
-    await invoke.queue("queue_notify", body(document), dequeue_count=2)
+    await invoke.queue("queue_notify", body(document))
 
     assert channel.texts(conversation_id) == ["retry me"]
+    assert [r.status for r in channel.received] == [503, 500, 200]

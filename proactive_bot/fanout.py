@@ -1,0 +1,240 @@
+"""Fan-out: how one notification becomes deliveries, exactly once per recipient.
+
+- To one user or conversation: delivered inline, by the invocation that took the message.
+- To everyone: the audience is walked one page per work-queue message. The page cursor lives in
+  the notification's record and moves under its ETag, so a redelivered or duplicated page
+  message cannot fork the walk; each page becomes batch messages that any instance may take.
+  No invocation walks the whole audience.
+- A batch claims each recipient's row right before sending (see NotificationStore.claim) and
+  settles it after; whatever runs out of this invocation's retry budget goes back on the work
+  queue with a visibility delay instead of keeping the function asleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from azure.storage.queue.aio import QueueClient
+
+from . import clock
+from .delivery import Delivery, Outcome
+from .notifications import (
+    BUSY,
+    CLAIMED,
+    SEND_LEASE,
+    Claim,
+    Notification,
+    NotificationStore,
+    Settled,
+    settled,
+)
+from .references import ReferenceStore, StoredReference, describe
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 500
+BATCH_BYTES = 40 * 1024  # of reference JSON per batch message; the queue takes 64 KiB
+FLUSH_EVERY = 0.25  # seconds between writes of settled rows while a batch runs
+STOP_GRACE = 10.0  # seconds a cancelled batch gives sends already on their way
+
+
+class InvalidWork(ValueError):
+    """A work-queue message we cannot act on; it belongs in the poison queue."""
+
+
+class WorkQueue:
+    """The internal queue of broadcast pages and delivery batches."""
+
+    def __init__(self, client: QueueClient) -> None:
+        self._client = client
+
+    async def put(self, work: dict[str, Any], delay: float = 0) -> None:
+        await self._client.send_message(json.dumps(work, separators=(",", ":")), visibility_timeout=int(delay) or None)
+
+
+@dataclass
+class Fanout:
+    references: ReferenceStore
+    records: NotificationStore
+    delivery: Delivery
+    work: WorkQueue
+    retry_budget: float = 45.0  # seconds of retrying within one invocation
+
+    async def start(self, notification: Notification, source: str) -> None:
+        """A notification arrived: record it and deliver (or begin walking a broadcast)."""
+        header = await self.records.create(notification, clock.now(), source)
+        if notification.is_broadcast:
+            if not header.planned and header.pages == 0:
+                await self.work.put({"kind": "page", "notification": notification.id})
+            return
+        recipient = await self._resolve(notification)
+        if header.planned:
+            pass  # a redelivery: the recipient's row decides whether anything is left to do
+        elif recipient is None:
+            await self.records.advance(header, found=0, cursor=None, planned=True, note="recipient not known")
+            log.warning("notification %s: recipient %s is not known; nothing sent", notification.id, notification.to)
+            return
+        else:
+            await self.records.advance(header, found=1, cursor=None, planned=True)
+        if recipient is not None:
+            await self.deliver(notification, [recipient])
+
+    async def _resolve(self, notification: Notification) -> StoredReference | None:
+        to = notification.to
+        if "userId" in to:
+            return await self.references.find_user(to["channelId"], to["userId"])
+        if "conversationId" in to:
+            return await self.references.get(to["channelId"], to["conversationId"])
+        return await self.references.find_aad_user(to["aadObjectId"])
+
+    async def next_page(self, notification_id: str) -> None:
+        """Walk one page of a broadcast's audience into batch messages, then hand on the cursor."""
+        header = await self.records.header(notification_id)
+        if header is None:
+            raise InvalidWork(f"no notification {notification_id!r}")
+        if header.planned:
+            return
+        to = header.notification.to
+        found, cursor = await self.references.broadcast_page(
+            channel_id=to.get("channelId"), tenant_id=to.get("tenantId"), cursor=header.cursor, size=PAGE_SIZE
+        )
+        for batch in _batches(found):
+            await self.work.put({"kind": "batch", "notification": notification_id, "recipients": batch})
+        if not await self.records.advance(header, found=len(found), cursor=cursor, planned=cursor is None):
+            return  # another copy of this page message moved the cursor first and carries on
+        if cursor is not None:
+            await self.work.put({"kind": "page", "notification": notification_id})
+
+    async def deliver_batch(self, notification_id: str, references: Sequence[dict[str, Any]]) -> None:
+        header = await self.records.header(notification_id)
+        if header is None:
+            raise InvalidWork(f"no notification {notification_id!r}")
+        now = clock.now()
+        try:
+            recipients = [describe(reference, now) for reference in references]
+        except (ValueError, AttributeError, TypeError) as error:
+            raise InvalidWork(f"a batch recipient is not a conversation reference: {error}") from None
+        await self.deliver(header.notification, recipients)
+
+    async def deliver(self, notification: Notification, recipients: Sequence[StoredReference]) -> None:
+        batch = _Batch(self, notification)
+        await batch.run(recipients)
+        if batch.later:
+            delay = max(wait for _, wait in batch.later)
+            await self.work.put(
+                {"kind": "batch", "notification": notification.id, "recipients": [r.reference for r, _ in batch.later]},
+                delay=delay,
+            )
+            log.info("notification %s: %d recipient(s) again in %.0f s", notification.id, len(batch.later), delay)
+
+    async def handle(self, work: Any) -> None:
+        """One work-queue message."""
+        if not isinstance(work, dict) or not isinstance(work.get("notification"), str):
+            raise InvalidWork("expected an object with a 'notification' id")
+        if work.get("kind") == "page":
+            await self.next_page(work["notification"])
+        elif work.get("kind") == "batch" and isinstance(work.get("recipients"), list):
+            await self.deliver_batch(work["notification"], work["recipients"])
+        else:
+            raise InvalidWork(f"unknown work kind {work.get('kind')!r}")
+
+
+class _Batch:
+    """One invocation's deliveries of a notification to some recipients."""
+
+    def __init__(self, fanout: Fanout, notification: Notification) -> None:
+        self._fanout = fanout
+        self._notification = notification
+        self._activity = notification.activity()
+        self._deadline = time.monotonic() + fanout.retry_budget
+        self._settled: list[Settled] = []
+        # Recipients whose claim has been asked for: from then on the send may go out, so a
+        # stopping host lets them finish rather than leave a claimed row that never sends.
+        self._claiming: set[tuple[str, str]] = set()
+        self.later: list[tuple[StoredReference, float]] = []  # (recipient, seconds to wait)
+
+    async def run(self, recipients: Sequence[StoredReference]) -> None:
+        flusher = asyncio.create_task(self._flush_periodically())
+        tasks = {asyncio.create_task(self._one(r)): r.key for r in recipients}
+        try:
+            # wait(), not gather(): being cancelled must not cancel sends already on their way.
+            if tasks:
+                await asyncio.wait(tasks)
+            for task in tasks:
+                task.result()  # surface the first error, after every send has settled
+        except asyncio.CancelledError:
+            await self._stop(tasks)
+            raise
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await asyncio.shield(self._flush())
+
+    async def _stop(self, tasks: dict[asyncio.Task[None], tuple[str, str]]) -> None:
+        """The host is stopping us: drop what has not been claimed, let the rest finish."""
+        for task, key in tasks.items():
+            if key not in self._claiming:
+                task.cancel()
+        pending = [t for t in tasks if not t.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=STOP_GRACE)
+            for task in late:
+                task.cancel()  # its row stays "sending" and is reported unconfirmed later
+
+    async def _one(self, recipient: StoredReference) -> None:
+        if recipient.opted_out or not recipient.active:
+            state, detail = ("skipped", "opted out") if recipient.opted_out else ("gone", recipient.inactive_reason)
+            self._settled.append(Settled(recipient, state, detail=detail))
+            return
+        taken: list[Claim] = []
+
+        async def claim() -> bool:
+            self._claiming.add(recipient.key)
+            taken.append(await self._fanout.records.claim(self._notification.id, recipient, clock.now()))
+            return taken[-1].verdict == CLAIMED
+
+        result = await self._fanout.delivery.send_patiently(
+            recipient, [self._activity], deadline=self._deadline, claim=claim
+        )
+        if result.outcome is Outcome.SKIPPED:
+            if taken and taken[-1].verdict == BUSY:
+                self.later.append((recipient, SEND_LEASE.total_seconds()))
+            return
+        row = settled(recipient, taken[-1], result)
+        self._settled.append(row)
+        if row.state == "retry":
+            self.later.append((recipient, result.retry_after or 1.0))
+        elif row.state == "failed":
+            log.warning("notification %s to %s failed: %s", self._notification.id, recipient.key, row.detail)
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        rows, self._settled = self._settled, []
+        if rows:
+            await self._fanout.records.settle(self._notification.id, rows, clock.now())
+
+
+def _batches(found: Sequence[StoredReference]) -> list[list[dict[str, Any]]]:
+    """Split a page into lists of references that fit a queue message."""
+    batches: list[list[dict[str, Any]]] = []
+    size = 0
+    for recipient in found:
+        weight = len(json.dumps(recipient.reference)) + 1
+        if not batches or size + weight > BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(recipient.reference)
+        size += weight
+    return batches

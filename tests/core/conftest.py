@@ -1,0 +1,91 @@
+"""Building the delivery engine on fresh tables and queues, against a Connector-API stub."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+from azure.storage.queue.aio import QueueClient
+
+from devtools.connector_stub import ConnectorStub
+from proactive_bot import channel as channel_module
+from proactive_bot.channel import ChannelAdapter
+from proactive_bot.delivery import Delivery
+from proactive_bot.fanout import Fanout, WorkQueue
+from proactive_bot.notifications import NotificationStore
+from proactive_bot.rate_limits import LimitsConfig, RateLimiter
+from proactive_bot.references import ReferenceStore
+from proactive_bot.settings import Settings
+from tests import activities
+
+
+@dataclass
+class Engine:
+    stub: ConnectorStub
+    references: ReferenceStore
+    records: NotificationStore
+    delivery: Delivery
+    fanout: Fanout
+    work_queue: QueueClient
+
+    async def users(self, n: int, channel_id: str = "msteams") -> list[dict]:
+        """n users who talked to the bot (their references stored); returns the references."""
+        stored = []
+        for _ in range(n):
+            message = activities.teams_message("hi", self.stub.url)
+            message["channelId"] = channel_id
+            reference = channel_module.conversation_reference(channel_module.parse_activity(message))
+            await self.references.save(reference)
+            stored.append(reference)
+        return stored
+
+    async def drain(self, *, wait_for_delayed: float = 0.0) -> int:
+        """Play the Functions host for the work queue: handle messages until none is left."""
+        import asyncio
+
+        ran = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_for_delayed
+        while True:
+            messages = [m async for m in self.work_queue.receive_messages(max_messages=32, visibility_timeout=60)]
+            if not messages:
+                if loop.time() >= deadline:
+                    return ran
+                await asyncio.sleep(0.1)
+                continue
+            for message in messages:
+                await self.fanout.handle(json.loads(message.content))
+                await self.work_queue.delete_message(message)
+                ran += 1
+
+
+@pytest.fixture
+async def engine_factory(storage_connection, new_table) -> AsyncIterator:
+    made: list = []
+
+    async def make(*, limits: LimitsConfig | None = None, concurrency: int = 32, retry_budget: float = 5.0) -> Engine:
+        stub = ConnectorStub()
+        await stub.start()
+        http = aiohttp.ClientSession()
+        queue = QueueClient.from_connection_string(storage_connection, f"work-{uuid.uuid4().hex[:12]}")
+        await queue.create_queue()
+        settings = Settings(storage_connection=storage_connection)
+        references = ReferenceStore(await new_table())
+        records = NotificationStore(await new_table())
+        limiter = RateLimiter(limits or LimitsConfig(enabled=False))
+        # Short backoff: tests check what is retried, not how long the pauses are.
+        delivery = Delivery(ChannelAdapter(settings, http), references, limiter, concurrency, backoff_base=0.02)
+        fanout = Fanout(references, records, delivery, WorkQueue(queue), retry_budget)
+        made.append((stub, http, queue))
+        return Engine(stub, references, records, delivery, fanout, queue)
+
+    yield make
+    for stub, http, queue in made:
+        await stub.stop()
+        await http.close()
+        await queue.delete_queue()
+        await queue.close()
