@@ -8,7 +8,7 @@ means a port to its successor (the Microsoft 365 Agents SDK) touches one place.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -65,12 +65,19 @@ class ChannelAdapter(BotFrameworkAdapter):
             raise AuthenticationError(type(error).__name__) from error
         return await self.process_activity_with_identity(activity, identity, logic)
 
-    async def send_proactive(self, reference: dict[str, Any], activities: list[dict[str, Any]]) -> list[str]:
-        """Send activities into a stored conversation; returns the channel's activity ids."""
+    async def send_proactive(
+        self, reference: dict[str, Any], activities: Sequence[dict[str, Any] | Activity]
+    ) -> list[str]:
+        """Send activities into a stored conversation; returns the channel's activity ids.
+
+        Pass `Activity` objects (see `outgoing`) when sending the same activities to many
+        recipients: botbuilder copies them before addressing, so one object serves every send.
+        """
         responses: list[ResourceResponse] = []
+        prepared = [outgoing(a) for a in activities]
 
         async def callback(context: TurnContext) -> None:
-            responses.extend(await context.send_activities([Activity().deserialize(a) for a in activities]))
+            responses.extend(await context.send_activities(prepared))
 
         if self._settings.local_mode:
             # Empty credentials: botbuilder rejects a blank bot_id, so pass an anonymous identity.
@@ -83,6 +90,11 @@ class ChannelAdapter(BotFrameworkAdapter):
                 ConversationReference().deserialize(reference), callback, bot_id=self._settings.app_id
             )
         return [r.id for r in responses if r is not None]
+
+
+def outgoing(activity: dict[str, Any] | Activity) -> Activity:
+    """An activity to send, as botbuilder's model."""
+    return activity if isinstance(activity, Activity) else Activity().deserialize(activity)
 
 
 def parse_activity(body: Any) -> Activity:

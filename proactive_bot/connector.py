@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 from botbuilder.schema import Activity, ResourceResponse
+from msrest.serialization import Model, Serializer
 
 from .settings import Settings
 
@@ -116,7 +118,7 @@ class Conversations:
         headers = {}
         if self._tokens is not None:
             headers["Authorization"] = f"Bearer {await self._tokens.token()}"
-        body = activity.serialize() if activity is not None else None
+        body = activity_json(activity) if activity is not None else None
         async with self._session.request(
             method, url, json=body, headers=headers, timeout=SEND_TIMEOUT
         ) as resp:
@@ -151,3 +153,36 @@ class ConnectorClient:
 
     def __init__(self, session: aiohttp.ClientSession, service_url: str, tokens: TokenProvider | None) -> None:
         self.conversations = Conversations(session, service_url, tokens)
+
+
+_msrest = Serializer()
+
+
+def activity_json(model: Model) -> dict[str, Any]:
+    """An activity as the Connector API's JSON; the same output as msrest's `serialize()`.
+
+    msrest walks every attribute through generic machinery (~0.45 ms an activity here); at
+    hundreds of sends a second that is a large share of a core. This walks the models' own
+    attribute maps, handing anything but plain values, models, lists and dicts back to msrest.
+    """
+    out: dict[str, Any] = {}
+    for attribute, spec in type(model)._attribute_map.items():
+        value = getattr(model, attribute, None)
+        if value is not None:
+            out[spec["key"]] = _json_value(value, spec["type"])
+    return out
+
+
+def _json_value(value: Any, type_name: str) -> Any:
+    if isinstance(value, Model):
+        return activity_json(value)
+    if isinstance(value, (str, bool, int, float)) and type_name in _PLAIN_TYPES:
+        return value
+    if isinstance(value, list) and type_name.startswith("["):
+        return [_json_value(item, type_name[1:-1]) for item in value]
+    if isinstance(value, dict) and type_name == "object":
+        return value
+    return _msrest.serialize_data(value, type_name)  # dates, enums and anything unusual
+
+
+_PLAIN_TYPES = frozenset({"str", "bool", "int", "float", "object"})

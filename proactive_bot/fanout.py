@@ -24,6 +24,7 @@ from typing import Any
 from azure.storage.queue.aio import QueueClient
 
 from . import clock
+from .channel import outgoing
 from .delivery import Delivery, Outcome
 from .notifications import (
     BUSY,
@@ -152,7 +153,7 @@ class _Batch:
     def __init__(self, fanout: Fanout, notification: Notification) -> None:
         self._fanout = fanout
         self._notification = notification
-        self._activity = notification.activity()
+        self._activity = outgoing(notification.activity())  # deserialized once for every recipient
         self._deadline = time.monotonic() + fanout.retry_budget
         self._settled: list[Settled] = []
         # Recipients whose claim has been asked for: from then on the send may go out, so a

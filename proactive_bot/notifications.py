@@ -16,6 +16,7 @@ row is never sent the same notification again.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -192,9 +193,68 @@ def recipient_key(recipient: StoredReference) -> str:
     return _RECIPIENT + table_key(f"{len(recipient.channel_id)}:{recipient.channel_id}{recipient.conversation_id}")
 
 
+class _CoalescedCreates:
+    """Row creations that arrive within a few milliseconds go out as one transaction.
+
+    At full speed a process claims hundreds of recipients a second; one request per claim is
+    what storage cannot keep up with (Azurite here: ~340 single inserts/s vs ~1,400 rows/s in
+    transactions). Each claim still waits for its own row, so the claim-then-send order holds.
+    """
+
+    WINDOW = 0.003  # seconds to wait for company
+    MAX_ROWS = 100  # an entity-group transaction's limit
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def create(self, entity: dict[str, Any]) -> None:
+        """Create the row; raises ResourceExistsError if it is already there."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((entity, done))
+        if len(self._waiting) >= self.MAX_ROWS:
+            self._flush_now()
+        elif self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_soon())
+        await done
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self.WINDOW)
+        self._flusher = None
+        self._flush_now()
+
+    def _flush_now(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        by_partition: dict[str, list[tuple[dict[str, Any], asyncio.Future[None]]]] = {}
+        for item in waiting:
+            by_partition.setdefault(item[0]["PartitionKey"], []).append(item)
+        for group in by_partition.values():
+            asyncio.create_task(self._write(group))
+
+    async def _write(self, group: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+        if len(group) > 1:
+            try:
+                await self._table.submit_transaction([("create", entity) for entity, _ in group])
+            except HttpResponseError:
+                pass  # some row exists (or one is bad): the group is all or nothing, so go one by one
+            else:
+                for _, done in group:
+                    done.set_result(None)
+                return
+        for entity, done in group:
+            try:
+                await self._table.create_entity(entity)
+            except Exception as error:  # noqa: BLE001 - handed to the waiting claim, unchanged
+                done.set_exception(error)
+            else:
+                done.set_result(None)
+
+
 class NotificationStore:
     def __init__(self, table: TableClient) -> None:
         self._table = table
+        self._creates = _CoalescedCreates(table)
 
     # header
 
@@ -277,7 +337,7 @@ class NotificationStore:
             "updatedAt": now,
         }
         try:
-            await self._table.create_entity(entity)
+            await self._creates.create(entity)
             return Claim(CLAIMED)
         except ResourceExistsError:
             pass

@@ -8,9 +8,9 @@ limiter is per process: with several instances, give each its share of the app-w
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +31,7 @@ DEFAULT_CHANNEL_LIMITS: dict[str, dict[str, tuple[Window, ...]]] = {
 # Requests leave here and arrive at the channel a little later, and not always in order; a
 # send that is exactly one window after another here can land inside the window there.
 ARRIVAL_MARGIN = 0.03
+_WAKE_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -77,24 +78,53 @@ def _windows(raw: Sequence[Any]) -> tuple[Window, ...]:
 
 
 class _Log:
-    """Send times within the longest window, for one scope (a conversation, a channel, the app)."""
+    """Send times within the longest window, for one scope (a conversation, a channel, the app).
 
-    __slots__ = ("times", "blocked_until")
+    Kept sorted: a stamp can move later when its send leaves later than planned (`restamp`).
+    """
+
+    __slots__ = ("times", "blocked_until", "last_slot")
 
     def __init__(self) -> None:
-        self.times: deque[float] = deque()
+        self.times: list[float] = []
         self.blocked_until = 0.0
+        self.last_slot = float("-inf")  # the latest slot handed out, as planned (not restamped)
 
-    def wait(self, windows: Sequence[Window], now: float) -> float:
-        longest = max((seconds for _, seconds in windows), default=0.0) + ARRIVAL_MARGIN
-        while self.times and self.times[0] <= now - longest:
-            self.times.popleft()
-        wait = max(0.0, self.blocked_until - now)
+    def move(self, old: float, new: float | None) -> None:
+        """Move (or, with None, drop) one stamp."""
+        index = bisect.bisect_left(self.times, old)
+        if index < len(self.times) and self.times[index] == old:
+            del self.times[index]
+        if new is not None:
+            bisect.insort(self.times, new)
+
+    def earliest(self, windows: Sequence[Window], now: float) -> float:
+        """The first moment another send fits every window (may be in the past)."""
+        earliest = self.blocked_until
+        if not windows:
+            return earliest
+        longest = max(seconds for _, seconds in windows) + ARRIVAL_MARGIN
+        expired = bisect.bisect_right(self.times, now - longest)
+        if expired:
+            del self.times[:expired]
+        # Evenly spaced at the shortest window's rate rather than in bursts: a burst of 50
+        # requests leaves over tens of milliseconds of CPU time, which is enough to make the
+        # channel count 51 in its window. Spaced from the planned slots, so that sends leaving
+        # late do not slow the pace down.
+        count, seconds = windows[0]
+        earliest = max(earliest, self.last_slot + (seconds + ARRIVAL_MARGIN) / count)
         for count, seconds in windows:
             if len(self.times) >= count:
                 # The send `count` places back must leave the window before another may go.
-                wait = max(wait, self.times[-count] + seconds + ARRIVAL_MARGIN - now)
-        return wait
+                earliest = max(earliest, self.times[-count] + seconds + ARRIVAL_MARGIN)
+        return earliest
+
+
+@dataclass(frozen=True)
+class Permit:
+    logs: tuple[_Log, ...]
+    stamp: float
+    waited: float
 
 
 class RateLimiter:
@@ -105,10 +135,14 @@ class RateLimiter:
         self._channels: dict[str, _Log] = {}
         self._conversations: dict[tuple[str, str], _Log] = {}
 
-    async def acquire(self, channel_id: str, conversation_id: str) -> float:
-        """Wait until a send to this conversation is within every limit; returns seconds waited."""
+    async def acquire(self, channel_id: str, conversation_id: str, *, lead: float = 0.0) -> Permit:
+        """Take the next slot in which a send to this conversation is within every limit.
+
+        Returns up to `lead` seconds before the slot (`Permit.stamp`), so the caller can do its
+        last bit of work (the claim write) and then send on time with `wait_for_slot`.
+        """
         if not self._config.enabled:
-            return 0.0
+            return Permit((), self._clock(), 0.0)
         limits = self._config.for_channel(channel_id)
         scopes = (
             (self._app, self._config.app),
@@ -118,14 +152,45 @@ class RateLimiter:
         waited = 0.0
         while True:
             now = self._clock()
-            wait = max(log.wait(windows, now) for log, windows in scopes)
-            if wait <= 0:
+            earliest = max(log.earliest(windows, now) for log, windows in scopes)
+            if earliest - lead <= now:
+                # A sender that slept until `earliest` wakes a little late; recording the slot
+                # it was given, not the wake-up time, keeps those delays from adding up.
+                stamp = earliest if now - earliest < _WAKE_TOLERANCE else now
                 # Checking and recording with no await in between keeps this atomic on the loop.
                 for log, _ in scopes:
-                    log.times.append(now)
-                return waited
-            await asyncio.sleep(wait)
-            waited += wait
+                    bisect.insort(log.times, stamp)
+                    log.last_slot = max(log.last_slot, stamp)
+                return Permit(tuple(log for log, _ in scopes), stamp, waited)
+            await asyncio.sleep(earliest - lead - now)
+            waited += earliest - lead - now
+
+    async def wait_for_slot(self, permit: Permit) -> None:
+        """Sleep until the permit's slot; if it has passed by more than the margin covers, count
+        the send from now (`restamp`)."""
+        early = permit.stamp - self._clock()
+        if early > 0:
+            await asyncio.sleep(early)
+        else:
+            self.restamp(permit)
+
+    def restamp(self, permit: Permit) -> None:
+        """The send leaves now: count it from now, if that is later than its slot.
+
+        Between taking a slot and sending comes the claim write, whose latency varies; counting
+        from the real departure keeps later slots honest to what the channel will see.
+        """
+        now = self._clock()
+        # Small delays are what ARRIVAL_MARGIN is for; moving every stamp by them would only
+        # slow the pace down.
+        if now - permit.stamp > ARRIVAL_MARGIN / 2:
+            for log in permit.logs:
+                log.move(permit.stamp, now)
+
+    def release(self, permit: Permit) -> None:
+        """The slot was not used (the claim went to another sender)."""
+        for log in permit.logs:
+            log.move(permit.stamp, None)
 
     def hold(self, channel_id: str, conversation_id: str, seconds: float) -> None:
         """The channel said 429 with Retry-After: nothing more to that conversation until then."""

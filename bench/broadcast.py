@@ -1,0 +1,228 @@
+"""Broadcast throughput: ours through the queue path vs. the newcomer's sequential loop.
+
+Run by hand (not a test):  .venv/bin/python -m bench.broadcast [--n 10000] [--baseline-n 200]
+
+Everything is real but the channel: Azurite, the local Functions host in its own process (as a
+Functions worker would be), and the Connector-API stub in another process with 50 ms latency.
+
+1. Limits off: N stored references, one `{"to": {"all": true}}` notification on the queue;
+   messages/s from enqueue to the last delivery, against the baseline a newcomer writes (the
+   Bot Framework sample's sequential `continue_conversation` loop with the stock adapter),
+   measured per message on a smaller N against the same stub. Goal: >= 20x.
+2. Teams limits on, in the stub (429 + Retry-After when exceeded) and in our limiter:
+   messages/s as a fraction of the 50/s app bound. Goal: >= 0.95, 429s ~ 0.
+Both print lost and duplicated counts (goal 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+from azure.data.tables.aio import TableClient
+from azure.storage.queue.aio import QueueClient
+from botbuilder.core import BotFrameworkAdapter, BotFrameworkAdapterSettings, MessageFactory
+from botbuilder.schema import ConversationReference
+from botframework.connector.auth import ClaimsIdentity
+
+from devtools import azurite
+from devtools.azurite import free_port
+from proactive_bot import clock
+from proactive_bot.references import ReferenceStore
+
+REPO = Path(__file__).resolve().parent.parent
+LATENCY = 0.05
+APP_BOUND = 50.0  # Teams: about 50 sends/s per app
+
+
+def reference(i: int, service_url: str) -> dict:
+    return {
+        "activityId": f"1732{i:09d}",
+        "user": {"id": f"29:1user-{i:06d}", "name": f"User {i}", "aadObjectId": f"00000000-0000-4000-8000-{i:012d}"},
+        "bot": {"id": "28:bench-bot", "name": "Bench Bot"},
+        "conversation": {"conversationType": "personal", "tenantID": "bench-tenant", "id": f"a:1bench-{i:06d}"},
+        "channelId": "msteams",
+        "locale": "en-US",
+        "serviceUrl": service_url,
+    }
+
+
+async def seed(connection: str, table: str, n: int, service_url: str) -> None:
+    async with TableClient.from_connection_string(connection, table) as client:
+        await client.create_table()
+        store = ReferenceStore(client)
+        limit = asyncio.Semaphore(64)
+
+        async def one(i: int) -> None:
+            async with limit:
+                await store.save(reference(i, service_url), clock.now())
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+
+
+async def stub_stats(session: aiohttp.ClientSession, url: str) -> dict:
+    async with session.get(url + "_stub/stats") as resp:
+        return await resp.json()
+
+
+async def stub_reset(session: aiohttp.ClientSession, url: str) -> None:
+    async with session.post(url + "_stub/reset") as resp:
+        resp.raise_for_status()
+
+
+async def delivered_per_conversation(session: aiohttp.ClientSession, url: str) -> Counter:
+    async with session.get(url + "_stub/received") as resp:
+        records = await resp.json()
+    return Counter(r["conversation_id"] for r in records if 200 <= r["status"] < 300)
+
+
+def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        args, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+async def wait_listening(session: aiohttp.ClientSession, url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            async with session.get(url) as resp:
+                if resp.status < 500:
+                    return
+        except aiohttp.ClientError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not come up")
+        await asyncio.sleep(0.2)
+
+
+async def our_broadcast(connection: str, n: int, teams_limits: bool, workdir: Path) -> dict:
+    """One broadcast to n users through the queue path; returns rate, lost, duplicated, 429s."""
+    stub_port, host_port = free_port(), free_port()
+    stub_url = f"http://127.0.0.1:{stub_port}/"
+    queue = f"bench{int(time.time() * 1000) % 10**9}"
+    table = f"Refs{queue}"
+    env = {
+        **os.environ,
+        "AzureWebJobsStorage": connection,
+        "ReferencesTable": table,
+        "NotificationsTable": f"Notes{queue}",
+        "RemindersTable": f"Rem{queue}",
+        "NotificationsQueue": queue,
+        "TimerSchedule": "0 0 0 1 1 *",
+        "RateLimitsEnabled": "true" if teams_limits else "false",
+        "FUNCTIONS_HOST_KEY": "bench",
+    }
+    stub_args = [sys.executable, "-m", "devtools.connector_stub", "--port", str(stub_port), "--latency", str(LATENCY), "--quiet"]
+    if teams_limits:
+        stub_args.append("--teams-limits")
+    await seed(connection, table, n, stub_url)
+    stub = start_process(stub_args, env, workdir / "stub.log")
+    host = start_process([sys.executable, "-m", "devtools.funchost", "--port", str(host_port)], env, workdir / "host.log")
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_listening(session, stub_url + "_stub/stats")
+            await wait_listening(session, f"http://127.0.0.1:{host_port}/admin/host/status")
+            async with QueueClient.from_connection_string(connection, queue) as q:
+                started = time.monotonic()
+                await q.send_message(json.dumps({"id": "bench", "to": {"all": True}, "text": "Benchmark broadcast"}))
+            last_change, last_count = time.monotonic(), -1
+            while True:
+                stats = await stub_stats(session, stub_url)
+                if stats["delivered"] >= n:
+                    break
+                if stats["delivered"] != last_count:
+                    last_change, last_count = time.monotonic(), stats["delivered"]
+                elif time.monotonic() - last_change > 60:
+                    break  # stalled: report what arrived
+                await asyncio.sleep(0.1)
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(1)  # anything that would duplicate has time to arrive
+            per_conversation = await delivered_per_conversation(session, stub_url)
+            stats = await stub_stats(session, stub_url)
+    finally:
+        stop_process(host)
+        stop_process(stub)
+    expected = {reference(i, stub_url)["conversation"]["id"] for i in range(n)}
+    return {
+        "n": n,
+        "seconds": elapsed,
+        "per_second": sum(per_conversation.values()) / elapsed,
+        "lost": len(expected - set(per_conversation)),
+        "duplicated": sum(c - 1 for c in per_conversation.values() if c > 1),
+        "throttled_429": stats["throttled"],
+    }
+
+
+async def baseline(n: int, workdir: Path) -> dict:
+    """The Bot Framework sample's way: for each stored reference, await continue_conversation."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    stub = start_process(
+        [sys.executable, "-m", "devtools.connector_stub", "--port", str(port), "--latency", str(LATENCY), "--quiet"],
+        dict(os.environ), workdir / "baseline-stub.log",
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_listening(session, url + "_stub/stats")
+        adapter = BotFrameworkAdapter(BotFrameworkAdapterSettings("", ""))
+        references = [ConversationReference().deserialize(reference(i, url)) for i in range(n)]
+
+        async def send(context):
+            await context.send_activity(MessageFactory.text("Benchmark broadcast"))
+
+        started = time.monotonic()
+        for ref in references:
+            await adapter.continue_conversation(ref, send, claims_identity=ClaimsIdentity({}, True))
+        elapsed = time.monotonic() - started
+    finally:
+        stop_process(stub)
+    return {"n": n, "seconds": elapsed, "per_second": n / elapsed}
+
+
+async def main(n: int, baseline_n: int, limited_n: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        emulator = azurite.start(workdir / "azurite")
+        try:
+            base = await baseline(baseline_n, workdir)
+            print(f"baseline (sequential continue_conversation, stock adapter): N={base['n']}, "
+                  f"{base['per_second']:.1f} msg/s ({1000 * base['seconds'] / base['n']:.1f} ms/message)")
+            fast = await our_broadcast(emulator.connection_string, n, teams_limits=False, workdir=workdir)
+            print(f"ours, limits off: N={fast['n']}, {fast['seconds']:.1f} s, {fast['per_second']:.1f} msg/s, "
+                  f"ratio to baseline {fast['per_second'] / base['per_second']:.1f}x (goal >= 20x), "
+                  f"lost {fast['lost']}, duplicated {fast['duplicated']}, 429s {fast['throttled_429']}")
+            limited = await our_broadcast(emulator.connection_string, limited_n, teams_limits=True, workdir=workdir)
+            print(f"ours, Teams limits on (stub and limiter): N={limited['n']}, {limited['seconds']:.1f} s, "
+                  f"{limited['per_second']:.1f} msg/s = {limited['per_second'] / APP_BOUND:.3f} of the {APP_BOUND:.0f}/s bound "
+                  f"(goal >= 0.95), 429s {limited['throttled_429']}, lost {limited['lost']}, duplicated {limited['duplicated']}")
+        finally:
+            emulator.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000, help="recipients, limits off")
+    parser.add_argument("--limited-n", type=int, default=10_000, help="recipients, Teams limits on")
+    parser.add_argument("--baseline-n", type=int, default=200, help="messages in the baseline loop")
+    args = parser.parse_args()
+    asyncio.run(main(args.n, args.baseline_n, args.limited_n))
