@@ -31,6 +31,7 @@ log = logging.getLogger("funchost")
 
 DEFAULT_PORT = 7071
 HOST_KEY_SETTING = "FUNCTIONS_HOST_KEY"
+PROCESSING_VISIBILITY_SETTING = "FUNCHOST_PROCESSING_VISIBILITY_SECONDS"
 
 
 class FunctionHost:
@@ -192,6 +193,9 @@ class FunctionHost:
         visibility = PROCESSING_VISIBILITY
         if config.function_timeout:
             visibility = max(visibility, config.function_timeout + timedelta(minutes=1))
+        if settings.get(PROCESSING_VISIBILITY_SETTING):
+            # Dev-only: lets a test see a killed worker's messages come back in seconds, not 10 min.
+            visibility = timedelta(seconds=float(settings.get(PROCESSING_VISIBILITY_SETTING) or 0))
         for function in self._functions:
             trigger = function.trigger
             try:
