@@ -1,19 +1,29 @@
 # Two commands: `make run` (the app locally) and `make test` (the whole suite).
-# Everything they need is installed here, into the repo (.venv, node_modules), on first use.
+# Everything they need is installed here, into the repo (.venv, node_modules), on first use;
+# `make test` also installs Debian's Chromium for the browser test (as root, like CI).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Playwright drives Debian's Chromium: a browser download is not possible here. Liberation and
+# Noto Color Emoji make the page (and its screenshot) look as it does on a desktop.
+BROWSER_PACKAGES := chromium fonts-liberation fonts-noto-color-emoji
 
-.PHONY: run test deps clean
+.PHONY: run test deps browser clean
 
+# e.g. make run RUN_ARGS="--webchat-port 4000"
 run: deps
-	$(PY) -m devtools.run
+	$(PY) -m devtools.run $(RUN_ARGS)
 
-test: deps
+test: deps browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 deps: $(VENV)/.installed node_modules/.installed
+
+browser:
+	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
+	  apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PACKAGES); }
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,4 +35,4 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 clean:
-	rm -rf $(VENV) node_modules .azurite .pytest_cache
+	rm -rf $(VENV) node_modules .azurite .pytest_cache test-artifacts

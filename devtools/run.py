@@ -1,8 +1,10 @@
-"""`make run`: Azurite, a console channel and the local Functions host, in one Ctrl-C-able process.
+"""`make run`: Azurite, the local Functions host and two channels, in one Ctrl-C-able process.
 
 Azurite keeps its data under .azurite/ (git-ignored), so stored users and reminders survive a
-restart. The console channel is the Connector-API stub: it is the serviceUrl the bot answers and
-sends proactive messages to, and prints every message it receives.
+restart. The Web Chat channel serves a page with Microsoft Web Chat (one user per browser tab)
+and a panel that plays another system; the console channel (the Connector-API stub) is for
+curl. Each is the serviceUrl of its users: what the bot sends them, replies and proactive
+messages alike, shows up on the page or in this terminal.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from devtools import azurite
 from devtools.connector_stub import ConnectorStub
 from devtools.funchost import FunctionHost
 from devtools.funchost.__main__ import configure_logging
+from devtools.webchat import DEFAULT_PORT as WEBCHAT_PORT
+from devtools.webchat import Panel, WebChatChannel
 from proactive_bot import clients
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +44,7 @@ def _listening(port: int) -> bool:
     return False
 
 
-def _instructions(host_url: str, channel_url: str) -> str:
+def _instructions(host_url: str, channel_url: str, webchat_url: str) -> str:
     activity = {
         "type": "message",
         "channelId": "console",
@@ -52,6 +56,10 @@ def _instructions(host_url: str, channel_url: str) -> str:
     }
     return f"""
 The bot is running.
+
+  Chat with it in your browser:  {webchat_url}
+  (each tab is another user; the panel beside the chat sends notifications and runs the timer)
+
   bot endpoint     {host_url}/api/messages
   console channel  {channel_url}  (what the bot sends appears below)
 
@@ -69,7 +77,7 @@ Ctrl-C stops everything.
 """
 
 
-async def main(port: int, channel_port: int) -> None:
+async def main(port: int, channel_port: int, webchat_port: int) -> None:
     settings = _settings_file()
     emulator = None
     if settings.get("AzureWebJobsStorage", "").strip().lower().startswith("usedevelopmentstorage=true"):
@@ -84,13 +92,19 @@ async def main(port: int, channel_port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     channel = ConnectorStub(console=sys.stdout)
     host = FunctionHost(REPO_ROOT)
+    webchat: WebChatChannel | None = None
     try:
         await channel.start(port=channel_port)
         await host.start(port)
-        print(_instructions(host.url, channel.url), flush=True)
+        webchat = WebChatChannel(f"{host.url}/api/messages", panel=Panel.for_host(host), console=sys.stdout)
+        await webchat.start(port=webchat_port)
+        page = f"http://localhost:{webchat.port}"
+        print(_instructions(host.url, channel.url, page), flush=True)
         await stop.wait()
     finally:
         print("\nStopping...", flush=True)
+        if webchat is not None:
+            await webchat.stop()
         await host.stop()
         await clients.close()  # the app's clients live in this process; the real worker just exits
         await channel.stop()
@@ -102,9 +116,11 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description="Run the bot locally.")
     parser.add_argument("--port", type=int, default=7071, help="the Functions host (default 7071)")
     parser.add_argument("--channel-port", type=int, default=3980, help="the console channel (default 3980)")
+    parser.add_argument("--webchat-port", type=int, default=WEBCHAT_PORT,
+                        help=f"the Web Chat page and its channel (default {WEBCHAT_PORT})")
     args = parser.parse_args()
     configure_logging(verbose=False)
-    asyncio.run(main(args.port, args.channel_port))
+    asyncio.run(main(args.port, args.channel_port, args.webchat_port))
 
 
 if __name__ == "__main__":
