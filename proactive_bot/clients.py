@@ -48,23 +48,38 @@ class Clients:
         await self.queues.close()
 
 
-_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Clients]] = weakref.WeakKeyDictionary()
+_Built = tuple[Settings, "asyncio.Task[Clients]"]
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Built] = weakref.WeakKeyDictionary()
 
 
 async def get() -> Clients:
-    """This process's clients, built on first use."""
+    """This process's clients, built on first use.
+
+    In Azure the settings never change under a running worker; in tests and local tools one
+    process hosts the app under several configurations, so new settings mean new clients.
+    """
     loop = asyncio.get_running_loop()
-    task = _by_loop.get(loop)
-    if task is None or (task.done() and task.exception() is not None):
+    settings = Settings.from_env()
+    built = _by_loop.get(loop)
+    if built is None or built[0] != settings or (built[1].done() and built[1].exception() is not None):
+        if built is not None:
+            loop.create_task(_close(built[1]))
         # A task, not a plain value: concurrent first invocations share one build.
-        task = _by_loop[loop] = loop.create_task(build(Settings.from_env()))
-    return await asyncio.shield(task)
+        built = _by_loop[loop] = (settings, loop.create_task(build(settings)))
+    return await asyncio.shield(built[1])
 
 
 async def close() -> None:
     """Close this loop's clients (tests and the local host call it at shutdown)."""
-    task = _by_loop.pop(asyncio.get_running_loop(), None)
-    if task is not None and task.done() and task.exception() is None:
+    built = _by_loop.pop(asyncio.get_running_loop(), None)
+    if built is not None:
+        await _close(built[1])
+
+
+async def _close(task: asyncio.Task[Clients]) -> None:
+    if not task.done():
+        await asyncio.wait([task])
+    if task.exception() is None:
         await task.result().close()
 
 

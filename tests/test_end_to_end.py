@@ -13,7 +13,7 @@ import pytest
 
 from devtools.connector_stub import ConnectorStub
 from devtools.funchost import FunctionHost
-from proactive_bot import cli, clients, clock
+from proactive_bot import cli, clock
 from tests import activities
 from tests.functions.invoke import APP_ROOT
 
@@ -28,12 +28,9 @@ async def host(storage_connection: str) -> AsyncIterator[FunctionHost]:
         "TimerSchedule": "0 0 0 1 1 *",  # yearly: the test runs the timer itself
     }
     function_host = FunctionHost(APP_ROOT, settings)
-    # A fresh worker: the app builds its clients from this host's settings, as a new process would.
-    await clients.close()
     await function_host.start(0)
     yield function_host
     await function_host.stop()
-    await clients.close()
 
 
 async def test_welcome_then_queued_message_then_due_reminder(host, storage_connection, monkeypatch):
