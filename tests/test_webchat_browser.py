@@ -168,6 +168,7 @@ async def test_welcome_reminder_snooze_and_notification_in_the_browser(open_tab,
     await tab.page.get_by_role("button", name="Send to me").click()
     await expect(tab.page.locator("#log")).to_contain_text(re.compile(r"notification to me: (queued|\d{3} from the front door)"))
     await tab.sees("Build 42 passed")
+    await expect(tab.page.locator("#log")).to_contain_text(re.compile(r"status of \S+: done: 1 sent"))
 
     ARTIFACTS.mkdir(exist_ok=True)
     await tab.page.screenshot(path=ARTIFACTS / "webchat.png")

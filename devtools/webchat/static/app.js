@@ -64,14 +64,26 @@ function describeReceipt(receipt) {
   return `${receipt.status} from the front door for ${receipt.id}: ${detail || '(empty)'}`;
 }
 
-// The front door reports delivery per recipient; ask a few times while it is still going.
+// The front door reports delivery per recipient: follow it until the notification is done.
+function summarize(status) {
+  if (!status || !status.counts) return JSON.stringify(status);
+  const c = status.counts;
+  return `${status.state}: ${c.sent} sent, ${c.failed} failed, ${c.gone} gone, ${c.skipped} skipped, ` +
+    `${c.pending} pending of ${c.recipients}` + (c.throttledRetries ? `, ${c.throttledRetries} throttled retries` : '') +
+    (status.note ? ` (${status.note})` : '');
+}
+
 async function followStatus(id) {
-  for (let attempt = 0; attempt < 5; attempt += 1) {
-    await new Promise(resolve => setTimeout(resolve, 1000));
+  let last = '';
+  for (let attempt = 0; attempt < 30; attempt += 1) {
+    await new Promise(resolve => setTimeout(resolve, 500));
     const response = await fetch(`/panel/notifications/${encodeURIComponent(id)}`);
     if (response.status === 404) return;
     const receipt = await response.json();
-    log(`status of ${id}: ${JSON.stringify(receipt.detail)}`, receipt.accepted ? 'ok' : 'failed');
+    const line = summarize(receipt.detail);
+    if (line !== last) log(`status of ${id}: ${line}`, receipt.accepted ? 'ok' : 'failed');
+    last = line;
+    if (receipt.detail && receipt.detail.state === 'done') return;
   }
 }
 
