@@ -50,6 +50,7 @@ class Clients:
 
 _Built = tuple[Settings, "asyncio.Task[Clients]"]
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Built] = weakref.WeakKeyDictionary()
+_closing: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
 
 
 async def get() -> Clients:
@@ -63,7 +64,9 @@ async def get() -> Clients:
     built = _by_loop.get(loop)
     if built is None or built[0] != settings or (built[1].done() and built[1].exception() is not None):
         if built is not None:
-            loop.create_task(_close(built[1]))
+            closing = loop.create_task(_close(built[1]))
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
         # A task, not a plain value: concurrent first invocations share one build.
         built = _by_loop[loop] = (settings, loop.create_task(build(settings)))
     return await asyncio.shield(built[1])

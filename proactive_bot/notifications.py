@@ -208,6 +208,7 @@ class _CoalescedCreates:
         self._table = table
         self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._writing: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
     async def create(self, entity: dict[str, Any]) -> None:
         """Create the row; raises ResourceExistsError if it is already there."""
@@ -230,7 +231,9 @@ class _CoalescedCreates:
         for item in waiting:
             by_partition.setdefault(item[0]["PartitionKey"], []).append(item)
         for group in by_partition.values():
-            asyncio.create_task(self._write(group))
+            task = asyncio.create_task(self._write(group))
+            self._writing.add(task)
+            task.add_done_callback(self._writing.discard)
 
     async def _write(self, group: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
         if len(group) > 1:

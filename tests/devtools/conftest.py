@@ -10,17 +10,15 @@ from typing import Any
 
 import pytest
 
-from devtools import azurite
+from devtools import azurite as azurite_process
 
 SAMPLE_APP = Path(__file__).parent / "sample_app"
 
 
 @pytest.fixture(scope="session")
-def funchost_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[azurite.Azurite]:
-    """The real storage emulator on free ports, data in a temporary folder."""
-    server = azurite.start(tmp_path_factory.mktemp("funchost-azurite"))
-    yield server
-    server.stop()
+def funchost_azurite(azurite: azurite_process.Azurite) -> azurite_process.Azurite:
+    """The session's real storage emulator (tests/conftest.py)."""
+    return azurite
 
 
 @pytest.fixture(scope="session")
