@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import clients, clock, notifications, reminders
-from .channel import AuthenticationError, InvalidActivity
+from . import clients, clock, json_input, notifications, reminders
+from .auth import AuthenticationError, AuthenticationUnavailable
+from .channel import InvalidActivity
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +39,21 @@ async def receive_activity(body: bytes, auth_header: str | None) -> HttpResult:
     if len(body) > MAX_ACTIVITY_BYTES:
         return _error(413, f"activity larger than {MAX_ACTIVITY_BYTES} bytes")
     try:
-        activity = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(400, "the body is not JSON")
+        activity = json_input.loads(body)
+    except json_input.JsonInputError as error:
+        return _error(400, f"the body is {error}")
     app = await clients.get()
     try:
         invoke = await app.adapter.run_turn(activity, auth_header or "", app.bot.on_turn)
     except InvalidActivity as error:
         return _error(400, str(error))
     except AuthenticationError as error:
+        # The reason is logged, never answered: it would tell a caller which check to get past.
         log.warning("rejected an unauthenticated request to /api/messages (%s)", error)
         return _error(401, "unauthorized")
+    except AuthenticationUnavailable as error:
+        log.error("cannot authenticate requests to /api/messages now: %s", error)
+        return HttpResult(503, {"error": {"message": "authentication is unavailable; try again later"}})
     if invoke is not None:
         return HttpResult(invoke.status, invoke.body)
     return HttpResult(200)

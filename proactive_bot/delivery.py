@@ -12,6 +12,7 @@ import aiohttp
 from .channel import ChannelAdapter
 from .connector import ConnectorError
 from .references import ReferenceStore, StoredReference
+from .service_urls import ServiceUrlNotAllowed
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ class Delivery:
             return await self._failed(recipient, error)
         except (aiohttp.ClientError, TimeoutError) as error:
             return Result(Outcome.FAILED, detail=f"{type(error).__name__}: {error}")
+        except ServiceUrlNotAllowed as error:
+            # Not transient: the stored address names a host the bot's token must not go to.
+            return Result(Outcome.FAILED, detail=f"serviceUrl not allowed: {error}")
         return Result(Outcome.SENT, status=200)
 
     async def _failed(self, recipient: StoredReference, error: ConnectorError) -> Result:
