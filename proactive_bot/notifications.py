@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -19,12 +20,14 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from . import json_input
 from .delivery import Delivery, Outcome, message
 from .references import ReferenceStore, StoredReference
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024  # the queue's own limit; anything bigger did not come from a queue
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
 class InvalidNotification(ValueError):
@@ -59,11 +62,13 @@ def decode(body: bytes) -> Notification:
         raise InvalidNotification(f"message is {len(body)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     text = _text(body).strip()
     if not text.startswith("{"):
+        if not _BASE64.fullmatch(text):
+            raise InvalidNotification("neither JSON nor base64-encoded JSON (a JSON object)")
         text = _text(_unbase64(text)).strip()
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InvalidNotification(f"not JSON: {error}") from None
+        document = json_input.loads(text)
+    except json_input.JsonInputError as error:
+        raise InvalidNotification(str(error)) from None
     return validate(document)
 
 
