@@ -14,6 +14,7 @@ import aiohttp
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
+from . import redaction
 from .bot import ProactiveBot
 from .channel import ChannelAdapter
 from .delivery import Delivery
@@ -62,6 +63,8 @@ async def close() -> None:
 
 async def build(settings: Settings) -> Clients:
     """Everything the app needs, from settings; `get()` calls this once per process."""
+    settings.check()
+    redaction.install([settings.app_password, *redaction.storage_secrets(settings.storage_connection)])
     tables = TableServiceClient.from_connection_string(settings.storage_connection)
     queues = QueueServiceClient.from_connection_string(settings.storage_connection)
     references_table = await tables.create_table_if_not_exists(settings.references_table)
