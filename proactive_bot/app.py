@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from . import clients, clock, fanout, notifications, reminders
-from .channel import AuthenticationError, InvalidActivity
+from . import clients, clock, fanout, json_input, notifications, reminders
+from .auth import AuthenticationError, AuthenticationUnavailable
+from .channel import InvalidActivity
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +41,21 @@ async def receive_activity(body: bytes, auth_header: str | None) -> HttpResult:
     if len(body) > MAX_ACTIVITY_BYTES:
         return _error(413, f"activity larger than {MAX_ACTIVITY_BYTES} bytes")
     try:
-        activity = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(400, "the body is not JSON")
+        activity = json_input.loads(body)
+    except json_input.JsonInputError as error:
+        return _error(400, f"the body is {error}")
     app = await clients.get()
     try:
         invoke = await app.adapter.run_turn(activity, auth_header or "", app.bot.on_turn)
     except InvalidActivity as error:
         return _error(400, str(error))
     except AuthenticationError as error:
+        # The reason is logged, never answered: it would tell a caller which check to get past.
         log.warning("rejected an unauthenticated request to /api/messages (%s)", error)
         return _error(401, "unauthorized")
+    except AuthenticationUnavailable as error:
+        log.error("cannot authenticate requests to /api/messages now: %s", error)
+        return HttpResult(503, {"error": {"message": "authentication is unavailable; try again later"}})
     if invoke is not None:
         return HttpResult(invoke.status, invoke.body)
     return HttpResult(200)
@@ -88,8 +93,8 @@ async def process_work(body: bytes, message_id: str = "") -> QueueResult:
     """Work queue: a page of a broadcast's audience, or a batch of deliveries."""
     app = await clients.get()
     try:
-        await app.fanout.handle(json.loads(body))
-    except (json.JSONDecodeError, UnicodeDecodeError, fanout.InvalidWork) as error:
+        await app.fanout.handle(json_input.loads(body))
+    except (json_input.JsonInputError, fanout.InvalidWork) as error:
         log.error("work message %s is malformed, moved to the poison queue: %s", message_id, error)
         return QueueResult(poison_reason=str(error))
     return QueueResult()
@@ -98,9 +103,9 @@ async def process_work(body: bytes, message_id: str = "") -> QueueResult:
 async def accept_notification(body: bytes, base_url: str) -> HttpResult:
     """POST /api/notifications: validate, record, enqueue; 202 with where to ask how it went."""
     try:
-        notification = notifications.validate(json.loads(body))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(400, "the body is not JSON")
+        notification = notifications.validate(json_input.loads(body))
+    except json_input.JsonInputError as error:
+        return _error(400, f"the body is {error}")
     except notifications.InvalidNotification as error:
         return _error(400, str(error))
     app = await clients.get()

@@ -8,7 +8,7 @@ from botbuilder.core import ActivityHandler, TurnContext
 from botbuilder.schema import ChannelAccount
 
 from . import clock
-from .channel import conversation_reference
+from .channel import command_text, conversation_reference
 from .reminders import (
     Reminder,
     ReminderParseError,
@@ -51,6 +51,11 @@ class ProactiveBot(ActivityHandler):
         await self._references.save(conversation_reference(turn_context.activity), clock.now())
         await super().on_turn(turn_context)
 
+    async def on_teams_signin_token_exchange(self, turn_context: TurnContext) -> None:
+        # botbuilder's ActivityHandler calls this for a "signin/tokenExchange" invoke, but only
+        # TeamsActivityHandler defines it. The bot has no sign-in: answer as for verifyState (501).
+        await self.on_sign_in_invoke(turn_context)
+
     async def on_members_added_activity(self, members_added: list[ChannelAccount], turn_context: TurnContext) -> None:
         bot_id = turn_context.activity.recipient.id if turn_context.activity.recipient else None
         for member in members_added:
@@ -59,7 +64,7 @@ class ProactiveBot(ActivityHandler):
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         # In Teams channels the text starts with "<at>Bot</at>"; commands are what follows.
-        text = (TurnContext.remove_recipient_mention(turn_context.activity) or "").strip()
+        text = command_text(turn_context.activity)
         command = text.lower()
         if command in ("help", "?", "hi", "hello"):
             await turn_context.send_activity(HELP)

@@ -16,6 +16,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
+from . import redaction
 from .bot import ProactiveBot
 from .channel import ChannelAdapter
 from .delivery import Delivery
@@ -95,6 +96,8 @@ async def _queue(service: QueueServiceClient, name: str) -> QueueClient:
 
 async def build(settings: Settings) -> Clients:
     """Everything the app needs, from settings; `get()` calls this once per process."""
+    settings.check()
+    redaction.install([settings.app_password, *redaction.storage_secrets(settings.storage_connection)])
     tables = TableServiceClient.from_connection_string(settings.storage_connection)
     queues = QueueServiceClient.from_connection_string(settings.storage_connection)
     references_table, reminders_table, notifications_table = await asyncio.gather(

@@ -76,13 +76,19 @@ class TokenProvider:
             "scope": BOT_FRAMEWORK_SCOPE,
         }
         async with self._session.post(self.endpoint, data=form, timeout=TOKEN_TIMEOUT) as resp:
-            body = await resp.json(content_type=None)
-            if resp.status != 200 or "access_token" not in body:
-                # Never log the body: it may echo the client secret's hint or the token.
-                raise ConnectorError(resp.status, "TokenRequestFailed", "could not get a bot token")
-        self._token = body["access_token"]
+            try:
+                body = await resp.json(content_type=None)
+                token, lifetime = str(body["access_token"]), int(body.get("expires_in", 3600))
+            except (ValueError, TypeError, KeyError, aiohttp.ContentTypeError):
+                body = None
+            if resp.status != 200 or body is None:
+                # Never log the body: it may echo the client secret's hint or the token. A 5xx is
+                # worth retrying later like any channel 5xx; a 4xx is a configuration problem.
+                status = resp.status if resp.status != 200 else 502
+                raise ConnectorError(status, "TokenRequestFailed", "could not get a bot token")
+        self._token = token
         # Refresh five minutes early so a send never carries a token that expires in flight.
-        self._expires_at = time.monotonic() + max(0, int(body.get("expires_in", 3600)) - 300)
+        self._expires_at = time.monotonic() + max(0, lifetime - 300)
 
 
 class Conversations:

@@ -9,6 +9,7 @@ again, so callers hand the work back to the queue instead of sleeping for minute
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import random
@@ -24,6 +25,7 @@ from .channel import ChannelAdapter
 from .connector import ConnectorError
 from .rate_limits import RateLimiter
 from .references import ReferenceStore, StoredReference
+from .service_urls import ServiceUrlNotAllowed
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +46,13 @@ class Result:
     retry_after: float | None = None  # seconds until another attempt makes sense
     throttled: int = 0  # 429s met on the way (send_patiently)
     attempts: int = 1
+    permanent: bool = False  # a failure no retry can fix (e.g. a serviceUrl we may not call)
 
     @property
     def retryable(self) -> bool:
-        return self.outcome is Outcome.THROTTLED or (
-            self.outcome is Outcome.FAILED and (self.status is None or self.status in _RETRY_STATUSES)
+        return not self.permanent and (
+            self.outcome is Outcome.THROTTLED
+            or (self.outcome is Outcome.FAILED and (self.status is None or self.status in _RETRY_STATUSES))
         )
 
 
@@ -136,6 +140,9 @@ class Delivery:
             return await self._failed(recipient, error)
         except (aiohttp.ClientError, TimeoutError) as error:
             return Result(Outcome.FAILED, detail=f"{type(error).__name__}: {error}")
+        except ServiceUrlNotAllowed as error:
+            # Not transient: the stored address names a host the bot's token must not go to.
+            return Result(Outcome.FAILED, detail=f"serviceUrl not allowed: {error}", permanent=True)
         return Result(Outcome.SENT, status=200)
 
     async def _failed(self, recipient: StoredReference, error: ConnectorError) -> Result:
@@ -167,13 +174,11 @@ class _Latency:
 
 
 def _with(result: Result, throttled: int, attempts: int, retry_after: float | None = None) -> Result:
-    return Result(
-        result.outcome,
-        result.status,
-        result.detail,
-        retry_after if retry_after is not None else result.retry_after,
-        throttled,
-        attempts,
+    return dataclasses.replace(
+        result,
+        retry_after=retry_after if retry_after is not None else result.retry_after,
+        throttled=throttled,
+        attempts=attempts,
     )
 
 

@@ -21,6 +21,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 from jsonschema import Draft202012Validator
 
+from . import json_input
 from .delivery import Outcome, Result, message
 from .references import StoredReference
 from .table_keys import table_key
@@ -47,6 +49,7 @@ from .table_keys import table_key
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024  # the queue's own limit; anything bigger did not come from a queue
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
 class InvalidNotification(ValueError):
@@ -97,11 +100,13 @@ def decode(body: bytes, fallback_id: str = "") -> Notification:
         raise InvalidNotification(f"message is {len(body)} bytes; the limit is {MAX_MESSAGE_BYTES}")
     text = _text(body).strip()
     if not text.startswith("{"):
+        if not _BASE64.fullmatch(text):
+            raise InvalidNotification("neither JSON nor base64-encoded JSON (a JSON object)")
         text = _text(_unbase64(text)).strip()
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InvalidNotification(f"not JSON: {error}") from None
+        document = json_input.loads(text)
+    except json_input.JsonInputError as error:
+        raise InvalidNotification(str(error)) from None
     return validate(document, fallback_id)
 
 

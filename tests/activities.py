@@ -119,3 +119,20 @@ def webchat_members_added(service_url: str, *, user_id: str | None = None, conve
         "recipient": {"id": "reminder-bot@Vd3ZWkd0Qo8", "name": "Reminder Bot"},
         "membersAdded": [{"id": "reminder-bot@Vd3ZWkd0Qo8", "name": "Reminder Bot"}, {"id": user_id, "name": "You"}],
     }
+
+
+def reference(activity: dict[str, Any], service_url: str | None = None) -> dict[str, Any]:
+    """The ConversationReference a stored row would hold for this activity (serviceUrl overridable)."""
+    return {
+        "user": activity["from"], "bot": activity["recipient"], "conversation": activity["conversation"],
+        "channelId": activity["channelId"], "serviceUrl": service_url or activity["serviceUrl"],
+    }
+
+
+def stored(reference: dict[str, Any]) -> Any:
+    """A StoredReference as the store would hand it to Delivery."""
+    from datetime import datetime, timezone
+
+    from proactive_bot.references import describe
+
+    return describe(reference, datetime.now(timezone.utc))

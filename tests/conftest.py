@@ -53,3 +53,92 @@ async def _close_app_clients() -> AsyncIterator[None]:
     from proactive_bot import clients
 
     await clients.close()
+
+
+# --- The app with credentials: a local token endpoint and a local Bot Framework key issuer ---
+
+APP_ID = "b0c6a3e2-1d53-4d8b-9d1e-5c8f7e9a0b11"
+APP_PASSWORD = "test-secret-Xq9~rTbW.KlmN0pQrS"
+ACCESS_TOKEN = "token-1-eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9"
+
+
+@pytest.fixture
+async def token_server() -> AsyncIterator[tuple[str, list[dict]]]:
+    """An OAuth token endpoint on loopback, standing in for login.microsoftonline.com."""
+    from aiohttp import web
+
+    requests: list[dict] = []
+
+    async def issue(request: web.Request) -> web.Response:
+        requests.append(dict(await request.post()))
+        return web.json_response({"token_type": "Bearer", "expires_in": 3599, "access_token": ACCESS_TOKEN})
+
+    application = web.Application()
+    application.router.add_post("/token", issue)
+    runner = web.AppRunner(application)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}/token", requests
+    await runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def openid() -> AsyncIterator:
+    """The Bot Framework's OpenID metadata and signing key, on loopback (devtools/openid_stub.py)."""
+    from devtools.openid_stub import OpenIdStub
+
+    async with OpenIdStub() as stub:
+        yield stub
+
+
+def authenticated_settings(storage_connection: str, token_endpoint: str, metadata_url: str, **changes):
+    from proactive_bot.settings import Settings
+
+    return Settings(
+        storage_connection=storage_connection,
+        app_id=APP_ID,
+        app_password=APP_PASSWORD,
+        token_endpoint=token_endpoint,
+        open_id_metadata=metadata_url,
+        # The channel stub listens on loopback; with credentials it has to be listed.
+        allowed_service_url_hosts=("default", "127.0.0.1"),
+        **changes,
+    )
+
+
+@pytest.fixture
+async def serve_app(monkeypatch) -> AsyncIterator:
+    """`await serve_app(settings)`: clients built from these settings become what `clients.get()`
+    (and so every function) uses for the rest of the test; closed at its end."""
+    from proactive_bot import clients
+
+    built: list[clients.Clients] = []
+
+    async def serve(settings) -> clients.Clients:
+        app = await clients.build(settings)
+        built.append(app)
+
+        async def get() -> clients.Clients:
+            return app
+
+        monkeypatch.setattr(clients, "get", get)
+        return app
+
+    yield serve
+    for app in built:
+        await app.close()
+
+
+@pytest.fixture
+async def authenticated_app(storage_connection, token_server, openid, serve_app):
+    """The app's clients with MicrosoftAppId/Password set."""
+    return await serve_app(authenticated_settings(storage_connection, token_server[0], openid.metadata_url))
+
+
+@pytest.fixture
+async def local_app(storage_connection, serve_app):
+    """The app's clients in local mode (no app id)."""
+    from proactive_bot.settings import Settings
+
+    return await serve_app(Settings(storage_connection=storage_connection))

@@ -89,3 +89,42 @@ async def cli_run(*args: str) -> dict:
     out, _ = await process.communicate()
     assert process.returncode == 0, out
     return json.loads(out)
+
+
+async def test_malformed_messages_go_to_poison_once_and_the_ones_behind_them_are_delivered(host, storage_connection):
+    from azure.storage.queue.aio import QueueClient
+
+    async with ConnectorStub() as channel, aiohttp.ClientSession() as http:
+        hello = activities.webchat_message("hi", channel.url)
+        async with http.post(f"{host.url}/api/messages", json=hello) as response:
+            assert response.status == 200
+        await channel.wait_for(1)
+        to = {"conversationId": hello["conversation"]["id"], "channelId": "webchat"}
+        bad = ['{"to": {"all": true}, "text": "x", "text": "y"}', "not json", '{"to": {"all": true}, "text": NaN}']
+        async with QueueClient.from_connection_string(storage_connection, "e2e-notifications") as queue:
+            for n, raw in enumerate(bad):
+                await queue.send_message(raw)
+                await queue.send_message(json.dumps({"to": to, "text": f"good {n}"}))
+
+            await channel.wait_for(lambda r: r.text == "good 2", timeout=15)
+            async with QueueClient.from_connection_string(storage_connection, "e2e-notifications-poison") as poison:
+                for _ in range(100):
+                    poisoned = [m.content for m in await poison.peek_messages(max_messages=32)] if await _exists(poison) else []
+                    if len(poisoned) == len(bad):
+                        break
+                    await asyncio.sleep(0.05)
+            remaining = await queue.get_queue_properties()
+
+    assert sorted(poisoned) == sorted(bad)  # each once, unchanged
+    assert sorted(channel.texts(hello["conversation"]["id"])[1:]) == ["good 0", "good 1", "good 2"]
+    assert remaining.approximate_message_count == 0
+
+
+async def _exists(queue) -> bool:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        await queue.get_queue_properties()
+    except ResourceNotFoundError:
+        return False
+    return True

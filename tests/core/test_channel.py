@@ -3,56 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
 
 from devtools.connector_stub import ConnectorStub
 from proactive_bot import app as app_module
-from proactive_bot import clients
-from proactive_bot.settings import Settings
 from tests import activities
-
-APP_ID = "b0c6a3e2-1d53-4d8b-9d1e-5c8f7e9a0b11"
-
-
-@pytest.fixture
-async def token_server() -> AsyncIterator[tuple[str, list[dict]]]:
-    """An OAuth token endpoint on loopback, standing in for login.microsoftonline.com."""
-    requests: list[dict] = []
-
-    async def issue(request: web.Request) -> web.Response:
-        requests.append(dict(await request.post()))
-        return web.json_response({"token_type": "Bearer", "expires_in": 3599, "access_token": "token-1"})
-
-    application = web.Application()
-    application.router.add_post("/token", issue)
-    runner = web.AppRunner(application)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - aiohttp has no public accessor
-    yield f"http://127.0.0.1:{port}/token", requests
-    await runner.cleanup()
-
-
-@pytest.fixture
-async def authenticated_app(storage_connection, token_server, monkeypatch) -> AsyncIterator[clients.Clients]:
-    settings = Settings(
-        storage_connection=storage_connection,
-        app_id=APP_ID,
-        app_password="not-a-real-secret",
-        token_endpoint=token_server[0],
-    )
-    built = await clients.build(settings)
-
-    async def get() -> clients.Clients:
-        return built
-
-    monkeypatch.setattr(clients, "get", get)
-    yield built
-    await built.close()
+from tests.conftest import ACCESS_TOKEN
 
 
 @pytest.mark.parametrize("header", [None, "", "Bearer garbage", "Basic dXNlcjpwYXNz", "Bearer a.b.c"])
@@ -67,7 +24,7 @@ async def test_requests_without_a_valid_token_are_401(authenticated_app, header)
 async def test_proactive_sends_fetch_one_token_and_reuse_it(authenticated_app, token_server):
     _, token_requests = token_server
     async with ConnectorStub() as stub:
-        stub.expect_bearer("token-1")
+        stub.expect_bearer(ACCESS_TOKEN)
         message = activities.teams_message("hi", stub.url)
         reference = {
             "user": message["from"], "bot": message["recipient"], "conversation": message["conversation"],
@@ -81,3 +38,21 @@ async def test_proactive_sends_fetch_one_token_and_reuse_it(authenticated_app, t
     assert len(token_requests) == 1
     assert token_requests[0]["grant_type"] == "client_credentials"
     assert token_requests[0]["scope"] == "https://api.botframework.com/.default"
+
+
+async def test_a_token_endpoint_that_never_answers_does_not_freeze_the_app(storage_connection, openid, serve_app, monkeypatch):
+    from proactive_bot import connector
+    from proactive_bot.delivery import Outcome, message
+    from tests.conftest import authenticated_settings
+    from tests.net import run_while_counting_ticks, silent_server
+
+    monkeypatch.setattr(connector, "TOKEN_TIMEOUT", connector.aiohttp.ClientTimeout(total=0.3))
+    async with silent_server() as silent, ConnectorStub() as stub:
+        app = await serve_app(authenticated_settings(storage_connection, silent.url + "/token", openid.metadata_url))
+        reference = activities.reference(activities.teams_message("hi", stub.url))
+        result, ticks = await run_while_counting_ticks(app.delivery.send(activities.stored(reference), [message("hi")]))
+
+        assert stub.received == []  # nothing goes out without a token
+    assert ticks >= 5  # the loop kept serving other work while the fetch waited
+    assert result.outcome is Outcome.FAILED and "Timeout" in result.detail
+    assert silent.connections == 1

@@ -91,3 +91,16 @@ async def test_a_bad_request_is_not_retried(engine_factory):
     result = await engine.delivery.send_patiently(recipient, [message("hi")], deadline=patience())
 
     assert result.outcome is Outcome.FAILED and not result.retryable and result.status == 400
+
+
+async def test_a_tampered_address_is_refused_once_and_never_retried(engine_factory):
+    engine = await engine_factory()
+    reference = dict((await engine.users(1))[0], serviceUrl="https://collector.evil.example/")
+    await engine.references.save(reference)  # as if someone edited the row in storage
+    recipient = await engine.references.get(reference["channelId"], reference["conversation"]["id"])
+
+    result = await engine.delivery.send_patiently(recipient, [message("hi")], deadline=patience())
+
+    assert (result.outcome, result.retryable, result.attempts) == (Outcome.FAILED, False, 1)
+    assert "serviceUrl not allowed" in result.detail
+    assert engine.stub.received == []

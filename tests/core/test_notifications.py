@@ -6,6 +6,8 @@ import base64
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proactive_bot.notifications import InvalidNotification, decode
 
@@ -52,3 +54,48 @@ def test_malformed_notifications_say_why(body, reason):
     with pytest.raises(InvalidNotification, match=None) as caught:
         decode(body)
     assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"to": {"all": true}, "text": "x", "attachments": [{"contentType": "a", "content": NaN}]}', "NaN is not a JSON number"),
+        (b'{"to": {"all": true}, "text": "x", "text": "y"}', "'text' appears twice"),
+        (b'{"to": {"all": true}, "text": "\\ud800"}', "lone surrogate"),
+        (b'{"to": {"all": true}, "text": "x", "id": ' + b"1" * 5000 + b"}", "not JSON"),
+        (b'{"to": {"all": true}, "attachments": [{"contentType": "a", "content": ' + b"[" * 5000 + b"]" * 5000 + b"}]}", "nested deeper"),
+        (b'{"to": {"all": true}, "attachments": [{"contentType": "a", "content": ' + b"[" * 70 + b"]" * 70 + b"}]}", "nested deeper"),
+        (b"[1, 2]", "neither JSON nor base64"),
+        (b"\x00\x01", "neither JSON nor base64"),
+        (base64.b64encode(b"[1, 2]"), "is not of type 'object'"),
+        (b"AAAA", "not JSON"),  # base64 of three NUL bytes
+    ],
+)
+def test_json_that_other_parsers_read_differently_is_refused(body, reason):
+    with pytest.raises(InvalidNotification) as caught:
+        decode(body)
+    assert reason in str(caught.value)
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_any_bytes_give_a_notification_or_a_reason(body):
+    for candidate in (body, base64.b64encode(body)):
+        try:
+            decode(candidate)
+        except InvalidNotification as error:
+            assert str(error)
+
+
+recipients = st.one_of(
+    st.fixed_dictionaries({"userId": st.text(min_size=1, max_size=40), "channelId": st.text(min_size=1, max_size=20)}),
+    st.fixed_dictionaries({"aadObjectId": st.uuids().map(str)}),
+    st.fixed_dictionaries({"all": st.just(True)}, optional={"channelId": st.sampled_from(["msteams", "webchat"])}),
+)
+@given(to=recipients, text=st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=200), as_base64=st.booleans())
+def test_every_valid_notification_is_read_back_exactly(to, text, as_base64):
+    document = {"to": to, "text": text}
+    raw = json.dumps(document, ensure_ascii=as_base64).encode()
+
+    notification = decode(base64.b64encode(raw) if as_base64 else raw)
+
+    assert (notification.to, notification.text) == (to, text)

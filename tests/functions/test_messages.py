@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from proactive_bot import bot
 from tests import activities
+from tests.conftest import ACCESS_TOKEN, APP_ID
 from tests.functions import invoke
 
 
@@ -79,3 +83,138 @@ async def test_bad_requests_are_4xx_and_run_no_turn(app, channel):
     assert [r.status_code for r in (not_json, not_an_object, no_conversation, too_big)] == [400, 400, 400, 413]
     assert "conversation.id" in json.loads(no_conversation.get_body())["error"]["message"]
     assert channel.received == []
+
+
+async def test_a_reply_the_channel_refuses_is_logged_and_the_turn_still_counts(app, channel, caplog):
+    message = activities.webchat_message("help", channel.url)
+    channel.fail(message["conversation"]["id"], statuses=[500])
+
+    response = await invoke.http("messages", message)
+
+    assert response.status_code == 200
+    assert "the reply did not reach the channel" in caplog.text
+    assert await app.references.get("webchat", message["conversation"]["id"]) is not None
+
+
+async def test_with_credentials_only_a_channel_token_runs_a_turn(authenticated_app, openid, channel):
+    message = activities.teams_message("help", channel.url)
+    token = openid.channel_token(APP_ID, channel.url)
+    channel.expect_bearer(ACCESS_TOKEN)
+    try:
+        refused = await invoke.http("messages", message)
+        accepted = await invoke.http("messages", message, headers={"Authorization": f"Bearer {token}"})
+    finally:
+        channel.expect_bearer(None)  # the stub is shared with local-mode tests
+
+    assert (refused.status_code, accepted.status_code) == (401, 200)
+    assert json.loads(refused.get_body()) == {"error": {"message": "unauthorized"}}
+    assert channel.texts(message["conversation"]["id"]) == [bot.HELP]
+
+
+# --- Hostile activities: whatever arrives, the answer is a 4xx or a handled turn ---
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=8,
+)
+INVOKE_NAMES = st.sampled_from(["adaptiveCard/action", "signin/verifyState", "signin/tokenExchange", "healthCheck"]) | st.text(max_size=10)
+FIELDS = ["type", "id", "serviceUrl", "channelId", "from", "recipient", "conversation", "text",
+          "channelData", "entities", "membersAdded", "timestamp", "attachments", "value", "replyToId"]
+
+
+@st.composite
+def hostile_activities(draw, service_url: str) -> dict:
+    """A real activity with some fields dropped, replaced by random JSON, or nested ids broken."""
+    kind = draw(st.sampled_from(["teams", "teams_group", "webchat", "members_added", "invoke"]))
+    if kind == "teams":
+        activity = activities.teams_message(draw(st.text(max_size=40)), service_url)
+    elif kind == "teams_group":
+        activity = activities.teams_message("help", service_url, conversation=activities.teams_channel_conversation())
+    elif kind == "webchat":
+        activity = activities.webchat_message(draw(st.sampled_from(["help", "remind me in 5 minutes to x", "hi"])), service_url)
+    elif kind == "members_added":
+        activity = activities.teams_members_added(service_url)
+    else:
+        activity = {**activities.webchat_message("x", service_url), "type": "invoke", "name": draw(INVOKE_NAMES)}
+    for field in draw(st.lists(st.sampled_from(FIELDS), max_size=3, unique=True)):
+        if draw(st.booleans()):
+            activity.pop(field, None)
+        else:
+            activity[field] = draw(json_values)
+    for holder in draw(st.lists(st.sampled_from(["from", "recipient", "conversation"]), max_size=2, unique=True)):
+        if isinstance(activity.get(holder), dict):
+            activity[holder] = {**activity[holder], "id": draw(json_values | st.text(alphabet=st.characters(codec="utf-8"), max_size=300))}
+    return activity
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+async def test_hostile_activities_get_a_4xx_or_a_handled_turn(app, channel, data):
+    activity = data.draw(hostile_activities(channel.url))
+
+    response = await invoke.http("messages", activity)
+
+    assert response.status_code in (200, 400, 413) or activity.get("type") == "invoke"
+    body = json.loads(response.get_body() or b"null")
+    assert "Traceback" not in json.dumps(body)
+    if response.status_code == 200:
+        stored = await app.references.get(activity["channelId"], activity["conversation"]["id"])
+        reference = stored.reference
+        assert reference["serviceUrl"] == channel.url
+        assert all(isinstance(reference[k]["id"], str) and reference[k]["id"] for k in ("user", "bot", "conversation"))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()))
+async def test_random_bodies_are_4xx(app, channel, body):
+    response = await invoke.http("messages", body)
+
+    assert 400 <= response.status_code < 500
+    assert channel.received == []
+
+
+async def test_a_teams_activity_whose_channel_data_is_not_an_object_is_400(app, channel):
+    # Found by bench/fuzz.py: botbuilder calls .get() on both, mid-turn.
+    for channel_data in ([1], "x", {"tenant": "x"}, {"tenant": []}):
+        message = {**activities.teams_message("hi", channel.url), "channelData": channel_data}
+
+        response = await invoke.http("messages", message)
+
+        assert response.status_code == 400
+    assert channel.received == []
+
+
+async def test_a_teams_channel_message_without_text_or_with_null_entities_gets_the_hint(app, channel):
+    # Found by the hypothesis test above and bench/fuzz.py: botbuilder's mention removal fails
+    # on a missing text, and entities may hold nulls.
+    without_text = activities.teams_message("help", channel.url, conversation=activities.teams_channel_conversation())
+    del without_text["text"]
+    null_entity = activities.teams_message("x", channel.url, conversation=activities.teams_channel_conversation())
+    null_entity["entities"].append(None)
+
+    for message in (without_text, null_entity):
+        response = await invoke.http("messages", message)
+
+        assert response.status_code == 200
+        assert channel.texts(message["conversation"]["id"]) == [bot.HINT]
+
+
+async def test_null_members_and_invoke_errors_are_handled_turns(app, channel):
+    # Found by probing what botbuilder's handlers read: nulls in lists, and an invoke error body
+    # holding a Python exception.
+    install = {**activities.teams_members_added(channel.url), "membersAdded": [None]}
+    card_action = {**activities.webchat_message("x", channel.url), "type": "invoke", "name": "adaptiveCard/action"}
+    token_exchange = {**card_action, "name": "signin/tokenExchange"}
+
+    installed = await invoke.http("messages", install)
+    acted = await invoke.http("messages", card_action)
+    exchanged = await invoke.http("messages", token_exchange)
+
+    assert installed.status_code == 200
+    assert exchanged.status_code == 501  # no sign-in here: the protocol's "not implemented"
+    assert acted.status_code == 400
+    assert json.loads(acted.get_body()) == {
+        "statusCode": 400, "type": "application/vnd.microsoft.error",
+        "value": {"code": "BadRequest", "message": "Missing value property"},
+    }

@@ -127,3 +127,27 @@ async def test_a_failing_channel_is_retried_until_it_answers(app, channel):
 
     assert channel.texts(conversation_id) == ["retry me"]
     assert [r.status for r in channel.received] == [503, 500, 200]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"to": {"all": true}, "text": "x", "text": "y"}',
+        b'{"to": {"all": true}, "text": "\\ud83d"}',
+        b'{"to": {"all": true}, "attachments": [{"contentType": "a", "content": NaN}]}',
+        b'{"to": {"all": true}, "attachments": [{"contentType": "a", "content": ' + b"[" * 3000 + b"]" * 3000 + b"}]}",
+        b'{"to": {"all": true}, "text": ' + b"9" * 5000 + b"}",
+        b'{"to": {"userId": "u", "channelId": "msteams", "serviceUrl": "https://evil.example/"}, "text": "x"}',
+        base64.b64encode(b"\xff\xfe not utf-8"),
+        b"",
+    ],
+)
+async def test_hostile_messages_are_poisoned_with_one_log_line_each(app, channel, caplog, raw):
+    caplog.set_level(logging.INFO, logger="proactive_bot")
+
+    outputs = await invoke.queue("queue_notify", raw)
+
+    assert outputs["poison"].value == raw.decode()
+    [line] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "moved to the poison queue" in line.getMessage() and "Traceback" not in caplog.text
+    assert channel.received == []
