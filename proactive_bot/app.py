@@ -1,4 +1,4 @@
-"""What the three Functions call: one coroutine per trigger, free of any Functions types.
+"""What the Functions call: one coroutine per trigger, free of any Functions types.
 
 The function folders turn trigger input into these arguments and the results into trigger
 output; everything else (clients, the turn, delivery) is behind this module.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import clients, clock, notifications, reminders
+from . import clients, clock, notifications, reminder_timer, tasks
 from .channel import AuthenticationError, InvalidActivity
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,10 @@ async def receive_activity(body: bytes, auth_header: str | None) -> HttpResult:
     return HttpResult(200)
 
 
-async def send_due_reminders(now: datetime | None = None) -> reminders.RunSummary:
+async def send_due_reminders(now: datetime | None = None) -> reminder_timer.RunSummary:
     """Timer: send what is due."""
     app = await clients.get()
-    summary = await reminders.send_due(
+    summary = await reminder_timer.send_due(
         app.reminders, app.references, app.delivery, now or clock.now()
     )
     log.info("timer run: %s", summary)
@@ -87,3 +87,20 @@ async def process_notification(body: bytes, message_id: str = "") -> QueueResult
     if summary.failed:
         raise notifications.DeliveryIncomplete(f"{summary.failed} recipient(s) not reached")
     return QueueResult(summary=summary)
+
+
+async def run_task(body: bytes, message_id: str = "") -> QueueResult:
+    """Queue: run one long task and deliver its result. A malformed one is returned for poison.
+
+    Raises `TaskIncomplete` when the result could not be delivered now, so the queue runs the
+    task again later.
+    """
+    try:
+        task = tasks.decode(body)
+        app = await clients.get()
+        await app.tasks.run(task)
+    except tasks.InvalidTask as error:
+        log.error("task message %s is malformed, moved to the poison queue: %s", message_id, error)
+        return QueueResult(poison_reason=str(error))
+    log.info("task %s (%s) done (queue message %s)", task.id, task.kind, message_id)
+    return QueueResult()

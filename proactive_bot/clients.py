@@ -7,6 +7,7 @@ reused by every invocation, which keeps cold start to a single set-up and warm c
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from dataclasses import dataclass
 
@@ -14,12 +15,15 @@ import aiohttp
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
+from . import report
 from .bot import ProactiveBot
 from .channel import ChannelAdapter
 from .delivery import Delivery
 from .references import ReferenceStore
+from .reminder_dialogs import ReminderDialogs
 from .reminders import ReminderStore
 from .settings import Settings
+from .tasks import LongTasks
 
 
 @dataclass
@@ -32,6 +36,7 @@ class Clients:
     references: ReferenceStore
     reminders: ReminderStore
     delivery: Delivery
+    tasks: LongTasks
     bot: ProactiveBot
 
     async def close(self) -> None:
@@ -70,6 +75,11 @@ async def build(settings: Settings) -> Clients:
     adapter = ChannelAdapter(settings, http)
     references = ReferenceStore(references_table)
     reminders = ReminderStore(reminders_table)
+    delivery = Delivery(adapter, references)
+    tasks = LongTasks(
+        queues.get_queue_client(settings.tasks_queue), references, delivery,
+        kinds={report.KIND: functools.partial(report.build, reminders)},
+    )
     return Clients(
         settings=settings,
         tables=tables,
@@ -78,6 +88,7 @@ async def build(settings: Settings) -> Clients:
         adapter=adapter,
         references=references,
         reminders=reminders,
-        delivery=Delivery(adapter, references),
-        bot=ProactiveBot(references, reminders),
+        delivery=delivery,
+        tasks=tasks,
+        bot=ProactiveBot(references, ReminderDialogs(reminders), tasks),
     )

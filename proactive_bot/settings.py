@@ -17,6 +17,7 @@ class Settings:
     references_table: str = "ConversationReferences"
     reminders_table: str = "Reminders"
     notifications_queue: str = "notifications"
+    tasks_queue: str = "tasks"
     # Where bot tokens come from; empty = Microsoft's endpoint for the app type. Tests point it
     # at a local server.
     token_endpoint: str = ""
@@ -41,5 +42,6 @@ class Settings:
             references_table=env.get("ReferencesTable", "") or cls.references_table,
             reminders_table=env.get("RemindersTable", "") or cls.reminders_table,
             notifications_queue=env.get("NotificationsQueue", "") or cls.notifications_queue,
+            tasks_queue=env.get("TasksQueue", "") or cls.tasks_queue,
             token_endpoint=env.get("BotTokenEndpoint", ""),
         )

@@ -20,6 +20,7 @@ def app_settings(storage_connection: str) -> Iterator[None]:
             "MicrosoftAppId": "",
             "MicrosoftAppPassword": "",
             "NotificationsQueue": "notifications",
+            "TasksQueue": "tasks",
         }
     )
     yield
