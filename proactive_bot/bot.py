@@ -60,9 +60,11 @@ class ProactiveBot(ActivityHandler):
                 await turn_context.send_activity(welcome(member.name))
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
-        # In Teams channels the text starts with "<at>Bot</at>"; commands are what follows.
-        text = " ".join((TurnContext.remove_recipient_mention(turn_context.activity) or "").split())
         activity = turn_context.activity
+        # In Teams channels the text starts with "<at>Bot</at>"; commands are what follows. A card
+        # click has no text at all (botbuilder's mention removal fails on None).
+        said = TurnContext.remove_recipient_mention(activity) if activity.text else None
+        text = " ".join((said or "").split())
         asker = asker_of(activity)
         command = text.lower()
         if command in ("help", "?", "hi", "hello"):

@@ -101,6 +101,24 @@ async def test_a_reminders_buttons_reach_it_after_an_unrelated_message(app, chan
     assert await say("done") == "✅ Done: stretch."
 
 
+async def test_a_card_click_in_a_teams_channel_reaches_its_reminder(app, channel, monkeypatch):
+    monkeypatch.setattr(clock, "now", lambda: NOW)
+    user, conversation = activities.teams_user(), activities.teams_channel_conversation()
+    await invoke.http("messages", activities.teams_message("remind me in 1 minute to ship it", channel.url,
+                                                           user=user, conversation=conversation))
+    monkeypatch.setattr(clock, "now", lambda: NOW + timedelta(minutes=2))
+    await invoke.http("messages", activities.teams_message("help", channel.url, conversation=conversation))
+    await invoke.timer("timer_notify")
+    done = channel.activities(conversation["id"])[-1]["attachments"][0]["content"]["actions"][0]["data"]
+    click = activities.teams_message("", channel.url, user=user, conversation=conversation)
+    click.pop("text")
+    click["value"] = done
+
+    await invoke.http("messages", click)
+
+    assert channel.texts(conversation["id"])[-1] == "✅ Done: ship it."
+
+
 async def test_unparseable_reminder_gets_an_explanation(app, channel):
     message = activities.teams_message("remind me sometime to nap", channel.url)
 
