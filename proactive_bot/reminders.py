@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -257,16 +258,29 @@ class ReminderStore:
     # --- what a timer run does -------------------------------------------------------------
 
     async def due(self, now: datetime) -> DueBatch:
-        """Reminders due at `now` or earlier that no other run holds; reads only due partitions."""
+        """Every reminder due at `now` or earlier that no other run holds."""
+        found, read = [], 0
+        async for page in self.due_pages(now):
+            found += page.reminders
+            read += page.read
+        return DueBatch(found, read)
+
+    async def due_pages(self, now: datetime, page_size: int = 1000) -> AsyncIterator[DueBatch]:
+        """The same, a page at a time (memory stays bounded however much is due).
+
+        Reads only the due partitions, up to now's minute; what is later is never read.
+        """
         query = "PartitionKey ge @lo and PartitionKey le @hi"
         params = {"lo": _DUE, "hi": due_partition(now)}
-        found, read = [], 0
-        async for entity in self._table.query_entities(query, parameters=params):
-            read += 1
-            reminder = _reminder(entity)
-            if reminder.due_at <= now and (reminder.not_before is None or reminder.not_before <= now):
-                found.append(reminder)
-        return DueBatch(found, read)
+        entities = self._table.query_entities(query, parameters=params, results_per_page=page_size)
+        async for page in entities.by_page():
+            found, read = [], 0
+            async for entity in page:
+                read += 1
+                reminder = _reminder(entity)
+                if reminder.due_at <= now and (reminder.not_before is None or reminder.not_before <= now):
+                    found.append(reminder)
+            yield DueBatch(found, read)
 
     async def claim(self, reminder: Reminder, now: datetime) -> Reminder | None:
         """Take the reminder for this run, or None if another run got there first."""

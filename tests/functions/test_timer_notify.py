@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from proactive_bot import clock
+from proactive_bot import app as app_entry
+from proactive_bot import clock, reminder_timer
 from proactive_bot.reminder_timer import MAX_ATTEMPTS
 from proactive_bot.reminders import FAILED, Owner, Reminder
 from proactive_bot.schedules import Recurrence
@@ -36,6 +37,11 @@ async def known_conversation(channel) -> dict:
     await invoke.http("messages", message)
     channel.clear()
     return message
+
+
+async def app_run() -> reminder_timer.RunSummary:
+    """A timer run through the app's entry point (the function returns nothing to look at)."""
+    return await app_entry.send_due_reminders()
 
 
 def statuses(channel, conversation_id: str) -> list[int]:
@@ -78,6 +84,21 @@ async def test_two_overlapping_runs_send_each_reminder_exactly_once(app, channel
     assert sorted(texts) == sorted(f"⏰ Reminder: r{n}" for n in range(40))
     runs = [r.args[0] for r in caplog.records if r.msg == "timer run: %s"]
     assert len(runs) == 2 and sum(run.skipped for run in runs) > 0  # they really did compete
+
+
+async def test_a_run_out_of_time_leaves_the_rest_to_the_next_run(app, channel, at, monkeypatch):
+    message = await known_conversation(channel)
+    for n in range(5):
+        await app.reminders.add(reminder_for(message, f"r{n}", NOW - timedelta(minutes=1)))
+    monkeypatch.setattr(reminder_timer, "PAGE_SIZE", 2)
+    monkeypatch.setattr(reminder_timer, "RUN_BUDGET", timedelta(0))  # out of time after a page
+
+    first = await app_run()
+    second = await app_run()
+    third = await app_run()
+
+    assert [(r.sent, r.deferred) for r in (first, second, third)] == [(2, True), (2, True), (1, False)]
+    assert len(channel.texts(message["conversation"]["id"])) == 5
 
 
 async def test_missed_reminders_go_out_after_an_outage_marked_late(app, channel, at):
