@@ -30,6 +30,7 @@ HORIZON = timedelta(days=366)
 # When the user names a day but no time ("remind me tomorrow to ...").
 DEFAULT_TIME = time(9, 0)
 UTC = ZoneInfo("UTC")
+_MAX_WHEN = 100  # characters of the time phrase beside the text
 _TOO_FAR = "That is too far ahead: I keep reminders for up to a year."
 
 EXAMPLES = (
@@ -73,7 +74,9 @@ _DAY = _alternatives(_WEEKDAYS)
 _MONTH = _alternatives(_MONTHS)
 _UNIT = _alternatives(_UNITS)
 _AMOUNT = r"\d{1,6}|(?:an?|one)(?=\s)"
-_DURATION = re.compile(rf"(?:(?:{_AMOUNT})\s*(?:{_UNIT})(?![a-z])\s*(?:,|and)?\s*)+", re.IGNORECASE)
+# Possessive `*+`: each space belongs to one place, so a near-miss fails in linear time instead of
+# trying every split of the spaces between parts (exponential backtracking).
+_DURATION = re.compile(rf"(?:(?:{_AMOUNT})\s*+(?:{_UNIT})(?![a-z])\s*+(?:(?:,\s*+and|,|and)\s*+)?)+", re.IGNORECASE)
 _DURATION_PART = re.compile(rf"({_AMOUNT})\s*({_UNIT})(?![a-z])", re.IGNORECASE)
 _TIME = r"noon|midnight|\d{1,2}(?:[:.]\d{2})?\s*(?:[ap]\.?m\.?)?"
 _CLOCK = re.compile(r"(\d{1,2})(?:[:.](\d{2}))?\s*(?:([ap])\.?m\.?)?", re.IGNORECASE)
@@ -162,6 +165,9 @@ def parse_request(text: str, now: datetime, zone: ZoneInfo) -> ReminderRequest:
     """Read "remind me <when> to <what>" (or "remind me to <what> <when>") said at `now`."""
     said = _normalize(text)
     rest = said[len("remind me"):].strip() if said.lower().startswith("remind me") else said
+    if len(rest) > MAX_TEXT + _MAX_WHEN:
+        # Refused before the search for the time phrase, which is quadratic in the length.
+        raise ScheduleError(f"That reminder is {len(rest)} characters long; the limit is {MAX_TEXT}.")
     split = _split_text_and_when(rest)
     if split is None:
         raise ScheduleError(f"I did not understand when. Try: {EXAMPLES}.")

@@ -87,6 +87,8 @@ def test_text_longer_than_the_limit_is_refused_with_the_limit():
     parse_request("remind me in 1 minute to " + "x" * MAX_TEXT, NOW, BERLIN)
     with pytest.raises(ScheduleError, match=f"{MAX_TEXT + 1} characters long; the limit is {MAX_TEXT}"):
         parse_request("remind me in 1 minute to " + "x" * (MAX_TEXT + 1), NOW, BERLIN)
+    with pytest.raises(ScheduleError, match=f"the limit is {MAX_TEXT}"):  # refused before any search
+        parse_request("remind me to " + "to at in " * 50_000, NOW, BERLIN)
 
 
 @pytest.mark.parametrize(
@@ -135,7 +137,8 @@ def test_recurrences_keep_their_local_time(zone, recurrence, start, occurrences)
 @pytest.mark.parametrize(
     ("text", "duration"),
     [("10 minutes", timedelta(minutes=10)), ("1h", timedelta(hours=1)), ("an hour", timedelta(hours=1)),
-     ("1 hour and 30 min", timedelta(minutes=90)), ("2 days", timedelta(days=2)), ("10 monkeys", None), ("and", None)],
+     ("1 hour and 30 min", timedelta(minutes=90)), ("2 days", timedelta(days=2)), ("10 monkeys", None), ("and", None),
+     ("1m " * 5000 + "x", None)],  # a near miss fails fast (no exponential backtracking)
 )
 def test_durations(text, duration):
     assert parse_duration(text) == duration
