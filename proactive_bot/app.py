@@ -1,4 +1,4 @@
-"""What the three Functions call: one coroutine per trigger, free of any Functions types.
+"""What the Functions call: one coroutine per trigger, free of any Functions types.
 
 The function folders turn trigger input into these arguments and the results into trigger
 output; everything else (clients, the turn, delivery) is behind this module.
@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from . import clients, clock, fanout, json_input, notifications, reminders
+from . import clients, clock, fanout, json_input, notifications, reminder_timer, tasks
 from .auth import AuthenticationError, AuthenticationUnavailable
 from .channel import InvalidActivity
 
@@ -61,10 +61,10 @@ async def receive_activity(body: bytes, auth_header: str | None) -> HttpResult:
     return HttpResult(200)
 
 
-async def send_due_reminders(now: datetime | None = None) -> reminders.RunSummary:
+async def send_due_reminders(now: datetime | None = None) -> reminder_timer.RunSummary:
     """Timer: send what is due."""
     app = await clients.get()
-    summary = await reminders.send_due(
+    summary = await reminder_timer.send_due(
         app.reminders, app.references, app.delivery, now or clock.now()
     )
     log.info("timer run: %s", summary)
@@ -125,3 +125,20 @@ async def notification_status(notification_id: str, detail: bool = False) -> Htt
     if status is None:
         return _error(404, f"no notification {notification_id!r}")
     return HttpResult(200, status)
+
+
+async def run_task(body: bytes, message_id: str = "") -> QueueResult:
+    """Queue: run one long task and deliver its result. A malformed one is returned for poison.
+
+    Raises `TaskIncomplete` when the result could not be delivered now, so the queue runs the
+    task again later.
+    """
+    try:
+        task = tasks.decode(body)
+        app = await clients.get()
+        await app.tasks.run(task)
+    except tasks.InvalidTask as error:
+        log.error("task message %s is malformed, moved to the poison queue: %s", message_id, error)
+        return QueueResult(poison_reason=str(error))
+    log.info("task %s (%s) done (queue message %s)", task.id, task.kind, message_id)
+    return QueueResult()

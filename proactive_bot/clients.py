@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import weakref
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
-from . import redaction
+from . import redaction, report
 from .bot import ProactiveBot
 from .channel import ChannelAdapter
 from .delivery import Delivery
@@ -24,8 +25,10 @@ from .fanout import Fanout, WorkQueue
 from .notifications import NotificationStore
 from .rate_limits import LimitsConfig, RateLimiter
 from .references import ReferenceStore
+from .reminder_dialogs import ReminderDialogs
 from .reminders import ReminderStore
 from .settings import Settings
+from .tasks import LongTasks
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Clients:
     notifications: NotificationStore
     delivery: Delivery
     fanout: Fanout
+    tasks: LongTasks
     bot: ProactiveBot
 
     async def close(self) -> None:
@@ -105,8 +109,10 @@ async def build(settings: Settings) -> Clients:
         tables.create_table_if_not_exists(settings.reminders_table),
         tables.create_table_if_not_exists(settings.notifications_table),
     )
-    notifications_queue, work_queue = await asyncio.gather(
-        _queue(queues, settings.notifications_queue), _queue(queues, settings.work_queue)
+    notifications_queue, work_queue, tasks_queue = await asyncio.gather(
+        _queue(queues, settings.notifications_queue),
+        _queue(queues, settings.work_queue),
+        _queue(queues, settings.tasks_queue),
     )
     # Enough pooled connections for every send in flight, plus storage calls of our own.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.delivery_concurrency + 16))
@@ -118,6 +124,9 @@ async def build(settings: Settings) -> Clients:
         LimitsConfig.parse(settings.sends_per_second_per_instance, settings.rate_limits, settings.rate_limits_enabled)
     )
     delivery = Delivery(adapter, references, limiter, settings.delivery_concurrency)
+    tasks = LongTasks(
+        tasks_queue, references, delivery, kinds={report.KIND: functools.partial(report.build, reminders)}
+    )
     return Clients(
         settings=settings,
         tables=tables,
@@ -130,5 +139,6 @@ async def build(settings: Settings) -> Clients:
         notifications=notifications,
         delivery=delivery,
         fanout=Fanout(references, notifications, delivery, WorkQueue(work_queue), settings.retry_budget_seconds),
-        bot=ProactiveBot(references, reminders),
+        tasks=tasks,
+        bot=ProactiveBot(references, ReminderDialogs(reminders), tasks),
     )

@@ -25,6 +25,7 @@ class Settings:
     reminders_table: str = "Reminders"
     notifications_queue: str = "notifications"
     notifications_table: str = "Notifications"
+    tasks_queue: str = "tasks"
     # Where bot tokens come from; empty = Microsoft's endpoint for the app type. Tests point it
     # at a local server.
     token_endpoint: str = ""
@@ -85,6 +86,7 @@ class Settings:
             reminders_table=env.get("RemindersTable", "") or cls.reminders_table,
             notifications_queue=env.get("NotificationsQueue", "") or cls.notifications_queue,
             notifications_table=env.get("NotificationsTable", "") or cls.notifications_table,
+            tasks_queue=env.get("TasksQueue", "") or cls.tasks_queue,
             token_endpoint=env.get("BotTokenEndpoint", ""),
             delivery_concurrency=int(env.get("DeliveryConcurrency", "") or cls.delivery_concurrency),
             max_sends_per_second=float(env.get("MaxSendsPerSecond", "") or cls.max_sends_per_second),

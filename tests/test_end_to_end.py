@@ -13,7 +13,7 @@ import pytest
 
 from devtools.connector_stub import ConnectorStub
 from devtools.funchost import FunctionHost
-from proactive_bot import cli, clock
+from proactive_bot import bot, cli, clock
 from tests import activities
 from tests.functions.invoke import APP_ROOT
 
@@ -25,6 +25,7 @@ async def host(storage_connection: str) -> AsyncIterator[FunctionHost]:
         "MicrosoftAppId": "",
         "MicrosoftAppPassword": "",
         "NotificationsQueue": "e2e-notifications",
+        "TasksQueue": "e2e-tasks",
         "TimerSchedule": "0 0 0 1 1 *",  # yearly: the test runs the timer itself
     }
     function_host = FunctionHost(APP_ROOT, settings)
@@ -33,7 +34,7 @@ async def host(storage_connection: str) -> AsyncIterator[FunctionHost]:
     await function_host.stop()
 
 
-async def test_welcome_then_queued_message_then_due_reminder(host, storage_connection, monkeypatch):
+async def test_welcome_then_queued_message_then_due_reminder_then_long_task(host, storage_connection, monkeypatch):
     async with ConnectorStub() as channel, aiohttp.ClientSession() as http:
         user = activities.teams_user()
         install = activities.teams_members_added(channel.url, user=user)
@@ -66,9 +67,18 @@ async def test_welcome_then_queued_message_then_due_reminder(host, storage_conne
             assert response.status == 202
         await channel.wait_for(lambda r: r.text == "⏰ Reminder: stretch", timeout=15)
 
-        assert [r.conversation_id for r in channel.delivered()] == [conversation_id] * 4
+        # 5. A long task: the turn answers at once, the host's tasks queue trigger delivers later.
+        ask = activities.teams_message("report", channel.url, user=user, conversation=conversation)
+        async with http.post(f"{host.url}/api/messages", json=ask) as response:
+            assert response.status == 200
+        [typing, working] = channel.delivered()[-2:]
+        assert (typing.activity["type"], working.text) == ("typing", bot.WORKING)
+        [report] = await channel.wait_for(lambda r: (r.text or "").startswith("📋"), timeout=15)
+        assert "Delivered in the last 30 days: 1" in report.text
 
-        # 5. Another system uses the HTTP front door (a function key is required) and the CLI.
+        assert [r.conversation_id for r in channel.delivered()] == [conversation_id] * 7
+
+        # 6. Another system uses the HTTP front door (a function key is required) and the CLI.
         async with http.post(f"{host.url}/api/notifications", json={"to": {"all": True}, "text": "x"}) as response:
             assert response.status == 401
         notify = await cli_run(

@@ -23,6 +23,7 @@ def app_settings(storage_connection: str) -> Iterator[None]:
             "NotificationsQueue": "notifications",
             # Function tests are about wiring, not pacing; tests/core/test_rate_limits.py is.
             "RateLimitsEnabled": "false",
+            "TasksQueue": "tasks",
         }
     )
     yield

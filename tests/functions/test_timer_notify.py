@@ -1,12 +1,34 @@
-"""timer_notify/: sends what is due, once, and leaves the rest."""
+"""timer_notify/: sends what is due, exactly once, late if need be, and retries what failed."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import datetime, timedelta, timezone
 
-from proactive_bot.reminders import Reminder
+import pytest
+
+from proactive_bot import app as app_entry
+from proactive_bot import clock, reminder_timer
+from proactive_bot.reminder_timer import MAX_ATTEMPTS
+from proactive_bot.reminders import FAILED, Owner, Reminder
+from proactive_bot.schedules import Recurrence
 from tests import activities
 from tests.functions import invoke
+
+# Thursday 26 November 2026, 11:00:30 in Berlin.
+NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def at(monkeypatch):
+    """Set the app's clock: `at(moment)`."""
+
+    def set_clock(moment: datetime) -> None:
+        monkeypatch.setattr(clock, "now", lambda: moment)
+
+    set_clock(NOW)
+    return set_clock
 
 
 async def known_conversation(channel) -> dict:
@@ -17,37 +39,127 @@ async def known_conversation(channel) -> dict:
     return message
 
 
-def reminder_for(message: dict, text: str, due_at: datetime) -> Reminder:
+async def app_run() -> reminder_timer.RunSummary:
+    """A timer run through the app's entry point (the function returns nothing to look at)."""
+    return await app_entry.send_due_reminders()
+
+
+def statuses(channel, conversation_id: str) -> list[int]:
+    return [r.status for r in channel.received if r.conversation_id == conversation_id]
+
+
+def reminder_for(message: dict, text: str, due_at: datetime, **extra) -> Reminder:
     return Reminder(
-        channel_id=message["channelId"],
-        conversation_id=message["conversation"]["id"],
-        user_id=message["from"]["id"],
-        text=text,
-        due_at=due_at,
+        channel_id=message["channelId"], conversation_id=message["conversation"]["id"],
+        user_id=message["from"]["id"], text=text, due_at=due_at, zone="Europe/Berlin",
+        created_at=due_at - timedelta(hours=1), **extra,
     )
 
 
-async def test_due_reminders_are_sent_once_and_future_ones_wait(app, channel):
+async def test_due_reminders_are_sent_once_with_their_buttons_and_future_ones_wait(app, channel, at):
     message = await known_conversation(channel)
     conversation_id = message["conversation"]["id"]
-    now = datetime.now(timezone.utc)
-    await app.reminders.add(reminder_for(message, "stretch", now - timedelta(seconds=30)))
-    await app.reminders.add(reminder_for(message, "call Anna", now - timedelta(hours=3)))
-    await app.reminders.add(reminder_for(message, "tomorrow's thing", now + timedelta(days=1)))
+    await app.reminders.add(reminder_for(message, "stretch", NOW - timedelta(seconds=30)))
+    await app.reminders.add(reminder_for(message, "tomorrow's thing", NOW + timedelta(days=1)))
 
     await invoke.timer("timer_notify")
     await invoke.timer("timer_notify")  # a second run finds nothing left to send
 
-    texts = sorted(channel.texts(conversation_id))
-    assert len(texts) == 2
-    assert texts[0].startswith("⏰ Reminder: call Anna (was due at ")  # late after downtime
-    assert texts[1] == "⏰ Reminder: stretch"
+    [sent] = channel.activities(conversation_id)
+    assert sent["text"] == "⏰ Reminder: stretch"
+    assert [a["title"] for a in sent["attachments"][0]["content"]["actions"]] == ["Done", "Snooze 10 min", "Snooze 1 h"]
+    assert sent["recipient"]["id"] == message["from"]["id"]
 
 
-async def test_reminder_for_a_blocked_user_is_dropped_and_the_address_marked_gone(app, channel):
+async def test_two_overlapping_runs_send_each_reminder_exactly_once(app, channel, at, caplog):
+    conversations = [await known_conversation(channel) for _ in range(4)]
+    for n in range(40):
+        message = conversations[n % 4]
+        await app.reminders.add(reminder_for(message, f"r{n}", NOW - timedelta(minutes=n % 3)))
+
+    with caplog.at_level(logging.INFO, logger="proactive_bot.app"):
+        await asyncio.gather(invoke.timer("timer_notify"), invoke.timer("timer_notify"))
+
+    texts = [text for m in conversations for text in channel.texts(m["conversation"]["id"])]
+    assert sorted(texts) == sorted(f"⏰ Reminder: r{n}" for n in range(40))
+    runs = [r.args[0] for r in caplog.records if r.msg == "timer run: %s"]
+    assert len(runs) == 2 and sum(run.skipped for run in runs) > 0  # they really did compete
+
+
+async def test_a_run_out_of_time_leaves_the_rest_to_the_next_run(app, channel, at, monkeypatch):
+    message = await known_conversation(channel)
+    for n in range(5):
+        await app.reminders.add(reminder_for(message, f"r{n}", NOW - timedelta(minutes=1)))
+    monkeypatch.setattr(reminder_timer, "PAGE_SIZE", 2)
+    monkeypatch.setattr(reminder_timer, "RUN_BUDGET", timedelta(0))  # out of time after a page
+
+    first = await app_run()
+    second = await app_run()
+    third = await app_run()
+
+    assert [(r.sent, r.deferred) for r in (first, second, third)] == [(2, True), (2, True), (1, False)]
+    assert len(channel.texts(message["conversation"]["id"])) == 5
+
+
+async def test_missed_reminders_go_out_after_an_outage_marked_late(app, channel, at):
+    message = await known_conversation(channel)
+    nine = datetime(2026, 11, 26, 8, tzinfo=timezone.utc)  # 09:00 in Berlin
+    await app.reminders.add(reminder_for(message, "stand up", nine, recurrence=Recurrence.decode("0,1,2,3,4@09:00")))
+    await app.reminders.add(reminder_for(message, "call Anna", nine + timedelta(minutes=30)))
+
+    at(datetime(2026, 11, 26, 11, tzinfo=timezone.utc))  # the timer was down from 09:00 to 12:00
+    await invoke.timer("timer_notify")
+
+    assert sorted(channel.texts(message["conversation"]["id"])) == [
+        "⏰ Reminder: call Anna (was due today at 09:30)",
+        "⏰ Reminder: stand up (was due today at 09:00)",
+    ]
+    [series] = (await app.reminders.agenda(Owner("msteams", message["from"]["id"]))).pending
+    assert series.due_at == datetime(2026, 11, 27, 8, tzinfo=timezone.utc)  # tomorrow 09:00, once
+
+
+async def test_a_failed_send_is_retried_with_backoff_then_marked_failed(app, channel, at, caplog):
     message = await known_conversation(channel)
     conversation_id = message["conversation"]["id"]
-    await app.reminders.add(reminder_for(message, "stretch", datetime.now(timezone.utc) - timedelta(minutes=1)))
+    stretch = reminder_for(message, "stretch", NOW - timedelta(seconds=30))
+    await app.reminders.add(stretch)
+    channel.fail(conversation_id, [503] * MAX_ATTEMPTS)
+
+    now = NOW
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        await invoke.timer("timer_notify")
+        await invoke.timer("timer_notify")  # backing off: nothing is tried
+        now += timedelta(minutes=2**attempt)
+        at(now)
+    with caplog.at_level(logging.ERROR):
+        await invoke.timer("timer_notify")
+
+    assert statuses(channel, conversation_id) == [503] * MAX_ATTEMPTS
+    [entry] = (await app.reminders.agenda(stretch.owner)).entries
+    assert entry.state == FAILED
+    assert "5 attempts failed" in caplog.text
+    assert stretch.id not in [r.id for r in (await app.reminders.due(now + timedelta(days=1))).reminders]
+
+
+async def test_throttling_honours_retry_after(app, channel, at):
+    message = await known_conversation(channel)
+    conversation_id = message["conversation"]["id"]
+    await app.reminders.add(reminder_for(message, "stretch", NOW - timedelta(seconds=30)))
+    channel.fail(conversation_id, [429], retry_after=600)
+
+    await invoke.timer("timer_notify")
+    at(NOW + timedelta(minutes=9))
+    await invoke.timer("timer_notify")
+    at(NOW + timedelta(minutes=10))
+    await invoke.timer("timer_notify")
+
+    assert statuses(channel, conversation_id) == [429, 200]
+
+
+async def test_reminder_for_a_blocked_user_is_dropped_and_the_address_marked_gone(app, channel, at):
+    message = await known_conversation(channel)
+    conversation_id = message["conversation"]["id"]
+    await app.reminders.add(reminder_for(message, "stretch", NOW - timedelta(minutes=1)))
     channel.block(conversation_id, 403)
 
     await invoke.timer("timer_notify")

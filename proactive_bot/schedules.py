@@ -1,0 +1,409 @@
+"""When a reminder is due: reading "remind me ..." in the user's time zone, and recurrences.
+
+A small parser, no NLP library. It understands a time phrase before or after the text:
+
+    remind me in 10 minutes to stretch          remind me to stretch in 10 minutes
+    remind me at 5pm to call Anna               remind me tomorrow at 9:00 to send the report
+    remind me on Friday at 14:30 to ...         remind me on 24 December to ...
+    remind me every weekday at 9am to stand up  remind me every day at 18:00 to ...
+    remind me every Monday and Thursday at 8 to ...
+
+Wall-clock times are read in the user's zone and stored as UTC instants. A recurrence keeps its
+local time ("09:00 in Europe/Berlin"), and each next occurrence is computed from the local
+calendar, so a daily 09:00 stays at 09:00 local across daylight-saving changes. A local time that
+does not exist (the spring-forward gap) moves forward by the gap; an ambiguous one (fall-back)
+is the first of the two.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+MAX_TEXT = 1000
+# How far ahead a reminder may be; also keeps "in 99999 weeks" from overflowing a datetime.
+HORIZON = timedelta(days=366)
+# When the user names a day but no time ("remind me tomorrow to ...").
+DEFAULT_TIME = time(9, 0)
+UTC = ZoneInfo("UTC")
+_MAX_WHEN = 100  # characters of the time phrase beside the text
+_TOO_FAR = "That is too far ahead: I keep reminders for up to a year."
+
+EXAMPLES = (
+    "`remind me in 10 minutes to stretch`, `remind me tomorrow at 9:00 to send the report`, "
+    "`remind me every weekday at 9am to stand up`"
+)
+
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_WEEKDAYS = {
+    **{name.lower(): number for number, name in enumerate(WEEKDAY_NAMES)},
+    "mon": 0, "tue": 1, "tues": 1, "wed": 2, "thu": 3, "thur": 3, "thurs": 3, "fri": 4,
+    "sat": 5, "sun": 6,
+}
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"),
+         ("may",), ("june", "jun"), ("july", "jul"), ("august", "aug"),
+         ("september", "sep", "sept"), ("october", "oct"), ("november", "nov"),
+         ("december", "dec")],
+        start=1,
+    )
+    for name in names
+}
+_UNITS = {
+    "m": timedelta(minutes=1), "min": timedelta(minutes=1), "mins": timedelta(minutes=1),
+    "minute": timedelta(minutes=1), "minutes": timedelta(minutes=1),
+    "h": timedelta(hours=1), "hr": timedelta(hours=1), "hrs": timedelta(hours=1),
+    "hour": timedelta(hours=1), "hours": timedelta(hours=1),
+    "d": timedelta(days=1), "day": timedelta(days=1), "days": timedelta(days=1),
+    "w": timedelta(weeks=1), "wk": timedelta(weeks=1), "wks": timedelta(weeks=1),
+    "week": timedelta(weeks=1), "weeks": timedelta(weeks=1),
+}
+
+
+def _alternatives(words: Iterable[str]) -> str:
+    return "|".join(sorted(map(re.escape, words), key=len, reverse=True))
+
+
+_DAY = _alternatives(_WEEKDAYS)
+_MONTH = _alternatives(_MONTHS)
+_UNIT = _alternatives(_UNITS)
+_AMOUNT = r"\d{1,6}|(?:an?|one)(?=\s)"
+# Possessive `*+`: each space belongs to one place, so a near-miss fails in linear time instead of
+# trying every split of the spaces between parts (exponential backtracking).
+_DURATION = re.compile(rf"(?:(?:{_AMOUNT})\s*+(?:{_UNIT})(?![a-z])\s*+(?:(?:,\s*+and|,|and)\s*+)?)+", re.IGNORECASE)
+_DURATION_PART = re.compile(rf"({_AMOUNT})\s*({_UNIT})(?![a-z])", re.IGNORECASE)
+_TIME = r"noon|midnight|\d{1,2}(?:[:.]\d{2})?\s*(?:[ap]\.?m\.?)?"
+_CLOCK = re.compile(r"(\d{1,2})(?:[:.](\d{2}))?\s*(?:([ap])\.?m\.?)?", re.IGNORECASE)
+_TIME_FIRST = re.compile(rf"at\s+({_TIME})(?:\s+(.*))?", re.IGNORECASE | re.DOTALL)
+_TIME_LAST = re.compile(rf"(.*?)\s*\bat\s+({_TIME})", re.IGNORECASE | re.DOTALL)
+_DAY_LIST = rf"(?:{_DAY})s?(?:\s*(?:,\s*and|,|and|&)\s*(?:{_DAY})s?)*"
+_EVERY = re.compile(
+    rf"(?:every\s+(?P<any>day|weekday|working\s+day|week\s*day|(?:week\s+on\s+)?(?P<days>{_DAY_LIST}))"
+    rf"|(?P<daily>daily)|(?:on\s+)?(?P<weekdays>weekdays))",
+    re.IGNORECASE,
+)
+_ISO_DATE = re.compile(r"(?:on\s+)?(\d{4})-(\d{1,2})-(\d{1,2})", re.IGNORECASE)
+_DAY_MONTH = re.compile(
+    rf"(?:on\s+)?(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+({_MONTH})\.?(?:,?\s+(\d{{4}}))?",
+    re.IGNORECASE,
+)
+_MONTH_DAY = re.compile(
+    rf"(?:on\s+)?({_MONTH})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(\d{{4}}))?", re.IGNORECASE
+)
+_WEEKDAY = re.compile(rf"(?:on\s+|next\s+|this\s+)?({_DAY})", re.IGNORECASE)
+_SPACES = re.compile(r"\s+")
+
+
+class ScheduleError(ValueError):
+    """What the user said cannot be a reminder; the message says why, for the user to read."""
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    """A local time on some days of the week (0 = Monday), in the reminder's own zone."""
+
+    days: frozenset[int]
+    at: time
+
+    def describe(self) -> str:
+        return f"{self.describe_days()} at {self.at:%H:%M}"
+
+    def describe_days(self) -> str:
+        if len(self.days) == 7:
+            return "every day"
+        if self.days == frozenset(range(5)):
+            return "every weekday"
+        names = [WEEKDAY_NAMES[day] for day in sorted(self.days)]
+        return "every " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])
+
+    def encode(self) -> str:
+        return ",".join(map(str, sorted(self.days))) + f"@{self.at:%H:%M}"
+
+    @classmethod
+    def decode(cls, text: str) -> Recurrence:
+        days, _, at = text.partition("@")
+        return cls(frozenset(int(day) for day in days.split(",")), time.fromisoformat(at))
+
+    def next_after(self, moment: datetime, zone: ZoneInfo) -> datetime:
+        """The first occurrence strictly after `moment` (UTC)."""
+        local_day = moment.astimezone(zone).date()
+        for offset in range(8):
+            day = local_day + timedelta(days=offset)
+            if day.weekday() in self.days:
+                candidate = local_instant(day, self.at, zone)
+                if candidate > moment:
+                    return candidate
+        raise AssertionError("a recurrence has at least one weekday")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class ReminderRequest:
+    """What "remind me ..." asked for: the first due time (UTC) and, if it repeats, how."""
+
+    text: str
+    due_at: datetime
+    recurrence: Recurrence | None = None
+
+
+def local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """The UTC instant of a wall-clock time in `zone` (gaps move forward, overlaps take the first)."""
+    local = datetime.combine(day, at, tzinfo=zone)
+    return local.astimezone(timezone.utc)
+
+
+def is_reminder_request(text: str) -> bool:
+    return _normalize(text).lower().startswith("remind me")
+
+
+def parse_request(text: str, now: datetime, zone: ZoneInfo) -> ReminderRequest:
+    """Read "remind me <when> to <what>" (or "remind me to <what> <when>") said at `now`."""
+    said = _normalize(text)
+    rest = said[len("remind me"):].strip() if said.lower().startswith("remind me") else said
+    if len(rest) > MAX_TEXT + _MAX_WHEN:
+        # Refused before the search for the time phrase, which is quadratic in the length.
+        raise ScheduleError(f"That reminder is {len(rest)} characters long; the limit is {MAX_TEXT}.")
+    split = _split_text_and_when(rest)
+    if split is None:
+        raise ScheduleError(f"I did not understand when. Try: {EXAMPLES}.")
+    what, when = split
+    if not what:
+        raise ScheduleError("What should I remind you of? Say it after `to`, e.g. `remind me in 10 minutes to stretch`.")
+    if len(what) > MAX_TEXT:
+        raise ScheduleError(f"That reminder is {len(what)} characters long; the limit is {MAX_TEXT}.")
+    due_at, recurrence = _resolve(when, now, zone)
+    return ReminderRequest(text=what, due_at=due_at, recurrence=recurrence)
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """"10 minutes", "1h", "an hour and 30 min" -> a timedelta; None if it is not a duration."""
+    text = text.strip()
+    if not _DURATION.fullmatch(text):
+        return None
+    total = timedelta()
+    for amount, unit in _DURATION_PART.findall(text):
+        count = int(amount) if amount.isdigit() else 1
+        total += count * _UNITS[unit.lower()]
+        if total > HORIZON:
+            return HORIZON + timedelta(minutes=1)  # callers refuse it with the horizon's message
+    return total
+
+
+def _normalize(text: str) -> str:
+    return _SPACES.sub(" ", text).strip()
+
+
+def _split_text_and_when(rest: str) -> tuple[str, _When] | None:
+    lowered = rest.lower()
+    if lowered.startswith("to "):
+        # "to <what> <when>": the longest trailing phrase that reads as a time.
+        words = [m.start() for m in re.finditer(r"\S+", rest)][2:]
+        for start in words:
+            when = _read_when(rest[start:])
+            if when is not None:
+                return rest[3:start].strip(), when
+        return None
+    # "<when> to <what>": the first " to " after which the rest is the text.
+    for match in re.finditer(r"\s+to\b\s*", rest, re.IGNORECASE):
+        when = _read_when(rest[: match.start()])
+        if when is not None:
+            return rest[match.end():].strip(), when
+    return None
+
+
+# --- the time phrase ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _When:
+    after: timedelta | None = None  # "in 10 minutes"
+    at: time | None = None  # "at 17:00"
+    day: str | None = None  # "today" | "tomorrow" | "weekday" | "date"
+    weekday: int | None = None
+    date: tuple[int | None, int, int] | None = None  # (year or None, month, day)
+    recurrence_days: frozenset[int] | None = None
+    bad_time: bool = False  # "at 25:00": read as a time phrase, so the reply can say what is wrong
+
+
+def _read_when(phrase: str) -> _When | None:
+    phrase = phrase.strip().rstrip(",:")
+    if not phrase:
+        return None
+    if phrase.lower().startswith("in "):
+        after = parse_duration(phrase[3:])
+        return _When(after=after) if after is not None else None
+    at: time | None | bool = None
+    day_part = phrase
+    if match := _TIME_FIRST.fullmatch(phrase):
+        at, day_part = _clock(match[1]), match[2] or ""
+    elif match := _TIME_LAST.fullmatch(phrase):
+        day_part, at = match[1], _clock(match[2])
+    if at is False:
+        return None
+    day = _read_day(day_part.strip().rstrip(","))
+    if day is None or (at is None and not day and day_part == phrase):
+        return None
+    if at is None and day_part != phrase:
+        return _When(bad_time=True)
+    return _When(at=at or None, **day)  # type: ignore[arg-type]
+
+
+def _clock(text: str) -> time | None | bool:
+    """A time of day; None for an impossible one (25:00, read to explain); False if not a time."""
+    text = text.strip().lower()
+    if text == "noon":
+        return time(12, 0)
+    if text == "midnight":
+        return time(0, 0)
+    match = _CLOCK.fullmatch(text)
+    if not match:
+        return False
+    hour, minute, half = int(match[1]), int(match[2] or 0), match[3]
+    if half:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if half == "p" else 0)
+    if hour > 23 or minute > 59:
+        return None
+    return time(hour, minute)
+
+
+def _read_day(text: str) -> dict[str, object] | None:
+    """The day part of a phrase as _When fields ({} when there is none), or None if unreadable."""
+    lowered = text.lower()
+    if not lowered:
+        return {}
+    if lowered == "today":
+        return {"day": "today"}
+    if lowered == "tomorrow":
+        return {"day": "tomorrow"}
+    if match := _EVERY.fullmatch(text):
+        return {"recurrence_days": _recurrence_days(match)}
+    if match := _ISO_DATE.fullmatch(text):
+        return {"day": "date", "date": (int(match[1]), int(match[2]), int(match[3]))}
+    if match := _DAY_MONTH.fullmatch(text):
+        year = int(match[3]) if match[3] else None
+        return {"day": "date", "date": (year, _MONTHS[match[2].lower()], int(match[1]))}
+    if match := _MONTH_DAY.fullmatch(text):
+        year = int(match[3]) if match[3] else None
+        return {"day": "date", "date": (year, _MONTHS[match[1].lower()], int(match[2]))}
+    if match := _WEEKDAY.fullmatch(text):
+        return {"day": "weekday", "weekday": _WEEKDAYS[match[1].lower()]}
+    return None
+
+
+def _recurrence_days(match: re.Match[str]) -> frozenset[int]:
+    if match["daily"] or (match["any"] or "").lower() == "day":
+        return frozenset(range(7))
+    if match["days"]:
+        names = re.findall(_DAY, match["days"], re.IGNORECASE)
+        return frozenset(_WEEKDAYS[name.lower()] for name in names)
+    return frozenset(range(5))  # weekday(s), working day
+
+
+# --- from phrase to instant --------------------------------------------------------------------
+
+
+def _resolve(when: _When, now: datetime, zone: ZoneInfo) -> tuple[datetime, Recurrence | None]:
+    if when.bad_time:
+        raise ScheduleError("That is not a time of day I know. Use 24-hour `17:30` or `5:30pm`.")
+    if when.after is not None:
+        if when.after > HORIZON:
+            raise ScheduleError(_TOO_FAR)
+        if when.after < timedelta(minutes=1):
+            raise ScheduleError("That is now. Give me at least a minute.")
+        return now + when.after, None
+    at = when.at or DEFAULT_TIME
+    if when.recurrence_days is not None:
+        recurrence = Recurrence(when.recurrence_days, at)
+        return recurrence.next_after(now, zone), recurrence
+    today = now.astimezone(zone).date()
+    if when.day is None:  # "at 17:00": the next 17:00, today or tomorrow
+        due = local_instant(today, at, zone)
+        return (due if due > now else local_instant(today + timedelta(days=1), at, zone)), None
+    if when.day == "weekday":
+        ahead = (when.weekday - today.weekday()) % 7  # type: ignore[operator]
+        due = local_instant(today + timedelta(days=ahead), at, zone)
+        # "on Friday" said on a Friday after that time: next week's.
+        return (due if due > now else local_instant(today + timedelta(days=ahead + 7), at, zone)), None
+    day = _calendar_day(when, today)
+    due = local_instant(day, at, zone)
+    if due <= now:
+        local_now = now.astimezone(zone)
+        raise ScheduleError(
+            f"That time has passed: {describe_moment(due, zone, now)} "
+            f"(it is now {local_now:%H:%M} in {zone.key})."
+        )
+    if due - now > HORIZON:
+        raise ScheduleError(_TOO_FAR)
+    return due, None
+
+
+def _calendar_day(when: _When, today: date) -> date:
+    if when.day == "today":
+        return today
+    if when.day == "tomorrow":
+        return today + timedelta(days=1)
+    year, month, day = when.date  # type: ignore[misc]
+    try:
+        if year is not None:
+            return date(year, month, day)
+        # "on 24 December" is the next one: this year's if it has not gone by.
+        this_year = date(today.year, month, day) if _exists(today.year, month, day) else None
+        if this_year is not None and this_year >= today:
+            return this_year
+        return date(today.year + 1, month, day)
+    except ValueError:
+        raise ScheduleError(f"There is no {day} {_month_name(month)}" + (f" {year}" if year else "") + ".") from None
+
+
+def _exists(year: int, month: int, day: int) -> bool:
+    try:
+        date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def _month_name(month: int) -> str:
+    return date(2000, month, 1).strftime("%B") if 1 <= month <= 12 else f"month {month}"
+
+
+# --- zones and how times read ------------------------------------------------------------------
+
+
+def zone_named(name: str | None) -> ZoneInfo | None:
+    """The IANA zone for a name as users and channels write it ("europe/berlin", "UTC"), or None."""
+    name = (name or "").strip()
+    if not name or len(name) > 64 or ".." in name or name.startswith("/"):
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, IsADirectoryError):
+        pass
+    canonical = _zones_by_lower_name().get(name.lower())
+    return ZoneInfo(canonical) if canonical else None
+
+
+@cache
+def _zones_by_lower_name() -> dict[str, str]:
+    # Only on a miss: listing every zone reads the whole database, which cold starts can skip.
+    return {key.lower(): key for key in available_timezones()}
+
+
+def describe_moment(moment: datetime, zone: ZoneInfo, now: datetime) -> str:
+    """"today at 17:00", "tomorrow at 09:00", "on Fri 28 Nov at 14:30" (2027: with the year)."""
+    local, today = moment.astimezone(zone), now.astimezone(zone).date()
+    if local.date() == today:
+        return f"today at {local:%H:%M}"
+    if local.date() == today + timedelta(days=1):
+        return f"tomorrow at {local:%H:%M}"
+    if local.date() == today - timedelta(days=1):
+        return f"yesterday at {local:%H:%M}"
+    year = f" {local.year}" if local.year != today.year else ""
+    return f"on {local:%a} {local.day} {local:%b}{year} at {local:%H:%M}"

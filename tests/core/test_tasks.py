@@ -1,0 +1,44 @@
+"""The long-task queue contract: what the turn enqueues and what the queue function accepts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from proactive_bot.tasks import InvalidTask, Task, decode
+
+TASK = Task(kind="report", channel_id="msteams", conversation_id="a:1conv", user_id="29:1user",
+            zone="Europe/Berlin", id="t1", requested_at=datetime(2026, 11, 26, 10, tzinfo=timezone.utc))
+
+
+def test_a_task_round_trips_through_its_message():
+    body = TASK.encode()
+
+    assert json.loads(body) == {
+        "v": 1, "id": "t1", "kind": "report", "channelId": "msteams", "conversationId": "a:1conv",
+        "userId": "29:1user", "zone": "Europe/Berlin", "requestedAt": "2026-11-26T10:00:00+00:00",
+    }
+    assert decode(body.encode()) == TASK
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"v": 2}, "v: version 2 is not 1"),
+        ({"kind": None}, "kind: expected str"),
+        ({"extra": 1}, "extra: unknown field"),
+        ({"requestedAt": "yesterday"}, "requestedAt: not an ISO 8601 time"),
+    ],
+)
+def test_malformed_tasks_say_what_is_wrong(change, reason):
+    document = {**json.loads(TASK.encode()), **change}
+    with pytest.raises(InvalidTask, match=reason):
+        decode(json.dumps(document).encode())
+
+
+@pytest.mark.parametrize("body", [b"{nope", b"[1]", b"x" * 9000])
+def test_what_is_not_a_task_at_all(body):
+    with pytest.raises(InvalidTask):
+        decode(body)
