@@ -104,12 +104,12 @@ async def _send_one(
         # Delivery marked the address inactive; a recurring reminder would only fail again.
         await store.give_up(claimed, f"recipient gone ({result.status})")
         summary.dropped += 1
-    elif claimed.attempts + 1 < MAX_ATTEMPTS:
+    elif result.retryable and claimed.attempts + 1 < MAX_ATTEMPTS:
         log.warning("reminder %s: attempt %d failed (%s); will retry", claimed.id, claimed.attempts + 1, result.detail)
         await store.retry_later(claimed, now + backoff(claimed.attempts + 1, result.retry_after))
         summary.retrying += 1
     else:
-        log.error("reminder %s: %d attempts failed, last: %s; giving up", claimed.id, MAX_ATTEMPTS, result.detail)
+        log.error("reminder %s: attempt %d failed (%s); giving up", claimed.id, claimed.attempts + 1, result.detail)
         if next_due is not None:
             await store.finish(claimed, next_due)  # this occurrence is lost, the series goes on
         else:

@@ -137,7 +137,7 @@ async def test_a_failed_send_is_retried_with_backoff_then_marked_failed(app, cha
     assert statuses(channel, conversation_id) == [503] * MAX_ATTEMPTS
     [entry] = (await app.reminders.agenda(stretch.owner)).entries
     assert entry.state == FAILED
-    assert "5 attempts failed" in caplog.text
+    assert f"attempt {MAX_ATTEMPTS} failed" in caplog.text and "giving up" in caplog.text
     assert stretch.id not in [r.id for r in (await app.reminders.due(now + timedelta(days=1))).reminders]
 
 
@@ -169,3 +169,19 @@ async def test_reminder_for_a_blocked_user_is_dropped_and_the_address_marked_gon
     assert channel.delivered(conversation_id) == []
     stored = await app.references.get("msteams", conversation_id)
     assert not stored.active and stored.inactive_reason.startswith("403")
+
+
+async def test_a_send_that_can_never_work_is_not_retried(app, channel, at):
+    message = await known_conversation(channel)
+    conversation_id = message["conversation"]["id"]
+    stretch = reminder_for(message, "stretch", NOW - timedelta(seconds=30))
+    await app.reminders.add(stretch)
+    channel.fail(conversation_id, [400])  # the channel refuses the activity itself
+
+    await invoke.timer("timer_notify")
+    at(NOW + timedelta(hours=1))
+    await invoke.timer("timer_notify")
+
+    assert statuses(channel, conversation_id) == [400]
+    [entry] = (await app.reminders.agenda(stretch.owner)).entries
+    assert entry.state == FAILED
