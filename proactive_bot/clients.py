@@ -22,7 +22,7 @@ from .bot import ProactiveBot
 from .channel import ChannelAdapter
 from .delivery import Delivery
 from .fanout import Fanout, WorkQueue
-from .notifications import NotificationStore
+from .notification_records import NotificationStore
 from .rate_limits import LimitsConfig, RateLimiter
 from .references import ReferenceStore
 from .reminder_dialogs import ReminderDialogs

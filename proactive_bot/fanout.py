@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,21 +27,15 @@ from azure.storage.queue.aio import QueueClient
 from . import clock
 from .channel import outgoing
 from .delivery import Delivery, Outcome
-from .notifications import (
-    BUSY,
-    CLAIMED,
-    SEND_LEASE,
-    Claim,
-    Notification,
-    NotificationStore,
-    Settled,
-    settled,
-)
+from .notification_records import BUSY, CLAIMED, SEND_LEASE, Claim, NotificationStore, Settled, settled
+from .notifications import Notification
 from .references import ReferenceStore, StoredReference, describe
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500
+PAGES_PER_WALK = 20  # at most 10,000 recipients walked by one invocation
+WALK_BUDGET = 10.0  # seconds of walking before handing the cursor on
 BATCH_BYTES = 40 * 1024  # of reference JSON per batch message; the queue takes 64 KiB
 FLUSH_EVERY = 0.25  # seconds between writes of settled rows while a batch runs
 STOP_GRACE = 10.0  # seconds a cancelled batch gives sends already on their way
@@ -57,7 +52,10 @@ class WorkQueue:
         self._client = client
 
     async def put(self, work: dict[str, Any], delay: float = 0) -> None:
-        await self._client.send_message(json.dumps(work, separators=(",", ":")), visibility_timeout=int(delay) or None)
+        # The queue counts whole seconds; rounding down would bring a throttled batch back early.
+        await self._client.send_message(
+            json.dumps(work, separators=(",", ":")), visibility_timeout=math.ceil(delay) or None
+        )
 
 
 @dataclass
@@ -76,16 +74,13 @@ class Fanout:
                 await self.work.put({"kind": "page", "notification": notification.id})
             return
         recipient = await self._resolve(notification)
-        if header.planned:
-            pass  # a redelivery: the recipient's row decides whether anything is left to do
-        elif recipient is None:
-            await self.records.advance(header, found=0, cursor=None, planned=True, note="recipient not known")
+        if not header.planned:  # else a redelivery: the recipient's row says what is left to do
+            note = "" if recipient else "recipient not known"
+            await self.records.advance(header, found=int(bool(recipient)), cursor=None, planned=True, note=note)
+        if recipient is None:
             log.warning("notification %s: recipient %s is not known; nothing sent", notification.id, notification.to)
             return
-        else:
-            await self.records.advance(header, found=1, cursor=None, planned=True)
-        if recipient is not None:
-            await self.deliver(notification, [recipient])
+        await self.deliver(notification, [recipient])
 
     async def _resolve(self, notification: Notification) -> StoredReference | None:
         to = notification.to
@@ -96,22 +91,31 @@ class Fanout:
         return await self.references.find_aad_user(to["aadObjectId"])
 
     async def next_page(self, notification_id: str) -> None:
-        """Walk one page of a broadcast's audience into batch messages, then hand on the cursor."""
-        header = await self.records.header(notification_id)
-        if header is None:
-            raise InvalidWork(f"no notification {notification_id!r}")
-        if header.planned:
-            return
-        to = header.notification.to
-        found, cursor = await self.references.broadcast_page(
-            channel_id=to.get("channelId"), tenant_id=to.get("tenantId"), cursor=header.cursor, size=PAGE_SIZE
-        )
-        for batch in _batches(found):
-            await self.work.put({"kind": "batch", "notification": notification_id, "recipients": batch})
-        if not await self.records.advance(header, found=len(found), cursor=cursor, planned=cursor is None):
-            return  # another copy of this page message moved the cursor first and carries on
-        if cursor is not None:
-            await self.work.put({"kind": "page", "notification": notification_id})
+        """Walk the next pages of a broadcast's audience into batch messages, then hand on the cursor.
+
+        Several pages per invocation (up to PAGES_PER_WALK, within WALK_BUDGET): each step of the
+        walk through the queue costs a poll, and the batches wait for the walk.
+        """
+        started = time.monotonic()
+        for _ in range(PAGES_PER_WALK):
+            header = await self.records.header(notification_id)
+            if header is None:
+                raise InvalidWork(f"no notification {notification_id!r}")
+            if header.planned:
+                return
+            to = header.notification.to
+            found, cursor = await self.references.broadcast_page(
+                channel_id=to.get("channelId"), tenant_id=to.get("tenantId"), cursor=header.cursor, size=PAGE_SIZE
+            )
+            for batch in _batches(found):
+                await self.work.put({"kind": "batch", "notification": notification_id, "recipients": batch})
+            if not await self.records.advance(header, found=len(found), cursor=cursor, planned=cursor is None):
+                return  # another copy of this page message moved the cursor first and carries on
+            if cursor is None:
+                return
+            if time.monotonic() - started > WALK_BUDGET:
+                break
+        await self.work.put({"kind": "page", "notification": notification_id})
 
     async def deliver_batch(self, notification_id: str, references: Sequence[dict[str, Any]]) -> None:
         header = await self.records.header(notification_id)

@@ -25,7 +25,7 @@ from azure.storage.queue.aio import QueueClient
 from devtools.azurite import free_port
 from devtools.connector_stub import ConnectorStub
 from proactive_bot.channel import conversation_reference, parse_activity
-from proactive_bot.notifications import NotificationStore
+from proactive_bot.notification_records import NotificationStore
 from proactive_bot.references import ReferenceStore
 from tests import activities
 from tests.functions.invoke import APP_ROOT

@@ -16,7 +16,7 @@ from proactive_bot import channel as channel_module
 from proactive_bot.channel import ChannelAdapter
 from proactive_bot.delivery import Delivery
 from proactive_bot.fanout import Fanout, WorkQueue
-from proactive_bot.notifications import NotificationStore
+from proactive_bot.notification_records import NotificationStore
 from proactive_bot.rate_limits import LimitsConfig, RateLimiter
 from proactive_bot.references import ReferenceStore
 from proactive_bot.settings import Settings

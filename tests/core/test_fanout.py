@@ -18,6 +18,7 @@ from proactive_bot.references import describe
 def small_pages(monkeypatch):
     """Several pages and batches from a handful of users."""
     monkeypatch.setattr(fanout, "PAGE_SIZE", 5)
+    monkeypatch.setattr(fanout, "PAGES_PER_WALK", 2)
     monkeypatch.setattr(fanout, "BATCH_BYTES", 900)  # about two references a batch
 
 
@@ -37,7 +38,7 @@ async def test_broadcast_reaches_everyone_once_through_pages_and_batches(engine_
     await engine.fanout.start(notification, source="test")
     handled = await engine.drain()
 
-    assert handled > 10  # 5 pages and a dozen batches: no one invocation walked everyone
+    assert handled > 10  # 3 walks of 2 pages and a dozen batches: no invocation walked everyone
     assert deliveries_per_conversation(engine) == Counter({u["conversation"]["id"]: 1 for u in users})
     status = await engine.records.status(notification.id)
     assert status["state"] == "done"
