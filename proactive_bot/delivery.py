@@ -159,10 +159,15 @@ class Delivery:
 
 
 class _Latency:
-    """A running, pessimistic estimate of how long a claim write takes."""
+    """A running, pessimistic estimate of how long a claim write takes.
 
-    def __init__(self, initial: float = 0.02, cap: float = 0.25) -> None:
+    Generous on purpose: a claim that ends after its slot makes the send leave late, and a late
+    send pushes back the slots of the sends a window later. An early claim only waits a little.
+    """
+
+    def __init__(self, initial: float = 0.05, floor: float = 0.05, cap: float = 0.3) -> None:
         self._mean = initial
+        self._floor = floor
         self._cap = cap
 
     def observe(self, seconds: float) -> None:
@@ -170,7 +175,7 @@ class _Latency:
 
     @property
     def estimate(self) -> float:
-        return min(self._cap, 2 * self._mean)
+        return min(self._cap, max(self._floor, 3 * self._mean))
 
 
 def _with(result: Result, throttled: int, attempts: int, retry_after: float | None = None) -> Result:

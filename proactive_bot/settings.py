@@ -33,7 +33,7 @@ class Settings:
     open_id_metadata: str = ""
     # Hosts a serviceUrl may name (see service_urls.py); empty = the Bot Framework channels.
     allowed_service_url_hosts: tuple[str, ...] = ()
-    delivery_concurrency: int = 64  # sends in flight per process
+    delivery_concurrency: int = 128  # sends in flight per process
     max_sends_per_second: float = 50.0  # the app's ceiling, shared by its instances
     max_instances: int = 1  # WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT: splits the ceiling
     rate_limits: str = ""  # JSON: per channel id, {"perConversation": [[n, s], ...], "channel": [...]}
