@@ -1,7 +1,7 @@
 """Fan-out: how one notification becomes deliveries, exactly once per recipient.
 
 - To one user or conversation: delivered inline, by the invocation that took the message.
-- To everyone: the audience is walked one page per work-queue message. The page cursor lives in
+- To everyone: the audience is walked in pages, several per work-queue message. The page cursor lives in
   the notification's record and moves under its ETag, so a redelivered or duplicated page
   message cannot fork the walk; each page becomes batch messages that any instance may take.
   No invocation walks the whole audience.
@@ -27,7 +27,7 @@ from azure.storage.queue.aio import QueueClient
 from . import clock
 from .channel import outgoing
 from .delivery import Delivery, Outcome
-from .notification_records import BUSY, CLAIMED, SEND_LEASE, Claim, NotificationStore, Settled, settled
+from .notification_records import BUSY, CLAIMED, SEND_LEASE, Claim, NotificationStore, Settled, settled, shard_of
 from .notifications import Notification
 from .references import ReferenceStore, StoredReference, describe
 
@@ -181,7 +181,7 @@ class _Batch:
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
-            await asyncio.shield(self._flush())
+            await asyncio.shield(self._flush(at_once=True))
 
     async def _stop(self, tasks: dict[asyncio.Task[None], tuple[str, str]]) -> None:
         """The host is stopping us: drop what has not been claimed, let the rest finish."""
@@ -225,21 +225,26 @@ class _Batch:
             await asyncio.sleep(FLUSH_EVERY)
             await self._flush()
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, at_once: bool = False) -> None:
         rows, self._settled = self._settled, []
         if rows:
-            await self._fanout.records.settle(self._notification.id, rows, clock.now())
+            await self._fanout.records.settle(self._notification.id, rows, clock.now(), at_once=at_once)
 
 
 def _batches(found: Sequence[StoredReference]) -> list[list[dict[str, Any]]]:
-    """Split a page into lists of references that fit a queue message."""
-    batches: list[list[dict[str, Any]]] = []
-    size = 0
+    """Split a page into lists of references that fit a queue message, one shard per list, so that
+    a batch's claims and outcomes go to one partition together."""
+    by_shard: dict[int, list[StoredReference]] = {}
     for recipient in found:
-        weight = len(json.dumps(recipient.reference)) + 1
-        if not batches or size + weight > BATCH_BYTES:
-            batches.append([])
-            size = 0
-        batches[-1].append(recipient.reference)
-        size += weight
+        by_shard.setdefault(shard_of(recipient), []).append(recipient)
+    batches: list[list[dict[str, Any]]] = []
+    for shard in sorted(by_shard):
+        size = BATCH_BYTES  # start a new batch for every shard
+        for recipient in by_shard[shard]:
+            weight = len(json.dumps(recipient.reference)) + 1
+            if size + weight > BATCH_BYTES:
+                batches.append([])
+                size = 0
+            batches[-1].append(recipient.reference)
+            size += weight
     return batches

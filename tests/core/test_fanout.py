@@ -67,7 +67,7 @@ async def test_every_failure_is_counted_and_throttled_recipients_come_back_later
     engine.stub.block(blocked["conversation"]["id"], 403)
     engine.stub.block(gone["conversation"]["id"], 404)
     engine.stub.fail(flaky["conversation"]["id"], [500])
-    engine.stub.fail(throttled["conversation"]["id"], [429], retry_after=1)  # more than the budget
+    engine.stub.fail(throttled["conversation"]["id"], [429], retry_after=2)  # more than the budget
     notification = broadcast()
 
     await engine.fanout.start(notification, source="test")
