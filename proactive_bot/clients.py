@@ -98,7 +98,10 @@ def storage_uses_environment() -> bool:
     Only when a proxy is configured: aiohttp's trust_env looks both up on every request, which
     was a fifth of the host's CPU in a broadcast.
     """
-    return any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"))
+    return any(os.environ.get(name) for name in _PROXY_VARIABLES)
+
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")  # what aiohttp reads
 
 
 async def _queue(service: QueueServiceClient, name: str) -> QueueClient:
@@ -112,9 +115,9 @@ async def build(settings: Settings) -> Clients:
     """Everything the app needs, from settings; `get()` calls this once per process."""
     settings.check()
     redaction.install([settings.app_password, *redaction.storage_secrets(settings.storage_connection)])
-    env = {"use_env_settings": storage_uses_environment()}
-    tables = TableServiceClient.from_connection_string(settings.storage_connection, **env)
-    queues = QueueServiceClient.from_connection_string(settings.storage_connection, **env)
+    from_env = storage_uses_environment()
+    tables = TableServiceClient.from_connection_string(settings.storage_connection, use_env_settings=from_env)
+    queues = QueueServiceClient.from_connection_string(settings.storage_connection, use_env_settings=from_env)
     references_table, reminders_table, notifications_table = await asyncio.gather(
         tables.create_table_if_not_exists(settings.references_table),
         tables.create_table_if_not_exists(settings.reminders_table),

@@ -131,16 +131,26 @@ class _Coalesced:
         self._flusher: asyncio.Task[None] | None = None
         self._writing: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
-    async def write(self, entity: dict[str, Any], *, at_once: bool = False) -> None:
-        """Write the row (`at_once`: now, with whatever is waiting, rather than after the window);
-        a create raises ResourceExistsError if the row is already there."""
+    async def write(self, entities: list[dict[str, Any]], *, at_once: bool = False) -> None:
+        """Write the rows (`at_once`: now, together with whatever is waiting, rather than after the
+        window). Every row is attempted; then the first error is raised (a create's
+        ResourceExistsError if its row is already there)."""
+        pending = [self._enqueue(entity) for entity in entities]
+        if at_once:
+            self._flush_now()
+        elif self._waiting and self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_soon())
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        errors = [result for result in results if isinstance(result, BaseException)]
+        if errors:
+            raise errors[0]
+
+    def _enqueue(self, entity: dict[str, Any]) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((entity, done))
-        if at_once or len(self._waiting) >= self.MAX_ROWS:
+        if len(self._waiting) >= self.MAX_ROWS:
             self._flush_now()
-        elif self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_soon())
-        await done
+        return done
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self._window)
@@ -163,6 +173,10 @@ class _Coalesced:
                 await self._table.submit_transaction([self._operation(entity) for entity, _ in group])
             except HttpResponseError:
                 pass  # a row exists, one is bad, or one appears twice: all or nothing, so one by one
+            except Exception as error:  # noqa: BLE001 - storage unreachable: no row written, every waiter hears why
+                for _, done in group:
+                    _resolve(done, error)
+                return
             else:
                 for _, done in group:
                     _resolve(done)
@@ -283,7 +297,7 @@ class NotificationStore:
             "updatedAt": now,
         }
         try:
-            await self._creates.write(entity)
+            await self._creates.write([entity])
             return Claim(CLAIMED)
         except ResourceExistsError:
             pass
@@ -337,10 +351,7 @@ class NotificationStore:
             for done in outcomes
         ]
         # Together with the outcomes of other batches of this notification, in transactions.
-        results = await asyncio.gather(*(self._outcomes.write(row, at_once=at_once) for row in rows), return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            raise errors[0]
+        await self._outcomes.write(rows, at_once=at_once)
 
     # status
 

@@ -7,7 +7,6 @@ import base64
 import binascii
 import logging
 import math
-import os
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
@@ -99,8 +98,7 @@ class QueueConnections:
             options: dict[str, Any] = {"api_version": EMULATOR_API_VERSION} if emulator else {}
             # Retry briefly: locally an unreachable emulator should surface in seconds, not minutes.
             service = QueueServiceClient.from_connection_string(
-                connection, initial_backoff=1, increment_base=2, retry_total=2,
-                use_env_settings=_proxy_configured(), **options)
+                connection, initial_backoff=1, increment_base=2, retry_total=2, **options)
             self._services[connection] = service
         return service.get_queue_client(name)
 
@@ -237,8 +235,3 @@ class QueuePoller:
             # The message reappears after its visibility timeout: processed twice, never lost.
             log.warning("Updating message '%s' on queue '%s' failed: %s", message.id,
                         self.queue_name, exc)
-
-
-def _proxy_configured() -> bool:
-    # With env settings on, aiohttp reads ~/.netrc and the proxy variables on every request.
-    return any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"))

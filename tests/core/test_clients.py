@@ -1,0 +1,14 @@
+"""Clients: built once per process from settings."""
+
+from __future__ import annotations
+
+from proactive_bot import clients
+
+
+def test_storage_reads_proxy_settings_only_when_a_proxy_is_set(monkeypatch):
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert clients.storage_uses_environment() is False  # no ~/.netrc or proxy lookups per request
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert clients.storage_uses_environment() is True
