@@ -97,21 +97,23 @@ class Fanout:
         walk through the queue costs a poll, and the batches wait for the walk.
         """
         started = time.monotonic()
+        header = await self.records.header(notification_id)
+        if header is None:
+            raise InvalidWork(f"no notification {notification_id!r}")
+        if header.planned:
+            return
         for _ in range(PAGES_PER_WALK):
-            header = await self.records.header(notification_id)
-            if header is None:
-                raise InvalidWork(f"no notification {notification_id!r}")
-            if header.planned:
-                return
             to = header.notification.to
             found, cursor = await self.references.broadcast_page(
                 channel_id=to.get("channelId"), tenant_id=to.get("tenantId"), cursor=header.cursor, size=PAGE_SIZE
             )
             for batch in _batches(found):
                 await self.work.put({"kind": "batch", "notification": notification_id, "recipients": batch})
-            if not await self.records.advance(header, found=len(found), cursor=cursor, planned=cursor is None):
+            moved = await self.records.advance(header, found=len(found), cursor=cursor, planned=cursor is None)
+            if moved is None:
                 return  # another copy of this page message moved the cursor first and carries on
-            if cursor is None:
+            header = moved
+            if header.planned:
                 return
             if time.monotonic() - started > WALK_BUDGET:
                 break

@@ -20,6 +20,7 @@ with a row is never sent the same notification again.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import zlib
@@ -263,24 +264,29 @@ class NotificationStore:
 
     async def advance(
         self, header: Header, *, found: int, cursor: dict[str, str] | None, planned: bool, note: str = ""
-    ) -> bool:
-        """Move a broadcast's cursor on, if nobody else did since `header` was read."""
+    ) -> Header | None:
+        """Move a broadcast's cursor on, if nobody else did since `header` was read; returns the
+        record as it now stands (None: another writer moved it first)."""
+        moved = dataclasses.replace(
+            header, recipients=header.recipients + found, planned=planned, cursor=cursor,
+            pages=header.pages + 1, note=note or header.note,
+        )
         entity = {
             "PartitionKey": table_key(header.notification.id),
             "RowKey": _HEADER,
-            "recipients": header.recipients + found,
-            "planned": planned,
+            "recipients": moved.recipients,
+            "planned": moved.planned,
             "cursor": json.dumps(cursor) if cursor else "",
-            "pages": header.pages + 1,
-            "note": note or header.note,
+            "pages": moved.pages,
+            "note": moved.note,
         }
         try:
-            await self._table.update_entity(
+            written = await self._table.update_entity(
                 entity, mode=UpdateMode.MERGE, etag=header.etag, match_condition=MatchConditions.IfNotModified
             )
         except ResourceModifiedError:
-            return False
-        return True
+            return None
+        return dataclasses.replace(moved, etag=written["etag"])
 
     # one recipient
 
