@@ -53,7 +53,7 @@ _AFTER_SHARDS = "%T"  # sorts after every "<id>%S.." partition and before any ot
 # A "sending" row older than this belongs to a sender that died mid-send.
 SEND_LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 8  # across queue deliveries, then the recipient is marked failed
-SHARDS = 8
+SHARDS = 8  # part of where rows live: change it only with no notification in flight
 CLAIM_WINDOW = 0.05  # seconds a claim waits for others to share its transaction
 SETTLE_WINDOW = 0.25  # the same for outcomes
 
