@@ -45,9 +45,10 @@ from typing import Any
 from devtools import azurite
 from devtools.connector_stub import ConnectorStub
 from devtools.openid_stub import OpenIdStub, new_key
-from proactive_bot import clients, clock, notifications
+from proactive_bot import clients, clock
+from proactive_bot.notifications import contract as notifications
 from proactive_bot.settings import Settings
-from proactive_bot.table_keys import table_key
+from proactive_bot.storage.keys import table_key
 from tests import activities
 from tests.functions import invoke
 
@@ -502,7 +503,7 @@ async def fuzz_queue(g: Gen, n: int, channel: ConnectorStub, log: LogByInput, ta
         for marker in set(MARK.findall(json.dumps(record.activity))):
             deliveries[(int(marker), record.conversation_id)] += 1
     accepted_ids = Counter(
-        notifications.decode(body).id for i, (_, body) in enumerate(cases) if i in poisoned and not poisoned[i]
+        notifications.parse_queue_message(body).id for i, (_, body) in enumerate(cases) if i in poisoned and not poisoned[i]
     )
     for i, (label, body) in enumerate(cases):
         if i not in poisoned:
@@ -513,7 +514,7 @@ async def fuzz_queue(g: Gen, n: int, channel: ConnectorStub, log: LogByInput, ta
                 tally.lose(f"a valid message was poisoned: {body[:200]!r}")
             continue
         try:
-            document = notifications.decode(body)
+            document = notifications.parse_queue_message(body)
         except notifications.InvalidNotification as error:
             tally.lose(f"accepted but invalid ({error}): {body[:200]!r}")
             continue

@@ -42,8 +42,8 @@ from azure.data.tables.aio import TableClient
 
 from devtools import azurite
 from devtools.azurite import free_port
-from proactive_bot import clients, clock, reminder_timer
-from proactive_bot.reminders import MAX_PENDING, Reminder, due_row, entry_row
+from proactive_bot import clients, clock
+from proactive_bot.reminders.store import MAX_PENDING, Reminder, due_row, entry_row
 from proactive_bot.settings import Settings
 
 BATCH = 100  # the most operations a table transaction takes
@@ -170,11 +170,11 @@ async def scenario(future: int, due: int, workdir: Path) -> dict[str, float]:
             query = time.perf_counter() - query_started
 
             started, cpu = time.perf_counter(), time.process_time()
-            summary = await reminder_timer.send_due(app.reminders, app.references, app.delivery, clock.now())
+            summary = await app.reminder_timer.run(clock.now())
             run, cpu = time.perf_counter() - started, time.process_time() - cpu
 
             per_conversation = await delivered_per_conversation(http, stub_url)
-            again = await reminder_timer.send_due(app.reminders, app.references, app.delivery, clock.now())
+            again = await app.reminder_timer.run(clock.now())
             probe = await write_probe(table, probe_rows)
             await table.close()
             await app.close()

@@ -13,9 +13,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from . import clients, clock, fanout, json_input, notifications, reminder_timer, tasks
-from .auth import AuthenticationError, AuthenticationUnavailable
-from .channel import InvalidActivity
+from . import clients, clock, json_input, tasks
+from .channel.activity import InvalidActivity
+from .channel.auth import AuthenticationError, AuthenticationUnavailable
+from .notifications import contract
+from .notifications.fanout import InvalidWork
+from .notifications.records import RecipientRow, RecipientState, Status
+from .reminders.timer import RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ async def receive_activity(body: bytes, auth_header: str | None) -> HttpResult:
         return _error(400, f"the body is {error}")
     app = await clients.get()
     try:
-        invoke = await app.adapter.run_turn(activity, auth_header or "", app.bot.on_turn)
+        invoke = await app.adapter.run_turn(activity, auth_header or "", app.bot)
     except InvalidActivity as error:
         return _error(400, str(error))
     except AuthenticationError as error:
@@ -61,12 +65,10 @@ async def receive_activity(body: bytes, auth_header: str | None) -> HttpResult:
     return HttpResult(200)
 
 
-async def send_due_reminders(now: datetime | None = None) -> reminder_timer.RunSummary:
+async def send_due_reminders(now: datetime | None = None) -> RunSummary:
     """Timer: send what is due."""
     app = await clients.get()
-    summary = await reminder_timer.send_due(
-        app.reminders, app.references, app.delivery, now or clock.now()
-    )
+    summary = await app.reminder_timer.run(now or clock.now())
     log.info("timer run: %s", summary)
     return summary
 
@@ -79,8 +81,8 @@ class QueueResult:
 async def process_notification(body: bytes, message_id: str = "") -> QueueResult:
     """Queue: a notification from another system. A malformed one is returned for the poison queue."""
     try:
-        notification = notifications.decode(body, fallback_id=f"q-{message_id}" if message_id else "")
-    except notifications.InvalidNotification as error:
+        notification = contract.parse_queue_message(body, fallback_id=f"q-{message_id}" if message_id else "")
+    except contract.InvalidNotification as error:
         log.error("queue message %s is malformed, moved to the poison queue: %s", message_id, error)
         return QueueResult(poison_reason=str(error))
     app = await clients.get()
@@ -94,7 +96,7 @@ async def process_work(body: bytes, message_id: str = "") -> QueueResult:
     app = await clients.get()
     try:
         await app.fanout.handle(json_input.loads(body))
-    except (json_input.JsonInputError, fanout.InvalidWork) as error:
+    except (json_input.JsonInputError, InvalidWork) as error:
         log.error("work message %s is malformed, moved to the poison queue: %s", message_id, error)
         return QueueResult(poison_reason=str(error))
     return QueueResult()
@@ -103,10 +105,10 @@ async def process_work(body: bytes, message_id: str = "") -> QueueResult:
 async def accept_notification(body: bytes, base_url: str) -> HttpResult:
     """POST /api/notifications: validate, record, enqueue; 202 with where to ask how it went."""
     try:
-        notification = notifications.validate(json_input.loads(body))
+        notification = contract.validate(json_input.loads(body))
     except json_input.JsonInputError as error:
         return _error(400, f"the body is {error}")
-    except notifications.InvalidNotification as error:
+    except contract.InvalidNotification as error:
         return _error(400, str(error))
     app = await clients.get()
     header = await app.notifications.create(notification, clock.now(), source="http")
@@ -124,7 +126,48 @@ async def notification_status(notification_id: str, detail: bool = False) -> Htt
     status = await app.notifications.status(notification_id, detail=detail)
     if status is None:
         return _error(404, f"no notification {notification_id!r}")
-    return HttpResult(200, status)
+    return HttpResult(200, status_body(status))
+
+
+def status_body(status: Status) -> dict[str, Any]:
+    """The status as the HTTP API answers it (camelCase JSON)."""
+    header, counts = status.header, status.counts
+    body: dict[str, Any] = {
+        "id": header.notification.id,
+        "state": status.state.value,
+        "to": header.notification.to,
+        "createdAt": header.created_at.isoformat(),
+        "counts": {
+            "recipients": status.recipients,
+            **{state.public: counts[state] for state in _COUNTED},
+            "pending": status.pending,
+            "throttledRetries": status.throttled,
+        },
+    }
+    if header.note:
+        body["note"] = header.note
+    if status.rows is not None:
+        body["recipients"] = [_row_body(row) for row in status.rows]
+    return body
+
+
+# What `counts` lists by name; the rest (sending, retrying) is in `pending`.
+_COUNTED = (RecipientState.SENT, RecipientState.FAILED, RecipientState.GONE, RecipientState.SKIPPED,
+            RecipientState.UNCONFIRMED)
+
+
+def _row_body(row: RecipientRow) -> dict[str, Any]:
+    return {
+        "channelId": row.channel_id,
+        "conversationId": row.conversation_id,
+        "userId": row.user_id,
+        "state": row.state.public,
+        "attempts": row.attempts,
+        "throttled": row.throttled,
+        "status": row.status,
+        "detail": row.detail,
+        "updatedAt": row.updated_at.isoformat() if row.updated_at else None,
+    }
 
 
 async def run_task(body: bytes, message_id: str = "") -> QueueResult:
@@ -134,7 +177,7 @@ async def run_task(body: bytes, message_id: str = "") -> QueueResult:
     task again later.
     """
     try:
-        task = tasks.decode(body)
+        task = tasks.parse_task_message(body)
         app = await clients.get()
         await app.tasks.run(task)
     except tasks.InvalidTask as error:

@@ -24,7 +24,8 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from .notifications import InvalidNotification, validate
+from .activities import adaptive_card
+from .notifications.contract import InvalidNotification, validate
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,7 +78,7 @@ def build_notification(args: argparse.Namespace) -> dict[str, Any]:
         document["text"] = args.text
     if args.card:
         card = json.loads(args.card.read_text("utf-8"))
-        document["attachments"] = [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]
+        document["attachments"] = [adaptive_card(card)]
     return document
 
 

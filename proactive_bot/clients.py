@@ -18,16 +18,18 @@ from azure.core.exceptions import ResourceExistsError
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
-from . import redaction, report
+from . import redaction
 from .bot import ProactiveBot
-from .channel import ChannelAdapter
-from .delivery import Delivery
-from .fanout import Fanout, WorkQueue
-from .notification_records import NotificationStore
-from .rate_limits import LimitsConfig, RateLimiter
+from .channel.adapter import ChannelAdapter
+from .delivery.rate_limits import LimitsConfig, RateLimiter
+from .delivery.sender import Delivery
+from .notifications.fanout import Fanout, WorkQueue
+from .notifications.records import NotificationStore
 from .references import ReferenceStore
-from .reminder_dialogs import ReminderDialogs
-from .reminders import ReminderStore
+from .reminders import report
+from .reminders.dialogs import ReminderDialogs
+from .reminders.store import ReminderStore
+from .reminders.timer import ReminderTimer
 from .settings import Settings
 from .tasks import LongTasks
 
@@ -45,6 +47,7 @@ class Clients:
     notifications: NotificationStore
     delivery: Delivery
     fanout: Fanout
+    reminder_timer: ReminderTimer
     tasks: LongTasks
     bot: ProactiveBot
 
@@ -153,6 +156,7 @@ async def build(settings: Settings) -> Clients:
         notifications=notifications,
         delivery=delivery,
         fanout=Fanout(references, notifications, delivery, WorkQueue(work_queue), settings.retry_budget_seconds),
+        reminder_timer=ReminderTimer(reminders, references, delivery),
         tasks=tasks,
         bot=ProactiveBot(references, ReminderDialogs(reminders), tasks),
     )

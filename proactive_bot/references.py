@@ -25,7 +25,7 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from . import clock
-from .table_keys import table_key
+from .storage.keys import table_key
 
 # A repeat message does not rewrite its row; "last seen" is refreshed at most this often.
 LAST_SEEN_RESOLUTION = timedelta(hours=24)
@@ -57,28 +57,28 @@ class StoredReference:
     def key(self) -> tuple[str, str]:
         return self.channel_id, self.conversation_id
 
-
-def describe(reference: dict[str, Any], now: datetime) -> StoredReference:
-    """Extract the lookup fields from a serialized ConversationReference."""
-    conversation = reference.get("conversation") or {}
-    user = reference.get("user") or {}
-    channel_id = reference.get("channelId") or ""
-    conversation_id = conversation.get("id") or ""
-    if not channel_id or not conversation_id or not reference.get("serviceUrl"):
-        raise ValueError("a conversation reference needs channelId, conversation.id and serviceUrl")
-    return StoredReference(
-        reference=reference,
-        channel_id=channel_id,
-        conversation_id=conversation_id,
-        conversation_type=conversation.get("conversationType") or "",
-        is_group=bool(conversation.get("isGroup")),
-        user_id=user.get("id") or "",
-        user_name=user.get("name") or "",
-        aad_object_id=user.get("aadObjectId") or "",
-        # botbuilder serializes ConversationAccount.tenant_id as "tenantID".
-        tenant_id=conversation.get("tenantID") or conversation.get("tenantId") or "",
-        last_seen=now,
-    )
+    @classmethod
+    def from_reference(cls, reference: dict[str, Any], now: datetime) -> StoredReference:
+        """Read the lookup fields of a serialized ConversationReference."""
+        conversation = reference.get("conversation") or {}
+        user = reference.get("user") or {}
+        channel_id = reference.get("channelId") or ""
+        conversation_id = conversation.get("id") or ""
+        if not channel_id or not conversation_id or not reference.get("serviceUrl"):
+            raise ValueError("a conversation reference needs channelId, conversation.id and serviceUrl")
+        return cls(
+            reference=reference,
+            channel_id=channel_id,
+            conversation_id=conversation_id,
+            conversation_type=conversation.get("conversationType") or "",
+            is_group=bool(conversation.get("isGroup")),
+            user_id=user.get("id") or "",
+            user_name=user.get("name") or "",
+            aad_object_id=user.get("aadObjectId") or "",
+            # botbuilder serializes ConversationAccount.tenant_id as "tenantID".
+            tenant_id=conversation.get("tenantID") or conversation.get("tenantId") or "",
+            last_seen=now,
+        )
 
 
 def _without_activity_id(reference: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +101,7 @@ class ReferenceStore:
         A repeat message from the same conversation costs one point read and no write.
         """
         now = now or clock.now()
-        incoming = describe(reference, now)
+        incoming = StoredReference.from_reference(reference, now)
         existing = await self.get(incoming.channel_id, incoming.conversation_id)
         if existing is not None and not self._needs_write(existing, incoming, now):
             return False

@@ -23,7 +23,8 @@ from typing import Any
 from azure.storage.queue.aio import QueueClient
 
 from . import clock
-from .delivery import Delivery, Outcome, Result
+from .delivery.outcome import Outcome, Result
+from .delivery.sender import Delivery
 from .references import ReferenceStore
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class Task:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     requested_at: datetime = field(default_factory=lambda: clock.now())
 
-    def encode(self) -> str:
+    def to_message(self) -> str:
         return json.dumps({
             "v": VERSION, "id": self.id, "kind": self.kind, "channelId": self.channel_id,
             "conversationId": self.conversation_id, "userId": self.user_id, "zone": self.zone,
@@ -60,7 +61,7 @@ class Task:
         }, separators=(",", ":"))
 
 
-def decode(body: bytes) -> Task:
+def parse_task_message(body: bytes) -> Task:
     if len(body) > MAX_MESSAGE_BYTES:
         raise InvalidTask(f"message is {len(body)} bytes; a task is at most {MAX_MESSAGE_BYTES}")
     try:
@@ -106,7 +107,7 @@ class LongTasks:
         """Enqueue; the turn that calls this returns without waiting for the work."""
         if task.kind not in self._kinds:
             raise ValueError(f"no such kind of task: {task.kind}")
-        await self._queue.send_message(task.encode())  # clients.build made sure the queue exists
+        await self._queue.send_message(task.to_message())  # clients.build made sure the queue exists
 
     async def run(self, task: Task) -> Result | None:
         """Do the work and deliver the result; None if there is no one left to deliver it to.

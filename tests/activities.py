@@ -133,6 +133,6 @@ def stored(reference: dict[str, Any]) -> Any:
     """A StoredReference as the store would hand it to Delivery."""
     from datetime import datetime, timezone
 
-    from proactive_bot.references import describe
+    from proactive_bot.references import StoredReference
 
-    return describe(reference, datetime.now(timezone.utc))
+    return StoredReference.from_reference(reference, datetime.now(timezone.utc))

@@ -25,7 +25,7 @@ from azure.storage.queue.aio import QueueClient
 from devtools.azurite import free_port
 from devtools.connector_stub import ConnectorStub
 from proactive_bot.channel import conversation_reference, parse_activity
-from proactive_bot.notification_records import NotificationStore
+from proactive_bot.notifications.records import NotificationStore, RecipientState
 from proactive_bot.references import ReferenceStore
 from tests import activities
 from tests.functions.invoke import APP_ROOT
@@ -113,11 +113,11 @@ async def settled_except_held(records: NotificationStore, channel: ConnectorStub
     for _ in range(600):
         status = await records.status("all-hands", detail=True, limit=len(everyone))
         if status is not None:
-            held = {r["conversationId"] for r in status["recipients"] if r["state"] == "sending"}
+            held = {r.conversation_id for r in status.rows if r.state is RecipientState.SENDING}
             reached = {r.conversation_id for r in channel.delivered()}
-            if status["counts"]["recipients"] == len(everyone) and reached | held >= everyone and (
-                status["counts"]["sent"] + len(held) >= len(everyone)
+            if status.recipients == len(everyone) and reached | held >= everyone and (
+                status.counts[RecipientState.SENT] + len(held) >= len(everyone)
             ):
                 return held
         await asyncio.sleep(0.1)
-    raise AssertionError(f"the broadcast did not settle: {status and status['counts']}")
+    raise AssertionError(f"the broadcast did not settle: {status and status.counts}")

@@ -20,7 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from proactive_bot import cli
-from proactive_bot.notifications import InvalidNotification, validate
+from proactive_bot.notifications.contract import InvalidNotification, validate
 from proactive_bot.settings import Settings
 
 from .conversations import CHANNEL_ID

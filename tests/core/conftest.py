@@ -12,12 +12,12 @@ import pytest
 from azure.storage.queue.aio import QueueClient
 
 from devtools.connector_stub import ConnectorStub
-from proactive_bot import channel as channel_module
+from proactive_bot.channel import activity as channel_module
 from proactive_bot.channel import ChannelAdapter
-from proactive_bot.delivery import Delivery
-from proactive_bot.fanout import Fanout, WorkQueue
-from proactive_bot.notification_records import NotificationStore
-from proactive_bot.rate_limits import LimitsConfig, RateLimiter
+from proactive_bot.delivery import NOTIFICATIONS, Delivery, RetryPolicy
+from proactive_bot.notifications.fanout import Fanout, WorkQueue
+from proactive_bot.notifications.records import NotificationStore
+from proactive_bot.delivery.rate_limits import LimitsConfig, RateLimiter
 from proactive_bot.references import ReferenceStore
 from proactive_bot.settings import Settings
 from tests import activities
@@ -78,7 +78,8 @@ async def engine_factory(storage_connection, new_table) -> AsyncIterator:
         records = NotificationStore(await new_table())
         limiter = RateLimiter(limits or LimitsConfig(enabled=False))
         # Short backoff: tests check what is retried, not how long the pauses are.
-        delivery = Delivery(ChannelAdapter(settings, http), references, limiter, concurrency, backoff_base=0.02)
+        retries = RetryPolicy(max_attempts=NOTIFICATIONS.max_attempts, first_delay=0.02, max_delay=30.0, jitter=True)
+        delivery = Delivery(ChannelAdapter(settings, http), references, limiter, concurrency, retries)
         fanout = Fanout(references, records, delivery, WorkQueue(queue), retry_budget)
         made.append((stub, http, queue))
         return Engine(stub, references, records, delivery, fanout, queue)

@@ -7,20 +7,20 @@ from datetime import datetime, timezone
 
 import pytest
 
-from proactive_bot.tasks import InvalidTask, Task, decode
+from proactive_bot.tasks import InvalidTask, Task, parse_task_message
 
 TASK = Task(kind="report", channel_id="msteams", conversation_id="a:1conv", user_id="29:1user",
             zone="Europe/Berlin", id="t1", requested_at=datetime(2026, 11, 26, 10, tzinfo=timezone.utc))
 
 
 def test_a_task_round_trips_through_its_message():
-    body = TASK.encode()
+    body = TASK.to_message()
 
     assert json.loads(body) == {
         "v": 1, "id": "t1", "kind": "report", "channelId": "msteams", "conversationId": "a:1conv",
         "userId": "29:1user", "zone": "Europe/Berlin", "requestedAt": "2026-11-26T10:00:00+00:00",
     }
-    assert decode(body.encode()) == TASK
+    assert parse_task_message(body.encode()) == TASK
 
 
 @pytest.mark.parametrize(
@@ -33,12 +33,12 @@ def test_a_task_round_trips_through_its_message():
     ],
 )
 def test_malformed_tasks_say_what_is_wrong(change, reason):
-    document = {**json.loads(TASK.encode()), **change}
+    document = {**json.loads(TASK.to_message()), **change}
     with pytest.raises(InvalidTask, match=reason):
-        decode(json.dumps(document).encode())
+        parse_task_message(json.dumps(document).encode())
 
 
 @pytest.mark.parametrize("body", [b"{nope", b"[1]", b"x" * 9000])
 def test_what_is_not_a_task_at_all(body):
     with pytest.raises(InvalidTask):
-        decode(body)
+        parse_task_message(body)

@@ -9,10 +9,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from proactive_bot import app as app_entry
-from proactive_bot import clock, reminder_timer
-from proactive_bot.reminder_timer import MAX_ATTEMPTS
-from proactive_bot.reminders import FAILED, Owner, Reminder
-from proactive_bot.schedules import Recurrence
+from proactive_bot import clock
+from proactive_bot.reminders import timer as reminder_timer
+from proactive_bot.delivery.retries import REMINDERS
+from proactive_bot.reminders.store import EntryState, Owner, Reminder
+from proactive_bot.reminders.schedules import Recurrence
 from tests import activities
 from tests.functions import invoke
 
@@ -123,10 +124,10 @@ async def test_a_failed_send_is_retried_with_backoff_then_marked_failed(app, cha
     conversation_id = message["conversation"]["id"]
     stretch = reminder_for(message, "stretch", NOW - timedelta(seconds=30))
     await app.reminders.add(stretch)
-    channel.fail(conversation_id, [503] * MAX_ATTEMPTS)
+    channel.fail(conversation_id, [503] * REMINDERS.max_attempts)
 
     now = NOW
-    for attempt in range(1, MAX_ATTEMPTS + 1):
+    for attempt in range(1, REMINDERS.max_attempts + 1):
         await invoke.timer("timer_notify")
         await invoke.timer("timer_notify")  # backing off: nothing is tried
         now += timedelta(minutes=2**attempt)
@@ -134,10 +135,10 @@ async def test_a_failed_send_is_retried_with_backoff_then_marked_failed(app, cha
     with caplog.at_level(logging.ERROR):
         await invoke.timer("timer_notify")
 
-    assert statuses(channel, conversation_id) == [503] * MAX_ATTEMPTS
+    assert statuses(channel, conversation_id) == [503] * REMINDERS.max_attempts
     [entry] = (await app.reminders.agenda(stretch.owner)).entries
-    assert entry.state == FAILED
-    assert f"attempt {MAX_ATTEMPTS} failed" in caplog.text and "giving up" in caplog.text
+    assert entry.state is EntryState.FAILED
+    assert f"attempt {REMINDERS.max_attempts} failed" in caplog.text and "giving up" in caplog.text
     assert stretch.id not in [r.id for r in (await app.reminders.due(now + timedelta(days=1))).reminders]
 
 
@@ -184,4 +185,4 @@ async def test_a_send_that_can_never_work_is_not_retried(app, channel, at):
 
     assert statuses(channel, conversation_id) == [400]
     [entry] = (await app.reminders.agenda(stretch.owner)).entries
-    assert entry.state == FAILED
+    assert entry.state is EntryState.FAILED

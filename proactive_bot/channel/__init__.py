@@ -1,0 +1,25 @@
+"""The Bot Framework edge: the only code that imports botbuilder, botframework or msrest.
+
+- `ChannelAdapter` (adapter): runs a turn for an inbound activity, sends proactively.
+- `Turn`, `TurnLogic`, `Inbound`, `Member` (turn): what the bot's logic sees, SDK-free.
+- `parse_activity`, `conversation_reference`, `InvalidActivity`, `outgoing` (activity).
+- `AuthenticationError`, `AuthenticationUnavailable` (auth): inbound tokens.
+- `ConnectorError`, `TokenProvider` (connector): the Connector REST API and the bot's token.
+- `ServiceUrlPolicy`, `ServiceUrlNotAllowed` (service_urls): where the bot's token may go.
+
+A port to the Microsoft 365 Agents SDK replaces this package and keeps its face.
+"""
+
+from ..lazy import exports
+
+_NAMES = {
+    "ChannelAdapter": "adapter",
+    "Turn": "turn", "TurnLogic": "turn", "Inbound": "turn", "Member": "turn",
+    "InvalidActivity": "activity", "parse_activity": "activity", "conversation_reference": "activity",
+    "outgoing": "activity",
+    "AuthenticationError": "auth", "AuthenticationUnavailable": "auth",
+    "ConnectorError": "connector", "TokenProvider": "connector",
+    "ServiceUrlNotAllowed": "service_urls", "ServiceUrlPolicy": "service_urls",
+}
+__all__ = sorted(_NAMES)
+__getattr__, __dir__ = exports(__name__, _NAMES)

@@ -1,0 +1,150 @@
+"""Inbound activities: validated before any turn runs, and read into what the bot's logic needs.
+
+Everything here works on botbuilder's `Activity` model; nothing outside this package sees it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botbuilder.core import TurnContext
+from botbuilder.schema import Activity
+
+from .turn import Inbound, Member
+
+# What we store per conversation; real ones are 300-1,000 characters. Well under the 32K
+# characters an Azure Table string property holds.
+MAX_REFERENCE_CHARS = 8 * 1024
+
+
+class InvalidActivity(ValueError):
+    """The inbound body is not an activity we can run a turn for; answered with 400."""
+
+
+def outgoing(activity: dict[str, Any] | Activity) -> Activity:
+    """An activity to send, as botbuilder's model."""
+    return activity if isinstance(activity, Activity) else Activity().deserialize(activity)
+
+
+# Every activity a channel sends names these; a stored address needs them all.
+_REQUIRED = ("type", "channelId", "serviceUrl", "conversation.id", "from.id", "recipient.id")
+
+
+def parse_activity(body: Any) -> Activity:
+    if not isinstance(body, dict):
+        raise InvalidActivity("the body must be a JSON object (an activity)")
+    # Checked on the raw JSON: msrest turns a number or a list into a string, and keeps a dict.
+    missing = [path for path in _REQUIRED if not _is_text(_lookup(body, path))]
+    if missing:
+        raise InvalidActivity("the activity lacks " + ", ".join(missing) + " (non-empty strings)")
+    try:
+        activity = Activity().deserialize(body)
+    except Exception as error:  # noqa: BLE001 - msrest raises DeserializationError and friends
+        raise InvalidActivity(f"not an activity: {str(error)[:300]}") from None
+    _tenant_from_channel_data(activity)
+    _drop_nulls(activity)
+    try:
+        reference = conversation_reference(activity)
+    except Exception as error:  # noqa: BLE001 - a field msrest accepted but cannot serialize
+        raise InvalidActivity(f"no conversation reference can be made: {str(error)[:300]}") from None
+    if len(json.dumps(reference, ensure_ascii=False)) > MAX_REFERENCE_CHARS:
+        raise InvalidActivity(f"the conversation reference would exceed {MAX_REFERENCE_CHARS} characters")
+    return activity
+
+
+def _drop_nulls(activity: Activity) -> None:
+    # JSON lets a list of objects hold null; botbuilder's handlers and ours read each item's
+    # fields, so a null member or entity would fail the turn. A null names nothing: drop it.
+    for name in ("members_added", "members_removed", "entities", "attachments", "reactions_added", "reactions_removed"):
+        items = getattr(activity, name, None)
+        if isinstance(items, list) and None in items:
+            setattr(activity, name, [item for item in items if item is not None])
+
+
+def _lookup(body: dict[str, Any], path: str) -> Any:
+    value: Any = body
+    for name in path.split("."):
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _tenant_from_channel_data(activity: Activity) -> None:
+    # Teams sends conversation.tenantId, which botbuilder's model (it expects "tenantID") drops;
+    # the tenant also comes in channelData, and Teams needs it for proactive sends. The adapter
+    # makes the same repair inside the turn; doing it here gives every caller the same reference.
+    channel_data = activity.channel_data
+    tenant = channel_data.get("tenant") if isinstance(channel_data, dict) else None
+    if activity.channel_id == "msteams" and (
+        not isinstance(channel_data, (dict, type(None))) or not isinstance(tenant, (dict, type(None)))
+    ):
+        # botbuilder's own repair calls .get() on both and would fail mid-turn.
+        raise InvalidActivity("a Teams activity's channelData and channelData.tenant must be objects")
+    tenant_id = tenant.get("id") if isinstance(tenant, dict) else None
+    if isinstance(tenant_id, str) and tenant_id and not activity.conversation.tenant_id:
+        activity.conversation.tenant_id = tenant_id
+
+
+def conversation_reference(activity: Activity) -> dict[str, Any]:
+    """The activity's ConversationReference as botbuilder serializes it (what we store)."""
+    return TurnContext.get_conversation_reference(activity).serialize()
+
+
+def command_text(activity: Activity) -> str:
+    """The message text without the bot's @mention ("<at>Bot</at> help" in a Teams channel → "help").
+
+    botbuilder's remove_recipient_mention fails on a message without text and on malformed
+    mention entities, and uses the bot's display name as a regular expression.
+    """
+    text = activity.text if isinstance(activity.text, str) else ""
+    bot_id = activity.recipient.id if activity.recipient else None
+    for entity in activity.entities or []:
+        kind = getattr(entity, "type", None)  # an entity may also be null
+        properties = getattr(entity, "additional_properties", None) or {}
+        mentioned = properties.get("mentioned")
+        mention = properties.get("text")
+        if (
+            isinstance(kind, str) and kind.lower() == "mention"
+            and isinstance(mentioned, dict) and mentioned.get("id") == bot_id
+            and isinstance(mention, str) and mention
+        ):
+            text = text.replace(mention, "")
+    return text.strip()
+
+
+def inbound_of(activity: Activity) -> Inbound:
+    """What the bot's logic reads of an activity (see turn.py)."""
+    sender = activity.from_property
+    return Inbound(
+        type=activity.type or "",
+        channel_id=activity.channel_id,
+        conversation_id=activity.conversation.id,
+        user_id=sender.id if sender else "",
+        user_name=(sender.name or "") if sender else "",
+        bot_id=activity.recipient.id if activity.recipient else "",
+        text=command_text(activity),
+        value=activity.value,
+        zone_hint=_reported_zone(activity),
+        reference=conversation_reference(activity),
+    )
+
+
+def members(accounts: list[Any] | None) -> list[Member]:
+    return [Member(account.id, account.name or "") for account in accounts or [] if account is not None]
+
+
+def _reported_zone(activity: Activity) -> str | None:
+    """The IANA zone the client reported: localTimezone, or Teams' clientInfo entity."""
+    if activity.local_timezone:
+        return activity.local_timezone
+    for entity in activity.entities or []:
+        properties: Any = getattr(entity, "additional_properties", None)
+        if entity.type == "clientInfo" and isinstance(properties, dict):
+            zone = properties.get("timezone")
+            if isinstance(zone, str) and zone:
+                return zone
+    return None

@@ -1,0 +1,139 @@
+"""The channel adapter: botbuilder's BotFrameworkAdapter, the one place the SDK's adapter is used.
+
+botbuilder-core runs the turn and addresses outgoing activities (reply-to ids, conversation,
+recipient); the HTTP underneath is our `connector` client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+from botbuilder.core import BotFrameworkAdapter, BotFrameworkAdapterSettings, TurnContext
+from botbuilder.schema import Activity, ConversationReference, ResourceResponse
+from botframework.connector.auth import AppCredentials, ClaimsIdentity
+
+from ..settings import Settings
+from .activity import InvalidActivity, outgoing, parse_activity
+from .auth import ChannelAuthenticator
+from .connector import ConnectorClient, ConnectorError, TokenProvider
+from .handler import LogicHandler
+from .service_urls import ServiceUrlNotAllowed, ServiceUrlPolicy
+from .turn import TurnLogic
+
+log = logging.getLogger(__name__)
+
+
+class ChannelAdapter(BotFrameworkAdapter):
+    """botbuilder's adapter with our HTTP client and our token checks underneath."""
+
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
+        super().__init__(
+            BotFrameworkAdapterSettings(
+                settings.app_id,
+                settings.app_password,
+                channel_auth_tenant=settings.app_tenant_id or None,
+            )
+        )
+        self._settings = settings
+        self._session = session
+        self._tokens = None if settings.local_mode else TokenProvider(session, settings)
+        self._clients: dict[str, ConnectorClient] = {}
+        self.authenticator = ChannelAuthenticator(settings, session)
+        self.service_urls = ServiceUrlPolicy.from_settings(
+            settings.allowed_service_url_hosts, local_mode=settings.local_mode
+        )
+
+    async def create_connector_client(
+        self, service_url: str, identity: ClaimsIdentity = None, audience: str = None
+    ) -> ConnectorClient:
+        return self._connector_client(service_url)
+
+    def _get_or_create_connector_client(self, service_url: str, credentials: AppCredentials) -> ConnectorClient:
+        # botbuilder's other way to a client (create_conversation, get_conversations).
+        return self._connector_client(service_url)
+
+    def _connector_client(self, service_url: str) -> ConnectorClient:
+        """Every send goes through here: the one place a serviceUrl meets the bot's token."""
+        client = self._clients.get(service_url)
+        if client is None:
+            try:
+                self.service_urls.check(service_url)
+            except ServiceUrlNotAllowed as error:
+                log.warning("refused to send to serviceUrl %r: %s", service_url[:200], error)
+                raise
+            client = self._clients[service_url] = ConnectorClient(self._session, service_url, self._tokens)
+        return client
+
+    async def _authenticate_request(self, request: Activity, auth_header: str) -> ClaimsIdentity:
+        return await self.authenticator.authenticate(request, auth_header)
+
+    async def run_turn(self, body: Any, auth_header: str, logic: TurnLogic) -> Any:
+        """Authenticate an inbound activity and run the bot's turn for it.
+
+        Raises InvalidActivity (400), AuthenticationError (401) or AuthenticationUnavailable (503)
+        before any turn runs or anything is stored.
+        """
+        activity = parse_activity(body)
+        identity = await self._authenticate_request(activity, auth_header or "")
+        try:
+            self.service_urls.check(activity.service_url)
+        except ServiceUrlNotAllowed as error:
+            # With auth on, the channel signed this URL, so this is a channel host missing from
+            # AllowedServiceUrlHosts; in local mode, anything. Either way, no address is stored
+            # that no send could use.
+            log.warning("activity refused: serviceUrl %r: %s", activity.service_url[:200], error)
+            raise InvalidActivity(f"serviceUrl not allowed: {error}") from None
+        try:
+            invoke = await self.process_activity_with_identity(activity, identity, LogicHandler(logic).on_turn)
+        except (ConnectorError, aiohttp.ClientError, TimeoutError) as error:
+            # The activity was received and the address stored; only our reply did not get
+            # through. That is ours to log, not the channel's to retry.
+            log.warning(
+                "turn for %s conversation %r: the reply did not reach the channel (%s: %s)",
+                activity.channel_id, activity.conversation.id[:200], type(error).__name__, error,
+            )
+            return None
+        if invoke is not None:
+            invoke.body = _invoke_body(invoke.body)
+        return invoke
+
+    async def send_proactive(
+        self, reference: dict[str, Any], activities: Sequence[dict[str, Any] | Activity]
+    ) -> list[str]:
+        """Send activities into a stored conversation; returns the channel's activity ids.
+
+        Pass prepared activities (`outgoing`) when sending the same activities to many
+        recipients: botbuilder copies them before addressing, so one object serves every send.
+        """
+        responses: list[ResourceResponse] = []
+        prepared = [outgoing(a) for a in activities]
+
+        async def callback(context: TurnContext) -> None:
+            responses.extend(await context.send_activities(prepared))
+
+        if self._settings.local_mode:
+            # Empty credentials: botbuilder rejects a blank bot_id, so pass an anonymous identity.
+            await self.continue_conversation(
+                ConversationReference().deserialize(reference), callback,
+                claims_identity=ClaimsIdentity({}, True),
+            )
+        else:
+            await self.continue_conversation(
+                ConversationReference().deserialize(reference), callback, bot_id=self._settings.app_id
+            )
+        return [r.id for r in responses if r is not None]
+
+
+def _invoke_body(body: Any) -> Any:
+    """An invoke response body as JSON: botbuilder answers adaptiveCard/action with a model, and
+    its errors with a Python exception inside that model."""
+    if not hasattr(body, "serialize"):
+        return body
+    value = getattr(body, "value", None)
+    if isinstance(value, Exception):
+        code, message = ([*map(str, value.args), "", ""])[:2]
+        body.value = {"code": code, "message": message}  # the Universal Actions error shape
+    return body.serialize()

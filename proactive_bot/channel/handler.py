@@ -1,0 +1,55 @@
+"""botbuilder's ActivityHandler, calling the bot's SDK-free logic (`turn.TurnLogic`).
+
+botbuilder keeps what it does well here: dispatch by activity type, and the invoke answers the
+bot does not implement (501 for sign-in, its own Adaptive Card action replies).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botbuilder.core import ActivityHandler, TurnContext
+from botbuilder.schema import ChannelAccount
+
+from .activity import inbound_of, members, outgoing
+from .turn import Inbound, TurnLogic
+
+_TURN_STATE = "proactive_bot.turn"
+
+
+class _ContextTurn:
+    """A `turn.Turn` over botbuilder's TurnContext."""
+
+    def __init__(self, context: TurnContext) -> None:
+        self._context = context
+        self.inbound: Inbound = inbound_of(context.activity)
+
+    async def send(self, activity: str | dict[str, Any]) -> None:
+        await self._context.send_activity(activity if isinstance(activity, str) else outgoing(activity))
+
+
+def _turn(context: TurnContext) -> _ContextTurn:
+    turn = context.turn_state.get(_TURN_STATE)
+    if turn is None:
+        turn = context.turn_state[_TURN_STATE] = _ContextTurn(context)
+    return turn
+
+
+class LogicHandler(ActivityHandler):
+    def __init__(self, logic: TurnLogic) -> None:
+        self._logic = logic
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        await self._logic.on_turn(_turn(turn_context))
+        await super().on_turn(turn_context)
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        await self._logic.on_message(_turn(turn_context))
+
+    async def on_members_added_activity(self, members_added: list[ChannelAccount], turn_context: TurnContext) -> None:
+        await self._logic.on_members_added(_turn(turn_context), members(members_added))
+
+    async def on_teams_signin_token_exchange(self, turn_context: TurnContext) -> None:
+        # botbuilder's ActivityHandler calls this for a "signin/tokenExchange" invoke, but only
+        # TeamsActivityHandler defines it. The bot has no sign-in: answer as for verifyState (501).
+        await self.on_sign_in_invoke(turn_context)

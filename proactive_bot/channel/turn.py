@@ -1,0 +1,51 @@
+"""The turn as the bot's logic sees it: a small interface this package provides, free of the SDK.
+
+The bot's logic (`proactive_bot.bot`) receives a `Turn`: what came in (`Inbound`, plain data) and
+a way to answer (`send`). It implements `TurnLogic`; `handler.py` calls it from botbuilder's
+ActivityHandler. A port to the Microsoft 365 Agents SDK re-implements handler.py and keeps this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Member:
+    """Someone added to a conversation (the bot itself included, as channels report it)."""
+
+    id: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """The inbound activity, as much of it as the bot's logic reads."""
+
+    type: str
+    channel_id: str
+    conversation_id: str
+    user_id: str
+    user_name: str
+    bot_id: str  # the recipient: who the bot is in this conversation
+    text: str  # the command: the text without the bot's @mention (a card click has none)
+    value: Any  # a card click's data
+    zone_hint: str | None  # the IANA zone the client reported, if any
+    reference: dict[str, Any]  # the conversation's address, exactly as stored
+
+
+class Turn(Protocol):
+    inbound: Inbound
+
+    async def send(self, activity: str | dict[str, Any]) -> None:
+        """Answer in this conversation: text, or an activity dict (see `proactive_bot.activities`)."""
+
+
+class TurnLogic(Protocol):
+    async def on_turn(self, turn: Turn) -> None:
+        """Every inbound activity, before the ones below."""
+
+    async def on_message(self, turn: Turn) -> None: ...
+
+    async def on_members_added(self, turn: Turn, members: list[Member]) -> None: ...

@@ -1,0 +1,18 @@
+"""Delivery: one message to one stored recipient, paced and retried.
+
+- `Delivery` (sender): one attempt (`send`) or patient attempts (`send_patiently`).
+- `Outcome`, `Result` (outcome): how a send went.
+- `RateLimiter`, `LimitsConfig`, `ChannelLimits` (rate_limits): per conversation, channel, app.
+- `RetryPolicy`, `NOTIFICATIONS`, `REMINDERS` (retries): when to try again, when to stop.
+"""
+
+from ..lazy import exports
+
+_NAMES = {
+    "Delivery": "sender", "ClaimHook": "sender",
+    "Outcome": "outcome", "Result": "outcome",
+    "RateLimiter": "rate_limits", "LimitsConfig": "rate_limits", "ChannelLimits": "rate_limits",
+    "RetryPolicy": "retries", "NOTIFICATIONS": "retries", "REMINDERS": "retries",
+}
+__all__ = sorted(_NAMES)
+__getattr__, __dir__ = exports(__name__, _NAMES)

@@ -1,0 +1,34 @@
+"""How one send went: `Outcome` and the `Result` that carries it."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from .retries import RETRY_STATUSES
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    GONE = "gone"  # 403/404: the user blocked the bot or the conversation no longer exists
+    THROTTLED = "throttled"  # 429: worth trying again later
+    FAILED = "failed"  # this attempt did not deliver; `retryable` says whether another might
+    SKIPPED = "skipped"  # not attempted: the claim went to another worker
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    status: int | None = None
+    detail: str = ""
+    retry_after: float | None = None  # seconds until another attempt makes sense
+    throttled: int = 0  # 429s met on the way (send_patiently)
+    attempts: int = 1
+    permanent: bool = False  # a failure no retry can fix (e.g. a serviceUrl we may not call)
+
+    @property
+    def retryable(self) -> bool:
+        return not self.permanent and (
+            self.outcome is Outcome.THROTTLED
+            or (self.outcome is Outcome.FAILED and (self.status is None or self.status in RETRY_STATUSES))
+        )

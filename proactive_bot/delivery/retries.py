@@ -1,0 +1,49 @@
+"""When a failed send is tried again, and when it is given up: the policy, in one place.
+
+Which answers are worth another try is the channel's matter and the same for all work: 429
+(throttled), 412 and 5xx, and network errors; 403/404 mean the recipient is gone.
+
+How patiently to try differs by kind of work, because each waits in a different place:
+
+- `NOTIFICATIONS`: retried inside the invocation (seconds, full jitter, so that many senders do
+  not retry in step), then handed back to the work queue with a delay; given up after 8 attempts
+  across deliveries. A notification is usually one of many sends, and the queue is cheap.
+- `REMINDERS`: one attempt per timer run, so the delays are in minutes (2, 4, 8, 16) and the
+  minute-grained timer could not honour less; given up after 5, since a reminder's moment
+  passes (a recurring series goes on with its next occurrence).
+- Long tasks have no policy of their own: a result that cannot be delivered fails the
+  invocation, and the queue retries it (host.json: 5 deliveries, 30 s apart, then the poison
+  queue), which is what a whole task re-run should be paced by.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+RETRY_STATUSES = frozenset({412, 429, 500, 502, 503, 504})
+GONE_STATUSES = frozenset({403, 404})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    first_delay: float  # seconds after the first failed attempt
+    max_delay: float
+    jitter: bool = False  # full jitter: a random delay up to the backoff
+
+    def exhausted(self, attempts: int) -> bool:
+        """No attempt after this many."""
+        return attempts >= self.max_attempts
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (from 1): exponential backoff,
+        and never sooner than the channel's Retry-After."""
+        backoff = min(self.max_delay, self.first_delay * 2 ** max(0, attempt - 1))
+        if self.jitter:
+            backoff = random.uniform(0, backoff)
+        return backoff if retry_after is None else max(retry_after, backoff)
+
+
+NOTIFICATIONS = RetryPolicy(max_attempts=8, first_delay=0.5, max_delay=30.0, jitter=True)
+REMINDERS = RetryPolicy(max_attempts=5, first_delay=120.0, max_delay=3600.0)

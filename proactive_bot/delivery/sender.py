@@ -1,0 +1,152 @@
+"""Delivery: putting one message in front of one stored recipient, and naming how it went.
+
+Every send waits for the rate limiter and a concurrency slot. `send` makes one attempt;
+`send_patiently` retries what is worth retrying (429 after its Retry-After, 412/5xx and network
+errors after exponential backoff with jitter) until a deadline, and then reports when to try
+again, so callers hand the work back to the queue instead of sleeping for minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aiohttp
+
+from ..channel.adapter import ChannelAdapter
+from ..channel.connector import ConnectorError
+from ..channel.service_urls import ServiceUrlNotAllowed
+from ..references import ReferenceStore, StoredReference
+from .outcome import Outcome, Result
+from .rate_limits import RateLimiter
+from .retries import GONE_STATUSES, NOTIFICATIONS, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+# Runs just before the request (see `Delivery.send`); False: someone else has it, do not send.
+ClaimHook = Callable[[], Awaitable[bool]]
+
+
+class Delivery:
+    def __init__(
+        self,
+        adapter: ChannelAdapter,
+        references: ReferenceStore,
+        limiter: RateLimiter,
+        concurrency: int = 64,
+        retries: RetryPolicy = NOTIFICATIONS,
+    ) -> None:
+        self._retries = retries  # paces send_patiently; how many attempts is the caller's policy
+        self._adapter = adapter
+        self._references = references
+        self._limiter = limiter
+        self._slots = asyncio.Semaphore(concurrency)
+        self._claim_latency = _Latency()
+
+    async def send(
+        self, recipient: StoredReference, activities: Sequence[Any], *, claim: ClaimHook | None = None
+    ) -> Result:
+        """One attempt, within the concurrency bound and the rate limits.
+
+        `claim` runs after the waiting and just before the request: whoever records "I am
+        sending this" should do it as late as possible, so a crash leaves little unconfirmed.
+        """
+        async with self._slots:
+            # The claim is written while the slot approaches, so the request leaves on time and
+            # as soon as possible after its claim (what a crash could leave unconfirmed).
+            lead = self._claim_latency.estimate if claim is not None else 0.0
+            permit = await self._limiter.acquire(recipient.channel_id, recipient.conversation_id, lead=lead)
+            if claim is not None:
+                started = time.monotonic()
+                claimed = await claim()
+                self._claim_latency.observe(time.monotonic() - started)
+                if not claimed:
+                    self._limiter.release(permit)
+                    return Result(Outcome.SKIPPED, attempts=0)
+            await self._limiter.wait_for_slot(permit)
+            return await self._attempt(recipient, activities)
+
+    async def send_patiently(
+        self,
+        recipient: StoredReference,
+        activities: Sequence[Any],
+        *,
+        deadline: float,
+        claim: ClaimHook | None = None,
+    ) -> Result:
+        """Retry until sent, gone, not retryable, or the next try would pass `deadline` (monotonic)."""
+        throttled = 0
+        attempt = 0
+        while True:
+            attempt += 1
+            result = await self.send(recipient, activities, claim=claim if attempt == 1 else None)
+            if result.outcome is Outcome.SKIPPED:
+                return result
+            throttled += result.outcome is Outcome.THROTTLED
+            if not result.retryable:
+                return _with(result, throttled, attempt)
+            wait = self._retries.delay(attempt, result.retry_after)
+            if result.outcome is Outcome.THROTTLED and result.retry_after is not None:
+                self._limiter.hold(recipient.channel_id, recipient.conversation_id, wait)
+            if time.monotonic() + wait > deadline:
+                return _with(result, throttled, attempt, retry_after=max(wait, self._retries.first_delay))
+            await asyncio.sleep(wait)
+
+    async def _attempt(self, recipient: StoredReference, activities: Sequence[Any]) -> Result:
+        try:
+            await self._adapter.send_proactive(recipient.reference, activities)
+        except ConnectorError as error:
+            return await self._failed(recipient, error)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            return Result(Outcome.FAILED, detail=f"{type(error).__name__}: {error}")
+        except ServiceUrlNotAllowed as error:
+            # Not transient: the stored address names a host the bot's token must not go to.
+            return Result(Outcome.FAILED, detail=f"serviceUrl not allowed: {error}", permanent=True)
+        return Result(Outcome.SENT, status=200)
+
+    async def _failed(self, recipient: StoredReference, error: ConnectorError) -> Result:
+        if error.status in GONE_STATUSES:
+            log.info(
+                "recipient gone (%s %s) channel=%s conversation=%s: marked inactive",
+                error.status, error.code, recipient.channel_id, recipient.conversation_id,
+            )
+            await self._references.mark_inactive(recipient, f"{error.status} {error.code}".strip())
+            return Result(Outcome.GONE, error.status, str(error))
+        if error.status == 429:
+            return Result(Outcome.THROTTLED, 429, str(error), error.retry_after)
+        return Result(Outcome.FAILED, error.status, str(error))
+
+
+class _Latency:
+    """A running, pessimistic estimate of how long a claim write takes.
+
+    Generous on purpose: a claim that ends after its slot makes the send leave late, and a late
+    send pushes back the slots of the sends a window later. An early claim only waits a little.
+    """
+
+    def __init__(self, initial: float = 0.05, floor: float = 0.05, cap: float = 0.3) -> None:
+        self._mean = initial
+        self._floor = floor
+        self._cap = cap
+
+    def observe(self, seconds: float) -> None:
+        self._mean += 0.1 * (seconds - self._mean)
+
+    @property
+    def estimate(self) -> float:
+        return min(self._cap, max(self._floor, 3 * self._mean))
+
+
+def _with(result: Result, throttled: int, attempts: int, retry_after: float | None = None) -> Result:
+    return dataclasses.replace(
+        result,
+        retry_after=retry_after if retry_after is not None else result.retry_after,
+        throttled=throttled,
+        attempts=attempts,
+    )
+

@@ -1,0 +1,93 @@
+"""What a delivered reminder looks like, and how the user's answer to it is read back.
+
+A reminder goes out as text (what every channel shows, and notifications preview) plus an
+Adaptive Card whose Action.Submit buttons carry the reminder's id and occurrence. Clicking one
+sends a message activity whose `value` is that data, in Teams (any conversation type) and Web
+Chat alike, so the answer finds its reminder whatever the user was doing in between. Typed
+answers (`done`, `snooze 1h`) go to the reminder delivered last.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..activities import adaptive_card, message
+from .schedules import describe_moment, parse_duration
+from .store import Reminder
+
+# A reminder this much past due is marked late ("was due at ...") when it finally goes out.
+LATE_AFTER = timedelta(minutes=2)
+DEFAULT_SNOOZE = timedelta(minutes=10)
+SNOOZES = (("Snooze 10 min", timedelta(minutes=10)), ("Snooze 1 h", timedelta(hours=1)))
+_ACTION_KEY = "reminderAction"
+
+_DONE = re.compile(r"(?:done|did it|mark (?:it )?done|ok,? done)[.!]?", re.IGNORECASE)
+_SNOOZE = re.compile(r"snooze(?:\s+(?:for\s+)?(?P<for>.+?))?[.!]?", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The user's answer to a delivered reminder: done, or snooze for `snooze`."""
+
+    snooze: timedelta | None  # None: done
+    reminder_id: str | None = None  # None: typed, so "the reminder delivered last"
+    occurrence: int | None = None  # which delivery the clicked card belonged to
+
+
+def reminder_activity(reminder: Reminder, now: datetime) -> dict[str, Any]:
+    text = f"⏰ Reminder: {reminder.text}"
+    if now - reminder.due_at > LATE_AFTER:
+        text += f" (was due {describe_moment(reminder.due_at, reminder.tz, now)})"
+    return message(text, attachments=[adaptive_card(_card(reminder))])
+
+
+def _card(reminder: Reminder) -> dict[str, Any]:
+    occurrence = reminder.occurrence + 1
+
+    def submit(title: str, action: str, minutes: int | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {_ACTION_KEY: action, "reminderId": reminder.id, "occurrence": occurrence}
+        if minutes is not None:
+            data["minutes"] = minutes
+        return {"type": "Action.Submit", "title": title, "data": data}
+
+    return {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.2",
+        "body": [{"type": "TextBlock", "text": "Done, or remind you again later?", "wrap": True, "isSubtle": True}],
+        "actions": [
+            submit("Done", "done"),
+            *(submit(title, "snooze", int(delay.total_seconds() // 60)) for title, delay in SNOOZES),
+        ],
+    }
+
+
+def read_answer(text: str, value: Any) -> Answer | None:
+    """The answer in a message activity (card click or typed), or None if it is not one."""
+    if isinstance(value, dict) and value.get(_ACTION_KEY) in ("done", "snooze"):
+        return _clicked(value)
+    text = " ".join(text.split())
+    if _DONE.fullmatch(text):
+        return Answer(snooze=None)
+    if match := _SNOOZE.fullmatch(text):
+        if not match["for"]:
+            return Answer(snooze=DEFAULT_SNOOZE)
+        delay = parse_duration(match["for"]) or parse_duration(match["for"] + " min")
+        return Answer(snooze=delay) if delay else None
+    return None
+
+
+def _clicked(value: dict[str, Any]) -> Answer | None:
+    reminder_id = value.get("reminderId")
+    if not isinstance(reminder_id, str) or not reminder_id:
+        return None
+    occurrence = value.get("occurrence")
+    occurrence = occurrence if isinstance(occurrence, int) else None
+    if value[_ACTION_KEY] == "done":
+        return Answer(None, reminder_id, occurrence)
+    minutes = value.get("minutes")
+    minutes = minutes if isinstance(minutes, int) and 0 < minutes <= 7 * 24 * 60 else 10
+    return Answer(timedelta(minutes=minutes), reminder_id, occurrence)

@@ -1,0 +1,107 @@
+"""Delivery: one message to one recipient, through whatever the channel answers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from proactive_bot.activities import message
+from proactive_bot.delivery import Outcome
+from proactive_bot.references import StoredReference
+from proactive_bot import clock
+
+
+async def one_recipient(engine):
+    [reference] = await engine.users(1)
+    return StoredReference.from_reference(reference, clock.now())
+
+
+def patience(seconds: float = 10.0) -> float:
+    return time.monotonic() + seconds
+
+
+async def test_sent(engine_factory):
+    engine = await engine_factory()
+    recipient = await one_recipient(engine)
+
+    result = await engine.delivery.send(recipient, [message("hello")])
+
+    assert result.outcome is Outcome.SENT
+    [sent] = engine.stub.activities(recipient.conversation_id)
+    assert sent["text"] == "hello" and sent["recipient"]["id"] == recipient.user_id
+
+
+@pytest.mark.parametrize("retry_after", [1, None], ids=["with-retry-after", "without"])
+async def test_429_is_retried_after_the_channels_wait(engine_factory, retry_after):
+    engine = await engine_factory()
+    recipient = await one_recipient(engine)
+    engine.stub.fail(recipient.conversation_id, [429], retry_after=retry_after)
+
+    result = await engine.delivery.send_patiently(recipient, [message("hi")], deadline=patience())
+
+    assert (result.outcome, result.throttled, result.attempts) == (Outcome.SENT, 1, 2)
+    first, second = engine.stub.received
+    if retry_after is not None:
+        # Honoured: the retry came no sooner than the channel asked (the stub's own clock).
+        assert second.received_monotonic - first.received_monotonic >= retry_after
+
+
+async def test_server_errors_are_retried_with_backoff(engine_factory):
+    engine = await engine_factory()
+    recipient = await one_recipient(engine)
+    engine.stub.fail(recipient.conversation_id, [500, 502, 503, 504, 412])
+
+    result = await engine.delivery.send_patiently(recipient, [message("hi")], deadline=patience(60))
+
+    assert (result.outcome, result.attempts) == (Outcome.SENT, 6)
+    assert [r.status for r in engine.stub.received] == [500, 502, 503, 504, 412, 200]
+
+
+@pytest.mark.parametrize("status", [403, 404])
+async def test_blocked_or_gone_is_never_retried_and_marks_the_address_inactive(engine_factory, status):
+    engine = await engine_factory()
+    recipient = await one_recipient(engine)
+    engine.stub.block(recipient.conversation_id, status)
+
+    result = await engine.delivery.send_patiently(recipient, [message("hi")], deadline=patience())
+
+    assert result.outcome is Outcome.GONE and result.attempts == 1
+    assert len(engine.stub.received) == 1
+    stored = await engine.references.get(recipient.channel_id, recipient.conversation_id)
+    assert not stored.active and stored.inactive_reason.startswith(str(status))
+
+
+async def test_out_of_patience_says_when_to_come_back(engine_factory):
+    engine = await engine_factory()
+    recipient = await one_recipient(engine)
+    engine.stub.fail(recipient.conversation_id, [429], retry_after=30)
+
+    result = await engine.delivery.send_patiently(recipient, [message("hi")], deadline=patience(1))
+
+    assert result.outcome is Outcome.THROTTLED and result.retryable
+    assert result.retry_after == 30
+    assert len(engine.stub.received) == 1  # it did not sleep 30 s inside the invocation
+
+
+async def test_a_bad_request_is_not_retried(engine_factory):
+    engine = await engine_factory()
+    recipient = await one_recipient(engine)
+    engine.stub.fail(recipient.conversation_id, [400])
+
+    result = await engine.delivery.send_patiently(recipient, [message("hi")], deadline=patience())
+
+    assert result.outcome is Outcome.FAILED and not result.retryable and result.status == 400
+
+
+async def test_a_tampered_address_is_refused_once_and_never_retried(engine_factory):
+    engine = await engine_factory()
+    reference = dict((await engine.users(1))[0], serviceUrl="https://collector.evil.example/")
+    await engine.references.save(reference)  # as if someone edited the row in storage
+    recipient = await engine.references.get(reference["channelId"], reference["conversation"]["id"])
+
+    result = await engine.delivery.send_patiently(recipient, [message("hi")], deadline=patience())
+
+    assert (result.outcome, result.retryable, result.attempts) == (Outcome.FAILED, False, 1)
+    assert "serviceUrl not allowed" in result.detail
+    assert engine.stub.received == []

@@ -1,0 +1,101 @@
+"""The notification contract: what producers may enqueue, and the reasons bad input gets."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from proactive_bot.notifications.contract import InvalidNotification, parse_queue_message
+
+CARD = {
+    "contentType": "application/vnd.microsoft.card.adaptive",
+    "content": {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "Build failed"}]},
+}
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"to": {"userId": "29:1abc", "channelId": "msteams"}, "text": "Your build passed"},
+        {"to": {"conversationId": "19:x@thread.tacv2", "channelId": "msteams"}, "text": "Deploy done", "id": "deploy-42"},
+        {"to": {"aadObjectId": "c7e1f7d0-0000-4000-8000-000000000001"}, "attachments": [CARD]},
+        {"to": {"all": True}, "text": "Maintenance tonight at 22:00"},
+        {"to": {"all": True, "channelId": "msteams", "tenantId": "72f988bf"}, "text": "Hi", "version": 1},
+    ],
+)
+def test_valid_notifications_in_plain_and_base64(document):
+    raw = json.dumps(document).encode()
+    for body in (raw, base64.b64encode(raw), b"\xef\xbb\xbf" + raw, b"  " + raw + b"\n"):
+        notification = parse_queue_message(body)
+        assert notification.to == document["to"]
+        assert notification.text == document.get("text")
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"hello", "neither JSON nor base64"),
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe{", "not UTF-8"),
+        (base64.b64encode(b"\xff\xfe"), "not UTF-8"),
+        (json.dumps({"text": "no recipient"}).encode(), "'to' is a required property"),
+        (json.dumps({"to": {"userId": "u"}, "text": "x"}).encode(), "to: must be exactly one of"),
+        (json.dumps({"to": {"all": True}}).encode(), "(root)"),
+        (json.dumps({"to": {"all": True}, "text": "x", "serviceUrl": "https://evil"}).encode(), "Additional properties"),
+        (json.dumps({"to": {"all": False}, "text": "x"}).encode(), "to: must be exactly one of"),
+        (b"{}" + b" " * 70000, "limit"),
+    ],
+)
+def test_malformed_notifications_say_why(body, reason):
+    with pytest.raises(InvalidNotification, match=None) as caught:
+        parse_queue_message(body)
+    assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"to": {"all": true}, "text": "x", "attachments": [{"contentType": "a", "content": NaN}]}', "NaN is not a JSON number"),
+        (b'{"to": {"all": true}, "text": "x", "text": "y"}', "'text' appears twice"),
+        (b'{"to": {"all": true}, "text": "\\ud800"}', "lone surrogate"),
+        (b'{"to": {"all": true}, "text": "x", "id": ' + b"1" * 5000 + b"}", "not JSON"),
+        (b'{"to": {"all": true}, "attachments": [{"contentType": "a", "content": ' + b"[" * 5000 + b"]" * 5000 + b"}]}", "nested deeper"),
+        (b'{"to": {"all": true}, "attachments": [{"contentType": "a", "content": ' + b"[" * 70 + b"]" * 70 + b"}]}", "nested deeper"),
+        (b"[1, 2]", "neither JSON nor base64"),
+        (b"\x00\x01", "neither JSON nor base64"),
+        (base64.b64encode(b"[1, 2]"), "is not of type 'object'"),
+        (b"AAAA", "not JSON"),  # base64 of three NUL bytes
+    ],
+)
+def test_json_that_other_parsers_read_differently_is_refused(body, reason):
+    with pytest.raises(InvalidNotification) as caught:
+        parse_queue_message(body)
+    assert reason in str(caught.value)
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_any_bytes_give_a_notification_or_a_reason(body):
+    for candidate in (body, base64.b64encode(body)):
+        try:
+            parse_queue_message(candidate)
+        except InvalidNotification as error:
+            assert str(error)
+
+
+recipients = st.one_of(
+    st.fixed_dictionaries({"userId": st.text(min_size=1, max_size=40), "channelId": st.text(min_size=1, max_size=20)}),
+    st.fixed_dictionaries({"aadObjectId": st.uuids().map(str)}),
+    st.fixed_dictionaries({"all": st.just(True)}, optional={"channelId": st.sampled_from(["msteams", "webchat"])}),
+)
+@given(to=recipients, text=st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=200), as_base64=st.booleans())
+def test_every_valid_notification_is_read_back_exactly(to, text, as_base64):
+    document = {"to": to, "text": text}
+    raw = json.dumps(document, ensure_ascii=as_base64).encode()
+
+    notification = parse_queue_message(base64.b64encode(raw) if as_base64 else raw)
+
+    assert (notification.to, notification.text) == (to, text)

@@ -1,0 +1,144 @@
+"""Fan-out: broadcasts walk their audience through the queue, and nobody gets a message twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from proactive_bot import clock
+from proactive_bot.app import status_body
+from proactive_bot.notifications import fanout
+from proactive_bot.notifications import Notification
+from proactive_bot.references import StoredReference
+
+
+@pytest.fixture
+def small_pages(monkeypatch):
+    """Several pages and batches from a handful of users."""
+    monkeypatch.setattr(fanout, "PAGE_SIZE", 5)
+    monkeypatch.setattr(fanout, "PAGES_PER_WALK", 2)
+    monkeypatch.setattr(fanout, "BATCH_BYTES", 900)  # about two references a batch
+
+
+def broadcast(text: str = "Maintenance at 22:00", **to) -> Notification:
+    return Notification(id=f"b-{text[:4]}-{id(to)}", to={"all": True, **to}, text=text)
+
+
+def deliveries_per_conversation(engine) -> Counter:
+    return Counter(r.conversation_id for r in engine.stub.delivered())
+
+
+async def test_broadcast_reaches_everyone_once_through_pages_and_batches(engine_factory, small_pages):
+    engine = await engine_factory()
+    users = await engine.users(23)
+    notification = broadcast()
+
+    await engine.fanout.start(notification, source="test")
+    handled = await engine.drain()
+
+    assert handled > 10  # 3 walks of 2 pages and a dozen batches: no invocation walked everyone
+    assert deliveries_per_conversation(engine) == Counter({u["conversation"]["id"]: 1 for u in users})
+    status = status_body(await engine.records.status(notification.id))
+    assert status["state"] == "done"
+    assert status["counts"] == {
+        "recipients": 23, "sent": 23, "failed": 0, "gone": 0, "skipped": 0,
+        "unconfirmed": 0, "pending": 0, "throttledRetries": 0,
+    }
+
+
+async def test_a_duplicated_page_message_does_not_duplicate_anything(engine_factory, small_pages):
+    engine = await engine_factory()
+    users = await engine.users(12)
+    notification = broadcast()
+    await engine.fanout.start(notification, source="test")
+    await engine.fanout.work.put({"kind": "page", "notification": notification.id})  # the queue said it twice
+
+    await engine.drain()
+
+    assert deliveries_per_conversation(engine) == Counter({u["conversation"]["id"]: 1 for u in users})
+    assert (status_body(await engine.records.status(notification.id)))["counts"]["recipients"] == 12
+
+
+async def test_every_failure_is_counted_and_throttled_recipients_come_back_later(engine_factory):
+    engine = await engine_factory(retry_budget=0.5)
+    blocked, gone, flaky, throttled, *fine = await engine.users(8)
+    engine.stub.block(blocked["conversation"]["id"], 403)
+    engine.stub.block(gone["conversation"]["id"], 404)
+    engine.stub.fail(flaky["conversation"]["id"], [500])
+    engine.stub.fail(throttled["conversation"]["id"], [429], retry_after=2)  # more than the budget
+    notification = broadcast()
+
+    await engine.fanout.start(notification, source="test")
+    await engine.drain()
+    midway = status_body(await engine.records.status(notification.id))
+    await engine.drain(wait_for_delayed=3)  # the throttled one went back on the queue, delayed
+    final = status_body(await engine.records.status(notification.id, detail=True))
+
+    assert midway["counts"]["pending"] == 1 and midway["state"] == "delivering"
+    assert final["state"] == "done"
+    assert final["counts"] == {
+        "recipients": 8, "sent": 6, "failed": 0, "gone": 2, "skipped": 0,
+        "unconfirmed": 0, "pending": 0, "throttledRetries": 1,
+    }
+    by_conversation = {r["conversationId"]: r for r in final["recipients"]}
+    assert by_conversation[blocked["conversation"]["id"]]["status"] == 403
+    assert by_conversation[throttled["conversation"]["id"]]["attempts"] == 2
+    # Gone users are left out of the next broadcast.
+    assert len([r async for r in engine.references.all_active()]) == 6
+
+
+async def test_an_interrupted_broadcast_resumes_with_everyone_exactly_once(engine_factory):
+    engine = await engine_factory(concurrency=4)
+    engine.stub.latency = 0.05
+    users = await engine.users(40)
+    notification = broadcast()
+    await engine.records.create(notification, clock.now(), "test")
+    batch = {"kind": "batch", "notification": notification.id, "recipients": users}
+
+    first_run = asyncio.create_task(engine.fanout.handle(batch))
+    await engine.stub.wait_for(10, timeout=10)
+    first_run.cancel()  # the host stopped the invocation mid-broadcast
+    with pytest.raises(asyncio.CancelledError):
+        await first_run
+    delivered_before = len(engine.stub.delivered())
+    await engine.fanout.handle(json.loads(json.dumps(batch)))  # the queue delivers it again
+
+    assert 10 <= delivered_before < 40
+    assert deliveries_per_conversation(engine) == Counter({u["conversation"]["id"]: 1 for u in users})
+    assert (status_body(await engine.records.status(notification.id)))["counts"]["sent"] == 40
+
+
+async def test_a_sender_that_died_mid_send_is_reported_not_repeated(engine_factory, monkeypatch):
+    engine = await engine_factory()
+    users = await engine.users(5)
+    notification = broadcast()
+    await engine.records.create(notification, clock.now(), "test")
+    # A process claimed two recipients and was killed before it could say how the sends went.
+    for reference in users[:2]:
+        await engine.records.claim(notification.id, StoredReference.from_reference(reference, clock.now()), clock.now())
+    later = clock.now() + timedelta(minutes=5)
+    monkeypatch.setattr(clock, "now", lambda: later)
+
+    await engine.fanout.handle({"kind": "batch", "notification": notification.id, "recipients": users})
+
+    assert sorted(deliveries_per_conversation(engine)) == sorted(u["conversation"]["id"] for u in users[2:])
+    counts = (status_body(await engine.records.status(notification.id)))["counts"]
+    assert (counts["sent"], counts["unconfirmed"]) == (3, 2)
+
+
+async def test_broadcast_filters_and_opt_outs(engine_factory):
+    engine = await engine_factory()
+    teams = await engine.users(3, channel_id="msteams")
+    await engine.users(2, channel_id="slack")
+    stopped = teams[0]["conversation"]["id"]
+    await engine.references.set_opted_out("msteams", stopped, True)
+    notification = broadcast(channelId="msteams")
+
+    await engine.fanout.start(notification, source="test")
+    await engine.drain()
+
+    assert sorted(deliveries_per_conversation(engine)) == sorted(u["conversation"]["id"] for u in teams[1:])
