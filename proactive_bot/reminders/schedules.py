@@ -8,6 +8,8 @@ A small parser, no NLP library. It understands a time phrase before or after the
     remind me every weekday at 9am to stand up  remind me every day at 18:00 to ...
     remind me every Monday and Thursday at 8 to ...
 
+A time in the past ("yesterday at 5pm", "last Friday", "2 hours ago") is read only to say so.
+
 Wall-clock times are read in the user's zone and stored as UTC instants. A recurrence keeps its
 local time ("09:00 in Europe/Berlin"), and each next occurrence is computed from the local
 calendar, so a daily 09:00 stays at 09:00 local across daylight-saving changes. A local time that
@@ -32,6 +34,7 @@ DEFAULT_TIME = time(9, 0)
 UTC = ZoneInfo("UTC")
 _MAX_WHEN = 100  # characters of the time phrase beside the text
 _TOO_FAR = "That is too far ahead: I keep reminders for up to a year."
+_NOW = "That is now. Give me at least a minute."
 
 EXAMPLES = (
     "`remind me in 10 minutes to stretch`, `remind me tomorrow at 9:00 to send the report`, "
@@ -97,6 +100,7 @@ _MONTH_DAY = re.compile(
     rf"(?:on\s+)?({_MONTH})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(\d{{4}}))?", re.IGNORECASE
 )
 _WEEKDAY = re.compile(rf"(?:on\s+|next\s+|this\s+)?({_DAY})", re.IGNORECASE)
+_LAST_WEEKDAY = re.compile(rf"last\s+({_DAY})", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
 
 
@@ -222,8 +226,9 @@ def _split_text_and_when(rest: str) -> tuple[str, _When] | None:
 @dataclass(frozen=True)
 class _When:
     after: timedelta | None = None  # "in 10 minutes"
+    before: timedelta | None = None  # "2 hours ago"
     at: time | None = None  # "at 17:00"
-    day: str | None = None  # "today" | "tomorrow" | "weekday" | "date"
+    day: str | None = None  # "today" | "tomorrow" | "weekday" | "date" | "yesterday" | "last weekday"
     weekday: int | None = None
     date: tuple[int | None, int, int] | None = None  # (year or None, month, day)
     recurrence_days: frozenset[int] | None = None
@@ -237,6 +242,9 @@ def _read_when(phrase: str) -> _When | None:
     if phrase.lower().startswith("in "):
         after = parse_duration(phrase[3:])
         return _When(after=after) if after is not None else None
+    if phrase.lower().endswith(" ago"):
+        before = parse_duration(phrase[:-4])
+        return _When(before=before) if before is not None else None
     at: time | None | bool = None
     day_part = phrase
     if match := _TIME_FIRST.fullmatch(phrase):
@@ -282,6 +290,8 @@ def _read_day(text: str) -> dict[str, object] | None:
         return {"day": "today"}
     if lowered == "tomorrow":
         return {"day": "tomorrow"}
+    if lowered == "yesterday":
+        return {"day": "yesterday"}
     if match := _EVERY.fullmatch(text):
         return {"recurrence_days": _recurrence_days(match)}
     if match := _ISO_DATE.fullmatch(text):
@@ -294,6 +304,8 @@ def _read_day(text: str) -> dict[str, object] | None:
         return {"day": "date", "date": (year, _MONTHS[match[1].lower()], int(match[2]))}
     if match := _WEEKDAY.fullmatch(text):
         return {"day": "weekday", "weekday": _WEEKDAYS[match[1].lower()]}
+    if match := _LAST_WEEKDAY.fullmatch(text):
+        return {"day": "last weekday", "weekday": _WEEKDAYS[match[1].lower()]}
     return None
 
 
@@ -312,11 +324,17 @@ def _recurrence_days(match: re.Match[str]) -> frozenset[int]:
 def _resolve(when: _When, now: datetime, zone: ZoneInfo) -> tuple[datetime, Recurrence | None]:
     if when.bad_time:
         raise ScheduleError("That is not a time of day I know. Use 24-hour `17:30` or `5:30pm`.")
+    if when.before is not None:
+        if when.before < timedelta(minutes=1):
+            raise ScheduleError(_NOW)
+        # parse_duration caps what it reads at just over the horizon, so beyond it the exact moment is unknown.
+        ago = "more than a year ago" if when.before > HORIZON else describe_moment(now - when.before, zone, now)
+        raise _in_the_past(ago, now, zone)
     if when.after is not None:
         if when.after > HORIZON:
             raise ScheduleError(_TOO_FAR)
         if when.after < timedelta(minutes=1):
-            raise ScheduleError("That is now. Give me at least a minute.")
+            raise ScheduleError(_NOW)
         return now + when.after, None
     at = when.at or DEFAULT_TIME
     if when.recurrence_days is not None:
@@ -333,15 +351,26 @@ def _resolve(when: _When, now: datetime, zone: ZoneInfo) -> tuple[datetime, Recu
         return (due if due > now else local_instant(today + timedelta(days=ahead + 7), at, zone)), None
     day = _calendar_day(when, today)
     due = local_instant(day, at, zone)
+    if when.day in _PAST_DAYS:
+        raise _in_the_past(describe_moment(due, zone, now), now, zone)
     if due <= now:
-        local_now = now.astimezone(zone)
-        raise ScheduleError(
-            f"That time has passed: {describe_moment(due, zone, now)} "
-            f"(it is now {local_now:%H:%M} in {zone.key})."
-        )
+        raise ScheduleError(f"That time has passed: {describe_moment(due, zone, now)} ({_now_in(now, zone)}).")
     if due - now > HORIZON:
         raise ScheduleError(_TOO_FAR)
     return due, None
+
+
+# Days that are gone whatever the hour: "yesterday", "last Friday".
+_PAST_DAYS = frozenset({"yesterday", "last weekday"})
+
+
+def _in_the_past(moment: str, now: datetime, zone: ZoneInfo) -> ScheduleError:
+    """For a phrase that names the past (not a time that has gone by today): the moment read back."""
+    return ScheduleError(f"That time is in the past: {moment} ({_now_in(now, zone)}).")
+
+
+def _now_in(now: datetime, zone: ZoneInfo) -> str:
+    return f"it is now {now.astimezone(zone):%H:%M} in {zone.key}"
 
 
 def _calendar_day(when: _When, today: date) -> date:
@@ -349,6 +378,10 @@ def _calendar_day(when: _When, today: date) -> date:
         return today
     if when.day == "tomorrow":
         return today + timedelta(days=1)
+    if when.day == "yesterday":
+        return today - timedelta(days=1)
+    if when.day == "last weekday":  # the latest one before today: on a Friday, "last Friday" is a week ago
+        return today - timedelta(days=(today.weekday() - when.weekday - 1) % 7 + 1)  # type: ignore[operator]
     year, month, day = when.date  # type: ignore[misc]
     try:
         if year is not None:

@@ -83,6 +83,43 @@ def test_unusable_requests_say_why(said, reason):
         parse_request(said, NOW, BERLIN)
 
 
+@pytest.mark.parametrize(
+    ("said", "reads"),
+    [
+        ("remind me yesterday at 5pm to buy milk", "yesterday at 17:00"),
+        ("remind me to buy milk yesterday at 5pm", "yesterday at 17:00"),
+        ("remind me at 5pm yesterday to buy milk", "yesterday at 17:00"),
+        ("remind me yesterday to buy milk", "yesterday at 09:00"),
+        ("remind me last friday at 9 to x", "on Fri 20 Nov at 09:00"),
+        ("remind me last monday to x", "on Mon 23 Nov at 09:00"),
+        ("remind me last Thursday at 18:00 to x", "on Thu 19 Nov at 18:00"),  # said on a Thursday: a week ago
+        ("remind me last wednesday at 8pm to x", "yesterday at 20:00"),
+        ("remind me 2 hours ago to x", "today at 09:00"),
+        ("remind me an hour ago to x", "today at 10:00"),
+        ("remind me to call Anna an hour ago", "today at 10:00"),
+        ("remind me 3 days ago to x", "on Mon 23 Nov at 11:00"),
+        ("remind me 99999 weeks ago to x", "more than a year ago"),
+    ],
+)
+def test_a_time_in_the_past_is_read_back(said, reads):
+    with pytest.raises(ScheduleError) as refused:
+        parse_request(said, NOW, BERLIN)
+    assert str(refused.value) == f"That time is in the past: {reads} (it is now 11:00 in Europe/Berlin)."
+
+
+@pytest.mark.parametrize(
+    ("said", "reason"),
+    [("remind me 0 minutes ago to x", "That is now. Give me at least a minute."),
+     ("remind me yesterday at 25:00 to x", "That is not a time of day I know."),
+     ("remind me in 2 hours ago to x", "I did not understand when."),
+     ("remind me last at 5pm to x", "I did not understand when.")],
+)
+def test_past_phrases_that_are_not_a_time(said, reason):
+    with pytest.raises(ScheduleError) as refused:
+        parse_request(said, NOW, BERLIN)
+    assert str(refused.value).startswith(reason)
+
+
 def test_text_longer_than_the_limit_is_refused_with_the_limit():
     parse_request("remind me in 1 minute to " + "x" * MAX_TEXT, NOW, BERLIN)
     with pytest.raises(ScheduleError, match=f"{MAX_TEXT + 1} characters long; the limit is {MAX_TEXT}"):
