@@ -103,7 +103,7 @@ class ReminderDialogs:
         await self._store.remember_listing(asker.owner, [e.id for e in pending])
         lines = [f"{number}. {_when(entry, zone, now)}: {_short(entry.text)}" for number, entry in enumerate(pending, 1)]
         return (f"Your reminders (times in {zone.key}):\n\n" + "\n".join(lines)
-                + "\n\nSay `cancel 2` to cancel one, or `cancel all`."
+                + "\n\n" + _how_to_cancel(len(pending))
                 + (_assumed_note(zone) if assumed else ""))
 
     async def cancel(self, asker: Asker, which: str) -> str:
@@ -200,6 +200,11 @@ def user_zone(agenda: Agenda, asker: Asker) -> tuple[ZoneInfo, bool]:
 
 def _assumed_note(zone: ZoneInfo) -> str:
     return f"\n\nI assumed your time zone is {zone.key}; tell me yours with `timezone Europe/Berlin`."
+
+
+def _how_to_cancel(count: int) -> str:
+    # The example number must be one the list shows.
+    return "Say `cancel 1` to cancel it." if count == 1 else "Say `cancel 2` to cancel one, or `cancel all`."
 
 
 def _when(entry: Entry, zone: ZoneInfo, now: datetime) -> str:

@@ -96,6 +96,24 @@ async def test_list_then_cancel_by_the_number_shown(dialogs, store):
     assert (await store.due(NOW + timedelta(days=3))).reminders == []
 
 
+async def test_a_list_of_one_offers_only_the_number_shown(dialogs):
+    await say(dialogs, "remind me in 10 minutes to stretch")
+
+    assert await say(dialogs, "reminders") == (
+        "Your reminders (times in Europe/Berlin):\n\n"
+        "1. today at 11:10: stretch\n\n"
+        "Say `cancel 1` to cancel it."
+    )
+    assert await say(dialogs, "cancel 1") == "Cancelled reminder 1: stretch (today at 11:10)."
+
+
+async def test_a_time_in_the_past_is_refused_and_read_back(dialogs, store):
+    assert await say(dialogs, "remind me yesterday at 5pm to buy milk") == (
+        "That time is in the past: yesterday at 17:00 (it is now 11:00 in Europe/Berlin)."
+    )
+    assert (await store.agenda(ASKER.owner)).pending == []
+
+
 async def test_at_most_a_hundred_pending_reminders(dialogs, store):
     await asyncio.gather(*(store.add(_reminder(NOW + timedelta(hours=1), f"r{n}")) for n in range(MAX_PENDING)))
 
