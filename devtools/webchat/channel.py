@@ -27,7 +27,7 @@ from typing import Any, TextIO
 import aiohttp
 from aiohttp import web
 
-from devtools.connector_stub import describe_activity, error_body
+from devtools.connector_stub.wire import describe_activity, error_body
 
 from .conversations import BOT, CHANNEL_ID, TOKEN_LIFETIME_SECONDS, Conversation, Conversations, timestamp
 from .panel import Panel

@@ -1,16 +1,11 @@
-"""The local Bot Connector channel: routes, records, scripted failures, limits, and real clients."""
+"""The Connector stub's server: routes, records, scripted failures, latency, waiting, real
+clients, console lines."""
 
 from __future__ import annotations
 
 import asyncio
-import re
-import signal
-import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -29,9 +24,9 @@ from devtools.connector_stub import (
     console_line,
 )
 
-pytestmark = pytest.mark.timeout(60)
+from .client import conversation_url, message, post
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(60)
 
 TEAMS_IDS = [
     "a:1Xyz-AbCdEfGhIjKlMnOpQrStUvWxYz_0123456789",
@@ -39,48 +34,6 @@ TEAMS_IDS = [
     "19:abc123def456@thread.tacv2;messageid=1616433131190",
     "29:1a-B/c+d=e",  # "/" and "+" must survive the round trip too
 ]
-
-
-class FakeClock:
-    """Rate-limit windows measured on a clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[ConnectorStub]:
-    async with ConnectorStub() as started:
-        yield started
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def conversation_url(stub: ConnectorStub, conversation_id: str, *rest: str) -> URL:
-    """Encode path segments as botbuilder (msrest) does: quote(..., safe='')."""
-    segments = ["v3", "conversations", quote(conversation_id, safe="")]
-    segments += [quote(part, safe="") for part in rest]
-    # encoded=True: yarl would otherwise normalise %3A back to ":" and hide decoding bugs.
-    return URL(stub.url + "/".join(segments), encoded=True)
-
-
-def message(text: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "message", "text": text, **extra}
-
-
-async def post(
-    http: aiohttp.ClientSession, url: URL | str, body: Any, **kwargs: Any
-) -> tuple[int, Any, Mapping[str, str]]:
-    async with http.post(url, json=body, **kwargs) as response:
-        payload = await response.json() if response.content_length else None
-        return response.status, payload, response.headers
 
 
 # ---- routes and records ----------------------------------------------------------------------
@@ -413,111 +366,6 @@ async def test_latency_holds_an_answer_while_later_requests_arrive(
     assert first_answered_when_second_arrived == [False]
 
 
-# ---- rate limits -----------------------------------------------------------------------------
-
-
-async def test_teams_limits_accept_exactly_seven_of_twenty_quick_sends(
-    http: aiohttp.ClientSession,
-) -> None:
-    clock = FakeClock()  # frozen: all 20 arrive in the same instant, whatever the machine's speed
-    async with ConnectorStub(clock=clock) as stub:
-        stub.limits(
-            per_conversation=[(7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0)],
-            global_=[(50, 1.0)],
-        )
-        url = conversation_url(stub, "19:busy@thread.tacv2", "activities")
-        answers = await asyncio.gather(*(post(http, url, message(str(n))) for n in range(20)))
-
-    statuses = [status for status, _, _ in answers]
-    assert statuses.count(200) == 7 and statuses.count(429) == 13
-    for status, body, headers in answers:
-        if status == 429:
-            assert int(headers["Retry-After"]) >= 1
-            assert body["error"]["code"] == "Throttled"
-    assert stub.throttled_count == 13
-    assert len(stub.delivered("19:busy@thread.tacv2")) == 7
-    assert [r.status for r in stub.received[:7]] == [200] * 7  # the first seven in arrival order
-    assert all(r.throttled and not r.delivered for r in stub.received[7:])
-
-
-async def test_limits_slide_across_several_windows(
-    stub_with_clock: tuple[ConnectorStub, FakeClock], http: aiohttp.ClientSession
-) -> None:
-    stub, clock = stub_with_clock
-    stub.limits(per_conversation=[(7, 1.0), (8, 2.0)], global_=None)
-    url = conversation_url(stub, "a:1", "activities")
-
-    async def burst(n: int) -> list[tuple[int, str | None]]:
-        answers = [await post(http, url, message("x")) for _ in range(n)]
-        return [(status, headers.get("Retry-After")) for status, _, headers in answers]
-
-    at_0 = await burst(8)
-    clock.now += 1.0  # the 1 s window is free again, the 2 s window has room for one more
-    at_1 = await burst(2)
-    clock.now += 0.5
-    at_1_5 = await burst(1)
-    clock.now += 0.5  # the first seven leave the 2 s window
-    at_2 = await burst(8)
-
-    assert at_0 == [(200, None)] * 7 + [(429, "1")]
-    assert at_1 == [(200, None), (429, "1")]
-    assert at_1_5 == [(429, "1")]  # 0.5 s until the t=0 sends leave the 2 s window: rounded up
-    assert at_2 == [(200, None)] * 7 + [(429, "1")]
-
-
-async def test_global_limit_spans_conversations(
-    stub_with_clock: tuple[ConnectorStub, FakeClock], http: aiohttp.ClientSession
-) -> None:
-    stub, _ = stub_with_clock
-    stub.limits(None, global_=[(3, 1.0)])
-
-    statuses = [
-        (await post(http, conversation_url(stub, f"a:{n}", "activities"), message("x")))[0]
-        for n in range(5)
-    ]
-
-    assert statuses == [200, 200, 200, 429, 429]
-
-
-async def test_retry_after_counts_whole_seconds_until_the_window_frees(
-    stub_with_clock: tuple[ConnectorStub, FakeClock], http: aiohttp.ClientSession
-) -> None:
-    stub, clock = stub_with_clock
-    stub.limits(per_conversation=[(1, 30.0)], global_=None)
-    url = conversation_url(stub, "a:1", "activities")
-
-    await post(http, url, message("x"))
-    clock.now += 10.2
-    status, _, headers = await post(http, url, message("y"))
-
-    assert (status, headers["Retry-After"]) == (429, "20")
-
-
-async def test_limits_none_turns_limiting_off(
-    stub: ConnectorStub, http: aiohttp.ClientSession
-) -> None:
-    stub.limits()
-    stub.limits(None)
-    url = conversation_url(stub, "a:1", "activities")
-
-    answers = await asyncio.gather(*(post(http, url, message("x")) for _ in range(20)))
-
-    assert [status for status, _, _ in answers] == [200] * 20
-    assert stub.throttled_count == 0
-
-
-def test_limits_reject_nonsense_windows() -> None:
-    with pytest.raises(ValueError):
-        ConnectorStub().limits(per_conversation=[(0, 1.0)])
-
-
-@pytest.fixture
-async def stub_with_clock() -> AsyncIterator[tuple[ConnectorStub, FakeClock]]:
-    clock = FakeClock()
-    async with ConnectorStub(clock=clock) as started:
-        yield started, clock
-
-
 # ---- waiting and inspection ------------------------------------------------------------------
 
 
@@ -752,54 +600,3 @@ def _record(**fields: Any) -> ReceivedRequest:
 )
 def test_console_line(fields: dict[str, Any], expected: str) -> None:
     assert console_line(_record(**fields)) == expected
-
-
-async def _read_line_matching(
-    stream: asyncio.StreamReader, wanted: Callable[[str], bool], seen: list[str]
-) -> str:
-    while True:
-        line = (await asyncio.wait_for(stream.readline(), timeout=20)).decode()
-        if not line:
-            raise AssertionError(f"stream ended; saw {seen!r}")
-        seen.append(line)
-        if wanted(line):
-            return line.rstrip("\n")
-
-
-async def test_standalone_console_channel_prints_and_serves_results(
-    http: aiohttp.ClientSession,
-) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "devtools.connector_stub",
-        "--port",
-        "0",
-        "--teams-limits",
-        cwd=REPO_ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert process.stdout is not None
-    seen: list[str] = []
-    try:
-        banner = await _read_line_matching(process.stdout, lambda s: "serviceUrl=" in s, seen)
-        service_url = re.search(r"serviceUrl=(\S+)", banner).group(1)  # type: ignore[union-attr]
-        stub_url = URL(service_url)
-        url = URL(
-            f"{service_url}v3/conversations/{quote('19:c@thread.tacv2', safe='')}/activities/1",
-            encoded=True,
-        )
-
-        async with http.post(url, json=message("hello console")) as response:
-            assert response.status == 200
-        line = await _read_line_matching(process.stdout, lambda s: "hello console" in s, seen)
-        async with http.get(stub_url / "_stub/received") as response:
-            received = await response.json()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        exit_code = await asyncio.wait_for(process.wait(), timeout=20)
-
-    assert line == "[19:c@thread.tacv2] bot: hello console"
-    assert [(r["route"], r["conversation_id"]) for r in received] == [(REPLY, "19:c@thread.tacv2")]
-    assert exit_code == 0

@@ -1,48 +1,27 @@
-"""A local channel that speaks the Bot Connector REST API v3, records what it receives, and
-misbehaves on request.
-
-The bot posts to the `serviceUrl` of a stored ConversationReference; no real channel is reachable
-from tests, so this server stands in for one. It is used three ways:
-
-* in-process by pytest (same event loop): `async with ConnectorStub() as stub: ... stub.url ...`;
-* by benchmarks in another process, through `GET /_stub/received`, `GET /_stub/stats` and
-  `POST /_stub/reset`;
-* by `make run` as a console channel: `python -m devtools.connector_stub --port 3978` prints one
-  line per activity the bot sends.
-
-Failure bodies follow the codes Microsoft documents for Teams ("Status codes from bot
-conversational APIs") and that users report seeing, e.g.
-`403 {"error": {"code": "ConversationBlockedByUser", "message": "User blocked the conversation
-with the bot."}}`. Rate limits default to the Teams per-conversation and per-app numbers.
+"""The Connector stub's server: an aiohttp app on loopback that speaks the Bot Connector REST
+API v3, records every request it answers, and misbehaves on request (scripted failures, blocked
+conversations, latency, rate limits). See the package docstring for how it is used.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import math
-import signal
 import socket
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from types import EllipsisType, TracebackType
 from typing import Any, Final, TextIO
 from urllib.parse import unquote
 
 from aiohttp import web
 
-Window = tuple[int, float]
-"""(max accepted sends, window length in seconds)."""
-
-TEAMS_PER_CONVERSATION: Final[tuple[Window, ...]] = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
-TEAMS_GLOBAL: Final[tuple[Window, ...]] = ((50, 1.0),)
+from .teams_limits import TEAMS_GLOBAL, TEAMS_PER_CONVERSATION, RateLimits, Window
+from .wire import describe_activity, error_body, error_code_for
 
 # Route names, as recorded in ReceivedRequest.route.
 SEND: Final = "send"  # POST /v3/conversations/{id}/activities
@@ -56,45 +35,8 @@ UNKNOWN: Final = "unknown"
 _POSTS_ACTIVITY: Final = frozenset({SEND, REPLY})
 _NEEDS_JSON_BODY: Final = frozenset({SEND, REPLY, UPDATE, CREATE})
 
-_DEFAULT_CODE: Final[Mapping[int, str]] = {
-    400: "BadArgument",
-    401: "Unauthorized",
-    403: "ConversationBlockedByUser",
-    404: "ConversationNotFound",
-    412: "PreconditionFailed",
-    413: "MessageSizeTooBig",
-    429: "Throttled",
-}
-_MESSAGES: Final[Mapping[str, str]] = {
-    "BadArgument": "Invalid request payload.",
-    "Unauthorized": "Authorization has been denied for this request.",
-    "ConversationBlockedByUser": "User blocked the conversation with the bot.",
-    "BotNotInConversationRoster": "The bot is not part of the conversation roster.",
-    "BotDisabledByAdmin": "The tenant admin disabled this bot.",
-    "ConversationNotFound": "Conversation not found.",
-    "PreconditionFailed": "Precondition failed, please try again.",
-    "MessageSizeTooBig": "Message size too large.",
-    "Throttled": "Too many requests.",
-    "ServiceError": "Internal server error",
-    "NotFound": "The requested resource was not found.",
-}
-
 # Activity ids look like Teams' (epoch milliseconds as a string); bots must treat them as opaque.
 _ACTIVITY_ID_BASE: Final = 1_700_000_000_000
-
-
-def error_code_for(status: int) -> str:
-    """The Connector error code a channel answers with for `status` by default."""
-    if status in _DEFAULT_CODE:
-        return _DEFAULT_CODE[status]
-    if status >= 500:
-        return "ServiceError"
-    return HTTPStatus(status).phrase.replace(" ", "")
-
-
-def error_body(code: str, message: str | None = None) -> dict[str, Any]:
-    """The Connector's ErrorResponse shape."""
-    return {"error": {"code": code, "message": message or _MESSAGES.get(code, code)}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,31 +119,6 @@ class _Incoming:
     authorization: str | None
 
 
-class _WindowSet:
-    """Sliding windows over the accepted sends of one key (a conversation, or the whole app)."""
-
-    __slots__ = ("_windows",)
-
-    def __init__(self, spec: Sequence[Window]) -> None:
-        self._windows = [(limit, span, deque[float]()) for limit, span in spec]
-
-    def wait(self, now: float) -> float:
-        """Seconds until one more send fits every window (0 if it fits now)."""
-        longest = 0.0
-        for limit, span, stamps in self._windows:
-            horizon = now - span
-            while stamps and stamps[0] <= horizon:
-                stamps.popleft()
-            if len(stamps) >= limit:
-                # Accepted sends never exceed the limit, so the oldest one frees the slot.
-                longest = max(longest, stamps[len(stamps) - limit] + span - now)
-        return longest
-
-    def admit(self, now: float) -> None:
-        for _, _, stamps in self._windows:
-            stamps.append(now)
-
-
 @dataclass(slots=True)
 class _Waiter:
     predicate: Callable[[ReceivedRequest], bool]
@@ -261,7 +178,7 @@ def _parse_body(raw: bytes, route: str) -> tuple[Any, str | None]:
 
 
 class ConnectorStub:
-    """A Bot Connector REST API v3 channel on loopback. See the module docstring."""
+    """A Bot Connector REST API v3 channel on loopback. See the package docstring."""
 
     def __init__(
         self,
@@ -286,8 +203,7 @@ class ConnectorStub:
         self._bearer: str | None = None
         self._blocked: dict[str, _Answer] = {}
         self._scripted: dict[str | None, deque[_Answer]] = {}
-        self._per_conversation_spec: tuple[Window, ...] = ()
-        self._global_spec: tuple[Window, ...] = ()
+        self._limits = RateLimits()
         self._members: dict[str, list[dict[str, Any]]] = {}
         self._waiters: list[_Waiter] = []
         self._reset_records()
@@ -381,9 +297,7 @@ class ConnectorStub:
         `limits(None, global_=[...])` limits only app-wide. Windows start empty on each call."""
         if isinstance(global_, EllipsisType):
             global_ = TEAMS_GLOBAL if per_conversation is not None else None
-        self._per_conversation_spec = _check_windows(per_conversation)
-        self._global_spec = _check_windows(global_)
-        self._reset_windows()
+        self._limits = RateLimits(per_conversation, global_)
 
     def expect_bearer(self, token: str | None) -> None:
         """Require `Authorization: Bearer <token>` (401 otherwise); None stops checking."""
@@ -509,10 +423,12 @@ class ConnectorStub:
         if scripted is not None:
             return scripted
         if route in _POSTS_ACTIVITY or route == CREATE:
-            wait = self._rate_limit_wait(route, conversation_id, now)
-            if wait > 0:
-                return _failure(429, retry_after=max(1, math.ceil(wait)))
-            self._admit(route, conversation_id, now)
+            # Per-conversation windows count sends and replies; creating a conversation counts
+            # app-wide only.
+            per_conversation = conversation_id if route in _POSTS_ACTIVITY else None
+            retry_after = self._limits.try_admit(per_conversation, now)
+            if retry_after is not None:
+                return _failure(429, retry_after=retry_after)
         return self._accept(route, conversation_id, incoming.activity_id, incoming.body)
 
     def _record(self, incoming: _Incoming, answer: _Answer, now: float) -> ReceivedRequest:
@@ -539,26 +455,6 @@ class ConnectorStub:
             if queue:
                 return queue.popleft()
         return None
-
-    def _rate_limit_wait(self, route: str, conversation_id: str | None, now: float) -> float:
-        wait = self._global_windows.wait(now) if self._global_spec else 0.0
-        if self._per_conversation_spec and route in _POSTS_ACTIVITY and conversation_id is not None:
-            wait = max(wait, self._conversation_windows(conversation_id).wait(now))
-        return wait
-
-    def _admit(self, route: str, conversation_id: str | None, now: float) -> None:
-        if self._global_spec:
-            self._global_windows.admit(now)
-        if self._per_conversation_spec and route in _POSTS_ACTIVITY and conversation_id is not None:
-            self._conversation_windows(conversation_id).admit(now)
-
-    def _conversation_windows(self, conversation_id: str) -> _WindowSet:
-        windows = self._windows_by_conversation.get(conversation_id)
-        if windows is None:
-            windows = self._windows_by_conversation[conversation_id] = _WindowSet(
-                self._per_conversation_spec
-            )
-        return windows
 
     def _accept(
         self, route: str, conversation_id: str | None, activity_id: str | None, body: Any
@@ -637,11 +533,7 @@ class ConnectorStub:
         self._delivered: list[ReceivedRequest] = []
         self._delivered_by_conversation: dict[str, list[ReceivedRequest]] = {}
         self._throttled_count = 0
-        self._reset_windows()
-
-    def _reset_windows(self) -> None:
-        self._global_windows = _WindowSet(self._global_spec)
-        self._windows_by_conversation: dict[str, _WindowSet] = {}
+        self._limits.reset()
 
     def _timeout_report(self, wanted: str, waiter: _Waiter, timeout: float) -> str:
         shown = self._records[-50:]
@@ -687,15 +579,6 @@ def _waiting_spec(
     )
 
 
-def _check_windows(spec: Sequence[Window] | None) -> tuple[Window, ...]:
-    if spec is None:
-        return ()
-    windows = tuple((int(limit), float(span)) for limit, span in spec)
-    if any(limit < 1 or span <= 0 for limit, span in windows):
-        raise ValueError(f"windows need limit >= 1 and span > 0: {windows!r}")
-    return windows
-
-
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -723,34 +606,6 @@ def summarize(record: ReceivedRequest) -> str:
     return head + (f": {describe_activity(activity)}" if activity is not None else "")
 
 
-def describe_activity(activity: Mapping[str, Any]) -> str:
-    """Text plus a summary of attachments and suggested actions, on one line."""
-    kind = activity.get("type", "?")
-    text = str(activity.get("text") or "").replace("\r", "").replace("\n", " \u23ce ")
-    parts = [text] if kind == "message" else [f"<{kind}>" + (f" {text}" if text else "")]
-    attachments = activity.get("attachments") or []
-    if attachments:
-        kinds = ", ".join(_attachment_kind(a) for a in attachments if isinstance(a, Mapping))
-        parts.append(
-            f"[{len(attachments)} attachment{'s' if len(attachments) != 1 else ''}: {kinds}]"
-        )
-    actions = (activity.get("suggestedActions") or {}).get("actions") or []
-    if actions:
-        titles = " | ".join(
-            str(a.get("title") or a.get("value")) for a in actions if isinstance(a, Mapping)
-        )
-        parts.append(f"[actions: {titles}]")
-    return " ".join(part for part in parts if part)
-
-
-def _attachment_kind(attachment: Mapping[str, Any]) -> str:
-    content_type = str(attachment.get("contentType", "?"))
-    prefix = "application/vnd.microsoft.card."
-    return (
-        f"{content_type[len(prefix) :]} card" if content_type.startswith(prefix) else content_type
-    )
-
-
 def console_line(record: ReceivedRequest) -> str:
     """What the console channel prints for one request."""
     conversation = f"[{record.conversation_id}]"
@@ -769,50 +624,3 @@ def console_line(record: ReceivedRequest) -> str:
     if activity is None:
         return f"{conversation} (conversation created)"
     return f"{conversation} bot: {describe_activity(activity)}"
-
-
-# ---- standalone ------------------------------------------------------------------------------
-
-
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m devtools.connector_stub",
-        description="Local Bot Connector channel: prints what the bot sends.",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=3978)
-    parser.add_argument("--base-path", default="/", help="serviceUrl path, e.g. /amer/")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
-    parser.add_argument("--teams-limits", action="store_true", help="emulate Teams rate limits")
-    parser.add_argument("--expect-bearer", metavar="TOKEN", help="require this bearer token")
-    parser.add_argument("--quiet", action="store_true", help="print nothing per request")
-    return parser.parse_args(argv)
-
-
-async def _serve(args: argparse.Namespace) -> None:
-    stub = ConnectorStub(
-        latency=args.latency,
-        base_path=args.base_path,
-        console=None if args.quiet else sys.stdout,
-    )
-    if args.teams_limits:
-        stub.limits()
-    stub.expect_bearer(args.expect_bearer)
-    url = await stub.start(args.host, args.port)
-    print(f"connector stub listening; serviceUrl={url}", flush=True)
-    stopping = asyncio.Event()
-    # `make run` stops its children with SIGTERM; leave through stop() rather than die mid-write.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
-    try:
-        await stopping.wait()
-    finally:
-        await stub.stop()
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(_parse_args(argv)))
-
-
-if __name__ == "__main__":
-    main()
