@@ -192,6 +192,20 @@ async def test_a_key_server_that_never_answers_does_not_freeze_the_app(storage_c
     assert channel.received == []
 
 
+@pytest.mark.parametrize("forgery", ["alg none", "alg none, no kid", "HS256 keyed with the public key", "RS384 header on an RS256 signature"])
+async def test_a_token_that_is_not_rs256_with_a_kid_is_401_before_any_key_fetch(storage_connection, token_server, openid, channel, serve_app, monkeypatch, forgery):
+    # Even while the signing keys cannot be had (which makes real tokens 503), a token whose
+    # header could never be a channel's is refused outright: 401, and no fetch is started for it.
+    monkeypatch.setattr(auth, "FETCH_TIMEOUT", auth.aiohttp.ClientTimeout(total=0.3))
+    async with silent_server() as silent:
+        await serve_app(authenticated_settings(storage_connection, token_server[0], silent.url + "/v1/.well-known/openidconfiguration"))
+        result = await post(activities.teams_message("hi", channel.url), "Bearer " + forged_tokens(openid, channel.url)[forgery])
+
+    assert (result.status, result.body) == (401, {"error": {"message": "unauthorized"}})
+    assert silent.connections == 0
+    assert channel.received == []
+
+
 async def test_cached_keys_outlive_a_key_server_outage(storage_connection, token_server, openid, channel, serve_app, monkeypatch):
     monkeypatch.setattr(auth, "FETCH_TIMEOUT", auth.aiohttp.ClientTimeout(total=0.3))
     app = await serve_app(authenticated_settings(storage_connection, token_server[0], openid.metadata_url))

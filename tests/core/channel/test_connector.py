@@ -7,7 +7,7 @@ from botbuilder.core import CardFactory, MessageFactory, TurnContext
 from botbuilder.schema import Activity, CardAction, HeroCard, SuggestedActions
 
 from proactive_bot.channel import parse_activity
-from proactive_bot.channel.connector import activity_json
+from proactive_bot.channel.connector import activity_json, retry_after_seconds
 from tests import activities
 
 CARD = {
@@ -43,3 +43,25 @@ def test_same_json_as_msrest(activity):
     activity = addressed(activity)
 
     assert activity_json(activity) == activity.serialize()
+
+
+NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("3", 3.0),
+        ("0.5", 0.5),
+        ("-4", 0.0),
+        ("Fri, 15 Jan 2027 08:00:30 GMT", 30.0),  # RFC 9110's preferred HTTP-date
+        ("Friday, 15-Jan-27 08:01:00 GMT", 60.0),  # obsolete RFC 850 form, still to be accepted
+        ("Fri Jan 15 08:00:05 2027", 5.0),  # asctime form (no zone: GMT)
+        ("Fri, 15 Jan 2027 07:59:00 GMT", 0.0),  # already past: try now
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_is_seconds_or_an_http_date(header, seconds):
+    assert retry_after_seconds(header, now=NOW) == seconds
