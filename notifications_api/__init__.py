@@ -1,4 +1,5 @@
-"""POST /api/notifications (send) and GET /api/notifications/{id} (how it went). Needs a function key."""
+"""POST /api/notifications (send), GET /api/notifications/{id} (how it went) and
+POST /api/notifications/{id}/resend?state=unconfirmed (send once more). Needs a function key."""
 
 import azure.functions as func
 
@@ -7,12 +8,16 @@ from proactive_bot import app
 
 async def main(req: func.HttpRequest) -> func.HttpResponse:
     notification_id = req.route_params.get("id")
+    action = req.route_params.get("action")
     if req.method == "POST" and not notification_id:
         result = await app.accept_notification(req.get_body(), req.url.split("?")[0])
-    elif req.method == "GET" and notification_id:
+    elif req.method == "POST" and notification_id and action == "resend":
+        status_url = req.url.split("?")[0].rsplit("/", 1)[0]
+        result = await app.resend_notification(notification_id, req.params.get("state", ""), status_url)
+    elif req.method == "GET" and notification_id and not action:
         result = await app.notification_status(notification_id, detail=req.params.get("detail") == "true")
     else:
-        result = app.HttpResult(405, {"error": {"message": "POST /api/notifications or GET /api/notifications/{id}"}})
+        result = app.HttpResult(405, {"error": {"message": "POST /api/notifications, GET /api/notifications/{id} or POST /api/notifications/{id}/resend?state=unconfirmed"}})
     return func.HttpResponse(
         result.json_body(), status_code=result.status, headers=result.headers, mimetype="application/json"
     )

@@ -129,6 +129,17 @@ async def notification_status(notification_id: str, detail: bool = False) -> Htt
     return HttpResult(200, status_body(status))
 
 
+async def resend_notification(notification_id: str, state: str, status_url: str) -> HttpResult:
+    """POST /api/notifications/{id}/resend?state=unconfirmed: send once more to those recipients."""
+    if state != RecipientState.UNCONFIRMED.public:
+        return _error(400, f"state must be {RecipientState.UNCONFIRMED.public!r} (the only recipients a resend is for)")
+    app = await clients.get()
+    handed_out = await app.fanout.resend(notification_id, RecipientState.UNCONFIRMED)
+    if handed_out is None:
+        return _error(404, f"no notification {notification_id!r}")
+    return HttpResult(202, {"id": notification_id, "resending": handed_out, "status": status_url}, {"Location": status_url})
+
+
 def status_body(status: Status) -> dict[str, Any]:
     """The status as the HTTP API answers it (camelCase JSON)."""
     header, counts = status.header, status.counts
@@ -142,6 +153,7 @@ def status_body(status: Status) -> dict[str, Any]:
             **{state.public: counts[state] for state in _COUNTED},
             "pending": status.pending,
             "throttledRetries": status.throttled,
+            "resent": status.resent,
         },
     }
     if header.note:
@@ -167,6 +179,8 @@ def _row_body(row: RecipientRow) -> dict[str, Any]:
         "status": row.status,
         "detail": row.detail,
         "updatedAt": row.updated_at.isoformat() if row.updated_at else None,
+        "claimedAt": row.claimed_at.isoformat() if row.claimed_at else None,
+        "resends": row.resends,
     }
 
 

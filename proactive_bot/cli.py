@@ -1,4 +1,4 @@
-"""Command line for other systems and for people: `python -m proactive_bot notify|status ...`.
+"""Command line for other systems and for people: `python -m proactive_bot notify|status|resend ...`.
 
 `notify` builds the same JSON the queue contract describes and validates it against the same
 schema; it then posts it to the HTTP front door (`--url`, with a function key) or puts it on the
@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("id")
     status.add_argument("--detail", action="store_true", help="one line per recipient too")
     _front_door_arguments(status, required=True)
+    resend = commands.add_parser(
+        "resend", help="send once more to the recipients whose delivery is unconfirmed (a crash mid-send)"
+    )
+    resend.add_argument("id")
+    resend.add_argument("--state", default="unconfirmed", choices=["unconfirmed"], help="which recipients")
+    _front_door_arguments(resend, required=True)
     return parser
 
 
@@ -121,10 +127,19 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if status == 200 else 1
 
 
+def _resend(args: argparse.Namespace) -> int:
+    url = f"{args.url.rstrip('/')}/api/notifications/{quote(args.id, safe='')}/resend?state={args.state}"
+    status, body = asyncio.run(_call_front_door("POST", url, args.key))
+    print(json.dumps(body))
+    return 0 if status == 202 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "status":
         return _status(args)
+    if args.command == "resend":
+        return _resend(args)
     document = build_notification(args)
     try:
         validate(document)

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -30,6 +30,16 @@ log = logging.getLogger(__name__)
 
 # Runs just before the request (see `Delivery.send`); False: someone else has it, do not send.
 ClaimHook = Callable[[], Awaitable[bool]]
+
+
+class Claimant(Protocol):
+    """Who records that a recipient's request is on the wire (see `Delivery.send_patiently`)."""
+
+    async def claim(self) -> bool:
+        """Right before a request: take the recipient; False if someone else has it."""
+
+    async def release(self, failed: Result) -> None:
+        """The request failed and will be tried again after a wait: give the recipient back."""
 
 
 class Delivery:
@@ -77,16 +87,22 @@ class Delivery:
         activities: Sequence[Any],
         *,
         deadline: float,
-        claim: ClaimHook | None = None,
+        claimant: Claimant | None = None,
     ) -> Result:
-        """Retry until sent, gone, not retryable, or the next try would pass `deadline` (monotonic)."""
+        """Retry until sent, gone, not retryable, or the next try would pass `deadline` (monotonic).
+
+        With a `claimant`, the recipient is claimed before each attempt and released before each
+        wait (a Retry-After, a backoff), so it is held only while its request is in flight: a
+        worker killed while waiting strands nobody, since a released recipient is anyone's to
+        take. Every wait for a rate slot also happens before the claim (see `send`).
+        """
         throttled = 0
         attempt = 0
         while True:
             attempt += 1
-            result = await self.send(recipient, activities, claim=claim if attempt == 1 else None)
+            result = await self.send(recipient, activities, claim=claimant.claim if claimant else None)
             if result.outcome is Outcome.SKIPPED:
-                return result
+                return _with(result, throttled, attempt - 1)
             throttled += result.outcome is Outcome.THROTTLED
             if not result.retryable:
                 return _with(result, throttled, attempt)
@@ -95,6 +111,8 @@ class Delivery:
                 self._limiter.hold(recipient.channel_id, recipient.conversation_id, wait)
             if time.monotonic() + wait > deadline:
                 return _with(result, throttled, attempt, retry_after=max(wait, self._retries.first_delay))
+            if claimant is not None:
+                await claimant.release(result)
             await asyncio.sleep(wait)
 
     async def _attempt(self, recipient: StoredReference, activities: Sequence[Any]) -> Result:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import json
 import re
 import uuid
@@ -31,12 +32,31 @@ class InvalidNotification(ValueError):
     """The message can never be delivered as it is; it belongs in the poison queue."""
 
 
+class OnCrash(enum.Enum):
+    """For a recipient whose request was on the wire when its sender died."""
+
+    REPORT = "report"  # unconfirmed, never sent again (at most once); the operator may resend
+    RESEND = "resend"  # sent again once the lease runs out (at least once)
+
+
 @dataclass(frozen=True)
 class Notification:
     id: str
     to: dict[str, Any]
     text: str | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    on_crash: OnCrash = OnCrash.REPORT
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any], fallback_id: str = "") -> Notification:
+        """From the contract's JSON (already validated)."""
+        return cls(
+            id=document.get("id") or fallback_id or uuid.uuid4().hex,
+            to=document["to"],
+            text=document.get("text"),
+            attachments=document.get("attachments", []),
+            on_crash=OnCrash(document.get("onCrash", OnCrash.REPORT.value)),
+        )
 
     @property
     def is_broadcast(self) -> bool:
@@ -53,6 +73,8 @@ class Notification:
             document["text"] = self.text
         if self.attachments:
             document["attachments"] = self.attachments
+        if self.on_crash is not OnCrash.REPORT:
+            document["onCrash"] = self.on_crash.value
         return document
 
 
@@ -89,12 +111,7 @@ def validate(document: Any, fallback_id: str = "") -> Notification:
     errors = sorted(schema_validator().iter_errors(document), key=lambda e: list(e.absolute_path))
     if errors:
         raise InvalidNotification("; ".join(_describe(e) for e in errors[:5]))
-    return Notification(
-        id=document.get("id") or fallback_id or uuid.uuid4().hex,
-        to=document["to"],
-        text=document.get("text"),
-        attachments=document.get("attachments", []),
-    )
+    return Notification.from_document(document, fallback_id)
 
 
 def _describe(error: Any) -> str:

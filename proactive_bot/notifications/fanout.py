@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -30,7 +31,7 @@ from ..delivery.outcome import Outcome, Result
 from ..delivery.retries import NOTIFICATIONS
 from ..delivery.sender import Delivery
 from ..references import ReferenceStore, StoredReference
-from .contract import Notification
+from .contract import Notification, OnCrash
 from .records import SEND_LEASE, Claim, NotificationStore, RecipientState, Settled, Verdict, shard_of
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,25 @@ class Fanout:
             )
             log.info("notification %s: %d recipient(s) again in %.0f s", notification.id, len(batch.later), delay)
 
+    async def resend(self, notification_id: str, state: RecipientState) -> int | None:
+        """Send once more to the recipients in `state` (unconfirmed): the operator's call, since
+        only they know whether a duplicate is worse than a miss. Returns how many, None if there
+        is no such notification."""
+        if await self.records.header(notification_id) is None:
+            return None
+        rows = await self.records.hand_out_again(notification_id, state, clock.now())
+        found = []
+        for row in rows:
+            # References are never deleted (a gone one is only marked inactive, and the batch
+            # settles it `gone`), so every row's address is still there.
+            recipient = await self.references.get(row.channel_id, row.conversation_id)
+            if recipient is not None:
+                found.append(recipient)
+        for batch in _batches(found):
+            await self.work.put({"kind": "batch", "notification": notification_id, "recipients": batch})
+        log.info("notification %s: %d %s recipient(s) handed out again", notification_id, len(found), state.public)
+        return len(rows)
+
     async def handle(self, work: Any) -> None:
         """One work-queue message."""
         if not isinstance(work, dict) or not isinstance(work.get("notification"), str):
@@ -205,21 +225,15 @@ class _Batch:
             else:
                 self._settled.append(Settled(recipient, RecipientState.GONE, detail=recipient.inactive_reason))
             return
-        taken: list[Claim] = []
-
-        async def claim() -> bool:
-            self._claiming.add(recipient.key)
-            taken.append(await self._fanout.records.claim(self._notification.id, recipient, clock.now()))
-            return taken[-1].verdict is Verdict.CLAIMED
-
+        claimant = _Claimant(self, recipient)
         result = await self._fanout.delivery.send_patiently(
-            recipient, [self._activity], deadline=self._deadline, claim=claim
+            recipient, [self._activity], deadline=self._deadline, claimant=claimant
         )
         if result.outcome is Outcome.SKIPPED:
-            if taken and taken[-1].verdict is Verdict.BUSY:
+            if claimant.taken and claimant.taken[-1].verdict is Verdict.BUSY:
                 self.later.append((recipient, SEND_LEASE.total_seconds()))
             return
-        row = settled(recipient, taken[-1], result)
+        row = settled(recipient, claimant.taken[-1], result)
         self._settled.append(row)
         if row.state is RecipientState.RETRY:
             self.later.append((recipient, result.retry_after or 1.0))
@@ -235,6 +249,35 @@ class _Batch:
         rows, self._settled = self._settled, []
         if rows:
             await self._fanout.records.settle(self._notification.id, rows, clock.now(), at_once=at_once)
+
+
+class _Claimant:
+    """One recipient's row, held only while a request to it is in flight (`delivery.Claimant`)."""
+
+    def __init__(self, batch: _Batch, recipient: StoredReference) -> None:
+        self._batch = batch
+        self._recipient = recipient
+        self.taken: list[Claim] = []
+
+    async def claim(self) -> bool:
+        batch = self._batch
+        batch._claiming.add(self._recipient.key)
+        claim = await batch._fanout.records.claim(
+            batch._notification.id, self._recipient, clock.now(),
+            resend_on_crash=batch._notification.on_crash is OnCrash.RESEND,
+        )
+        self.taken.append(claim)
+        return claim.verdict is Verdict.CLAIMED
+
+    async def release(self, failed: Result) -> None:
+        # Written at once and unconditionally: only this sender holds the row while its lease
+        # runs, and the channel's answer says nothing was delivered, so RETRY can never lead to a
+        # duplicate. Once it is written, a stopping host may drop this recipient (its row is
+        # anyone's to take again), so it leaves the set a stop lets finish.
+        batch = self._batch
+        row = dataclasses.replace(settled(self._recipient, self.taken[-1], failed), state=RecipientState.RETRY)
+        await batch._fanout.records.settle(batch._notification.id, [row], clock.now(), at_once=True)
+        batch._claiming.discard(self._recipient.key)
 
 
 def _batches(found: Sequence[StoredReference]) -> list[list[dict[str, Any]]]:
@@ -257,9 +300,10 @@ def _batches(found: Sequence[StoredReference]) -> list[list[dict[str, Any]]]:
 
 
 def settled(recipient: StoredReference, claim: Claim, result: Result) -> Settled:
-    """The row a delivery result leads to, counting what earlier deliveries tried; whether to
-    try again is the notifications' retry policy (delivery.retries.NOTIFICATIONS)."""
-    attempts = claim.attempts + result.attempts
+    """The row the attempt made under `claim` leads to. Earlier attempts are counted in the
+    claim (each was released with its counts); whether to try again is the notifications'
+    retry policy (delivery.retries.NOTIFICATIONS)."""
+    attempts = claim.attempts + 1
     if result.outcome is Outcome.SENT:
         state = RecipientState.SENT
     elif result.outcome is Outcome.GONE:
@@ -268,4 +312,6 @@ def settled(recipient: StoredReference, claim: Claim, result: Result) -> Settled
         state = RecipientState.RETRY
     else:
         state = RecipientState.FAILED
-    return Settled(recipient, state, attempts, claim.throttled + result.throttled, result.status, result.detail)
+    throttled = claim.throttled + (result.outcome is Outcome.THROTTLED)
+    return Settled(recipient, state, attempts, throttled, result.status, result.detail, claim.resends, claim.claimed_at)
+

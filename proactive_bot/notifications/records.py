@@ -110,6 +110,8 @@ class Claim:
     verdict: Verdict
     attempts: int = 0
     throttled: int = 0
+    resends: int = 0  # times the recipient was handed out again after an unconfirmed send
+    claimed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class Settled:
     throttled: int = 0
     status: int | None = None
     detail: str = ""
+    resends: int = 0
+    claimed_at: datetime | None = None  # of the last attempt
 
 
 def recipient_key(recipient: StoredReference) -> str:
@@ -183,7 +187,7 @@ class NotificationStore:
             return None
         document = json.loads(entity["document"])
         return Header(
-            notification=Notification(document["id"], document["to"], document.get("text"), document.get("attachments", [])),
+            notification=Notification.from_document(document),
             created_at=entity["createdAt"],
             recipients=int(entity.get("recipients", 0)),
             planned=bool(entity.get("planned", False)),
@@ -221,21 +225,29 @@ class NotificationStore:
 
     # one recipient
 
-    async def claim(self, notification_id: str, recipient: StoredReference, now: datetime) -> Claim:
-        """Take the right to send to `recipient`, unless it was settled or is being sent."""
+    async def claim(
+        self, notification_id: str, recipient: StoredReference, now: datetime, *, resend_on_crash: bool = False
+    ) -> Claim:
+        """Take the right to send to `recipient`, unless it was settled or is being sent.
+
+        A row left `sending` past its lease belongs to a sender that died mid-request: it is
+        settled `unconfirmed`, or (`resend_on_crash`) taken to be sent again.
+        """
         entity = {
             "PartitionKey": _recipient_partition(notification_id, recipient),
             "RowKey": recipient_key(recipient),
             **_recipient_fields(recipient),
             "state": RecipientState.SENDING.value,
             "leaseUntil": now + SEND_LEASE,
+            "claimedAt": now,
             "attempts": 0,
             "throttled": 0,
+            "resends": 0,
             "updatedAt": now,
         }
         try:
             await self._creates.write([entity])
-            return Claim(Verdict.CLAIMED)
+            return Claim(Verdict.CLAIMED, claimed_at=now)
         except ResourceExistsError:
             pass
         try:
@@ -247,18 +259,38 @@ class NotificationStore:
             return Claim(Verdict.DONE)
         if state is RecipientState.SENDING and existing["leaseUntil"] > now:
             return Claim(Verdict.BUSY)
-        if state is RecipientState.SENDING:
+        resends = int(existing.get("resends", 0))
+        if state is RecipientState.SENDING and not resend_on_crash:
             # Its sender died after claiming: the message may or may not have left. We do not
             # send it again (a duplicate is what this record exists to prevent); it is reported.
             settled = {**existing, "state": RecipientState.UNCONFIRMED.value, "updatedAt": now,
                        "detail": "sender stopped mid-send"}
             await self._replace_if_unchanged(settled, existing)
             return Claim(Verdict.DONE)
-        # RETRY: a previous delivery ran out of time; take it back, keeping its counts.
-        retaken = {**existing, "state": RecipientState.SENDING.value, "leaseUntil": now + SEND_LEASE, "updatedAt": now}
+        if state is RecipientState.SENDING:
+            resends += 1  # onCrash "resend": at least once, by the producer's choice
+        # RETRY (a delivery ran out of time, released it, or an operator asked for a resend), or
+        # a crashed send to repeat: take it back under its ETag, keeping its counts.
+        retaken = {**existing, "state": RecipientState.SENDING.value, "leaseUntil": now + SEND_LEASE,
+                   "claimedAt": now, "resends": resends, "updatedAt": now}
         if not await self._replace_if_unchanged(retaken, existing):
             return Claim(Verdict.BUSY)
-        return Claim(Verdict.CLAIMED, int(existing.get("attempts", 0)), int(existing.get("throttled", 0)))
+        return Claim(Verdict.CLAIMED, int(existing.get("attempts", 0)), int(existing.get("throttled", 0)), resends, now)
+
+    async def hand_out_again(self, notification_id: str, state: RecipientState, now: datetime) -> list[RecipientRow]:
+        """An operator's resend: every row in `state` (unconfirmed) becomes RETRY, one resend more,
+        each under its ETag (so two concurrent resends hand a row out once). Returns those rows;
+        the caller queues their deliveries."""
+        query = "PartitionKey gt @lo and PartitionKey lt @hi and state eq @state"
+        key = table_key(notification_id)
+        params = {"lo": key + _SHARD, "hi": key + _AFTER_SHARDS, "state": state.value}
+        taken = []
+        async for entity in self._table.query_entities(query, parameters=params):
+            again = {**entity, "state": RecipientState.RETRY.value, "resends": int(entity.get("resends", 0)) + 1,
+                     "detail": f"resend requested ({state.public})", "updatedAt": now}
+            if await self._replace_if_unchanged(again, entity):
+                taken.append(_row(again, RecipientState.RETRY))
+        return taken
 
     async def _replace_if_unchanged(self, entity: dict[str, Any], read: Any) -> bool:
         try:
@@ -284,7 +316,9 @@ class NotificationStore:
                 "attempts": done.attempts,
                 "throttled": done.throttled,
                 "detail": done.detail[:1000],
+                "resends": done.resends,
                 "updatedAt": now,
+                **({"claimedAt": done.claimed_at} if done.claimed_at else {}),
             }
             for done in outcomes
         ]
@@ -299,20 +333,21 @@ class NotificationStore:
         if header is None:
             return None
         counts = {state: 0 for state in RecipientState}
-        throttled = 0
+        throttled = resent = 0
         rows: list[RecipientRow] = []
         # Every shard: the partitions from "<id>%S" up to (not including) "<id>%T".
         query = "PartitionKey gt @lo and PartitionKey lt @hi"
         key = table_key(notification_id)
         params = {"lo": key + _SHARD, "hi": key + _AFTER_SHARDS}
-        select = None if detail else ["state", "throttled"]
+        select = None if detail else ["state", "throttled", "resends"]
         async for entity in self._table.query_entities(query, parameters=params, select=select):
             state = RecipientState(entity.get("state"))
             counts[state] += 1
             throttled += int(entity.get("throttled", 0))
+            resent += int(entity.get("resends", 0)) > 0
             if detail and len(rows) < limit:
                 rows.append(_row(entity, state))
-        return Status(header, counts, throttled, rows if detail else None)
+        return Status(header, counts, throttled, rows if detail else None, resent)
 
 
 @dataclass(frozen=True)
@@ -328,6 +363,8 @@ class RecipientRow:
     status: int | None
     detail: str
     updated_at: datetime | None
+    claimed_at: datetime | None = None  # when its last attempt was claimed
+    resends: int = 0
 
 
 @dataclass(frozen=True)
@@ -336,6 +373,7 @@ class Status:
     counts: dict[RecipientState, int]
     throttled: int  # 429s met, over every attempt
     rows: list[RecipientRow] | None  # with detail
+    resent: int = 0  # recipients handed out again after an unconfirmed send
 
     @property
     def recipients(self) -> int:
@@ -374,4 +412,6 @@ def _row(entity: dict[str, Any], state: RecipientState) -> RecipientRow:
         status=int(entity.get("status", 0)) or None,
         detail=entity.get("detail", ""),
         updated_at=updated if isinstance(updated, datetime) else None,
+        claimed_at=claimed if isinstance(claimed := entity.get("claimedAt"), datetime) else None,
+        resends=int(entity.get("resends", 0)),
     )

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import timedelta
 
+from proactive_bot import clock
+from proactive_bot.notifications.records import SEND_LEASE
 from tests import activities
 from tests.functions import invoke
 
@@ -72,3 +76,65 @@ async def get_status(notification_id: str, detail: bool = False):
         route_params={"id": notification_id},
         params={"detail": "true"} if detail else None,
     )
+
+
+async def crashed_mid_send(app, channel, **extra) -> tuple[str, dict]:
+    """A notification to one user whose sender died with the request on the wire: its row was
+    claimed over two minutes ago (the lease) and never settled. Then the queue delivers it."""
+    message = activities.teams_message("hi", channel.url)
+    await invoke.http("messages", message)
+    channel.clear()
+    document = {"id": f"drill-{uuid.uuid4().hex[:8]}", "text": "Fire drill at 15:00",
+                "to": {"conversationId": message["conversation"]["id"], "channelId": "msteams"}, **extra}
+    assert (await invoke.http("notifications_api", document)).status_code == 202
+    recipient = await app.references.get("msteams", message["conversation"]["id"])
+    await app.notifications.claim(document["id"], recipient, clock.now() - SEND_LEASE - timedelta(seconds=1))
+    await run_notifications_queue(app)
+    return document["id"], message
+
+
+async def resend(notification_id: str, state: str = "unconfirmed"):
+    return await invoke.http(
+        "notifications_api", method="POST", route_params={"id": notification_id, "action": "resend"},
+        params={"state": state},
+    )
+
+
+async def test_an_unconfirmed_recipient_is_reported_and_resent_once_when_the_operator_asks(app, channel, work):
+    notification_id, message = await crashed_mid_send(app, channel)
+    reported = json.loads((await get_status(notification_id, detail=True)).get_body())
+    assert channel.texts() == []  # never sent twice on its own: it may have arrived the first time
+    assert reported["state"] == "done" and reported["counts"]["unconfirmed"] == 1
+    [row] = reported["recipients"]
+    assert row["state"] == "unconfirmed" and row["claimedAt"] is not None  # when it was on the wire
+
+    answer = await resend(notification_id)
+    await work.drain()
+
+    assert answer.status_code == 202
+    assert json.loads(answer.get_body()) == {
+        "id": notification_id, "resending": 1, "status": f"http://localhost:7071/api/notifications/{notification_id}",
+    }
+    assert channel.texts(message["conversation"]["id"]) == ["Fire drill at 15:00"]
+    after = json.loads((await get_status(notification_id, detail=True)).get_body())
+    assert after["state"] == "done"
+    assert (after["counts"]["sent"], after["counts"]["unconfirmed"], after["counts"]["resent"]) == (1, 0, 1)
+    assert after["recipients"][0]["resends"] == 1
+    again = await resend(notification_id)  # nothing unconfirmed is left: nothing more is sent
+    await work.drain()
+    assert json.loads(again.get_body())["resending"] == 0
+    assert len(channel.texts(message["conversation"]["id"])) == 1
+
+
+async def test_on_crash_resend_sends_again_by_itself(app, channel):
+    notification_id, message = await crashed_mid_send(app, channel, onCrash="resend")
+
+    status = json.loads((await get_status(notification_id, detail=True)).get_body())
+    assert channel.texts(message["conversation"]["id"]) == ["Fire drill at 15:00"]  # at least once, as asked
+    assert (status["counts"]["sent"], status["counts"]["unconfirmed"], status["counts"]["resent"]) == (1, 0, 1)
+
+
+async def test_resend_takes_only_unconfirmed_and_known_notifications():
+    assert (await resend("no-such-notification")).status_code == 404
+    wrong = await resend("no-such-notification", state="sent")
+    assert wrong.status_code == 400 and "unconfirmed" in json.loads(wrong.get_body())["error"]["message"]

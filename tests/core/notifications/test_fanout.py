@@ -46,7 +46,7 @@ async def test_broadcast_reaches_everyone_once_through_pages_and_batches(engine_
     assert status["state"] == "done"
     assert status["counts"] == {
         "recipients": 23, "sent": 23, "failed": 0, "gone": 0, "skipped": 0,
-        "unconfirmed": 0, "pending": 0, "throttledRetries": 0,
+        "unconfirmed": 0, "pending": 0, "throttledRetries": 0, "resent": 0,
     }
 
 
@@ -82,13 +82,37 @@ async def test_every_failure_is_counted_and_throttled_recipients_come_back_later
     assert final["state"] == "done"
     assert final["counts"] == {
         "recipients": 8, "sent": 6, "failed": 0, "gone": 2, "skipped": 0,
-        "unconfirmed": 0, "pending": 0, "throttledRetries": 1,
+        "unconfirmed": 0, "pending": 0, "throttledRetries": 1, "resent": 0,
     }
     by_conversation = {r["conversationId"]: r for r in final["recipients"]}
     assert by_conversation[blocked["conversation"]["id"]]["status"] == 403
     assert by_conversation[throttled["conversation"]["id"]]["attempts"] == 2
     # Gone users are left out of the next broadcast.
     assert len([r async for r in engine.references.all_active()]) == 6
+
+
+async def test_a_recipient_waiting_on_retry_after_is_not_held(engine_factory):
+    engine = await engine_factory(retry_budget=10)
+    [user] = await engine.users(1)
+    engine.stub.fail(user["conversation"]["id"], [429], retry_after=1)
+    notification = broadcast()
+    await engine.fanout.start(notification, source="test")
+    [page] = [m async for m in engine.work_queue.receive_messages()]
+    await engine.fanout.handle(json.loads(page.content))
+    [batch] = [m async for m in engine.work_queue.receive_messages()]
+
+    delivering = asyncio.create_task(engine.fanout.handle(json.loads(batch.content)))
+    await engine.stub.wait_for(lambda r: r.status == 429)
+    await asyncio.sleep(0.3)  # the claim is given back before the wait starts
+    waiting = status_body(await engine.records.status(notification.id, detail=True))["recipients"]
+    await delivering
+
+    # While it waits, its row is anyone's to take (a crash now strands nobody)...
+    assert [(r["state"], r["attempts"], r["throttled"]) for r in waiting] == [("retrying", 1, 1)]
+    # ...and the same invocation takes it back and delivers it, counting both attempts.
+    [done] = status_body(await engine.records.status(notification.id, detail=True))["recipients"]
+    assert (done["state"], done["attempts"], done["throttled"]) == ("sent", 2, 1)
+    assert len(engine.stub.delivered(user["conversation"]["id"])) == 1
 
 
 async def test_an_interrupted_broadcast_resumes_with_everyone_exactly_once(engine_factory):
