@@ -540,3 +540,14 @@ async def test_command_line_host_starts_and_stops(copy_sample_app: Callable[...,
     log = stderr.decode()
     assert process.returncode == 0, log
     assert "sample_http: [GET,POST]" in log and "Host stopped." in log
+
+
+@session_loop
+async def test_identity_storage_settings_get_a_clear_startup_error(tmp_path: Path) -> None:
+    """This host speaks connection strings only; an identity-based AzureWebJobsStorage__* says so."""
+    functions = {"worker": ({"bindings": [{"name": "msg", "type": "queueTrigger", "direction": "in",
+                                           "queueName": "q1"}]},
+                            "def main(msg): pass\n")}
+    host = FunctionHost(write_app(tmp_path / "app", functions), {"AzureWebJobsStorage__accountName": "contosobot"})
+    with pytest.raises(HostStartupError, match=r"does not take the identity form \(AzureWebJobsStorage__\*\)"):
+        await host.start(0)
