@@ -546,7 +546,7 @@ async def test_command_line_host_starts_and_stops(copy_sample_app: Callable[...,
 async def test_identity_storage_settings_get_a_clear_startup_error(tmp_path: Path) -> None:
     """This host speaks connection strings only; an identity-based AzureWebJobsStorage__* says so."""
     functions = {"worker": ({"bindings": [{"name": "msg", "type": "queueTrigger", "direction": "in",
-                                           "queueName": "q1"}]},
+                                           "queueName": "work-items"}]},
                             "def main(msg): pass\n")}
     host = FunctionHost(write_app(tmp_path / "app", functions), {"AzureWebJobsStorage__accountName": "contosobot"})
     with pytest.raises(HostStartupError, match=r"does not take the identity form \(AzureWebJobsStorage__\*\)"):
