@@ -113,7 +113,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 // The app's send ceiling is per instance (Settings.sends_per_second_per_instance); Flex takes no
 // WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT (deprecated there), so the split is made here:
 // maxSendsPerSecond / maximumInstanceCount, to two decimals.
-var hundredthsPerInstance = (maxSendsPerSecond * 100) / maximumInstanceCount
+var hundredthsPerInstance = max(1, (maxSendsPerSecond * 100) / maximumInstanceCount) // never 0: that would stop sending
 var sendsPerInstance = '${hundredthsPerInstance / 100}.${padLeft(string(hundredthsPerInstance % 100), 2, '0')}'
 
 // Every app setting the app gets; each name is in proactive_bot/settings.py SETTINGS (or is the

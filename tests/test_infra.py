@@ -109,10 +109,10 @@ def test_the_send_ceiling_is_split_across_flex_instances_as_the_app_would():
     # app.bicep writes maxSendsPerSecond / maximumInstanceCount to two decimals; here the same
     # arithmetic as Bicep's integer operators, for the template's defaults and the extremes.
     text = bicep("app.bicep")
-    assert "var hundredthsPerInstance = (maxSendsPerSecond * 100) / maximumInstanceCount" in text
+    assert "var hundredthsPerInstance = max(1, (maxSendsPerSecond * 100) / maximumInstanceCount)" in text
     assert "'${hundredthsPerInstance / 100}.${padLeft(string(hundredthsPerInstance % 100), 2, '0')}'" in text
     for total, instances in [(50, 40), (50, 1000), (50, 100)]:
-        hundredths = total * 100 // instances
+        hundredths = max(1, total * 100 // instances)
         written = f"{hundredths // 100}.{hundredths % 100:02d}"
         per_instance = Settings(storage_connection="x", max_sends_per_second=float(written)).sends_per_second_per_instance
         assert per_instance * instances <= total and per_instance * instances > total - instances * 0.01
