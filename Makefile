@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 # Noto Color Emoji make the page (and its screenshot) look as it does on a desktop.
 BROWSER_PACKAGES := chromium fonts-liberation fonts-noto-color-emoji
 
-.PHONY: run test deps browser clean
+.PHONY: run test deps browser clean package
 
 # e.g. make run RUN_ARGS="--webchat-port 4000"
 run: deps
@@ -19,6 +19,11 @@ test: deps browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 deps: $(VENV)/.installed node_modules/.installed
+
+# The Teams app package (build/appPackage.zip), the bot id filled in:
+#   make package BOT_APP_ID=<guid>   or, after `azd up`:   make package BOT_APP_ID=$$(azd env get-value BOT_APP_ID)
+package: $(VENV)/.installed
+	BOT_APP_ID="$(BOT_APP_ID)" $(PY) -m devtools.app_package --out build/appPackage.zip
 
 browser:
 	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
@@ -35,4 +40,4 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 clean:
-	rm -rf $(VENV) node_modules .azurite .pytest_cache test-artifacts
+	rm -rf $(VENV) node_modules .azurite .pytest_cache test-artifacts build

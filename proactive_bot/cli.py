@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     connection = args.connection or _setting("AzureWebJobsStorage")
     queue = args.queue or _setting("NotificationsQueue", "notifications")
     if not connection:
-        print("not sent: no storage connection (set AzureWebJobsStorage or pass --connection)", file=sys.stderr)
+        # A keyless deploy has no connection string to give: its producers use the front door.
+        print("not sent: no storage connection (set AzureWebJobsStorage or pass --connection; "
+              "for a keyless deploy use --url and --key, the HTTP front door)", file=sys.stderr)
         return 2
     asyncio.run(enqueue(document, connection, queue, base64=args.base64))
     print(json.dumps({"id": document["id"], "queue": queue}))

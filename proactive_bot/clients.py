@@ -12,8 +12,10 @@ import functools
 import os
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
@@ -30,7 +32,7 @@ from .reminders import report
 from .reminders.dialogs import ReminderDialogs
 from .reminders.store import ReminderStore
 from .reminders.timer import ReminderTimer
-from .settings import Settings
+from .settings import Settings, StorageIdentity
 from .tasks import LongTasks
 
 
@@ -50,11 +52,14 @@ class Clients:
     reminder_timer: ReminderTimer
     tasks: LongTasks
     bot: ProactiveBot
+    credential: AsyncTokenCredential | None = None  # identity-based storage
 
     async def close(self) -> None:
         await self.http.close()
         await self.tables.close()
         await self.queues.close()
+        if self.credential is not None:
+            await self.credential.close()
 
 
 _Built = tuple[Settings, "asyncio.Task[Clients]"]
@@ -114,13 +119,42 @@ async def _queue(service: QueueServiceClient, name: str) -> QueueClient:
     return client
 
 
-async def build(settings: Settings) -> Clients:
+def storage_credential(identity: StorageIdentity) -> AsyncTokenCredential:
+    """The managed identity storage requests are made as (tokens via the platform's endpoint)."""
+    from azure.identity.aio import ManagedIdentityCredential  # only identity-based deployments need it
+
+    return ManagedIdentityCredential(client_id=identity.client_id or None)
+
+
+def storage_clients(
+    settings: Settings, **options: Any
+) -> tuple[TableServiceClient, QueueServiceClient, AsyncTokenCredential | None]:
+    """Table and queue service clients: from the connection string, or from the identity settings
+    (AzureWebJobsStorage__*) with Entra tokens. `options` go to both (tests pass
+    `connection_verify` for a self-signed emulator)."""
+    options.setdefault("use_env_settings", storage_uses_environment())
+    if settings.storage_identity is None:
+        return (
+            TableServiceClient.from_connection_string(settings.storage_connection, **options),
+            QueueServiceClient.from_connection_string(settings.storage_connection, **options),
+            None,
+        )
+    identity = settings.storage_identity
+    credential = storage_credential(identity)
+    return (
+        TableServiceClient(identity.table_endpoint, credential=credential, **options),
+        QueueServiceClient(identity.queue_endpoint, credential=credential, **options),
+        credential,
+    )
+
+
+async def build(settings: Settings, **storage_options: Any) -> Clients:
     """Everything the app needs, from settings; `get()` calls this once per process."""
     settings.check()
-    redaction.install([settings.app_password, *redaction.storage_secrets(settings.storage_connection)])
-    from_env = storage_uses_environment()
-    tables = TableServiceClient.from_connection_string(settings.storage_connection, use_env_settings=from_env)
-    queues = QueueServiceClient.from_connection_string(settings.storage_connection, use_env_settings=from_env)
+    redaction.install([
+        settings.app_password, settings.identity_header, *redaction.storage_secrets(settings.storage_connection)
+    ])
+    tables, queues, credential = storage_clients(settings, **storage_options)
     references_table, reminders_table, notifications_table = await asyncio.gather(
         tables.create_table_if_not_exists(settings.references_table),
         tables.create_table_if_not_exists(settings.reminders_table),
@@ -159,4 +193,5 @@ async def build(settings: Settings) -> Clients:
         reminder_timer=ReminderTimer(reminders, references, delivery),
         tasks=tasks,
         bot=ProactiveBot(references, ReminderDialogs(reminders), tasks),
+        credential=credential,
     )

@@ -1,33 +1,179 @@
-"""App settings: what the Functions host passes as environment variables."""
+"""App settings: what the Functions host passes as environment variables.
+
+`SETTINGS` is the one list of every setting the app reads (and of the host's and the platform's
+settings it depends on): `Settings.from_env` reads only names listed there, the README's table
+is checked against it, and so is the infrastructure template (infra/).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-APP_TYPES = ("MultiTenant", "SingleTenant")
+from enum import Enum
 
 
 class SettingsError(RuntimeError):
     """The app settings cannot work together; raised at start-up with what to fix."""
 
 
+class Reader(Enum):
+    """Who reads a setting."""
+
+    APP = "app"  # Settings.from_env
+    HOST = "host"  # the Functions host, through a function.json binding expression (%Name%)
+    PLATFORM = "platform"  # set by Azure itself; never written by a template or by hand
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str  # as documented; "" = empty
+    meaning: str
+    secret: bool = False
+    # Must be set in Azure: a function.json names it, so the host cannot start without it.
+    required: bool = False
+    reader: Reader = Reader.APP
+
+
+STORAGE = "AzureWebJobsStorage"
+STORAGE_IDENTITY_PREFIX = STORAGE + "__"
+MANAGED_IDENTITY = "managedidentity"
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(STORAGE, "", "storage account connection string (`UseDevelopmentStorage=true` = Azurite); its key "
+            "can rewrite stored addresses. Required: this or the identity form below (not both)", secret=True,
+            required=True),
+    Setting(STORAGE + "__accountName", "", "identity-based storage: the account name (blob, queue and table "
+            "endpoints in Azure's public cloud follow from it)"),
+    Setting(STORAGE + "__blobServiceUri", "", "identity-based storage: the blob endpoint (instead of "
+            "`__accountName`; the host keeps its keys and leases there)"),
+    Setting(STORAGE + "__queueServiceUri", "", "identity-based storage: the queue endpoint (instead of `__accountName`)"),
+    Setting(STORAGE + "__tableServiceUri", "", "identity-based storage: the table endpoint (instead of `__accountName`)"),
+    Setting(STORAGE + "__credential", "", "`managedidentity` with `__clientId` (a user-assigned identity); "
+            "empty = the app's system-assigned identity"),
+    Setting(STORAGE + "__clientId", "", "the user-assigned managed identity's client id for storage"),
+    Setting("MicrosoftAppId", "", "the bot's app id (with `UserAssignedMSI`: the identity's client id); "
+            "empty = local mode (no auth, as the Emulator uses)"),
+    Setting("MicrosoftAppPassword", "", "the bot's client secret (none with `UserAssignedMSI`)", secret=True),
+    Setting("MicrosoftAppType", "MultiTenant", "`MultiTenant`, `SingleTenant` or `UserAssignedMSI` (tokens "
+            "from the app's managed identity, no password)"),
+    Setting("MicrosoftAppTenantId", "", "the bot's tenant, for `SingleTenant` and `UserAssignedMSI`"),
+    Setting("IDENTITY_ENDPOINT", "", "the managed identity token endpoint (set by Azure; `UserAssignedMSI`)",
+            reader=Reader.PLATFORM),
+    Setting("IDENTITY_HEADER", "", "the header value that endpoint wants (set by Azure, rotated by it)",
+            secret=True, reader=Reader.PLATFORM),
+    Setting("ReferencesTable", "ConversationReferences", "table of stored addresses"),
+    Setting("RemindersTable", "Reminders", "table of pending reminders"),
+    Setting("NotificationsQueue", "notifications", "queue other systems write to (`<name>-poison` for bad "
+            "messages); `queue_notify/function.json` names it", required=True),
+    Setting("TasksQueue", "tasks", "the app's own queue of long tasks (`<name>-poison` for bad messages); "
+            "`long_tasks/function.json` names it", required=True),
+    Setting("TimerSchedule", "0 */1 * * * *", "NCRONTAB schedule of `timer_notify`; read by the host only "
+            "(`timer_notify/function.json` names it)", required=True,
+            reader=Reader.HOST),
+    Setting("NotificationsTable", "Notifications", "each notification's record and its per-recipient deliveries"),
+    Setting("BotTokenEndpoint", "", "token endpoint override: OAuth (password) or managed identity "
+            "(`UserAssignedMSI`); tests point it at a local server; empty = Microsoft's / Azure's"),
+    Setting("DeliveryConcurrency", "128", "sends in flight per process (latency-bound below ~128 against a "
+            "50 ms channel)"),
+    Setting("MaxSendsPerSecond", "50", "the app's ceiling (Teams: about 50/s per app), split across instances"),
+    Setting("WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT", "1", "the instance cap on Consumption and Premium "
+            "plans; divides `MaxSendsPerSecond`. Flex Consumption does not take it (its cap is "
+            "`maximumInstanceCount`): the template there sets `MaxSendsPerSecond` per instance instead"),
+    Setting("RateLimits", "", "JSON per channel id: `{\"slack\": {\"perConversation\": [[1, 1]], \"channel\": []}}`; "
+            "empty = built in"),
+    Setting("RateLimitsEnabled", "true", "`false` turns pacing off (benchmarks, tests)"),
+    Setting("DeliveryRetryBudgetSeconds", "45", "retrying inside one invocation before handing back to the queue"),
+    Setting("BotOpenIdMetadata", "https://login.botframework.com/v1/.well-known/openidconfiguration",
+            "where the channel's token signing keys are published (tests point it at a local server)"),
+    Setting("AllowedServiceUrlHosts", "default", "hosts a conversation's serviceUrl may name, comma-separated; "
+            "`*.` for subdomains; `default` = the Bot Framework channel hosts (see [Security](#security))"),
+)
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+class AppType(Enum):
+    """Where the bot's own (outbound) token comes from. Inbound validation is the same for all."""
+
+    MULTI_TENANT = "MultiTenant"  # password, Bot Framework tenant
+    SINGLE_TENANT = "SingleTenant"  # password, the bot's tenant
+    USER_ASSIGNED_MSI = "UserAssignedMSI"  # the app's user-assigned managed identity, no password
+
+    @classmethod
+    def parse(cls, text: str) -> AppType:
+        for member in cls:
+            if member.value.lower() == text.strip().lower():
+                return member
+        raise SettingsError(f"MicrosoftAppType must be one of {', '.join(m.value for m in cls)}, not {text!r}")
+
+
+APP_TYPES = tuple(t.value for t in AppType)
+
+
+@dataclass(frozen=True)
+class StorageIdentity:
+    """Identity-based storage (the host's `AzureWebJobsStorage__*` form): endpoints and who we are."""
+
+    account_name: str = ""
+    blob_uri: str = ""
+    queue_uri: str = ""
+    table_uri: str = ""
+    credential: str = ""  # "managedidentity" or empty (the system-assigned identity)
+    client_id: str = ""
+
+    @property
+    def queue_endpoint(self) -> str:
+        return self.queue_uri or f"https://{self.account_name}.queue.core.windows.net"
+
+    @property
+    def table_endpoint(self) -> str:
+        return self.table_uri or f"https://{self.account_name}.table.core.windows.net"
+
+    def check(self) -> StorageIdentity:
+        prefix = STORAGE_IDENTITY_PREFIX
+        uris = {"blobServiceUri": self.blob_uri, "queueServiceUri": self.queue_uri, "tableServiceUri": self.table_uri}
+        if not self.account_name:
+            missing = [prefix + name for name, value in uris.items() if not value]
+            if missing:
+                raise SettingsError(
+                    f"identity-based storage needs {prefix}accountName, or all three service URIs; "
+                    f"missing: {', '.join(missing)}"
+                )
+        for name, value in uris.items():
+            if value and not value.lower().startswith("https://"):
+                # The SDKs refuse bearer tokens over plain HTTP; say so now, not at the first call.
+                raise SettingsError(f"{prefix}{name} must be an https:// URI (tokens are never sent over HTTP)")
+        if self.credential and self.credential.lower() != MANAGED_IDENTITY:
+            raise SettingsError(f"{prefix}credential must be {MANAGED_IDENTITY!r}, not {self.credential!r}")
+        if self.client_id and not self.credential:
+            raise SettingsError(f"{prefix}clientId is set but {prefix}credential is not (set it to {MANAGED_IDENTITY})")
+        if self.credential and not self.client_id:
+            raise SettingsError(f"{prefix}credential={MANAGED_IDENTITY} needs {prefix}clientId (the user-assigned "
+                                "identity's client id); leave both empty for the system-assigned identity")
+        return self
+
+
 @dataclass(frozen=True)
 class Settings:
     # Secrets are left out of repr() so a logged Settings never shows them.
-    storage_connection: str = field(repr=False)
+    storage_connection: str = field(default="", repr=False)
+    # Set instead of storage_connection: storage with Entra tokens from a managed identity.
+    storage_identity: StorageIdentity | None = None
     app_id: str = ""
     app_password: str = field(default="", repr=False)
     app_type: str = "MultiTenant"
     app_tenant_id: str = ""
+    # The platform's managed identity endpoint (UserAssignedMSI bot tokens).
+    identity_endpoint: str = ""
+    identity_header: str = field(default="", repr=False)
     references_table: str = "ConversationReferences"
     reminders_table: str = "Reminders"
     notifications_queue: str = "notifications"
     notifications_table: str = "Notifications"
     tasks_queue: str = "tasks"
-    # Where bot tokens come from; empty = Microsoft's endpoint for the app type. Tests point it
-    # at a local server.
+    # Where bot tokens come from; empty = Microsoft's endpoint for the app type (the platform's
+    # identity endpoint for UserAssignedMSI). Tests point it at a local server.
     token_endpoint: str = ""
     # Where the channel's token signing keys are published; empty = the Bot Framework's.
     open_id_metadata: str = ""
@@ -55,45 +201,114 @@ class Settings:
         return not self.app_id
 
     @property
+    def kind(self) -> AppType:
+        return AppType.parse(self.app_type)
+
+    @property
     def single_tenant(self) -> bool:
-        return self.app_type.lower() == "singletenant"
+        return self.kind is AppType.SINGLE_TENANT
+
+    @property
+    def managed_identity(self) -> bool:
+        """The bot's outbound tokens come from the managed identity, not a password."""
+        return self.kind is AppType.USER_ASSIGNED_MSI and not self.local_mode
 
     def check(self) -> Settings:
         """Refuse combinations that would fail later, or fail open."""
-        if self.app_type.lower() not in {t.lower() for t in APP_TYPES}:
-            raise SettingsError(f"MicrosoftAppType must be one of {', '.join(APP_TYPES)}, not {self.app_type!r}")
+        kind = self.kind  # raises on an unknown app type
+        if self.storage_connection and self.storage_identity is not None:
+            raise SettingsError(
+                f"{STORAGE} (a connection string) and {STORAGE_IDENTITY_PREFIX}* (identity) are both set: keep one"
+            )
+        if not self.storage_connection and self.storage_identity is None:
+            raise SettingsError(
+                f"{STORAGE} is not set: the app needs a storage account (a connection string, or "
+                f"{STORAGE_IDENTITY_PREFIX}accountName for a managed identity)"
+            )
+        if self.storage_identity is not None:
+            self.storage_identity.check()
+        if kind is AppType.USER_ASSIGNED_MSI:
+            if not self.app_id:
+                raise SettingsError("MicrosoftAppType=UserAssignedMSI needs MicrosoftAppId (the identity's client id)")
+            if not self.app_tenant_id:
+                raise SettingsError("MicrosoftAppType=UserAssignedMSI needs MicrosoftAppTenantId")
+            if self.app_password:
+                raise SettingsError("MicrosoftAppType=UserAssignedMSI takes no MicrosoftAppPassword: remove it")
+            if not self.token_endpoint and not (self.identity_endpoint and self.identity_header):
+                raise SettingsError(
+                    "MicrosoftAppType=UserAssignedMSI needs a managed identity: IDENTITY_ENDPOINT and "
+                    "IDENTITY_HEADER are not set (Azure sets them when the identity is assigned to the app)"
+                )
+            return self
         if self.app_id and not self.app_password:
             raise SettingsError("MicrosoftAppId is set but MicrosoftAppPassword is not")
         if self.app_password and not self.app_id:
             raise SettingsError("MicrosoftAppPassword is set but MicrosoftAppId is not")
-        if self.app_id and self.single_tenant and not self.app_tenant_id:
+        if self.app_id and kind is AppType.SINGLE_TENANT and not self.app_tenant_id:
             raise SettingsError("MicrosoftAppType=SingleTenant needs MicrosoftAppTenantId")
         return self
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        storage = env.get("AzureWebJobsStorage", "")
-        if not storage:
-            raise SettingsError("AzureWebJobsStorage is not set: the app needs a storage account")
+
+        def get(name: str) -> str:
+            # Only listed settings: what the app reads is what SETTINGS (and the README) say.
+            setting = BY_NAME[name]
+            return env.get(name, "").strip() or setting.default
+
         return cls(
-            storage_connection=storage,
-            app_id=env.get("MicrosoftAppId", "").strip(),
+            storage_connection=env.get(STORAGE, ""),
+            storage_identity=storage_identity(get),
+            app_id=get("MicrosoftAppId"),
             app_password=env.get("MicrosoftAppPassword", ""),
-            app_type=env.get("MicrosoftAppType", "").strip() or "MultiTenant",
-            app_tenant_id=env.get("MicrosoftAppTenantId", "").strip(),
-            references_table=env.get("ReferencesTable", "") or cls.references_table,
-            reminders_table=env.get("RemindersTable", "") or cls.reminders_table,
-            notifications_queue=env.get("NotificationsQueue", "") or cls.notifications_queue,
-            notifications_table=env.get("NotificationsTable", "") or cls.notifications_table,
-            tasks_queue=env.get("TasksQueue", "") or cls.tasks_queue,
-            token_endpoint=env.get("BotTokenEndpoint", ""),
-            delivery_concurrency=int(env.get("DeliveryConcurrency", "") or cls.delivery_concurrency),
-            max_sends_per_second=float(env.get("MaxSendsPerSecond", "") or cls.max_sends_per_second),
-            max_instances=int(env.get("WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT", "") or 1),
-            rate_limits=env.get("RateLimits", ""),
-            rate_limits_enabled=env.get("RateLimitsEnabled", "true").strip().lower() not in ("false", "0", "no"),
-            retry_budget_seconds=float(env.get("DeliveryRetryBudgetSeconds", "") or cls.retry_budget_seconds),
-            open_id_metadata=env.get("BotOpenIdMetadata", ""),
-            allowed_service_url_hosts=tuple(env.get("AllowedServiceUrlHosts", "").replace(",", " ").split()),
+            app_type=get("MicrosoftAppType"),
+            app_tenant_id=get("MicrosoftAppTenantId"),
+            identity_endpoint=get("IDENTITY_ENDPOINT"),
+            identity_header=get("IDENTITY_HEADER"),
+            references_table=get("ReferencesTable"),
+            reminders_table=get("RemindersTable"),
+            notifications_queue=get("NotificationsQueue"),
+            notifications_table=get("NotificationsTable"),
+            tasks_queue=get("TasksQueue"),
+            token_endpoint=get("BotTokenEndpoint"),
+            delivery_concurrency=int(get("DeliveryConcurrency")),
+            max_sends_per_second=float(get("MaxSendsPerSecond")),
+            max_instances=int(get("WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT")),
+            rate_limits=get("RateLimits"),
+            rate_limits_enabled=get("RateLimitsEnabled").lower() not in ("false", "0", "no"),
+            retry_budget_seconds=float(get("DeliveryRetryBudgetSeconds")),
+            open_id_metadata=get("BotOpenIdMetadata"),
+            allowed_service_url_hosts=tuple(get("AllowedServiceUrlHosts").replace(",", " ").split()),
         ).check()
+
+
+def markdown_table() -> str:
+    """The README's settings table (`python -m proactive_bot.settings` prints it)."""
+    rows = ["| setting | default | secret | required | meaning |", "|---|---|---|---|---|"]
+    for s in SETTINGS:
+        default = f"`{s.default}`" if s.default else "empty"
+        rows.append(f"| `{s.name}` | {default} | {_yes(s.secret)} | {_yes(s.required)} | {s.meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def storage_identity(get) -> StorageIdentity | None:
+    """The `AzureWebJobsStorage__*` settings, or None when none is set (a connection string then)."""
+    p = STORAGE_IDENTITY_PREFIX
+    identity = StorageIdentity(
+        account_name=get(p + "accountName"),
+        blob_uri=get(p + "blobServiceUri"),
+        queue_uri=get(p + "queueServiceUri"),
+        table_uri=get(p + "tableServiceUri"),
+        credential=get(p + "credential"),
+        client_id=get(p + "clientId"),
+    )
+    return identity if identity != StorageIdentity() else None
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

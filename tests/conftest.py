@@ -95,7 +95,7 @@ async def openid() -> AsyncIterator:
 def authenticated_settings(storage_connection: str, token_endpoint: str, metadata_url: str, **changes):
     from proactive_bot.settings import Settings
 
-    return Settings(
+    values = dict(
         storage_connection=storage_connection,
         app_id=APP_ID,
         app_password=APP_PASSWORD,
@@ -103,8 +103,17 @@ def authenticated_settings(storage_connection: str, token_endpoint: str, metadat
         open_id_metadata=metadata_url,
         # The channel stub listens on loopback; with credentials it has to be listed.
         allowed_service_url_hosts=("default", "127.0.0.1"),
-        **changes,
     )
+    return Settings(**{**values, **changes})
+
+
+def managed_identity_settings(storage_connection: str, identity, metadata_url: str, **changes):
+    """The bot as deployed by infra/: UserAssignedMSI, tokens from the platform's identity endpoint."""
+    values = dict(
+        app_password="", app_type="UserAssignedMSI", app_tenant_id=identity.tenant_id,
+        identity_endpoint=identity.endpoint, identity_header=identity.header,
+    )
+    return authenticated_settings(storage_connection, "", metadata_url, **{**values, **changes})
 
 
 @pytest.fixture
@@ -115,8 +124,8 @@ async def serve_app(monkeypatch) -> AsyncIterator:
 
     built: list[clients.Clients] = []
 
-    async def serve(settings) -> clients.Clients:
-        app = await clients.build(settings)
+    async def serve(settings, **storage_options) -> clients.Clients:
+        app = await clients.build(settings, **storage_options)
         built.append(app)
 
         async def get() -> clients.Clients:
@@ -142,3 +151,39 @@ async def local_app(storage_connection, serve_app):
     from proactive_bot.settings import Settings
 
     return await serve_app(Settings(storage_connection=storage_connection))
+
+
+# --- Keyless: a managed identity endpoint, and Azurite over https taking Entra tokens ---
+
+STORAGE_CLIENT_ID = "5e7a1c2d-0b3f-4e8a-9c6d-7f1e2a3b4c5d"  # the user-assigned identity's client id
+
+
+@pytest.fixture(scope="session")
+def oauth_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[azurite_process.Azurite]:
+    """Azurite serving https with a certificate made here, accepting bearer tokens (`--oauth basic`)."""
+    folder = tmp_path_factory.mktemp("azurite-oauth")
+    emulator = azurite_process.start(folder / "data", oauth=azurite_process.self_signed_certificate(folder))
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+async def identity_endpoint(monkeypatch) -> AsyncIterator:
+    """The platform's managed identity endpoint (devtools/identity_stub.py), in the environment as
+    Azure sets it, knowing the storage identity and the bot's."""
+    from devtools.identity_stub import IdentityStub
+
+    async with IdentityStub(client_ids=[STORAGE_CLIENT_ID, APP_ID]) as stub:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", stub.endpoint)
+        monkeypatch.setenv("IDENTITY_HEADER", stub.header)
+        yield stub
+
+
+def identity_storage(emulator: azurite_process.Azurite):
+    """AzureWebJobsStorage__* as the template writes them (service URIs: the emulator's ports)."""
+    from proactive_bot.settings import StorageIdentity
+
+    return StorageIdentity(
+        blob_uri=emulator.service_uri("blob"), queue_uri=emulator.service_uri("queue"),
+        table_uri=emulator.service_uri("table"), credential="managedidentity", client_id=STORAGE_CLIENT_ID,
+    )

@@ -11,7 +11,7 @@ import pytest
 
 from tests.functions.invoke import APP_ROOT
 
-SECRET_SETTINGS = {"AzureWebJobsStorage", "MicrosoftAppPassword"}
+SECRET_SETTINGS = {"AzureWebJobsStorage", "MicrosoftAppPassword", "IDENTITY_HEADER"}
 
 
 @pytest.mark.skipif(not (APP_ROOT / ".git").exists() or not shutil.which("git"), reason="not a git checkout")

@@ -46,8 +46,11 @@ def connection_string(binding: Binding, function: str, settings: AppSettings) ->
     setting = binding.get("connection") or DEFAULT_CONNECTION
     value = settings.get(setting) or settings.get(f"AzureWebJobs{setting}")
     if not value:
+        identity = any(name.startswith(f"{setting}__") for name in settings.values)
         raise HostStartupError(f"Function '{function}', binding '{binding.name}': app setting "
-                               f"{setting!r} (the storage connection string) is not set")
+                               f"{setting!r} (the storage connection string) is not set"
+                               + (f"; this local host does not take the identity form ({setting}__*): "
+                                  "use a connection string (Azurite) locally" if identity else ""))
     return value
 
 

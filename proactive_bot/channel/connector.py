@@ -23,6 +23,9 @@ from msrest.serialization import Model, Serializer
 from ..settings import Settings
 
 BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
+# The same audience in the managed identity protocol, which takes a resource, not a scope.
+BOT_FRAMEWORK_RESOURCE = "https://api.botframework.com"
+IDENTITY_API_VERSION = "2019-08-01"
 TOKEN_TIMEOUT = aiohttp.ClientTimeout(total=10)
 SEND_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
@@ -41,10 +44,12 @@ class ConnectorError(Exception):
 
 
 class TokenProvider:
-    """Bot Framework access tokens via OAuth client credentials, cached until near expiry.
+    """Bot Framework access tokens, cached until near expiry.
 
-    Fetched with aiohttp and a timeout, so a token endpoint that never answers cannot freeze
-    the event loop; concurrent senders share one fetch.
+    From OAuth client credentials (MultiTenant, SingleTenant: the app's password), or from the
+    platform's managed identity endpoint (UserAssignedMSI: no secret of ours at all). Fetched with
+    aiohttp and a timeout, so a token endpoint that never answers cannot freeze the event loop;
+    concurrent senders share one fetch.
     """
 
     def __init__(self, session: aiohttp.ClientSession, settings: Settings) -> None:
@@ -58,7 +63,9 @@ class TokenProvider:
     def endpoint(self) -> str:
         if self._settings.token_endpoint:
             return self._settings.token_endpoint
-        single = self._settings.app_type.lower() == "singletenant" and self._settings.app_tenant_id
+        if self._settings.managed_identity:
+            return self._settings.identity_endpoint
+        single = self._settings.single_tenant and self._settings.app_tenant_id
         tenant = self._settings.app_tenant_id if single else "botframework.com"
         return f"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
 
@@ -71,16 +78,11 @@ class TokenProvider:
         return self._token
 
     async def _fetch(self) -> None:
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": self._settings.app_id,
-            "client_secret": self._settings.app_password,
-            "scope": BOT_FRAMEWORK_SCOPE,
-        }
-        async with self._session.post(self.endpoint, data=form, timeout=TOKEN_TIMEOUT) as resp:
+        request = self._identity_request() if self._settings.managed_identity else self._password_request()
+        async with request as resp:
             try:
                 body = await resp.json(content_type=None)
-                token, lifetime = str(body["access_token"]), int(body.get("expires_in", 3600))
+                token, lifetime = str(body["access_token"]), _lifetime(body)
             except (ValueError, TypeError, KeyError, aiohttp.ContentTypeError):
                 body = None
             if resp.status != 200 or body is None:
@@ -91,6 +93,36 @@ class TokenProvider:
         self._token = token
         # Refresh five minutes early so a send never carries a token that expires in flight.
         self._expires_at = time.monotonic() + max(0, lifetime - 300)
+
+    def _password_request(self) -> Any:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self._settings.app_id,
+            "client_secret": self._settings.app_password,
+            "scope": BOT_FRAMEWORK_SCOPE,
+        }
+        return self._session.post(self.endpoint, data=form, timeout=TOKEN_TIMEOUT)
+
+    def _identity_request(self) -> Any:
+        """The App Service / Functions managed identity protocol (api-version 2019-08-01): a GET
+        to IDENTITY_ENDPOINT with the X-IDENTITY-HEADER it wants, for the identity's client id."""
+        params = {
+            "resource": BOT_FRAMEWORK_RESOURCE,
+            "api-version": IDENTITY_API_VERSION,
+            "client_id": self._settings.app_id,
+        }
+        headers = {"X-IDENTITY-HEADER": self._settings.identity_header}
+        return self._session.get(self.endpoint, params=params, headers=headers, timeout=TOKEN_TIMEOUT)
+
+
+def _lifetime(body: dict[str, Any]) -> int:
+    """Seconds the token lives: OAuth says `expires_in`; the identity endpoint `expires_on`
+    (epoch seconds, as a string)."""
+    if "expires_in" in body:
+        return int(body["expires_in"])
+    if "expires_on" in body:
+        return int(float(body["expires_on"]) - time.time())
+    return 3600
 
 
 class Conversations:

@@ -540,3 +540,19 @@ async def test_command_line_host_starts_and_stops(copy_sample_app: Callable[...,
     log = stderr.decode()
     assert process.returncode == 0, log
     assert "sample_http: [GET,POST]" in log and "Host stopped." in log
+
+
+@session_loop
+async def test_identity_storage_settings_get_a_clear_startup_error(tmp_path: Path) -> None:
+    """This host speaks connection strings only; an identity-based AzureWebJobsStorage__* says so."""
+    functions = {"worker": ({"bindings": [{"name": "msg", "type": "queueTrigger", "direction": "in",
+                                           "queueName": "work-items"}]},
+                            "def main(msg): pass\n")}
+    # Explicitly empty: this module's other hosts export a connection string while they run.
+    host = FunctionHost(write_app(tmp_path / "app", functions),
+                        {"AzureWebJobsStorage": "", "AzureWebJobsStorage__accountName": "contosobot"})
+    try:
+        with pytest.raises(HostStartupError, match=r"does not take the identity form \(AzureWebJobsStorage__\*\)"):
+            await host.start(0)
+    finally:
+        await host.stop()

@@ -57,3 +57,92 @@ async def test_a_token_endpoint_that_never_answers_does_not_freeze_the_app(stora
     assert ticks >= 5  # the loop kept serving other work while the fetch waited
     assert result.outcome is Outcome.FAILED and "Timeout" in result.detail
     assert silent.connections == 1
+
+
+# --- UserAssignedMSI: the bot's token from the managed identity, no password anywhere ---
+
+
+async def test_with_a_managed_identity_sends_carry_its_token_fetched_once(storage_connection, openid, identity_endpoint, serve_app):
+    from tests.conftest import APP_ID, managed_identity_settings
+
+    app = await serve_app(managed_identity_settings(storage_connection, identity_endpoint, openid.metadata_url))
+    async with ConnectorStub() as stub:
+        reference = activities.reference(activities.teams_message("hi", stub.url))
+        for n in range(5):
+            await app.adapter.send_proactive(reference, [{"type": "message", "text": f"n{n}"}])
+
+        assert stub.texts() == [f"n{n}" for n in range(5)]
+        authorizations = {r.authorization for r in stub.received}
+    [asked] = identity_endpoint.requests  # one fetch, cached for the other four
+    assert (asked.resource, asked.client_id, asked.api_version) == ("https://api.botframework.com", APP_ID, "2019-08-01")
+    assert asked.header == identity_endpoint.header
+    assert authorizations == {"Bearer " + identity_endpoint.issued[0]}
+
+
+async def test_with_a_managed_identity_concurrent_senders_share_one_fetch(storage_connection, openid, identity_endpoint, serve_app):
+    import asyncio
+
+    from tests.conftest import managed_identity_settings
+
+    app = await serve_app(managed_identity_settings(storage_connection, identity_endpoint, openid.metadata_url))
+    async with ConnectorStub() as stub:
+        reference = activities.reference(activities.teams_message("hi", stub.url))
+        await asyncio.gather(*(app.adapter.send_proactive(reference, [{"type": "message", "text": f"n{n}"}]) for n in range(20)))
+
+        assert len(stub.delivered()) == 20
+    assert len(identity_endpoint.requests) == 1
+
+
+async def test_with_a_managed_identity_inbound_checks_are_unchanged(storage_connection, openid, identity_endpoint, serve_app):
+    from tests.conftest import APP_ID, managed_identity_settings
+
+    await serve_app(managed_identity_settings(storage_connection, identity_endpoint, openid.metadata_url))
+    async with ConnectorStub() as stub:
+        message = activities.teams_message("help", stub.url)
+        body = json.dumps(message).encode()
+        unsigned = await app_module.receive_activity(body, None)
+        forged = await app_module.receive_activity(body, "Bearer " + openid.channel_token("another-bot", stub.url))
+        accepted = await app_module.receive_activity(body, "Bearer " + openid.channel_token(APP_ID, stub.url))
+
+        replies = stub.activities(message["conversation"]["id"])
+        authorizations = {r.authorization for r in stub.delivered()}
+    assert (unsigned.status, forged.status, accepted.status) == (401, 401, 200)
+    assert len(replies) == 1 and authorizations == {"Bearer " + identity_endpoint.issued[0]}
+
+
+async def test_with_a_managed_identity_a_refused_token_request_fails_the_send_not_the_app(storage_connection, openid, identity_endpoint, serve_app):
+    from proactive_bot.activities import message
+    from proactive_bot.delivery import Outcome
+    from tests.conftest import managed_identity_settings
+
+    # A stale header (Azure rotates it): the endpoint answers 401; nothing goes out without a token.
+    app = await serve_app(managed_identity_settings(storage_connection, identity_endpoint, openid.metadata_url,
+                                                    identity_header="stale"))
+    async with ConnectorStub() as stub:
+        reference = activities.reference(activities.teams_message("hi", stub.url))
+        result = await app.delivery.send(activities.stored(reference), [message("hi")])
+
+        assert stub.received == []
+    assert result.outcome is Outcome.FAILED and "TokenRequestFailed" in result.detail
+    assert identity_endpoint.issued == []
+
+
+async def test_with_a_managed_identity_an_endpoint_that_never_answers_does_not_freeze_the_app(storage_connection, openid, serve_app, monkeypatch):
+    from devtools.identity_stub import IdentityStub
+    from proactive_bot.activities import message
+    from proactive_bot.channel import connector
+    from proactive_bot.delivery import Outcome
+    from tests.conftest import managed_identity_settings
+    from tests.net import run_while_counting_ticks, silent_server
+
+    monkeypatch.setattr(connector, "TOKEN_TIMEOUT", connector.aiohttp.ClientTimeout(total=0.3))
+    async with silent_server() as silent, ConnectorStub() as stub:
+        identity = IdentityStub(client_ids=[])
+        identity.endpoint = silent.url + "/msi/token"
+        app = await serve_app(managed_identity_settings(storage_connection, identity, openid.metadata_url))
+        reference = activities.reference(activities.teams_message("hi", stub.url))
+        result, ticks = await run_while_counting_ticks(app.delivery.send(activities.stored(reference), [message("hi")]))
+
+        assert stub.received == []
+    assert ticks >= 5  # the loop kept serving other work while the fetch waited
+    assert result.outcome is Outcome.FAILED and "Timeout" in result.detail

@@ -248,7 +248,8 @@ async def test_single_tenant_apps_take_channel_tokens_and_get_their_own_from_the
         ({"MicrosoftAppId": APP_ID}, "MicrosoftAppPassword is not"),
         ({"MicrosoftAppPassword": "x"}, "MicrosoftAppId is not"),
         ({"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "x", "MicrosoftAppType": "SingleTenant"}, "needs MicrosoftAppTenantId"),
-        ({"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "x", "MicrosoftAppType": "UserAssignedMSI"}, "MicrosoftAppType must be"),
+        ({"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "x", "MicrosoftAppType": "UserAssignedMSI", "MicrosoftAppTenantId": "t"}, "takes no MicrosoftAppPassword"),
+        ({"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "x", "MicrosoftAppType": "FederatedCredential"}, "MicrosoftAppType must be"),
     ],
 )
 def test_settings_that_would_fail_open_or_later_fail_at_start(env, problem):

@@ -1,0 +1,147 @@
+"""Settings: one list of every setting (SETTINGS), what from_env reads, and what check() refuses."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+
+import pytest
+
+from proactive_bot.settings import (
+    BY_NAME, SETTINGS, AppType, Reader, Settings, SettingsError, StorageIdentity, markdown_table,
+)
+from tests.conftest import APP_ID, STORAGE_CLIENT_ID
+from tests.functions.invoke import APP_ROOT
+
+CONNECTION = "UseDevelopmentStorage=true"
+IDENTITY = {
+    "AzureWebJobsStorage__accountName": "contosobot",
+    "AzureWebJobsStorage__credential": "managedidentity",
+    "AzureWebJobsStorage__clientId": STORAGE_CLIENT_ID,
+}
+MSI = {
+    "MicrosoftAppType": "UserAssignedMSI", "MicrosoftAppId": APP_ID, "MicrosoftAppTenantId": "contoso.onmicrosoft.com",
+    "IDENTITY_ENDPOINT": "http://127.0.0.1:41234/msi/token", "IDENTITY_HEADER": "0123456789abcdef",
+}
+
+
+class Recording(Mapping[str, str]):
+    """An environment that remembers which names were looked up."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values, self.read = values, set()
+
+    def __getitem__(self, name: str) -> str:
+        self.read.add(name)
+        return self.values[name]
+
+    def get(self, name, default=None):
+        self.read.add(name)
+        return self.values.get(name, default)
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("from_env must look names up, not list the environment")
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def test_from_env_reads_exactly_the_listed_settings():
+    env = Recording({**IDENTITY, **MSI})
+    Settings.from_env(env)
+
+    assert env.read == {s.name for s in SETTINGS if s.reader is not Reader.HOST}
+
+
+def test_the_readme_table_is_the_settings_list():
+    readme = (APP_ROOT / "README.md").read_text("utf-8")
+
+    assert markdown_table() in readme
+
+
+def test_every_setting_a_function_json_names_is_listed_and_required():
+    named = set()
+    for path in APP_ROOT.glob("*/function.json"):
+        named |= set(re.findall(r"%(\w+)%", path.read_text("utf-8")))
+
+    assert named and named <= {s.name for s in SETTINGS if s.required}
+
+
+def test_defaults_are_the_documented_ones():
+    settings = Settings.from_env({"AzureWebJobsStorage": CONNECTION})
+
+    assert settings.references_table == BY_NAME["ReferencesTable"].default
+    assert settings.tasks_queue == BY_NAME["TasksQueue"].default
+    assert settings.delivery_concurrency == int(BY_NAME["DeliveryConcurrency"].default)
+    assert settings.kind is AppType.MULTI_TENANT and settings.local_mode
+    assert settings.storage_identity is None and settings.storage_connection == CONNECTION
+
+
+def test_a_connection_string_works_as_before():
+    settings = Settings.from_env({"AzureWebJobsStorage": CONNECTION, "MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "x" * 12})
+
+    assert settings.storage_connection == CONNECTION and not settings.managed_identity
+
+
+def test_identity_storage_from_the_hosts_setting_names():
+    identity = Settings.from_env(IDENTITY).storage_identity
+
+    assert identity == StorageIdentity(account_name="contosobot", credential="managedidentity", client_id=STORAGE_CLIENT_ID)
+    assert identity.table_endpoint == "https://contosobot.table.core.windows.net"
+    assert identity.queue_endpoint == "https://contosobot.queue.core.windows.net"
+
+
+def test_identity_storage_by_service_uris():
+    identity = Settings.from_env({
+        "AzureWebJobsStorage__blobServiceUri": "https://a.blob.core.windows.net",
+        "AzureWebJobsStorage__queueServiceUri": "https://a.queue.core.windows.net",
+        "AzureWebJobsStorage__tableServiceUri": "https://a.table.core.windows.net",
+    }).storage_identity
+
+    assert identity.queue_endpoint == "https://a.queue.core.windows.net" and identity.client_id == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({}, "AzureWebJobsStorage is not set"),
+        ({"AzureWebJobsStorage": CONNECTION, **IDENTITY}, "both set: keep one"),
+        ({"AzureWebJobsStorage__credential": "managedidentity", "AzureWebJobsStorage__clientId": STORAGE_CLIENT_ID},
+         "missing: AzureWebJobsStorage__blobServiceUri, AzureWebJobsStorage__queueServiceUri, AzureWebJobsStorage__tableServiceUri"),
+        ({"AzureWebJobsStorage__queueServiceUri": "https://a.queue.core.windows.net",
+          "AzureWebJobsStorage__tableServiceUri": "https://a.table.core.windows.net"}, "missing: AzureWebJobsStorage__blobServiceUri$"),
+        ({"AzureWebJobsStorage__accountName": "a", "AzureWebJobsStorage__clientId": STORAGE_CLIENT_ID},
+         "clientId is set but AzureWebJobsStorage__credential is not"),
+        ({"AzureWebJobsStorage__accountName": "a", "AzureWebJobsStorage__credential": "managedidentity"},
+         "needs AzureWebJobsStorage__clientId"),
+        ({"AzureWebJobsStorage__accountName": "a", "AzureWebJobsStorage__credential": "connectionstring",
+          "AzureWebJobsStorage__clientId": STORAGE_CLIENT_ID}, "must be 'managedidentity'"),
+        ({"AzureWebJobsStorage__blobServiceUri": "http://a", "AzureWebJobsStorage__queueServiceUri": "https://b",
+          "AzureWebJobsStorage__tableServiceUri": "https://c"}, "blobServiceUri must be an https"),
+    ],
+)
+def test_half_configured_storage_is_refused_with_what_is_missing(env, problem):
+    with pytest.raises(SettingsError, match=problem):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"MicrosoftAppId": ""}, "UserAssignedMSI needs MicrosoftAppId"),
+        ({"MicrosoftAppTenantId": ""}, "UserAssignedMSI needs MicrosoftAppTenantId"),
+        ({"MicrosoftAppPassword": "leftover-secret"}, "takes no MicrosoftAppPassword"),
+        ({"IDENTITY_ENDPOINT": ""}, "IDENTITY_ENDPOINT and IDENTITY_HEADER are not set"),
+        ({"IDENTITY_HEADER": ""}, "IDENTITY_ENDPOINT and IDENTITY_HEADER are not set"),
+    ],
+)
+def test_user_assigned_msi_needs_app_id_tenant_and_an_identity_and_no_password(change, problem):
+    with pytest.raises(SettingsError, match=problem):
+        Settings.from_env({**IDENTITY, **MSI, **change})
+
+
+def test_user_assigned_msi_without_a_password_is_a_complete_configuration():
+    settings = Settings.from_env({**IDENTITY, **MSI, "MicrosoftAppType": "userassignedmsi"})
+
+    assert settings.managed_identity and not settings.local_mode and settings.app_password == ""
+    assert "0123456789abcdef" not in repr(settings)  # IDENTITY_HEADER is a secret
