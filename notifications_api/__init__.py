@@ -1,4 +1,5 @@
-"""POST /api/notifications (send) and GET /api/notifications/{id} (how it went). Needs a function key."""
+"""POST /api/notifications (send), GET /api/notifications/{id} (how it went), DELETE (cancel or
+recall) and PATCH (edit) of /api/notifications/{id}. Needs a function key."""
 
 import azure.functions as func
 
@@ -11,8 +12,12 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
         result = await app.accept_notification(req.get_body(), req.url.split("?")[0])
     elif req.method == "GET" and notification_id:
         result = await app.notification_status(notification_id, detail=req.params.get("detail") == "true")
+    elif req.method == "DELETE" and notification_id:
+        result = await app.cancel_notification(notification_id, req.url)
+    elif req.method == "PATCH" and notification_id:
+        result = await app.edit_notification(notification_id, req.get_body(), req.url)
     else:
-        result = app.HttpResult(405, {"error": {"message": "POST /api/notifications or GET /api/notifications/{id}"}})
+        result = app.HttpResult(405, {"error": {"message": "POST /api/notifications, or GET, DELETE or PATCH /api/notifications/{id}"}})
     return func.HttpResponse(
         result.json_body(), status_code=result.status, headers=result.headers, mimetype="application/json"
     )

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from azure.storage.queue.aio import QueueClient
@@ -31,7 +33,9 @@ from ..delivery.retries import NOTIFICATIONS
 from ..delivery.sender import Delivery
 from ..references import ReferenceStore, StoredReference
 from .contract import Notification
-from .records import SEND_LEASE, Claim, NotificationStore, RecipientState, Settled, Verdict, shard_of
+from .records import SEND_LEASE, Claim, Header, NotificationStore, RecipientState, Settled, Verdict, shard_of
+from .receipts import ReadReceipts
+from .schedule import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +71,48 @@ class Fanout:
     delivery: Delivery
     work: WorkQueue
     retry_budget: float = 45.0  # seconds of retrying within one invocation
+    schedule: Schedule | None = None  # where notBefore waits (None: scheduling is refused)
+    receipts: ReadReceipts | None = None  # indexes sent deliveries for read receipts
 
     async def start(self, notification: Notification, source: str) -> None:
-        """A notification arrived: record it and deliver (or begin walking a broadcast)."""
+        """A notification arrived: record it and deliver (or begin walking a broadcast), or
+        schedule it for its notBefore."""
         header = await self.records.create(notification, clock.now(), source)
+        await self._begin(header)
+
+    async def release(self, notification_id: str) -> None:
+        """Its notBefore came (a "release" work message from the timer): start it, unless it
+        was cancelled meanwhile. Starting again is harmless: the records make it idempotent."""
+        header = await self.records.header(notification_id)
+        if header is None:
+            raise InvalidWork(f"no notification {notification_id!r}")
+        await self._begin(header)
+
+    async def release_due(self, now: datetime) -> int:
+        """Timer: hand every scheduled notification that is due to the work queue."""
+        if self.schedule is None:
+            return 0
+        released = 0
+        async for page in self.schedule.due(now):
+            for due in page:
+                # Message first, then the row: a run that dies between them releases it twice,
+                # which `release` shrugs off; the other order could lose it.
+                await self.work.put({"kind": "release", "notification": due.notification_id})
+                await self.schedule.remove(due)
+                released += 1
+        return released
+
+    async def _begin(self, header: Header) -> None:
+        notification = header.notification  # as it now reads (an edit may have come first)
+        if header.cancelled:
+            return
+        now = clock.now()
+        if notification.scheduled(now) and not (header.pages or header.planned):
+            if self.schedule is None:
+                raise InvalidWork("notBefore needs a schedule")
+            assert notification.not_before is not None
+            await self.schedule.add(notification.id, notification.not_before)
+            return
         if notification.is_broadcast:
             if not header.planned and header.pages == 0:
                 await self.work.put({"kind": "page", "notification": notification.id})
@@ -82,7 +124,7 @@ class Fanout:
         if recipient is None:
             log.warning("notification %s: recipient %s is not known; nothing sent", notification.id, notification.to)
             return
-        await self.deliver(notification, [recipient])
+        await self.deliver(notification, [recipient], header.version)
 
     async def _resolve(self, notification: Notification) -> StoredReference | None:
         to = notification.to
@@ -102,8 +144,8 @@ class Fanout:
         header = await self.records.header(notification_id)
         if header is None:
             raise InvalidWork(f"no notification {notification_id!r}")
-        if header.planned:
-            return
+        if header.planned or header.cancelled:
+            return  # walked, or cancelled: the rest of the audience is never looked at
         for _ in range(PAGES_PER_WALK):
             to = header.notification.to
             found, cursor = await self.references.broadcast_page(
@@ -130,10 +172,14 @@ class Fanout:
             recipients = [StoredReference.from_reference(reference, now) for reference in references]
         except (ValueError, AttributeError, TypeError) as error:
             raise InvalidWork(f"a batch recipient is not a conversation reference: {error}") from None
-        await self.deliver(header.notification, recipients)
+        if header.cancelled:
+            return  # none of these is sent; the status counts them cancelled
+        await self.deliver(header.notification, recipients, header.version)
 
-    async def deliver(self, notification: Notification, recipients: Sequence[StoredReference]) -> None:
-        batch = _Batch(self, notification)
+    async def deliver(
+        self, notification: Notification, recipients: Sequence[StoredReference], version: int = 0
+    ) -> None:
+        batch = _Batch(self, notification, version)
         await batch.run(recipients)
         if batch.later:
             delay = max(wait for _, wait in batch.later)
@@ -151,6 +197,8 @@ class Fanout:
             await self.next_page(work["notification"])
         elif work.get("kind") == "batch" and isinstance(work.get("recipients"), list):
             await self.deliver_batch(work["notification"], work["recipients"])
+        elif work.get("kind") == "release":
+            await self.release(work["notification"])
         else:
             raise InvalidWork(f"unknown work kind {work.get('kind')!r}")
 
@@ -158,11 +206,17 @@ class Fanout:
 class _Batch:
     """One invocation's deliveries of a notification to some recipients."""
 
-    def __init__(self, fanout: Fanout, notification: Notification) -> None:
+    def __init__(self, fanout: Fanout, notification: Notification, version: int = 0) -> None:
         self._fanout = fanout
         self._notification = notification
+        self._version = version  # of the content sent
         self._activity = outgoing(notification.activity())  # deserialized once for every recipient
         self._deadline = time.monotonic() + fanout.retry_budget
+        if notification.expires_at is not None:
+            # No retry after expiresAt: what is not sent by then is not sent.
+            left = (notification.expires_at - clock.now()).total_seconds()
+            self._deadline = min(self._deadline, time.monotonic() + left)
+        self._cancellation = Cancellation(fanout.records, notification.id)
         self._settled: list[Settled] = []
         # Recipients whose claim has been asked for: from then on the send may go out, so a
         # stopping host lets them finish rather than leave a claimed row that never sends.
@@ -210,7 +264,16 @@ class _Batch:
         async def claim() -> bool:
             self._claiming.add(recipient.key)
             taken.append(await self._fanout.records.claim(self._notification.id, recipient, clock.now()))
-            return taken[-1].verdict is Verdict.CLAIMED
+            if taken[-1].verdict is not Verdict.CLAIMED:
+                return False
+            # Checked after the claim is written: a DELETE that marks the notification first
+            # stops this send, and one that marks it later finds this row "sending" and waits
+            # for it (lifecycle.Lifecycle.cancel), so nothing is sent after its answer.
+            stop = await self._stop_reason()
+            if stop is not None:
+                self._settled.append(Settled(recipient, stop, taken[-1].attempts, taken[-1].throttled))
+                return False
+            return True
 
         result = await self._fanout.delivery.send_patiently(
             recipient, [self._activity], deadline=self._deadline, claim=claim
@@ -219,12 +282,20 @@ class _Batch:
             if taken and taken[-1].verdict is Verdict.BUSY:
                 self.later.append((recipient, SEND_LEASE.total_seconds()))
             return
-        row = settled(recipient, taken[-1], result)
+        row = dataclasses.replace(settled(recipient, taken[-1], result), version=self._version)
         self._settled.append(row)
         if row.state is RecipientState.RETRY:
             self.later.append((recipient, result.retry_after or 1.0))
         elif row.state is RecipientState.FAILED:
             log.warning("notification %s to %s failed: %s", self._notification.id, recipient.key, row.detail)
+
+    async def _stop_reason(self) -> RecipientState | None:
+        """Why a claimed recipient must not be sent to after all, if it must not."""
+        if self._notification.expired(clock.now()):
+            return RecipientState.EXPIRED
+        if await self._cancellation.cancelled():
+            return RecipientState.CANCELLED
+        return None
 
     async def _flush_periodically(self) -> None:
         while True:
@@ -235,6 +306,8 @@ class _Batch:
         rows, self._settled = self._settled, []
         if rows:
             await self._fanout.records.settle(self._notification.id, rows, clock.now(), at_once=at_once)
+            if self._fanout.receipts is not None:
+                await self._fanout.receipts.expect(self._notification.id, rows, at_once=at_once)
 
 
 def _batches(found: Sequence[StoredReference]) -> list[list[dict[str, Any]]]:
@@ -268,4 +341,41 @@ def settled(recipient: StoredReference, claim: Claim, result: Result) -> Settled
         state = RecipientState.RETRY
     else:
         state = RecipientState.FAILED
-    return Settled(recipient, state, attempts, claim.throttled + result.throttled, result.status, result.detail)
+    return Settled(
+        recipient, state, attempts, claim.throttled + result.throttled, result.status, result.detail,
+        activity_id=result.activity_id,
+    )
+
+
+class Cancellation:
+    """Whether a notification has been cancelled, as read after the caller asked.
+
+    Concurrent askers share one read, as long as it has not been sent yet: a read sent after
+    someone's claim was written sees any cancel written before that claim. Claims coalesce into
+    transactions and finish together, so a batch pays about one read per transaction.
+    """
+
+    def __init__(self, records: NotificationStore, notification_id: str) -> None:
+        self._records = records
+        self._id = notification_id
+        self._next: asyncio.Future[bool] | None = None  # a read not yet sent, for whoever asks now
+        self._known = False  # once cancelled, always cancelled
+
+    async def cancelled(self) -> bool:
+        if self._known:
+            return True
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._read(self._next))
+            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+        return await asyncio.shield(self._next)
+
+    async def _read(self, result: asyncio.Future[bool]) -> None:
+        self._next = None  # from here on the read is on its way: later askers need a new one
+        try:
+            header = await self._records.header(self._id)
+        except Exception as error:  # noqa: BLE001 - every asker hears it
+            result.set_exception(error)
+            return
+        self._known = header is None or header.cancelled
+        result.set_result(self._known)
