@@ -45,18 +45,21 @@ WRITE_WINDOW = 0.25  # seconds an index row waits to share a transaction
 
 def expects_receipts(recipient: StoredReference) -> bool:
     """Whether this conversation's channel sends read receipts: Teams personal chats, and the
-    local Web Chat channel, which sends them the way Teams does."""
+    local Web Chat channel (Direct Line), whose page sends them the way Teams does. Production
+    Direct Line sends none: its index rows are never read, one write each."""
     if recipient.channel_id == "msteams":
         return recipient.conversation_type in ("", "personal") and not recipient.is_group
-    return recipient.channel_id == "webchat"
+    return recipient.channel_id == "directline"
 
 
 def ordered_id(activity_id: str) -> str | None:
-    """An activity id as a key that sorts as the ids do (Teams: epoch milliseconds); None for
-    ids that carry no order, which no receipt can then cover."""
-    if not activity_id.isascii() or not activity_id.isdigit() or len(activity_id) > _ID_DIGITS:
+    """An activity id as a key that sorts as the ids do: Teams' are epoch milliseconds, Direct
+    Line's `<conversation>|<sequence>`. None for ids that carry no order, which no receipt can
+    then cover."""
+    sequence = activity_id.rpartition("|")[2]
+    if not sequence.isascii() or not sequence.isdigit() or len(sequence) > _ID_DIGITS:
         return None
-    return activity_id.rjust(_ID_DIGITS, "0")
+    return sequence.rjust(_ID_DIGITS, "0")
 
 
 def _partition(channel_id: str, conversation_id: str) -> str:
