@@ -147,7 +147,7 @@ def _status(args: argparse.Namespace) -> int:
     url = _notification_url(args) + ("?detail=true" if args.detail else "")
     status, body = asyncio.run(_call_front_door("GET", url, args.key))
     if status == 200:
-        print(summary(body))
+        print(summary(body), file=sys.stderr)  # for people; stdout stays the JSON, for programs
     print(json.dumps(body, indent=2))
     return 0 if status == 200 else 1
 

@@ -63,7 +63,10 @@ def test_notify_with_a_schedule_then_edit_recall_and_status(front_door, capsys):
     ]
     assert seen[0][2]["notBefore"] == "2026-12-24T09:00:00+01:00" and seen[0][2]["expiresAt"]
     assert seen[1][2] == {"text": "hello"}
-    assert "n1: cancelled, 3 recipient(s): recalled 2, cancelled 1" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "n1: cancelled, 3 recipient(s): recalled 2, cancelled 1" in printed.err  # for people
+    status_json = printed.out[printed.out.index("{\n"):]  # the last command's output, indented
+    assert json.loads(status_json)["state"] == "cancelled"
 
 
 def test_a_time_without_offset_or_an_empty_edit_is_refused_before_any_request(front_door, capsys):
