@@ -6,16 +6,19 @@ needs the RSC permission ChatMessageReadReceipt.Read.Chat, and the user's read r
 on). Message ids in a Teams conversation grow with time, so one receipt covers every delivery
 to that conversation with an id up to it.
 
-"Which of this conversation's deliveries are not read yet" is its own small partition in the
+"Which of this conversation's deliveries are not read yet" is a RowKey range of its own in the
 notifications table, so a receipt reads only that conversation's unread deliveries, never the
 notification rows:
 
-    PartitionKey                   RowKey                              holds
-    unread|<channel>|<conversation> <activity id, 20 digits>|<notif.>  the notification's id
+    PartitionKey     RowKey                                                holds
+    unread|<shard>   <n>:<conversation key>|<activity id, 20 digits>|<id>  the notification's id
 
-A delivery adds its row when it is sent; a receipt reads the rows up to its id (a RowKey range),
-marks each notification's recipient row `readAt` and deletes the index row. A repeated receipt
-finds nothing: one read, no writes.
+The shard is the conversation's shard of the notification rows (records.shard_of), so the rows
+one delivery batch indexes share a partition and go out in its transactions (one index row per
+send would otherwise be one more request per send); the length-prefixed conversation key keeps
+one conversation's range from taking in another's. A delivery adds its row when it is sent; a
+receipt reads its conversation's rows up to its id, marks each notification's recipient row
+`readAt` and deletes the index row. A repeated receipt finds nothing: one read, no writes.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from azure.data.tables.aio import TableClient
 from ..references import StoredReference
 from ..storage.batching import CoalescedWrites, Write
 from ..storage.keys import table_key
-from .records import RecipientState, Settled, row_address
+from .records import RecipientState, Settled, conversation_key, conversation_shard, row_address
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,12 @@ def ordered_id(activity_id: str) -> str | None:
 
 
 def _partition(channel_id: str, conversation_id: str) -> str:
-    return f"{_UNREAD}{table_key(channel_id)}|{table_key(conversation_id)}"
+    return f"{_UNREAD}{conversation_shard(channel_id, conversation_id):02d}"
+
+
+def _conversation_prefix(channel_id: str, conversation_id: str) -> str:
+    key = conversation_key(channel_id, conversation_id)
+    return f"{len(key)}:{key}|"
 
 
 class ReadReceipts:
@@ -77,9 +85,10 @@ class ReadReceipts:
         for done in outcomes:
             key = ordered_id(done.activity_id or "")
             if done.state is RecipientState.SENT and key is not None and expects_receipts(done.recipient):
+                channel_id, conversation_id = done.recipient.channel_id, done.recipient.conversation_id
                 rows.append({
-                    "PartitionKey": _partition(done.recipient.channel_id, done.recipient.conversation_id),
-                    "RowKey": f"{key}|{table_key(notification_id)}",
+                    "PartitionKey": _partition(channel_id, conversation_id),
+                    "RowKey": f"{_conversation_prefix(channel_id, conversation_id)}{key}|{table_key(notification_id)}",
                     "notification": notification_id,
                 })
         if rows:
@@ -92,8 +101,9 @@ class ReadReceipts:
             log.info("read receipt in %s names %r, not an ordered message id; ignored", conversation_id[:100],
                      str(last_read_id)[:100])
             return 0
-        query = "PartitionKey eq @pk and RowKey lt @hi"
-        params = {"pk": _partition(channel_id, conversation_id), "hi": key + _AFTER_ID}
+        prefix = _conversation_prefix(channel_id, conversation_id)
+        query = "PartitionKey eq @pk and RowKey gt @lo and RowKey lt @hi"
+        params = {"pk": _partition(channel_id, conversation_id), "lo": prefix, "hi": prefix + key + _AFTER_ID}
         unread = [e async for e in self._table.query_entities(query, parameters=params)]
         await asyncio.gather(*(self._read(channel_id, conversation_id, entity, now) for entity in unread))
         return len(unread)

@@ -162,6 +162,11 @@ def shard_of(recipient: StoredReference) -> int:
     return _shard_of_key(recipient_key(recipient))
 
 
+def conversation_shard(channel_id: str, conversation_id: str) -> int:
+    """The shard of a conversation's rows (shard_of, from the ids alone)."""
+    return _shard_of_key(conversation_key(channel_id, conversation_id))
+
+
 def _shard_of_key(key: str) -> int:
     return zlib.crc32(key.encode("utf-8")) % SHARDS
 
