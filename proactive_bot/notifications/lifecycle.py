@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from .. import clock
@@ -105,7 +105,7 @@ class Lifecycle:
 
     async def _wait_for_sends_in_flight(self, notification_id: str) -> None:
         waited = time.monotonic() + IN_FLIGHT_WAIT
-        while await self.records.sending(notification_id):
+        while await self.records.sending(notification_id, clock.now()):
             if time.monotonic() > waited:
                 # A sender died mid-send, or is very slow; the recall comes back for its row.
                 log.warning("notification %s: cancelled with sends still on their way", notification_id)
@@ -147,8 +147,11 @@ class _Change:
     def _later(self, seconds: float) -> None:
         self.again = max(self.again or 0.0, seconds)
 
-    def _wanted(self, row: Any) -> bool:
+    def _wanted(self, row: Any, now: datetime) -> bool:
         state = RecipientState(row.get("state"))
+        lease = row.get("leaseUntil")
+        if state is RecipientState.SENDING and lease is not None and lease <= now:
+            return False  # its sender died mid-send: no activity id to change (reported unconfirmed)
         if state in (RecipientState.SENDING, RecipientState.RETRY) and not self._header.cancelled:
             self._later(BUSY_AGAIN)  # an edit must also reach what is being sent with the old content
             return False
@@ -163,10 +166,10 @@ class _Change:
         return int(row.get("version", 0)) < self._header.version and not tried
 
     async def one(self, row: Any) -> None:
-        if not self._wanted(row):
+        now = clock.now()
+        if not self._wanted(row, now):
             return
         records = self._lifecycle.records
-        now = clock.now()
         until = row.get("changeUntil")
         if until is not None and until > now:
             self._later(max(BUSY_AGAIN, (until - now).total_seconds()))

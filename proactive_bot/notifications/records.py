@@ -405,11 +405,12 @@ class NotificationStore:
             return False
         return True
 
-    async def sending(self, notification_id: str) -> int:
-        """How many of its rows are being sent right now (claimed, lease running)."""
-        query = "PartitionKey gt @lo and PartitionKey lt @hi and state eq @state"
+    async def sending(self, notification_id: str, now: datetime) -> int:
+        """How many of its rows are being sent right now (claimed, lease running; a row whose
+        lease ran out belongs to a sender that died, and is reported unconfirmed)."""
+        query = "PartitionKey gt @lo and PartitionKey lt @hi and state eq @state and leaseUntil gt @now"
         key = table_key(notification_id)
-        params = {"lo": key + _SHARD, "hi": key + _AFTER_SHARDS, "state": RecipientState.SENDING.value}
+        params = {"lo": key + _SHARD, "hi": key + _AFTER_SHARDS, "state": RecipientState.SENDING.value, "now": now}
         return len([e async for e in self._table.query_entities(query, parameters=params, select=["state"])])
 
     # status
@@ -427,10 +428,13 @@ class NotificationStore:
         query = "PartitionKey gt @lo and PartitionKey lt @hi"
         key = table_key(notification_id)
         params = {"lo": key + _SHARD, "hi": key + _AFTER_SHARDS}
-        select = None if detail else ["state", "throttled", "readAt", "editedAt", "change", "version",
-                                      "recallable"]
+        select = None if detail else ["state", "throttled", "readAt", "editedAt", "change", "version", "leaseUntil"]
+        now = clock.now()
         async for entity in self._table.query_entities(query, parameters=params, select=select):
             state = RecipientState(entity.get("state"))
+            lease = entity.get("leaseUntil")
+            if state is RecipientState.SENDING and isinstance(lease, datetime) and lease <= now:
+                state = RecipientState.UNCONFIRMED  # its sender died mid-send; a claim would say so too
             counts[state] += 1
             throttled += int(entity.get("throttled", 0))
             flags["read"] += entity.get("readAt") is not None
@@ -444,7 +448,7 @@ class NotificationStore:
                 rows.append(_row(entity, state))
         return Status(header, counts, throttled, rows if detail else None, read=flags["read"],
                       updated=flags["updated"], unsupported=flags["unsupported"], changing=flags["stale"],
-                      scheduled=header.notification.scheduled(clock.now()))
+                      scheduled=header.notification.scheduled(now))
 
 
 @dataclass(frozen=True)

@@ -281,3 +281,23 @@ async def test_unknown_ids_are_not_found_and_a_cancelled_one_cannot_be_edited(en
     assert (await engine.lifecycle.edit("never", "x", None)).refusal.value == 404
     assert (await engine.lifecycle.edit("gone-soon", "x", None)).refusal.value == 409
     assert (await engine.lifecycle.cancel("gone-soon")).refusal is None  # DELETE again: the same answer
+
+
+async def test_a_sender_that_died_mid_send_neither_holds_up_a_delete_nor_its_recall(engine_factory, at):
+    from proactive_bot.references import StoredReference
+
+    engine = await engine_factory()
+    users = await engine.users(3)
+    notification = to_everyone("died")
+    await engine.fanout.start(notification, source="test")
+    # A process claimed one recipient and was killed before it could say how the send went.
+    await engine.records.claim("died", StoredReference.from_reference(users[0], NOW), NOW)
+    await engine.drain()
+    at(NOW + timedelta(minutes=5))
+
+    answer = await engine.lifecycle.cancel("died")
+    assert await engine.drain() == 8  # one recall message per shard, none handed back
+
+    assert answer.refusal is None
+    counts = (await status(engine, "died"))["counts"]
+    assert (counts["recalled"], counts["unconfirmed"], counts["pending"]) == (2, 1, 0)
