@@ -269,7 +269,15 @@ class _Batch:
             # Checked after the claim is written: a DELETE that marks the notification first
             # stops this send, and one that marks it later finds this row "sending" and waits
             # for it (lifecycle.Lifecycle.cancel), so nothing is sent after its answer.
-            stop = await self._stop_reason()
+            try:
+                stop = await self._stop_reason()
+            except Exception as error:  # noqa: BLE001 - storage failed us: hand it back, do not guess
+                log.warning("notification %s: could not read whether it was cancelled (%s); %s again later",
+                            self._notification.id, error, recipient.key)
+                self._settled.append(Settled(recipient, RecipientState.RETRY, taken[-1].attempts,
+                                             taken[-1].throttled, detail=f"cancel check failed: {error}"))
+                self.later.append((recipient, 1.0))
+                return False
             if stop is not None:
                 self._settled.append(Settled(recipient, stop, taken[-1].attempts, taken[-1].throttled))
                 return False
