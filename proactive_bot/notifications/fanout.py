@@ -120,7 +120,7 @@ class Fanout:
         recipient = await self._resolve(notification)
         if not header.planned:  # else a redelivery: the recipient's row says what is left to do
             note = "" if recipient else "recipient not known"
-            await self.records.advance(header, found=int(bool(recipient)), cursor=None, planned=True, note=note)
+            await self._advance(header, found=int(bool(recipient)), cursor=None, planned=True, note=note)
         if recipient is None:
             log.warning("notification %s: recipient %s is not known; nothing sent", notification.id, notification.to)
             return
@@ -153,7 +153,7 @@ class Fanout:
             )
             for batch in _batches(found):
                 await self.work.put({"kind": "batch", "notification": notification_id, "recipients": batch})
-            moved = await self.records.advance(header, found=len(found), cursor=cursor, planned=cursor is None)
+            moved = await self._advance(header, found=len(found), cursor=cursor, planned=cursor is None)
             if moved is None:
                 return  # another copy of this page message moved the cursor first and carries on
             header = moved
@@ -162,6 +162,18 @@ class Fanout:
             if time.monotonic() - started > WALK_BUDGET:
                 break
         await self.work.put({"kind": "page", "notification": notification_id})
+
+    async def _advance(self, header: Header, **moves: Any) -> Header | None:
+        """records.advance, again after a write that did not move the walk (an edit, say); None
+        when another copy of the page message moved it first, or the notification was cancelled."""
+        while True:
+            moved = await self.records.advance(header, **moves)
+            if moved is not None:
+                return moved
+            current = await self.records.header(header.notification.id)
+            if current is None or current.cancelled or (current.pages, current.planned) != (header.pages, header.planned):
+                return None
+            header = current
 
     async def deliver_batch(self, notification_id: str, references: Sequence[dict[str, Any]]) -> None:
         header = await self.records.header(notification_id)

@@ -328,3 +328,28 @@ async def test_a_failed_cancel_check_hands_the_recipient_back_instead_of_sending
     assert failures["raised"] == 1
     assert len(engine.stub.delivered()) == 1
     assert (await status(engine, "flaky"))["counts"]["sent"] == 1
+
+
+async def test_an_edit_in_the_middle_of_a_walk_does_not_stop_it(engine_factory, monkeypatch):
+    from proactive_bot.notifications import fanout
+
+    monkeypatch.setattr(fanout, "PAGE_SIZE", 3)
+    engine = await engine_factory()
+    users = await engine.users(7)
+    real_page = engine.references.broadcast_page
+    edited: list[int] = []
+
+    async def page_then_edit(**kwargs):
+        found = await real_page(**kwargs)
+        if not edited:  # the record changes between the walk's read and its advance
+            edited.append((await engine.lifecycle.edit("walk", "v1", None)).header.version)
+        return found
+
+    monkeypatch.setattr(engine.references, "broadcast_page", page_then_edit)
+    await engine.fanout.start(to_everyone("walk", "v0"), source="test")
+    await engine.drain()
+
+    assert edited == [1]
+    assert sorted(r.conversation_id for r in engine.stub.delivered()) == sorted(u["conversation"]["id"] for u in users)
+    body = await status(engine, "walk")
+    assert body["state"] == "done" and body["counts"]["recipients"] == 7 and body["counts"]["pending"] == 0
