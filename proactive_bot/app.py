@@ -16,7 +16,7 @@ from urllib.parse import quote
 from . import clients, clock, json_input, tasks
 from .channel.activity import InvalidActivity
 from .channel.auth import AuthenticationError, AuthenticationUnavailable
-from .notifications import contract
+from .notifications import contract, lifecycle
 from .notifications.fanout import InvalidWork
 from .notifications.records import RecipientRow, RecipientState, Status
 from .reminders.timer import RunSummary
@@ -66,10 +66,14 @@ async def receive_activity(body: bytes, auth_header: str | None) -> HttpResult:
 
 
 async def send_due_reminders(now: datetime | None = None) -> RunSummary:
-    """Timer: send what is due."""
+    """Timer: send the reminders that are due, and release the notifications that are."""
     app = await clients.get()
-    summary = await app.reminder_timer.run(now or clock.now())
+    now = now or clock.now()
+    summary = await app.reminder_timer.run(now)
     log.info("timer run: %s", summary)
+    released = await app.fanout.release_due(now)
+    if released:
+        log.info("timer run: %d scheduled notification(s) released", released)
     return summary
 
 
@@ -95,7 +99,11 @@ async def process_work(body: bytes, message_id: str = "") -> QueueResult:
     """Work queue: a page of a broadcast's audience, or a batch of deliveries."""
     app = await clients.get()
     try:
-        await app.fanout.handle(json_input.loads(body))
+        work = json_input.loads(body)
+        if isinstance(work, dict) and work.get("kind") in _CHANGES and isinstance(work.get("notification"), str):
+            await app.lifecycle.change(work)
+        else:
+            await app.fanout.handle(work)
     except (json_input.JsonInputError, InvalidWork) as error:
         log.error("work message %s is malformed, moved to the poison queue: %s", message_id, error)
         return QueueResult(poison_reason=str(error))
@@ -118,6 +126,37 @@ async def accept_notification(body: bytes, base_url: str) -> HttpResult:
         await app.notifications_queue.send_message(json.dumps(notification.document(), ensure_ascii=False))
     status_url = f"{base_url.rstrip('/')}/{quote(notification.id, safe='')}"
     return HttpResult(202, {"id": notification.id, "status": status_url}, {"Location": status_url})
+
+
+_CHANGES = frozenset(kind.value for kind in lifecycle.Kind)
+
+
+async def cancel_notification(notification_id: str, base_url: str) -> HttpResult:
+    """DELETE /api/notifications/{id}: cancel what is not sent yet, recall what is."""
+    app = await clients.get()
+    return _lifecycle_answer(await app.lifecycle.cancel(notification_id), base_url)
+
+
+async def edit_notification(notification_id: str, body: bytes, base_url: str) -> HttpResult:
+    """PATCH /api/notifications/{id} with text and/or attachments: edit in place."""
+    try:
+        patch = json_input.loads(body)
+        text, attachments = contract.validate_edit(patch)
+    except json_input.JsonInputError as error:
+        return _error(400, f"the body is {error}")
+    except contract.InvalidNotification as error:
+        return _error(400, str(error))
+    app = await clients.get()
+    return _lifecycle_answer(await app.lifecycle.edit(notification_id, text, attachments), base_url)
+
+
+def _lifecycle_answer(answer: lifecycle.Answer, base_url: str) -> HttpResult:
+    if answer.refusal is not None or answer.header is None:
+        status = answer.refusal.value if answer.refusal is not None else 404
+        return _error(status, answer.detail)
+    status_url = base_url.split("?")[0].rstrip("/")
+    body = {"id": answer.header.notification.id, "status": status_url, "version": answer.header.version}
+    return HttpResult(202, body, {"Location": status_url})
 
 
 async def notification_status(notification_id: str, detail: bool = False) -> HttpResult:
@@ -151,11 +190,22 @@ def status_body(status: Status) -> dict[str, Any]:
         "counts": {
             "recipients": status.recipients,
             **{state.public: counts[state] for state in _COUNTED},
+            "cancelled": status.cancelled,
+            "read": status.read,
+            "updated": status.updated,
+            "unsupported": status.unsupported,
             "pending": status.pending,
             "throttledRetries": status.throttled,
             "resent": status.resent,
         },
     }
+    if header.version:
+        body["version"] = header.version
+    for name, moment in (("notBefore", header.notification.not_before),
+                         ("expiresAt", header.notification.expires_at),
+                         ("cancelledAt", header.cancelled_at)):
+        if moment is not None:
+            body[name] = moment.isoformat()
     if header.note:
         body["note"] = header.note
     if status.rows is not None:
@@ -165,7 +215,7 @@ def status_body(status: Status) -> dict[str, Any]:
 
 # What `counts` lists by name; the rest (sending, retrying) is in `pending`.
 _COUNTED = (RecipientState.SENT, RecipientState.FAILED, RecipientState.GONE, RecipientState.SKIPPED,
-            RecipientState.UNCONFIRMED)
+            RecipientState.UNCONFIRMED, RecipientState.RECALLED, RecipientState.EXPIRED)
 
 
 def _row_body(row: RecipientRow) -> dict[str, Any]:
@@ -181,7 +231,17 @@ def _row_body(row: RecipientRow) -> dict[str, Any]:
         "updatedAt": row.updated_at.isoformat() if row.updated_at else None,
         "claimedAt": row.claimed_at.isoformat() if row.claimed_at else None,
         "resends": row.resends,
+        "activityId": row.activity_id,
+        "version": row.version,
+        "editedAt": _iso(row.edited_at),
+        "readAt": _iso(row.read_at),
+        "recalledAt": _iso(row.recalled_at),
+        **({"change": row.change} if row.change else {}),
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 async def run_task(body: bytes, message_id: str = "") -> QueueResult:

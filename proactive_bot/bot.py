@@ -13,6 +13,7 @@ import logging
 
 from . import activities, clock
 from .channel.turn import Inbound, Member, Turn
+from .notifications.receipts import READ_RECEIPT, ReadReceipts
 from .references import ReferenceStore
 from .reminders import report
 from .reminders.dialogs import Asker, ReminderDialogs
@@ -48,10 +49,14 @@ def welcome(name: str | None) -> str:
 
 
 class ProactiveBot:
-    def __init__(self, references: ReferenceStore, reminders: ReminderDialogs, tasks: LongTasks) -> None:
+    def __init__(
+        self, references: ReferenceStore, reminders: ReminderDialogs, tasks: LongTasks,
+        receipts: ReadReceipts | None = None,
+    ) -> None:
         self._references = references
         self._reminders = reminders
         self._tasks = tasks
+        self._receipts = receipts
 
     async def on_turn(self, turn: Turn) -> None:
         # Every inbound activity refreshes the user's address; it is what proactive sends use.
@@ -61,6 +66,13 @@ class ProactiveBot:
         for member in members:
             if member.id != turn.inbound.bot_id:
                 await turn.send(welcome(member.name))
+
+    async def on_event(self, turn: Turn) -> None:
+        inbound = turn.inbound
+        if inbound.name == READ_RECEIPT and self._receipts is not None and isinstance(inbound.value, dict):
+            await self._receipts.record(
+                inbound.channel_id, inbound.conversation_id, inbound.value.get("lastReadMessageId"), clock.now()
+            )
 
     async def on_message(self, turn: Turn) -> None:
         inbound = turn.inbound

@@ -1,9 +1,9 @@
-"""Command line for other systems and for people: `python -m proactive_bot notify|status|resend ...`.
+"""Command line for other systems and for people: `python -m proactive_bot notify|status|cancel|edit|resend ...`.
 
 `notify` builds the same JSON the queue contract describes and validates it against the same
 schema; it then posts it to the HTTP front door (`--url`, with a function key) or puts it on the
 queue (the default, with the storage connection string). `status` asks the front door how a
-notification went.
+notification went; `cancel` (alias `recall`) and `edit` change it there.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     notify.add_argument("--text", help="the message (Markdown)")
     notify.add_argument("--card", type=Path, help="a JSON file holding an Adaptive Card")
     notify.add_argument("--id", help="idempotency key (default: a new uuid)")
+    notify.add_argument("--not-before", help='send no earlier than this, e.g. "2026-12-24T09:00:00+01:00"')
+    notify.add_argument("--expires-at", help="recipients not reached by then are never sent")
     notify.add_argument("--base64", action="store_true", help="enqueue base64 text instead of plain JSON")
     notify.add_argument("--connection", help="storage connection string (default: AzureWebJobsStorage)")
     notify.add_argument("--queue", help="queue name (default: NotificationsQueue or 'notifications')")
@@ -56,6 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     resend.add_argument("id")
     resend.add_argument("--state", default="unconfirmed", choices=["unconfirmed"], help="which recipients")
     _front_door_arguments(resend, required=True)
+    cancel = commands.add_parser(
+        "cancel", aliases=["recall"], help="cancel what is not sent yet and recall (delete) what is"
+    )
+    cancel.add_argument("id")
+    _front_door_arguments(cancel, required=True)
+    edit = commands.add_parser("edit", help="edit a notification in place, where it was sent and where it is not yet")
+    edit.add_argument("id")
+    edit.add_argument("--text", help="the new message (Markdown)")
+    edit.add_argument("--card", type=Path, help="a JSON file holding the new Adaptive Card")
+    _front_door_arguments(edit, required=True)
     return parser
 
 
@@ -85,7 +97,20 @@ def build_notification(args: argparse.Namespace) -> dict[str, Any]:
     if args.card:
         card = json.loads(args.card.read_text("utf-8"))
         document["attachments"] = [adaptive_card(card)]
+    if args.not_before:
+        document["notBefore"] = args.not_before
+    if args.expires_at:
+        document["expiresAt"] = args.expires_at
     return document
+
+
+def build_edit(args: argparse.Namespace) -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    if args.text:
+        patch["text"] = args.text
+    if args.card:
+        patch["attachments"] = [adaptive_card(json.loads(args.card.read_text("utf-8")))]
+    return patch
 
 
 def _setting(name: str, default: str = "") -> str:
@@ -120,16 +145,42 @@ def _notify_over_http(document: dict[str, Any], base_url: str, key: str) -> int:
     return 0 if status == 202 else 1
 
 
+def _notification_url(args: argparse.Namespace) -> str:
+    return f"{args.url.rstrip('/')}/api/notifications/{quote(args.id, safe='')}"
+
+
 def _status(args: argparse.Namespace) -> int:
-    url = f"{args.url.rstrip('/')}/api/notifications/{quote(args.id, safe='')}" + ("?detail=true" if args.detail else "")
+    url = _notification_url(args) + ("?detail=true" if args.detail else "")
     status, body = asyncio.run(_call_front_door("GET", url, args.key))
+    if status == 200:
+        print(summary(body), file=sys.stderr)  # for people; stdout stays the JSON, for programs
     print(json.dumps(body, indent=2))
     return 0 if status == 200 else 1
 
 
 def _resend(args: argparse.Namespace) -> int:
-    url = f"{args.url.rstrip('/')}/api/notifications/{quote(args.id, safe='')}/resend?state={args.state}"
+    url = f"{_notification_url(args)}/resend?state={args.state}"
     status, body = asyncio.run(_call_front_door("POST", url, args.key))
+    print(json.dumps(body))
+    return 0 if status == 202 else 1
+
+
+def summary(body: dict[str, Any]) -> str:
+    """One line: the state and every non-zero count."""
+    counts = ", ".join(f"{name} {n}" for name, n in body.get("counts", {}).items() if n and name != "recipients")
+    recipients = body.get("counts", {}).get("recipients", 0)
+    return f"{body.get('id')}: {body.get('state')}, {recipients} recipient(s)" + (f": {counts}" if counts else "")
+
+
+def _change(args: argparse.Namespace) -> int:
+    if args.command == "edit":
+        patch = build_edit(args)
+        if not patch:
+            print("not edited: give --text and/or --card", file=sys.stderr)
+            return 2
+        status, body = asyncio.run(_call_front_door("PATCH", _notification_url(args), args.key, patch))
+    else:
+        status, body = asyncio.run(_call_front_door("DELETE", _notification_url(args), args.key))
     print(json.dumps(body))
     return 0 if status == 202 else 1
 
@@ -140,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         return _status(args)
     if args.command == "resend":
         return _resend(args)
+    if args.command in ("cancel", "recall", "edit"):
+        return _change(args)
     document = build_notification(args)
     try:
         validate(document)

@@ -26,7 +26,10 @@ from .channel.adapter import ChannelAdapter
 from .delivery.rate_limits import LimitsConfig, RateLimiter
 from .delivery.sender import Delivery
 from .notifications.fanout import Fanout, WorkQueue
+from .notifications.lifecycle import Lifecycle
+from .notifications.receipts import ReadReceipts
 from .notifications.records import NotificationStore
+from .notifications.schedule import Schedule
 from .references import ReferenceStore
 from .reminders import report
 from .reminders.dialogs import ReminderDialogs
@@ -49,6 +52,7 @@ class Clients:
     notifications: NotificationStore
     delivery: Delivery
     fanout: Fanout
+    lifecycle: Lifecycle
     reminder_timer: ReminderTimer
     tasks: LongTasks
     bot: ProactiveBot
@@ -175,6 +179,9 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
         LimitsConfig.parse(settings.sends_per_second_per_instance, settings.rate_limits, settings.rate_limits_enabled)
     )
     delivery = Delivery(adapter, references, limiter, settings.delivery_concurrency)
+    schedule = Schedule(notifications_table)
+    receipts = ReadReceipts(notifications_table)
+    work = WorkQueue(work_queue)
     tasks = LongTasks(
         tasks_queue, references, delivery, kinds={report.KIND: functools.partial(report.build, reminders)}
     )
@@ -189,9 +196,10 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
         reminders=reminders,
         notifications=notifications,
         delivery=delivery,
-        fanout=Fanout(references, notifications, delivery, WorkQueue(work_queue), settings.retry_budget_seconds),
+        fanout=Fanout(references, notifications, delivery, work, settings.retry_budget_seconds, schedule, receipts),
+        lifecycle=Lifecycle(notifications, delivery, work, schedule, settings.retry_budget_seconds),
         reminder_timer=ReminderTimer(reminders, references, delivery),
         tasks=tasks,
-        bot=ProactiveBot(references, ReminderDialogs(reminders), tasks),
+        bot=ProactiveBot(references, ReminderDialogs(reminders), tasks, receipts),
         credential=credential,
     )

@@ -69,8 +69,9 @@ SETTINGS: tuple[Setting, ...] = (
             "messages); `queue_notify/function.json` names it", required=True),
     Setting("TasksQueue", "tasks", "the app's own queue of long tasks (`<name>-poison` for bad messages); "
             "`long_tasks/function.json` names it", required=True),
-    Setting("TimerSchedule", "0 */1 * * * *", "NCRONTAB schedule of `timer_notify`; read by the host only "
-            "(`timer_notify/function.json` names it)", required=True,
+    Setting("TimerSchedule", "0 */1 * * * *", "NCRONTAB schedule of `timer_notify`, which sends due reminders "
+            "and releases scheduled notifications; read by the host only (`timer_notify/function.json` names it)",
+            required=True,
             reader=Reader.HOST),
     Setting("NotificationsTable", "Notifications", "each notification's record and its per-recipient deliveries"),
     Setting("BotTokenEndpoint", "", "token endpoint override: OAuth (password) or managed identity "

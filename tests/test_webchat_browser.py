@@ -219,3 +219,41 @@ async def test_an_adaptive_card_renders_and_its_buttons_answer_the_bot(open_tab,
     [submitted] = [a for a in channel.forwarded if a["type"] == "message" and "value" in a]
     assert submitted["value"] == {"action": "snooze", "minutes": 10}
     assert tab.offsite == [] and tab.errors == []
+
+
+async def test_read_receipts_edit_recall_and_send_in_a_minute_from_the_panel(open_tab, channel, monkeypatch):
+    tab = await open_tab()
+    await tab.sees("I can remind you of things")
+    log = tab.page.locator("#log")
+    text = tab.page.locator("#notification-text")
+
+    # Sent and shown: the page acknowledges it the way Teams does, and the panel sees it read.
+    await text.fill("Deploy at 17:00")
+    await tab.page.get_by_role("button", name="Send to me").click()
+    await tab.sees("Deploy at 17:00")
+    await expect(log).to_contain_text(re.compile(r"status of \S+: done: 1 sent, .*1 read"))
+
+    # Edited in place: the new text where the old one was.
+    await text.fill("Deploy at 18:00 (moved)")
+    await tab.page.get_by_role("button", name="Edit last").click()
+    await tab.sees("Deploy at 18:00 (moved)")
+    await expect(tab.transcript.get_by_text("Deploy at 17:00")).to_have_count(0)
+    await expect(log).to_contain_text(re.compile(r"1 updated"))
+
+    # Recalled: gone from the page.
+    await tab.page.get_by_role("button", name="Recall last").click()
+    await expect(tab.transcript.get_by_text("Deploy at 18:00 (moved)")).to_have_count(0)
+    await expect(log).to_contain_text(re.compile(r"status of \S+: cancelled: 0 sent, .*1 recalled"))
+
+    # Sent in a minute: scheduled until the timer runs after that minute.
+    await text.fill("Coffee in the kitchen")
+    await tab.page.get_by_role("button", name="Send in 1 minute").click()
+    await expect(log).to_contain_text(re.compile(r"status of \S+: scheduled"))
+    later = clock.now() + timedelta(minutes=2)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    await tab.page.get_by_role("button", name="Run timer now").click()
+    await tab.sees("Coffee in the kitchen")
+
+    receipts = [a for a in channel.forwarded if a.get("name") == "application/vnd.microsoft.readReceipt"]
+    assert receipts and all(a["type"] == "event" for a in receipts)
+    assert tab.offsite == [] and tab.errors == []

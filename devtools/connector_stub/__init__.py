@@ -14,6 +14,8 @@ from tests, so this server stands in for one. It is used three ways:
   aiohttp app, scripted failures, recorded requests, the console lines.
 - `RateLimits`, `Window`, `TEAMS_PER_CONVERSATION`, `TEAMS_GLOBAL` (teams_limits): the sliding
   windows behind 429 + Retry-After.
+- `Conversations`, `Shown` (activities): what each conversation shows after edits and deletions
+  (PUT/DELETE of an id never delivered: 404).
 - `error_body`, `error_code_for`, `describe_activity` (wire): ErrorResponse bodies and one-line
   activity descriptions, also used by the Web Chat channel; importing them loads no server.
 - `__main__`: the command line.
@@ -30,6 +32,7 @@ _NAMES = {
     "MEMBERS": "server", "UNKNOWN": "server",
     "RateLimits": "teams_limits", "Window": "teams_limits",
     "TEAMS_PER_CONVERSATION": "teams_limits", "TEAMS_GLOBAL": "teams_limits",
+    "Conversations": "activities", "Shown": "activities",
     "error_body": "wire", "error_code_for": "wire", "describe_activity": "wire",
 }
 __all__ = sorted(_NAMES)

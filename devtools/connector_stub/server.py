@@ -20,6 +20,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from .activities import Conversations, Shown
 from .teams_limits import TEAMS_GLOBAL, TEAMS_PER_CONVERSATION, RateLimits, Window
 from .wire import describe_activity, error_body, error_code_for
 
@@ -33,6 +34,7 @@ MEMBERS: Final = "members"  # GET  /v3/conversations/{id}/members
 UNKNOWN: Final = "unknown"
 
 _POSTS_ACTIVITY: Final = frozenset({SEND, REPLY})
+_CHANGES_ACTIVITY: Final = frozenset({UPDATE, DELETE})
 _NEEDS_JSON_BODY: Final = frozenset({SEND, REPLY, UPDATE, CREATE})
 
 # Activity ids look like Teams' (epoch milliseconds as a string); bots must treat them as opaque.
@@ -203,6 +205,7 @@ class ConnectorStub:
         self._bearer: str | None = None
         self._blocked: dict[str, _Answer] = {}
         self._scripted: dict[str | None, deque[_Answer]] = {}
+        self._refusing_changes: dict[str | None, _Answer] = {}
         self._limits = RateLimits()
         self._members: dict[str, list[dict[str, Any]]] = {}
         self._waiters: list[_Waiter] = []
@@ -287,6 +290,16 @@ class ConnectorStub:
     def unblock(self, conversation_id: str) -> None:
         self._blocked.pop(conversation_id, None)
 
+    def refuse_changes(self, conversation_id: str | None = None, status: int = 405) -> None:
+        """Answer every PUT and DELETE of activities (in `conversation_id`, None: anywhere) with
+        `status`, as Direct Line does (405: it cannot edit or delete sent messages), until
+        allow_changes(). For one-off answers (404, 429 ...) use fail()."""
+        code = "MethodNotAllowed" if status == 405 else None
+        self._refusing_changes[conversation_id] = _failure(status, code)
+
+    def allow_changes(self, conversation_id: str | None = None) -> None:
+        self._refusing_changes.pop(conversation_id, None)
+
     def limits(
         self,
         per_conversation: Sequence[Window] | None = TEAMS_PER_CONVERSATION,
@@ -338,6 +351,18 @@ class ConnectorStub:
         """Delivered activities (bodies), optionally of one conversation and type (None: any)."""
         found = (record.activity for record in self.delivered(conversation_id))
         return [a for a in found if a is not None and (type is None or a.get("type") == type)]
+
+    def shown(self, conversation_id: str) -> list[Shown]:
+        """What the conversation shows now: delivered activities as edits left them, deleted
+        ones left out."""
+        return self._shown.shown(conversation_id)
+
+    def changes(self, route: str, conversation_id: str | None = None) -> list[ReceivedRequest]:
+        """Accepted UPDATE or DELETE requests, optionally in one conversation."""
+        return [
+            r for r in self._records
+            if r.route == route and r.ok and (conversation_id is None or r.conversation_id == conversation_id)
+        ]
 
     def texts(self, conversation_id: str | None = None) -> list[str]:
         """Text of delivered messages ("" for a message without text, e.g. a card)."""
@@ -419,13 +444,18 @@ class ConnectorStub:
             return _Answer(400, error_body("BadArgument", problem), error_code="BadArgument")
         if conversation_id is not None and conversation_id in self._blocked:
             return self._blocked[conversation_id]
+        if route in _CHANGES_ACTIVITY:
+            refusal = self._refusing_changes.get(conversation_id) or self._refusing_changes.get(None)
+            if refusal is not None:
+                return refusal
         scripted = self._next_scripted(conversation_id)
         if scripted is not None:
             return scripted
-        if route in _POSTS_ACTIVITY or route == CREATE:
-            # Per-conversation windows count sends and replies; creating a conversation counts
-            # app-wide only.
-            per_conversation = conversation_id if route in _POSTS_ACTIVITY else None
+        if route in _POSTS_ACTIVITY or route in _CHANGES_ACTIVITY or route == CREATE:
+            # Per-conversation windows count sends, replies, edits and deletions (Teams: "all
+            # requests are subject to the same rate limiting policy"); creating a conversation
+            # counts app-wide only.
+            per_conversation = conversation_id if route != CREATE else None
             retry_after = self._limits.try_admit(per_conversation, now)
             if retry_after is not None:
                 return _failure(429, retry_after=retry_after)
@@ -461,10 +491,15 @@ class ConnectorStub:
     ) -> _Answer:
         if route in _POSTS_ACTIVITY:
             new_id = self._new_activity_id()
+            self._shown.posted(conversation_id or "", new_id, body)
             return _Answer(200, {"id": new_id}, response_id=new_id)
         if route == UPDATE:
+            if not self._shown.updated(conversation_id or "", activity_id or "", body):
+                return _failure(404, "ActivityNotFound")
             return _Answer(200, {"id": activity_id}, response_id=activity_id)
         if route == DELETE:
+            if not self._shown.deleted(conversation_id or "", activity_id or ""):
+                return _failure(404, "ActivityNotFound")
             return _Answer(200)
         if route == MEMBERS:
             return _Answer(200, list(self._members.get(conversation_id or "", ())))
@@ -476,6 +511,8 @@ class ConnectorStub:
         if isinstance(members, list):
             self._members[conversation_id] = [m for m in members if isinstance(m, dict)]
         activity_id = self._new_activity_id() if isinstance(params.get("activity"), dict) else None
+        if activity_id is not None:
+            self._shown.posted(conversation_id, activity_id, params["activity"])
         payload = {"id": conversation_id, "activityId": activity_id, "serviceUrl": self.url}
         return _Answer(200, payload, response_id=conversation_id, conversation_id=conversation_id)
 
@@ -524,6 +561,8 @@ class ConnectorStub:
             "received": len(self._records),
             "delivered": len(self._delivered),
             "throttled": self._throttled_count,
+            "updated": sum(1 for r in self._records if r.route == UPDATE and r.ok),
+            "deleted": sum(1 for r in self._records if r.route == DELETE and r.ok),
         }
 
     # ---- internals -------------------------------------------------------------------------
@@ -533,6 +572,7 @@ class ConnectorStub:
         self._delivered: list[ReceivedRequest] = []
         self._delivered_by_conversation: dict[str, list[ReceivedRequest]] = {}
         self._throttled_count = 0
+        self._shown = Conversations()
         self._limits.reset()
 
     def _timeout_report(self, wanted: str, waiter: _Waiter, timeout: float) -> str:

@@ -9,8 +9,11 @@ What the bot sends reaches the open page at once over the WebSocket.
     async with WebChatChannel(bot_url) as channel:   # channel.url serves the page
         ...
 
-Direct Line does not support updating or deleting activities, so neither does this channel
-(405, as a bot would learn in production too).
+Direct Line answers 405 to updating or deleting activities. This channel does both by default,
+because Web Chat can show them on its own: an edit goes to the page as the activity again, with
+its id and timestamp (Web Chat replaces an activity by id, in place), a deletion as a
+`messageDelete` activity of that id, which the page turns into Web Chat's own DELETE_ACTIVITY.
+`WebChatChannel(..., changes=False)` answers 405 instead, as production Direct Line does.
 """
 
 from __future__ import annotations
@@ -53,8 +56,11 @@ _CSP = (
 class WebChatChannel:
     """See the module docstring. `panel` adds the "another system" routes beside the chat."""
 
-    def __init__(self, bot_url: str, *, panel: Panel | None = None, console: TextIO | None = None) -> None:
+    def __init__(
+        self, bot_url: str, *, panel: Panel | None = None, console: TextIO | None = None, changes: bool = True
+    ) -> None:
         self.bot_url = bot_url
+        self.changes = changes  # False: PUT/DELETE of activities answer 405, as Direct Line does
         self.panel = panel
         self.conversations = Conversations()
         self.forwarded: list[dict[str, Any]] = []  # every activity posted to the bot, in order
@@ -124,8 +130,8 @@ class WebChatChannel:
             web.post(conversation + "/activities", self._post_activity),
             web.post(connector, self._bot_sends),
             web.post(connector + "/{activity_id}", self._bot_sends),
-            web.put(connector + "/{activity_id}", self._not_supported),
-            web.delete(connector + "/{activity_id}", self._not_supported),
+            web.put(connector + "/{activity_id}", self._bot_updates),
+            web.delete(connector + "/{activity_id}", self._bot_deletes),
         ]
 
     # ---- the page ------------------------------------------------------------------------------
@@ -338,10 +344,51 @@ class WebChatChannel:
         self._print(conversation, "bot", stored)
         return web.json_response({"id": stored["id"]})
 
-    async def _not_supported(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            error_body("BadArgument", "Direct Line does not support updating or deleting activities."), status=405
-        )
+    async def _bot_updates(self, request: web.Request) -> web.Response:
+        """PUT /v3/conversations/{id}/activities/{activityId}: the page shows the new version in place."""
+        found = self._changeable(request)
+        if isinstance(found, web.Response):
+            return found
+        conversation, original = found
+        body = await _json_object(request)
+        if isinstance(body, web.Response):
+            return body
+        sender = body.get("from") if isinstance(body.get("from"), dict) else {}
+        edited = {
+            **{k: v for k, v in body.items() if k not in ("id", "timestamp", "replyToId")},
+            "type": "message",
+            "from": {**BOT, **sender, "role": "bot"},
+            "channelId": CHANNEL_ID,
+        }
+        stored = conversation.replace(original["id"], edited)
+        self._print(conversation, "bot (edited)", stored)
+        return web.json_response({"id": stored["id"]})
+
+    async def _bot_deletes(self, request: web.Request) -> web.Response:
+        """DELETE /v3/conversations/{id}/activities/{activityId}: gone from the page."""
+        found = self._changeable(request)
+        if isinstance(found, web.Response):
+            return found
+        conversation, original = found
+        conversation.replace(original["id"], {"type": "messageDelete", "from": dict(BOT), "channelId": CHANNEL_ID})
+        if self._console is not None:
+            print(f"[webchat] bot deleted {original['id']}", file=self._console, flush=True)
+        return web.Response(status=200)
+
+    def _changeable(self, request: web.Request) -> tuple[Conversation, dict[str, Any]] | web.Response:
+        if not self.changes:
+            return web.json_response(
+                error_body("MethodNotAllowed", "Direct Line does not support updating or deleting activities."),
+                status=405,
+            )
+        conversation = self.conversations.get(request.match_info["conversation_id"])
+        if conversation is None:
+            return web.json_response(error_body("ConversationNotFound"), status=404)
+        original = conversation.current(request.match_info["activity_id"])
+        if original is None or original.get("from", {}).get("role") != "bot":
+            # Like a channel: only the bot's own activities that are still there can change.
+            return web.json_response(error_body("ActivityNotFound", "No such activity of the bot."), status=404)
+        return conversation, original
 
     # ---- helpers -------------------------------------------------------------------------------
 

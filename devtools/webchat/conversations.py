@@ -52,6 +52,23 @@ class Conversation:
     def find(self, activity_id: str) -> dict[str, Any] | None:
         return next((a for a in self.activities if a.get("id") == activity_id), None)
 
+    def current(self, activity_id: str) -> dict[str, Any] | None:
+        """The latest version of an activity; None if unknown or deleted."""
+        latest = next((a for a in reversed(self.activities) if a.get("id") == activity_id), None)
+        return None if latest is None or latest.get("type") == "messageDelete" else latest
+
+    def replace(self, activity_id: str, activity: dict[str, Any]) -> dict[str, Any]:
+        """A new version of an activity (an edit, or a `messageDelete`): into the transcript after
+        the rest, so streams and polls deliver it, under the same id and the first timestamp, so
+        Web Chat puts it where the activity was."""
+        first = self.find(activity_id)
+        assert first is not None
+        stored = {**activity, "id": activity_id, "timestamp": first["timestamp"], "conversation": {"id": self.id}}
+        self.activities.append(stored)
+        self._changed.set()
+        self._changed = asyncio.Event()
+        return stored
+
     def since(self, watermark: int, *, typing: bool = True) -> list[dict[str, Any]]:
         """Activities after `watermark`. Polling clients get no typing (Direct Line sends it
         over the WebSocket only)."""

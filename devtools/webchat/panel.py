@@ -5,21 +5,25 @@ does: through the HTTP front door (`POST /api/notifications` with a function key
 has one, else straight onto the notifications queue. Choosing is one place, `sender_for`; the
 page only ever talks to the routes below and shows what they answer.
 
-    POST /panel/notifications        {"audience": "me" | "everyone", "userId": ..., "text": ...}
-    GET  /panel/notifications/{id}   delivery status, when the sender can tell
-    POST /panel/timer                run timer_notify now (the host's admin API)
+    POST   /panel/notifications        {"audience": "me" | "everyone", "userId": ..., "text": ...,
+                                        "delaySeconds": 60 (optional: notBefore that far ahead)}
+    GET    /panel/notifications/{id}   delivery status, when the sender can tell
+    PATCH  /panel/notifications/{id}   {"text": ...}: edit it where it was sent (front door only)
+    DELETE /panel/notifications/{id}   cancel or recall it (front door only)
+    POST   /panel/timer                run timer_notify now (the host's admin API)
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 from aiohttp import web
 
-from proactive_bot import cli
+from proactive_bot import cli, clock
 from proactive_bot.notifications.contract import InvalidNotification, validate
 from proactive_bot.settings import Settings
 
@@ -53,6 +57,11 @@ class NotificationSender(Protocol):
 
     async def status(self, http: aiohttp.ClientSession, notification_id: str) -> Receipt | None: ...
 
+    async def change(
+        self, http: aiohttp.ClientSession, notification_id: str, edit: dict[str, Any] | None
+    ) -> Receipt | None:
+        """Edit (`edit`: the PATCH body) or cancel/recall (None); None if the sender cannot."""
+
 
 class QueueSender:
     """Enqueue like any producer (`proactive_bot.cli.enqueue`). The queue answers nothing about
@@ -69,6 +78,11 @@ class QueueSender:
         return Receipt(document["id"], self.via, True, detail={"queue": self._queue, "state": "queued"})
 
     async def status(self, http: aiohttp.ClientSession, notification_id: str) -> Receipt | None:
+        return None
+
+    async def change(
+        self, http: aiohttp.ClientSession, notification_id: str, edit: dict[str, Any] | None
+    ) -> Receipt | None:
         return None
 
 
@@ -91,6 +105,14 @@ class FrontDoorSender:
         async with http.get(url, headers=self._headers, timeout=HTTP_TIMEOUT) as response:
             return Receipt(notification_id, self.via, response.status < 300, response.status, await _body(response))
 
+    async def change(
+        self, http: aiohttp.ClientSession, notification_id: str, edit: dict[str, Any] | None
+    ) -> Receipt | None:
+        url = f"{self._base}/{notification_id}"
+        method = "DELETE" if edit is None else "PATCH"
+        async with http.request(method, url, json=edit, headers=self._headers, timeout=HTTP_TIMEOUT) as response:
+            return Receipt(notification_id, self.via, response.status < 300, response.status, await _body(response))
+
 
 def sender_for(host: FunctionHost) -> NotificationSender:
     """The front door if the app has it, else the queue the app's queue trigger reads."""
@@ -100,10 +122,13 @@ def sender_for(host: FunctionHost) -> NotificationSender:
     return QueueSender(settings.storage_connection, settings.notifications_queue)
 
 
-def notification(audience: str, text: str, user_id: str = "") -> dict[str, Any]:
-    """A version 1 notification document (the queue contract) for the panel's two buttons."""
+def notification(audience: str, text: str, user_id: str = "", delay_seconds: int = 0) -> dict[str, Any]:
+    """A version 1 notification document (the queue contract) for the panel's buttons."""
     to: dict[str, Any] = {"all": True} if audience == "everyone" else {"userId": user_id, "channelId": CHANNEL_ID}
-    return {"id": f"panel-{uuid.uuid4().hex[:12]}", "to": to, "text": text}
+    document: dict[str, Any] = {"id": f"panel-{uuid.uuid4().hex[:12]}", "to": to, "text": text}
+    if delay_seconds:
+        document["notBefore"] = (clock.now() + timedelta(seconds=delay_seconds)).isoformat(timespec="seconds")
+    return document
 
 
 class Panel:
@@ -127,14 +152,39 @@ class Panel:
                 )
             return web.json_response(asdict(receipt))
 
+        async def change(request: web.Request) -> web.Response:
+            return await self._change(channel.http, request)
+
         async def timer(request: web.Request) -> web.Response:
             return await self._run_timer(channel.http)
 
         return [
             web.post("/panel/notifications", notify),
             web.get("/panel/notifications/{id}", status),
+            web.patch("/panel/notifications/{id}", change),
+            web.delete("/panel/notifications/{id}", change),
             web.post("/panel/timer", timer),
         ]
+
+    async def _change(self, http: aiohttp.ClientSession, request: web.Request) -> web.Response:
+        edit = None
+        if request.method == "PATCH":
+            try:
+                body = await request.json()
+            except ValueError:
+                return web.json_response({"error": "the body is not JSON"}, status=400)
+            if not isinstance(body, dict) or not isinstance(body.get("text"), str) or not body["text"]:
+                return web.json_response({"error": "an edit needs text"}, status=400)
+            edit = {"text": body["text"]}
+        try:
+            receipt = await self.sender.change(http, request.match_info["id"], edit)
+        except Exception as error:  # host gone: tell the page, keep serving
+            return web.json_response({"error": f"not changed via the {self.sender.via}: {error}"}, status=502)
+        if receipt is None:
+            return web.json_response(
+                {"error": f"sent via the {self.sender.via}: only the front door can edit or recall"}, status=404
+            )
+        return web.json_response(asdict(receipt), status=200 if receipt.accepted else 502)
 
     async def _notify(self, http: aiohttp.ClientSession, request: web.Request) -> web.Response:
         try:
@@ -144,7 +194,10 @@ class Panel:
         audience = body.get("audience") if isinstance(body, dict) else None
         if audience not in ("me", "everyone"):
             return web.json_response({"error": "audience must be 'me' or 'everyone'"}, status=400)
-        document = notification(audience, str(body.get("text") or ""), str(body.get("userId") or ""))
+        delay = body.get("delaySeconds") or 0
+        if not isinstance(delay, int) or not 0 <= delay <= 3600:
+            return web.json_response({"error": "delaySeconds must be 0-3600"}, status=400)
+        document = notification(audience, str(body.get("text") or ""), str(body.get("userId") or ""), delay)
         try:
             validate(document)  # the same contract check the app applies
         except InvalidNotification as error:

@@ -1,6 +1,7 @@
 """The Bot Framework edge: the only code that imports botbuilder, botframework or msrest.
 
-- `ChannelAdapter` (adapter): runs a turn for an inbound activity, sends proactively.
+- `ChannelAdapter` (adapter): runs a turn for an inbound activity, sends proactively, updates
+  and deletes what it sent (`update_activity`, `delete_activity`: SDK-free signatures).
 - `Turn`, `TurnLogic`, `Inbound`, `Member` (turn): what the bot's logic sees, SDK-free.
 - `parse_activity`, `conversation_reference`, `InvalidActivity`, `outgoing` (activity).
 - `AuthenticationError`, `AuthenticationUnavailable` (auth): inbound tokens.

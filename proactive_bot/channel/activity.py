@@ -130,6 +130,7 @@ def inbound_of(activity: Activity) -> Inbound:
         value=activity.value,
         zone_hint=_reported_zone(activity),
         reference=conversation_reference(activity),
+        name=activity.name if isinstance(activity.name, str) else "",
     )
 
 

@@ -126,6 +126,21 @@ class ChannelAdapter(BotFrameworkAdapter):
             )
         return [r.id for r in responses if r is not None]
 
+    async def update_activity(self, reference: dict[str, Any], activity_id: str, activity: dict[str, Any]) -> None:
+        """Replace an activity the bot sent into a stored conversation (PUT .../activities/{id})."""
+        conversation = ConversationReference().deserialize(reference)
+        # A fresh model each time: it is addressed in place, unlike the prepared ones of a send.
+        prepared = TurnContext.apply_conversation_reference(outgoing(dict(activity)), conversation)
+        prepared.id = activity_id
+        prepared.reply_to_id = None  # the stored reference names the user's last message, not ours
+        client = self._connector_client(conversation.service_url)
+        await client.conversations.update_activity(conversation.conversation.id, activity_id, prepared)
+
+    async def delete_activity(self, reference: dict[str, Any], activity_id: str) -> None:
+        """Delete an activity the bot sent into a stored conversation (DELETE .../activities/{id})."""
+        client = self._connector_client(reference["serviceUrl"])
+        await client.conversations.delete_activity(reference["conversation"]["id"], activity_id)
+
 
 def _invoke_body(body: Any) -> Any:
     """An invoke response body as JSON: botbuilder answers adaptiveCard/action with a model, and

@@ -49,6 +49,10 @@ class LogicHandler(ActivityHandler):
     async def on_members_added_activity(self, members_added: list[ChannelAccount], turn_context: TurnContext) -> None:
         await self._logic.on_members_added(_turn(turn_context), members(members_added))
 
+    async def on_event(self, turn_context: TurnContext) -> None:
+        # Events other than tokens/response, which botbuilder keeps for sign-in.
+        await self._logic.on_event(_turn(turn_context))
+
     async def on_teams_signin_token_exchange(self, turn_context: TurnContext) -> None:
         # botbuilder's ActivityHandler calls this for a "signin/tokenExchange" invoke, but only
         # TeamsActivityHandler defines it. The bot has no sign-in: answer as for verifyState (501).

@@ -33,6 +33,7 @@ class Inbound:
     value: Any  # a card click's data
     zone_hint: str | None  # the IANA zone the client reported, if any
     reference: dict[str, Any]  # the conversation's address, exactly as stored
+    name: str = ""  # an event's name (e.g. Teams' read receipt, "application/vnd.microsoft.readReceipt")
 
 
 class Turn(Protocol):
@@ -49,3 +50,6 @@ class TurnLogic(Protocol):
     async def on_message(self, turn: Turn) -> None: ...
 
     async def on_members_added(self, turn: Turn, members: list[Member]) -> None: ...
+
+    async def on_event(self, turn: Turn) -> None:
+        """An event activity (`inbound.name` says which), e.g. a read receipt."""

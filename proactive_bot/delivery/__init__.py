@@ -1,6 +1,7 @@
 """Delivery: one message to one stored recipient, paced and retried.
 
-- `Delivery` (sender): one attempt (`send`) or patient attempts (`send_patiently`).
+- `Delivery` (sender): one attempt (`send`) or patient attempts (`send_patiently`); `Edit` and
+  `Recall` instead of activities change one already sent, paced and retried alike.
 - `Outcome`, `Result` (outcome): how a send went.
 - `RateLimiter`, `LimitsConfig`, `ChannelLimits` (rate_limits): per conversation, channel, app.
 - `RetryPolicy`, `NOTIFICATIONS`, `REMINDERS` (retries): when to try again, when to stop.
@@ -9,7 +10,7 @@
 from ..lazy import exports
 
 _NAMES = {
-    "Delivery": "sender", "ClaimHook": "sender",
+    "Delivery": "sender", "ClaimHook": "sender", "Edit": "sender", "Recall": "sender",
     "Outcome": "outcome", "Result": "outcome",
     "RateLimiter": "rate_limits", "LimitsConfig": "rate_limits", "ChannelLimits": "rate_limits",
     "RetryPolicy": "retries", "NOTIFICATIONS": "retries", "REMINDERS": "retries",

@@ -25,6 +25,7 @@ class Result:
     throttled: int = 0  # 429s met on the way (send_patiently)
     attempts: int = 1
     permanent: bool = False  # a failure no retry can fix (e.g. a serviceUrl we may not call)
+    activity_id: str | None = None  # what the channel named the sent activity (SENT only)
 
     @property
     def retryable(self) -> bool:

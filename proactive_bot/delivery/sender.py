@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
@@ -40,6 +41,25 @@ class Claimant(Protocol):
 
     async def release(self, failed: Result) -> None:
         """The request failed and will be tried again after a wait: give the recipient back."""
+@dataclass(frozen=True)
+class Edit:
+    """Instead of activities: replace an activity the bot sent (PUT .../activities/{id})."""
+
+    activity_id: str
+    activity: Any
+
+
+@dataclass(frozen=True)
+class Recall:
+    """Instead of activities: delete an activity the bot sent (DELETE .../activities/{id})."""
+
+    activity_id: str
+
+
+# What one request does: post new activities, or change one already sent. Paced, retried and
+# reported alike: the channel's limits count every request (Teams: "all requests are subject to
+# the same rate limiting policy").
+Request = Sequence[Any] | Edit | Recall
 
 
 class Delivery:
@@ -59,7 +79,7 @@ class Delivery:
         self._claim_latency = _Latency()
 
     async def send(
-        self, recipient: StoredReference, activities: Sequence[Any], *, claim: ClaimHook | None = None
+        self, recipient: StoredReference, activities: Request, *, claim: ClaimHook | None = None
     ) -> Result:
         """One attempt, within the concurrency bound and the rate limits.
 
@@ -84,7 +104,7 @@ class Delivery:
     async def send_patiently(
         self,
         recipient: StoredReference,
-        activities: Sequence[Any],
+        activities: Request,
         *,
         deadline: float,
         claimant: Claimant | None = None,
@@ -115,17 +135,25 @@ class Delivery:
                 await claimant.release(result)
             await asyncio.sleep(wait)
 
-    async def _attempt(self, recipient: StoredReference, activities: Sequence[Any]) -> Result:
+    async def _attempt(self, recipient: StoredReference, activities: Request) -> Result:
+        ids: list[str] = []
         try:
-            await self._adapter.send_proactive(recipient.reference, activities)
+            if isinstance(activities, Edit):
+                await self._adapter.update_activity(recipient.reference, activities.activity_id, activities.activity)
+            elif isinstance(activities, Recall):
+                await self._adapter.delete_activity(recipient.reference, activities.activity_id)
+            else:
+                ids = await self._adapter.send_proactive(recipient.reference, activities)
         except ConnectorError as error:
+            if isinstance(activities, (Edit, Recall)):
+                return _changed_failed(error)
             return await self._failed(recipient, error)
         except (aiohttp.ClientError, TimeoutError) as error:
             return Result(Outcome.FAILED, detail=f"{type(error).__name__}: {error}")
         except ServiceUrlNotAllowed as error:
             # Not transient: the stored address names a host the bot's token must not go to.
             return Result(Outcome.FAILED, detail=f"serviceUrl not allowed: {error}", permanent=True)
-        return Result(Outcome.SENT, status=200)
+        return Result(Outcome.SENT, status=200, activity_id=ids[-1] if ids else None)
 
     async def _failed(self, recipient: StoredReference, error: ConnectorError) -> Result:
         if error.status in GONE_STATUSES:
@@ -138,6 +166,17 @@ class Delivery:
         if error.status == 429:
             return Result(Outcome.THROTTLED, 429, str(error), error.retry_after)
         return Result(Outcome.FAILED, error.status, str(error))
+
+
+def _changed_failed(error: ConnectorError) -> Result:
+    """An edit or recall the channel refused. 404 names the activity, not the conversation: the
+    address stays active (the message is gone already, or the conversation is, which the next
+    send finds out). 405 is a channel that cannot change sent messages (Direct Line)."""
+    if error.status in GONE_STATUSES:
+        return Result(Outcome.GONE, error.status, str(error))
+    if error.status == 429:
+        return Result(Outcome.THROTTLED, 429, str(error), error.retry_after)
+    return Result(Outcome.FAILED, error.status, str(error))
 
 
 class _Latency:

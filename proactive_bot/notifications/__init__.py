@@ -5,6 +5,9 @@
 - `NotificationStore`, `RecipientState`, `NotificationState`, `Status` (records): each
   notification's record and one row per recipient.
 - `Fanout`, `WorkQueue`, `InvalidWork` (fanout): a notification → pages → batches → deliveries.
+- `Schedule` (schedule): notBefore's due-minute rows, released by the timer.
+- `Lifecycle` (lifecycle): DELETE (cancel, recall) and PATCH (edit) after acceptance.
+- `ReadReceipts`, `READ_RECEIPT` (receipts): which deliveries their users have read.
 """
 
 from ..lazy import exports
@@ -15,6 +18,7 @@ _NAMES = {
     "NotificationStore": "records", "RecipientState": "records", "NotificationState": "records",
     "Status": "records",
     "Fanout": "fanout", "WorkQueue": "fanout", "InvalidWork": "fanout",
+    "Schedule": "schedule", "Lifecycle": "lifecycle", "ReadReceipts": "receipts", "READ_RECEIPT": "receipts",
 }
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = exports(__name__, _NAMES)

@@ -14,17 +14,19 @@ import enum
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from .. import json_input
+from .. import clock, json_input
 from ..activities import message
 
 MAX_MESSAGE_BYTES = 64 * 1024  # the queue's own limit; anything bigger did not come from a queue
+MAX_SCHEDULE_AHEAD = timedelta(days=366)  # "up to a year ahead", a leap year's day included
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
@@ -45,22 +47,28 @@ class Notification:
     to: dict[str, Any]
     text: str | None = None
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    not_before: datetime | None = None  # scheduled: nothing is sent before
+    expires_at: datetime | None = None  # recipients not reached by then are never sent
     on_crash: OnCrash = OnCrash.REPORT
-
-    @classmethod
-    def from_document(cls, document: dict[str, Any], fallback_id: str = "") -> Notification:
-        """From the contract's JSON (already validated)."""
-        return cls(
-            id=document.get("id") or fallback_id or uuid.uuid4().hex,
-            to=document["to"],
-            text=document.get("text"),
-            attachments=document.get("attachments", []),
-            on_crash=OnCrash(document.get("onCrash", OnCrash.REPORT.value)),
-        )
 
     @property
     def is_broadcast(self) -> bool:
         return bool(self.to.get("all"))
+
+    def scheduled(self, now: datetime) -> bool:
+        """Whether it must still wait (a past notBefore means now)."""
+        return self.not_before is not None and self.not_before > now
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def edited(self, text: str | None, attachments: list[dict[str, Any]] | None) -> Notification:
+        """This notification with new content (what PATCH gives; None keeps that part)."""
+        return replace(
+            self,
+            text=self.text if text is None else text,
+            attachments=self.attachments if attachments is None else attachments,
+        )
 
     def activity(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"attachments": self.attachments} if self.attachments else {}
@@ -73,9 +81,26 @@ class Notification:
             document["text"] = self.text
         if self.attachments:
             document["attachments"] = self.attachments
+        if self.not_before is not None:
+            document["notBefore"] = self.not_before.isoformat()
+        if self.expires_at is not None:
+            document["expiresAt"] = self.expires_at.isoformat()
         if self.on_crash is not OnCrash.REPORT:
             document["onCrash"] = self.on_crash.value
         return document
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> Notification:
+        """A notification from its (already validated) contract JSON, e.g. as stored."""
+        return cls(
+            id=document["id"],
+            to=document["to"],
+            text=document.get("text"),
+            attachments=document.get("attachments", []),
+            not_before=moment(document.get("notBefore")),
+            expires_at=moment(document.get("expiresAt")),
+            on_crash=OnCrash(document.get("onCrash", OnCrash.REPORT.value)),
+        )
 
 
 # --- the contract ------------------------------------------------------------------------------
@@ -107,15 +132,55 @@ def parse_queue_message(body: bytes, fallback_id: str = "") -> Notification:
     return validate(document, fallback_id)
 
 
-def validate(document: Any, fallback_id: str = "") -> Notification:
+def validate(document: Any, fallback_id: str = "", now: datetime | None = None) -> Notification:
     errors = sorted(schema_validator().iter_errors(document), key=lambda e: list(e.absolute_path))
     if errors:
         raise InvalidNotification("; ".join(_describe(e) for e in errors[:5]))
-    return Notification.from_document(document, fallback_id)
+    try:
+        notification = Notification.from_document({**document, "id": document.get("id") or fallback_id or uuid.uuid4().hex})
+    except ValueError as error:
+        raise InvalidNotification(str(error)) from None
+    now = now or clock.now()
+    if notification.not_before is not None and notification.not_before > now + MAX_SCHEDULE_AHEAD:
+        raise InvalidNotification("notBefore: at most a year ahead")
+    if notification.expires_at is not None and notification.not_before is not None \
+            and notification.expires_at <= notification.not_before:
+        raise InvalidNotification("expiresAt: must come after notBefore")
+    return notification
+
+
+def validate_edit(document: Any) -> tuple[str | None, list[dict[str, Any]] | None]:
+    """A PATCH body: new `text` and/or `attachments`, checked by the contract's own rules."""
+    if not isinstance(document, dict) or not document or set(document) - {"text", "attachments"}:
+        raise InvalidNotification("an edit is an object with text and/or attachments, and nothing else")
+    properties = schema_validator().schema["properties"]
+    for name in document:
+        errors = list(Draft202012Validator(properties[name]).iter_errors(document[name]))
+        if errors:
+            raise InvalidNotification(f"{name}: {errors[0].message}")
+    return document.get("text"), document.get("attachments")
+
+
+def moment(value: str | None) -> datetime | None:
+    """An RFC 3339 time with an offset (the schema checked its form), as an aware datetime."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid RFC 3339 time") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no offset")
+    return parsed
 
 
 def _describe(error: Any) -> str:
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    if where in ("notBefore", "expiresAt") and error.validator == "pattern":
+        return (
+            f"{where}: an RFC 3339 time with an offset is needed, e.g. \"2026-12-24T09:00:00+01:00\" "
+            f"or \"2026-12-24T08:00:00Z\" (got {error.instance!r})"
+        )
     if error.validator == "oneOf" and list(error.absolute_path) == ["to"]:
         return (
             "to: must be exactly one of {userId, channelId}, {conversationId, channelId}, "

@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from azure.storage.queue.aio import QueueClient
@@ -32,7 +33,9 @@ from ..delivery.retries import NOTIFICATIONS
 from ..delivery.sender import Delivery
 from ..references import ReferenceStore, StoredReference
 from .contract import Notification, OnCrash
-from .records import SEND_LEASE, Claim, NotificationStore, RecipientState, Settled, Verdict, shard_of
+from .records import SEND_LEASE, Claim, Header, NotificationStore, RecipientState, Settled, Verdict, shard_of
+from .receipts import ReadReceipts
+from .schedule import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +71,48 @@ class Fanout:
     delivery: Delivery
     work: WorkQueue
     retry_budget: float = 45.0  # seconds of retrying within one invocation
+    schedule: Schedule | None = None  # where notBefore waits (None: scheduling is refused)
+    receipts: ReadReceipts | None = None  # indexes sent deliveries for read receipts
 
     async def start(self, notification: Notification, source: str) -> None:
-        """A notification arrived: record it and deliver (or begin walking a broadcast)."""
+        """A notification arrived: record it and deliver (or begin walking a broadcast), or
+        schedule it for its notBefore."""
         header = await self.records.create(notification, clock.now(), source)
+        await self._begin(header)
+
+    async def release(self, notification_id: str) -> None:
+        """Its notBefore came (a "release" work message from the timer): start it, unless it
+        was cancelled meanwhile. Starting again is harmless: the records make it idempotent."""
+        header = await self.records.header(notification_id)
+        if header is None:
+            raise InvalidWork(f"no notification {notification_id!r}")
+        await self._begin(header)
+
+    async def release_due(self, now: datetime) -> int:
+        """Timer: hand every scheduled notification that is due to the work queue."""
+        if self.schedule is None:
+            return 0
+        released = 0
+        async for page in self.schedule.due(now):
+            for due in page:
+                # Message first, then the row: a run that dies between them releases it twice,
+                # which `release` shrugs off; the other order could lose it.
+                await self.work.put({"kind": "release", "notification": due.notification_id})
+                await self.schedule.remove(due)
+                released += 1
+        return released
+
+    async def _begin(self, header: Header) -> None:
+        notification = header.notification  # as it now reads (an edit may have come first)
+        if header.cancelled:
+            return
+        now = clock.now()
+        if notification.scheduled(now) and not (header.pages or header.planned):
+            if self.schedule is None:
+                raise InvalidWork("notBefore needs a schedule")
+            assert notification.not_before is not None
+            await self.schedule.add(notification.id, notification.not_before)
+            return
         if notification.is_broadcast:
             if not header.planned and header.pages == 0:
                 await self.work.put({"kind": "page", "notification": notification.id})
@@ -79,11 +120,11 @@ class Fanout:
         recipient = await self._resolve(notification)
         if not header.planned:  # else a redelivery: the recipient's row says what is left to do
             note = "" if recipient else "recipient not known"
-            await self.records.advance(header, found=int(bool(recipient)), cursor=None, planned=True, note=note)
+            await self._advance(header, found=int(bool(recipient)), cursor=None, planned=True, note=note)
         if recipient is None:
             log.warning("notification %s: recipient %s is not known; nothing sent", notification.id, notification.to)
             return
-        await self.deliver(notification, [recipient])
+        await self.deliver(notification, [recipient], header.version)
 
     async def _resolve(self, notification: Notification) -> StoredReference | None:
         to = notification.to
@@ -103,8 +144,8 @@ class Fanout:
         header = await self.records.header(notification_id)
         if header is None:
             raise InvalidWork(f"no notification {notification_id!r}")
-        if header.planned:
-            return
+        if header.planned or header.cancelled:
+            return  # walked, or cancelled: the rest of the audience is never looked at
         for _ in range(PAGES_PER_WALK):
             to = header.notification.to
             found, cursor = await self.references.broadcast_page(
@@ -112,7 +153,7 @@ class Fanout:
             )
             for batch in _batches(found):
                 await self.work.put({"kind": "batch", "notification": notification_id, "recipients": batch})
-            moved = await self.records.advance(header, found=len(found), cursor=cursor, planned=cursor is None)
+            moved = await self._advance(header, found=len(found), cursor=cursor, planned=cursor is None)
             if moved is None:
                 return  # another copy of this page message moved the cursor first and carries on
             header = moved
@@ -121,6 +162,18 @@ class Fanout:
             if time.monotonic() - started > WALK_BUDGET:
                 break
         await self.work.put({"kind": "page", "notification": notification_id})
+
+    async def _advance(self, header: Header, **moves: Any) -> Header | None:
+        """records.advance, again after a write that did not move the walk (an edit, say); None
+        when another copy of the page message moved it first, or the notification was cancelled."""
+        while True:
+            moved = await self.records.advance(header, **moves)
+            if moved is not None:
+                return moved
+            current = await self.records.header(header.notification.id)
+            if current is None or current.cancelled or (current.pages, current.planned) != (header.pages, header.planned):
+                return None
+            header = current
 
     async def deliver_batch(self, notification_id: str, references: Sequence[dict[str, Any]]) -> None:
         header = await self.records.header(notification_id)
@@ -131,10 +184,14 @@ class Fanout:
             recipients = [StoredReference.from_reference(reference, now) for reference in references]
         except (ValueError, AttributeError, TypeError) as error:
             raise InvalidWork(f"a batch recipient is not a conversation reference: {error}") from None
-        await self.deliver(header.notification, recipients)
+        if header.cancelled:
+            return  # none of these is sent; the status counts them cancelled
+        await self.deliver(header.notification, recipients, header.version)
 
-    async def deliver(self, notification: Notification, recipients: Sequence[StoredReference]) -> None:
-        batch = _Batch(self, notification)
+    async def deliver(
+        self, notification: Notification, recipients: Sequence[StoredReference], version: int = 0
+    ) -> None:
+        batch = _Batch(self, notification, version)
         await batch.run(recipients)
         if batch.later:
             delay = max(wait for _, wait in batch.later)
@@ -171,6 +228,8 @@ class Fanout:
             await self.next_page(work["notification"])
         elif work.get("kind") == "batch" and isinstance(work.get("recipients"), list):
             await self.deliver_batch(work["notification"], work["recipients"])
+        elif work.get("kind") == "release":
+            await self.release(work["notification"])
         else:
             raise InvalidWork(f"unknown work kind {work.get('kind')!r}")
 
@@ -178,11 +237,17 @@ class Fanout:
 class _Batch:
     """One invocation's deliveries of a notification to some recipients."""
 
-    def __init__(self, fanout: Fanout, notification: Notification) -> None:
+    def __init__(self, fanout: Fanout, notification: Notification, version: int = 0) -> None:
         self._fanout = fanout
         self._notification = notification
+        self._version = version  # of the content sent
         self._activity = outgoing(notification.activity())  # deserialized once for every recipient
         self._deadline = time.monotonic() + fanout.retry_budget
+        if notification.expires_at is not None:
+            # No retry after expiresAt: what is not sent by then is not sent.
+            left = (notification.expires_at - clock.now()).total_seconds()
+            self._deadline = min(self._deadline, time.monotonic() + left)
+        self._cancellation = Cancellation(fanout.records, notification.id)
         self._settled: list[Settled] = []
         # Recipients whose claim has been asked for: from then on the send may go out, so a
         # stopping host lets them finish rather than leave a claimed row that never sends.
@@ -233,12 +298,20 @@ class _Batch:
             if claimant.taken and claimant.taken[-1].verdict is Verdict.BUSY:
                 self.later.append((recipient, SEND_LEASE.total_seconds()))
             return
-        row = settled(recipient, claimant.taken[-1], result)
+        row = dataclasses.replace(settled(recipient, claimant.taken[-1], result), version=self._version)
         self._settled.append(row)
         if row.state is RecipientState.RETRY:
             self.later.append((recipient, result.retry_after or 1.0))
         elif row.state is RecipientState.FAILED:
             log.warning("notification %s to %s failed: %s", self._notification.id, recipient.key, row.detail)
+
+    async def _stop_reason(self) -> RecipientState | None:
+        """Why a claimed recipient must not be sent to after all, if it must not."""
+        if self._notification.expired(clock.now()):
+            return RecipientState.EXPIRED
+        if await self._cancellation.cancelled():
+            return RecipientState.CANCELLED
+        return None
 
     async def _flush_periodically(self) -> None:
         while True:
@@ -249,6 +322,8 @@ class _Batch:
         rows, self._settled = self._settled, []
         if rows:
             await self._fanout.records.settle(self._notification.id, rows, clock.now(), at_once=at_once)
+            if self._fanout.receipts is not None:
+                await self._fanout.receipts.expect(self._notification.id, rows, at_once=at_once)
 
 
 class _Claimant:
@@ -260,14 +335,31 @@ class _Claimant:
         self.taken: list[Claim] = []
 
     async def claim(self) -> bool:
-        batch = self._batch
-        batch._claiming.add(self._recipient.key)
+        batch, recipient = self._batch, self._recipient
+        batch._claiming.add(recipient.key)
         claim = await batch._fanout.records.claim(
-            batch._notification.id, self._recipient, clock.now(),
+            batch._notification.id, recipient, clock.now(),
             resend_on_crash=batch._notification.on_crash is OnCrash.RESEND,
         )
         self.taken.append(claim)
-        return claim.verdict is Verdict.CLAIMED
+        if claim.verdict is not Verdict.CLAIMED:
+            return False
+        # Checked after the claim is written: a DELETE that marks the notification first
+        # stops this send, and one that marks it later finds this row "sending" and waits
+        # for it (lifecycle.Lifecycle.cancel), so nothing is sent after its answer.
+        try:
+            stop = await batch._stop_reason()
+        except Exception as error:  # noqa: BLE001 - storage failed us: hand it back, do not guess
+            log.warning("notification %s: could not read whether it was cancelled (%s); %s again later",
+                        batch._notification.id, error, recipient.key)
+            batch._settled.append(Settled(recipient, RecipientState.RETRY, claim.attempts,
+                                          claim.throttled, detail=f"cancel check failed: {error}"))
+            batch.later.append((recipient, 1.0))
+            return False
+        if stop is not None:
+            batch._settled.append(Settled(recipient, stop, claim.attempts, claim.throttled))
+            return False
+        return True
 
     async def release(self, failed: Result) -> None:
         # Written at once and unconditionally: only this sender holds the row while its lease
@@ -313,5 +405,41 @@ def settled(recipient: StoredReference, claim: Claim, result: Result) -> Settled
     else:
         state = RecipientState.FAILED
     throttled = claim.throttled + (result.outcome is Outcome.THROTTLED)
-    return Settled(recipient, state, attempts, throttled, result.status, result.detail, claim.resends, claim.claimed_at)
+    return Settled(
+        recipient, state, attempts, throttled, result.status, result.detail, claim.resends, claim.claimed_at,
+        activity_id=result.activity_id,
+    )
 
+
+class Cancellation:
+    """Whether a notification has been cancelled, as read after the caller asked.
+
+    Concurrent askers share one read, as long as it has not been sent yet: a read sent after
+    someone's claim was written sees any cancel written before that claim. Claims coalesce into
+    transactions and finish together, so a batch pays about one read per transaction.
+    """
+
+    def __init__(self, records: NotificationStore, notification_id: str) -> None:
+        self._records = records
+        self._id = notification_id
+        self._next: asyncio.Future[bool] | None = None  # a read not yet sent, for whoever asks now
+        self._known = False  # once cancelled, always cancelled
+
+    async def cancelled(self) -> bool:
+        if self._known:
+            return True
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._read(self._next))
+            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+        return await asyncio.shield(self._next)
+
+    async def _read(self, result: asyncio.Future[bool]) -> None:
+        self._next = None  # from here on the read is on its way: later askers need a new one
+        try:
+            header = await self._records.header(self._id)
+        except Exception as error:  # noqa: BLE001 - every asker hears it
+            result.set_exception(error)
+            return
+        self._known = header is None or header.cancelled
+        result.set_result(self._known)

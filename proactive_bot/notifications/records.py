@@ -5,7 +5,9 @@ Each notification in the `NotificationsTable`:
     PartitionKey      RowKey            holds
     <id>              notification      the document, when it came, how many recipients, the cursor
     <id>%S<shard>     r|<recipient>     one delivery: sending / sent / gone / failed / skipped /
-                                        unconfirmed / retry
+                                        unconfirmed / retry / cancelled / expired / recalled;
+                                        a sent one keeps the activity id the channel gave it, the
+                                        content version it shows and when it was read
 
 A recipient's shard follows from the recipient alone, so every delivery of it finds the same row.
 Spreading recipients over SHARDS partitions keeps a broadcast clear of one partition's throughput
@@ -34,6 +36,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
+from .. import clock
 from ..references import StoredReference
 from ..storage.batching import CoalescedWrites, Write
 from ..storage.keys import table_key
@@ -63,6 +66,9 @@ class RecipientState(enum.Enum):
     SKIPPED = "skipped"  # opted out
     UNCONFIRMED = "unconfirmed"  # its sender died mid-send: it may or may not have arrived
     RETRY = "retry"  # this delivery ran out of time; a later one takes it back
+    CANCELLED = "cancelled"  # never sent: the notification was cancelled first
+    EXPIRED = "expired"  # never sent: not reached before expiresAt
+    RECALLED = "recalled"  # sent, then deleted from its conversation
 
     @property
     def final(self) -> bool:
@@ -74,14 +80,23 @@ class RecipientState(enum.Enum):
 
 
 _FINAL = frozenset({RecipientState.SENT, RecipientState.GONE, RecipientState.FAILED,
-                    RecipientState.SKIPPED, RecipientState.UNCONFIRMED})
+                    RecipientState.SKIPPED, RecipientState.UNCONFIRMED, RecipientState.CANCELLED,
+                    RecipientState.EXPIRED, RecipientState.RECALLED})
 
 
 class NotificationState(enum.Enum):
+    SCHEDULED = "scheduled"  # waits for its notBefore
     ACCEPTED = "accepted"  # recorded, nobody found yet
     DELIVERING = "delivering"
     DONE = "done"  # every recipient known and settled
+    CANCELLED = "cancelled"  # DELETE: the rest never sent, the reached recalled
 
+
+class Change(enum.Enum):
+    """How the last edit or recall of a sent row ended, when it did not succeed."""
+
+    UNSUPPORTED = "unsupported"  # the channel cannot change sent messages (405): never retried
+    FAILED = "failed"  # given up after the retry policy
 
 class Verdict(enum.Enum):
     """What a claim found."""
@@ -93,7 +108,7 @@ class Verdict(enum.Enum):
 
 @dataclass(frozen=True)
 class Header:
-    notification: Notification
+    notification: Notification  # as it now reads: its latest edit applied
     created_at: datetime
     recipients: int
     planned: bool  # every recipient is known (a broadcast has walked its whole audience)
@@ -101,6 +116,13 @@ class Header:
     pages: int
     note: str
     etag: str
+    original: Notification | None = None  # as first recorded (what a repeated POST is compared with)
+    version: int = 0  # of the content: 0 as sent first, +1 per edit
+    cancelled_at: datetime | None = None  # DELETE asked
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancelled_at is not None
 
 
 @dataclass(frozen=True)
@@ -126,22 +148,47 @@ class Settled:
     detail: str = ""
     resends: int = 0
     claimed_at: datetime | None = None  # of the last attempt
+    activity_id: str | None = None  # SENT: the channel's id of what it shows
+    version: int = 0  # SENT: the content version sent
 
 
 def recipient_key(recipient: StoredReference) -> str:
+    return conversation_key(recipient.channel_id, recipient.conversation_id)
+
+
+def conversation_key(channel_id: str, conversation_id: str) -> str:
     # Length-prefixed so that no two (channel, conversation) pairs give the same key.
-    return _RECIPIENT + table_key(f"{len(recipient.channel_id)}:{recipient.channel_id}{recipient.conversation_id}")
+    return _RECIPIENT + table_key(f"{len(channel_id)}:{channel_id}{conversation_id}")
 
 
 def shard_of(recipient: StoredReference) -> int:
     """Which of a notification's recipient partitions holds this recipient's row."""
-    return zlib.crc32(recipient_key(recipient).encode("utf-8")) % SHARDS
+    return _shard_of_key(recipient_key(recipient))
+
+
+def conversation_shard(channel_id: str, conversation_id: str) -> int:
+    """The shard of a conversation's rows (shard_of, from the ids alone)."""
+    return _shard_of_key(conversation_key(channel_id, conversation_id))
+
+
+def _shard_of_key(key: str) -> int:
+    return zlib.crc32(key.encode("utf-8")) % SHARDS
 
 
 def _recipient_partition(notification_id: str, recipient: StoredReference) -> str:
+    return shard_partition(notification_id, shard_of(recipient))
+
+
+def shard_partition(notification_id: str, shard: int) -> str:
     # table_key never writes "%S" (it escapes "%" itself), so no notification id's own
     # partition can look like another's shard.
-    return f"{table_key(notification_id)}{_SHARD}{shard_of(recipient):02d}"
+    return f"{table_key(notification_id)}{_SHARD}{shard:02d}"
+
+
+def row_address(notification_id: str, channel_id: str, conversation_id: str) -> tuple[str, str]:
+    """(PartitionKey, RowKey) of a notification's row for one conversation."""
+    key = conversation_key(channel_id, conversation_id)
+    return shard_partition(notification_id, _shard_of_key(key)), key
 
 
 class NotificationStore:
@@ -172,7 +219,8 @@ class NotificationStore:
             await self._table.create_entity(entity)
         except ResourceExistsError:
             existing = await self.header(notification.id)
-            if existing is not None and existing.notification.document() != notification.document():
+            first = existing.original if existing is not None else None
+            if first is not None and first.document() != notification.document():
                 log.warning("notification id %s reused with different content; the first one stands", notification.id)
             if existing is not None:
                 return existing
@@ -185,9 +233,17 @@ class NotificationStore:
             entity = await self._table.get_entity(table_key(notification_id), _HEADER)
         except ResourceNotFoundError:
             return None
-        document = json.loads(entity["document"])
+        original = Notification.from_document(json.loads(entity["document"]))
+        current = original
+        if entity.get("edit"):
+            edit = json.loads(entity["edit"])
+            current = original.edited(edit.get("text"), edit.get("attachments"))
+        cancelled_at = entity.get("cancelledAt")
         return Header(
-            notification=Notification.from_document(document),
+            notification=current,
+            original=original,
+            version=int(entity.get("version", 0)),
+            cancelled_at=cancelled_at if isinstance(cancelled_at, datetime) else None,
             created_at=entity["createdAt"],
             recipients=int(entity.get("recipients", 0)),
             planned=bool(entity.get("planned", False)),
@@ -222,6 +278,31 @@ class NotificationStore:
         except ResourceModifiedError:
             return None
         return dataclasses.replace(moved, etag=written["etag"])
+
+    async def cancel(self, header: Header, now: datetime) -> Header | None:
+        """Mark the notification cancelled, if nobody wrote it since `header` was read."""
+        return await self._merge_header(header, {"cancelledAt": now}, cancelled_at=now)
+
+    async def edit(
+        self, header: Header, text: str | None, attachments: list[dict[str, Any]] | None
+    ) -> Header | None:
+        """Its next content version, if nobody wrote it since `header` was read."""
+        edited = header.notification.edited(text, attachments)
+        content: dict[str, Any] = {"text": edited.text, "attachments": edited.attachments}
+        return await self._merge_header(
+            header, {"edit": json.dumps(content, ensure_ascii=False), "version": header.version + 1},
+            notification=edited, version=header.version + 1,
+        )
+
+    async def _merge_header(self, header: Header, fields: dict[str, Any], **changes: Any) -> Header | None:
+        entity = {"PartitionKey": table_key(header.notification.id), "RowKey": _HEADER, **fields}
+        try:
+            written = await self._table.update_entity(
+                entity, mode=UpdateMode.MERGE, etag=header.etag, match_condition=MatchConditions.IfNotModified
+            )
+        except ResourceModifiedError:
+            return None
+        return dataclasses.replace(header, etag=written["etag"], **changes)
 
     # one recipient
 
@@ -319,11 +400,52 @@ class NotificationStore:
                 "resends": done.resends,
                 "updatedAt": now,
                 **({"claimedAt": done.claimed_at} if done.claimed_at else {}),
+                **_sent_fields(done),
             }
             for done in outcomes
         ]
         # Together with the outcomes of other batches of this notification, in transactions.
         await self._outcomes.write(rows, at_once=at_once)
+
+    # sent rows: edits, recalls, read receipts (the logic is in lifecycle.py and receipts.py)
+
+    def shard_rows(self, notification_id: str, shard: int) -> Any:
+        """Every row of one shard (with ETags), for an edit or recall to walk."""
+        query = "PartitionKey eq @pk"
+        return self._table.query_entities(query, parameters={"pk": shard_partition(notification_id, shard)})
+
+    async def take(self, row: Any, now: datetime, lease: timedelta) -> Any | None:
+        """Hold a sent row for one edit or recall: a merge under its ETag. None: someone else has it."""
+        try:
+            written = await self._table.update_entity(
+                {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"], "changeUntil": now + lease},
+                mode=UpdateMode.MERGE, etag=row.metadata["etag"], match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return None
+        return written["etag"]
+
+    async def mark(self, row: Any, fields: dict[str, Any], etag: str | None = None) -> bool:
+        """Merge fields into a row (under `etag` if given); False if it changed or is gone."""
+        entity = {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"], **fields}
+        try:
+            if etag is None:
+                await self._table.update_entity(entity, mode=UpdateMode.MERGE)
+            else:
+                await self._table.update_entity(
+                    entity, mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
+
+    async def sending(self, notification_id: str, now: datetime) -> int:
+        """How many of its rows are being sent right now (claimed, lease running; a row whose
+        lease ran out belongs to a sender that died, and is reported unconfirmed)."""
+        query = "PartitionKey gt @lo and PartitionKey lt @hi and state eq @state and leaseUntil gt @now"
+        key = table_key(notification_id)
+        params = {"lo": key + _SHARD, "hi": key + _AFTER_SHARDS, "state": RecipientState.SENDING.value, "now": now}
+        return len([e async for e in self._table.query_entities(query, parameters=params, select=["state"])])
 
     # status
 
@@ -333,21 +455,36 @@ class NotificationStore:
         if header is None:
             return None
         counts = {state: 0 for state in RecipientState}
-        throttled = resent = 0
+        flags = {"read": 0, "updated": 0, "unsupported": 0, "stale": 0, "resent": 0}
+        throttled = 0
         rows: list[RecipientRow] = []
         # Every shard: the partitions from "<id>%S" up to (not including) "<id>%T".
         query = "PartitionKey gt @lo and PartitionKey lt @hi"
         key = table_key(notification_id)
         params = {"lo": key + _SHARD, "hi": key + _AFTER_SHARDS}
-        select = None if detail else ["state", "throttled", "resends"]
+        select = None if detail else ["state", "throttled", "readAt", "editedAt", "change", "version", "leaseUntil",
+                                      "resends"]
+        now = clock.now()
         async for entity in self._table.query_entities(query, parameters=params, select=select):
             state = RecipientState(entity.get("state"))
+            lease = entity.get("leaseUntil")
+            if state is RecipientState.SENDING and isinstance(lease, datetime) and lease <= now:
+                state = RecipientState.UNCONFIRMED  # its sender died mid-send; a claim would say so too
             counts[state] += 1
             throttled += int(entity.get("throttled", 0))
-            resent += int(entity.get("resends", 0)) > 0
+            flags["read"] += entity.get("readAt") is not None
+            flags["updated"] += entity.get("editedAt") is not None
+            flags["unsupported"] += entity.get("change") == Change.UNSUPPORTED.value
+            flags["resent"] += int(entity.get("resends", 0)) > 0
+            # Sent rows an edit or recall has yet to reach (or gave up on: not pending then).
+            flags["stale"] += state is RecipientState.SENT and not entity.get("change") and (
+                header.cancelled or int(entity.get("version", 0)) < header.version
+            )
             if detail and len(rows) < limit:
                 rows.append(_row(entity, state))
-        return Status(header, counts, throttled, rows if detail else None, resent)
+        return Status(header, counts, throttled, rows if detail else None, read=flags["read"],
+                      updated=flags["updated"], unsupported=flags["unsupported"], changing=flags["stale"],
+                      scheduled=header.notification.scheduled(now), resent=flags["resent"])
 
 
 @dataclass(frozen=True)
@@ -365,6 +502,12 @@ class RecipientRow:
     updated_at: datetime | None
     claimed_at: datetime | None = None  # when its last attempt was claimed
     resends: int = 0
+    activity_id: str | None = None
+    version: int = 0
+    read_at: datetime | None = None
+    edited_at: datetime | None = None
+    recalled_at: datetime | None = None
+    change: str = ""  # unsupported / failed: how the last edit or recall ended, if not well
 
 
 @dataclass(frozen=True)
@@ -374,6 +517,11 @@ class Status:
     throttled: int  # 429s met, over every attempt
     rows: list[RecipientRow] | None  # with detail
     resent: int = 0  # recipients handed out again after an unconfirmed send
+    read: int = 0  # rows with a read receipt
+    updated: int = 0  # rows an edit reached
+    unsupported: int = 0  # rows whose channel cannot edit or delete
+    changing: int = 0  # sent rows an edit or recall is still to reach
+    scheduled: bool = False  # its notBefore is still ahead
 
     @property
     def recipients(self) -> int:
@@ -381,14 +529,30 @@ class Status:
         return max(self.header.recipients, sum(self.counts.values()))
 
     @property
+    def cancelled(self) -> int:
+        """Never sent because of a DELETE: rows so marked, and (once cancelled) recipients the
+        walk found but no delivery reached, or that waited for a retry."""
+        if not self.header.cancelled:
+            return self.counts[RecipientState.CANCELLED]
+        unreached = self.header.recipients - sum(self.counts.values())
+        return self.counts[RecipientState.CANCELLED] + self.counts[RecipientState.RETRY] + max(0, unreached)
+
+    @property
     def pending(self) -> int:
-        return self.recipients - sum(n for state, n in self.counts.items() if state.final)
+        """Deliveries still to settle, and edits or recalls still to reach sent rows."""
+        if self.header.cancelled:
+            return self.counts[RecipientState.SENDING] + self.changing
+        return self.recipients - sum(n for state, n in self.counts.items() if state.final) + self.changing
 
     @property
     def state(self) -> NotificationState:
+        if self.header.cancelled:
+            return NotificationState.CANCELLED
+        settled = any(n for state, n in self.counts.items() if state.final)
+        if self.scheduled and not (self.header.recipients or settled or self.header.pages):
+            return NotificationState.SCHEDULED
         if self.header.planned and self.pending == 0:
             return NotificationState.DONE
-        settled = any(n for state, n in self.counts.items() if state.final)
         return NotificationState.DELIVERING if self.header.recipients or settled else NotificationState.ACCEPTED
 
 
@@ -400,9 +564,32 @@ def _recipient_fields(recipient: StoredReference) -> dict[str, Any]:
     }
 
 
+def _sent_fields(done: Settled) -> dict[str, Any]:
+    """What an edit, a recall and a read receipt need of a sent row: the activity's id, the
+    content version it shows, and the address to change it at."""
+    if done.state is not RecipientState.SENT:
+        return {}
+    return {
+        "activityId": done.activity_id or "",
+        "version": done.version,
+        "reference": json.dumps(done.recipient.reference, ensure_ascii=False),
+    }
+
+
+def _moment(entity: dict[str, Any], name: str) -> datetime | None:
+    value = entity.get(name)
+    return value if isinstance(value, datetime) else None
+
+
 def _row(entity: dict[str, Any], state: RecipientState) -> RecipientRow:
     updated = entity.get("updatedAt")
     return RecipientRow(
+        activity_id=entity.get("activityId") or None,
+        version=int(entity.get("version", 0)),
+        read_at=_moment(entity, "readAt"),
+        edited_at=_moment(entity, "editedAt"),
+        recalled_at=_moment(entity, "recalledAt"),
+        change=entity.get("change", ""),
         channel_id=entity.get("channelId", ""),
         conversation_id=entity.get("conversationId", ""),
         user_id=entity.get("userId", ""),

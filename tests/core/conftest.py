@@ -16,7 +16,10 @@ from proactive_bot.channel import activity as channel_module
 from proactive_bot.channel import ChannelAdapter
 from proactive_bot.delivery import NOTIFICATIONS, Delivery, RetryPolicy
 from proactive_bot.notifications.fanout import Fanout, WorkQueue
+from proactive_bot.notifications.lifecycle import Lifecycle
+from proactive_bot.notifications.receipts import ReadReceipts
 from proactive_bot.notifications.records import NotificationStore
+from proactive_bot.notifications.schedule import Schedule
 from proactive_bot.delivery.rate_limits import LimitsConfig, RateLimiter
 from proactive_bot.references import ReferenceStore
 from proactive_bot.settings import Settings
@@ -31,6 +34,9 @@ class Engine:
     delivery: Delivery
     fanout: Fanout
     work_queue: QueueClient
+    lifecycle: Lifecycle
+    schedule: Schedule
+    receipts: ReadReceipts
 
     async def users(self, n: int, channel_id: str = "msteams") -> list[dict]:
         """n users who talked to the bot (their references stored); returns the references."""
@@ -58,9 +64,16 @@ class Engine:
                 await asyncio.sleep(0.1)
                 continue
             for message in messages:
-                await self.fanout.handle(json.loads(message.content))
+                await self.handle(json.loads(message.content))
                 await self.work_queue.delete_message(message)
                 ran += 1
+
+    async def handle(self, work: dict) -> None:
+        """One work message, dispatched as app.process_work does."""
+        if work.get("kind") in ("recall", "edit"):
+            await self.lifecycle.change(work)
+        else:
+            await self.fanout.handle(work)
 
 
 @pytest.fixture
@@ -75,14 +88,17 @@ async def engine_factory(storage_connection, new_table) -> AsyncIterator:
         await queue.create_queue()
         settings = Settings(storage_connection=storage_connection)
         references = ReferenceStore(await new_table())
-        records = NotificationStore(await new_table())
         limiter = RateLimiter(limits or LimitsConfig(enabled=False))
         # Short backoff: tests check what is retried, not how long the pauses are.
         retries = RetryPolicy(max_attempts=NOTIFICATIONS.max_attempts, first_delay=0.02, max_delay=30.0, jitter=True)
         delivery = Delivery(ChannelAdapter(settings, http), references, limiter, concurrency, retries)
-        fanout = Fanout(references, records, delivery, WorkQueue(queue), retry_budget)
+        table = await new_table()
+        records = NotificationStore(table)
+        schedule, receipts = Schedule(table), ReadReceipts(table)
+        fanout = Fanout(references, records, delivery, WorkQueue(queue), retry_budget, schedule, receipts)
+        lifecycle = Lifecycle(records, delivery, WorkQueue(queue), schedule, retry_budget)
         made.append((stub, http, queue))
-        return Engine(stub, references, records, delivery, fanout, queue)
+        return Engine(stub, references, records, delivery, fanout, queue, lifecycle, schedule, receipts)
 
     yield make
     for stub, http, queue in made:

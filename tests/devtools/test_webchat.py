@@ -214,7 +214,7 @@ async def test_a_reloaded_page_resumes_its_conversation_from_its_watermark(http,
     assert [a["text"] for a in first] == ["after"]
 
 
-async def test_the_bot_cannot_edit_or_delete_on_direct_line_nor_post_to_an_unknown_conversation(http, channel, bot):
+async def test_the_bot_cannot_post_to_an_unknown_conversation_nor_change_what_it_did_not_send(http, channel, bot):
     conversation = await start(http, channel)
     await until_received(bot, 1)
     gone = {**bot.received[0], "conversation": {"id": "no-such-conversation"}}
@@ -222,11 +222,45 @@ async def test_the_bot_cannot_edit_or_delete_on_direct_line_nor_post_to_an_unkno
 
     assert (await bot.send(gone, {"type": "message", "text": "hi"})).status == 404
     async with http.put(base, json={"type": "message", "text": "edited"}) as response:
-        assert response.status == 405
+        assert response.status == 404
     async with http.delete(base) as response:
-        assert response.status == 405
+        assert response.status == 404
     async with http.post(base, data=b"not json") as response:
         assert response.status == 400
+
+
+async def test_the_bots_edits_and_deletions_reach_the_page_under_the_same_id(http, channel, bot):
+    conversation = await start(http, channel)
+    await until_received(bot, 1)
+    sent = await bot.send(bot.received[0], {"type": "message", "text": "v0"})
+    activity_id = (await sent.json())["id"]
+    url = f"{channel.url}/v3/conversations/{conversation['conversationId']}/activities/{activity_id}"
+
+    async with http.put(url, json={"type": "message", "text": "v1"}) as response:
+        assert response.status == 200
+    async with http.delete(url) as response:
+        assert response.status == 200
+    async with http.delete(url) as response:
+        assert response.status == 404  # deleted already
+    async with http.get(activities_url(channel, conversation), headers=bearer(conversation["token"])) as response:
+        transcript = (await response.json())["activities"]
+
+    versions = [a for a in transcript if a["id"] == activity_id]
+    assert [(a["type"], a.get("text")) for a in versions] == [("message", "v0"), ("message", "v1"), ("messageDelete", None)]
+    assert len({a["timestamp"] for a in versions}) == 1
+
+
+async def test_like_direct_line_the_channel_can_refuse_changes_with_405(http, channel, bot):
+    channel.changes = False
+    conversation = await start(http, channel)
+    await until_received(bot, 1)
+    sent = await bot.send(bot.received[0], {"type": "message", "text": "v0"})
+    url = f"{channel.url}/v3/conversations/{conversation['conversationId']}/activities/{(await sent.json())['id']}"
+
+    async with http.put(url, json={"type": "message", "text": "v1"}) as response:
+        assert response.status == 405
+    async with http.delete(url) as response:
+        assert response.status == 405
 
 
 async def test_tokens_open_only_their_own_conversation(http, channel, bot):

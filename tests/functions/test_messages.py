@@ -275,3 +275,32 @@ async def test_null_members_and_invoke_errors_are_handled_turns(app, channel):
         "statusCode": 400, "type": "application/vnd.microsoft.error",
         "value": {"code": "BadRequest", "message": "Missing value property"},
     }
+
+
+async def test_a_teams_read_receipt_marks_the_notifications_read(app, channel, work):
+    import json
+
+    message = activities.teams_message("hi", channel.url)
+    await invoke.http("messages", message)
+    channel.clear()
+    document = {"id": "read-me", "to": {"aadObjectId": message["from"]["aadObjectId"]}, "text": "News"}
+    await invoke.http("notifications_api", document)
+    from tests.functions.test_notifications_api import get_status, run_notifications_queue
+
+    await run_notifications_queue(app)
+    [sent] = channel.delivered()
+    receipt = {
+        **{k: message[k] for k in ("serviceUrl", "channelId", "from", "conversation", "recipient", "channelData")
+           if k in message},
+        "type": "event",
+        "id": "receipt-1",
+        "name": "application/vnd.microsoft.readReceipt",
+        "value": {"lastReadMessageId": sent.response_id},
+    }
+
+    answered = await invoke.http("messages", receipt)
+
+    assert answered.status_code == 200
+    assert channel.received == [sent]  # a receipt gets no reply
+    status = json.loads((await get_status("read-me", detail=True)).get_body())
+    assert status["counts"]["read"] == 1 and status["recipients"][0]["readAt"] is not None

@@ -138,3 +138,72 @@ async def test_resend_takes_only_unconfirmed_and_known_notifications():
     assert (await resend("no-such-notification")).status_code == 404
     wrong = await resend("no-such-notification", state="sent")
     assert wrong.status_code == 400 and "unconfirmed" in json.loads(wrong.get_body())["error"]["message"]
+async def test_delete_recalls_and_patch_edits_what_was_sent(app, channel, work):
+    message = activities.teams_message("hi", channel.url)
+    await invoke.http("messages", message)
+    channel.clear()
+    conversation = message["conversation"]["id"]
+    document = {"id": "api-lifecycle", "to": {"aadObjectId": message["from"]["aadObjectId"]}, "text": "v0"}
+    await invoke.http("notifications_api", document)
+    await run_notifications_queue(app)
+    [sent] = channel.delivered(conversation)
+
+    edited = await invoke.http("notifications_api", {"text": "v1"}, method="PATCH", route_params={"id": "api-lifecycle"})
+    await work.drain()
+    after_edit = json.loads((await get_status("api-lifecycle", detail=True)).get_body())
+    recalled = await invoke.http("notifications_api", method="DELETE", route_params={"id": "api-lifecycle"})
+    await work.drain()
+    after_recall = json.loads((await get_status("api-lifecycle", detail=True)).get_body())
+
+    assert edited.status_code == 202 and json.loads(edited.get_body())["version"] == 1
+    assert edited.headers["Location"].endswith("/api/notifications/api-lifecycle")
+    assert after_edit["counts"]["updated"] == 1 and after_edit["recipients"][0]["activityId"] == sent.response_id
+    assert recalled.status_code == 202
+    assert after_recall["state"] == "cancelled" and after_recall["counts"]["recalled"] == 1
+    assert after_recall["recipients"][0]["recalledAt"] is not None
+    assert channel.shown(conversation) == []
+
+
+async def test_lifecycle_refusals_404_409_and_400(app, channel):
+    await invoke.http("notifications_api", {"id": "api-cancelled", "to": {"all": True, "channelId": "nowhere"}, "text": "x"})
+    await invoke.http("notifications_api", method="DELETE", route_params={"id": "api-cancelled"})
+
+    unknown = await invoke.http("notifications_api", method="DELETE", route_params={"id": "never-sent"})
+    conflict = await invoke.http("notifications_api", {"text": "y"}, method="PATCH", route_params={"id": "api-cancelled"})
+    bad = await invoke.http("notifications_api", {"to": {"all": True}}, method="PATCH", route_params={"id": "api-cancelled"})
+    no_offset = await invoke.http(
+        "notifications_api", {"to": {"all": True}, "text": "x", "notBefore": "2026-12-24T09:00:00"}
+    )
+
+    assert [r.status_code for r in (unknown, conflict, bad, no_offset)] == [404, 409, 400, 400]
+    assert "offset" in json.loads(no_offset.get_body())["error"]["message"]
+    status = json.loads((await get_status("api-cancelled")).get_body())
+    assert status["state"] == "cancelled"
+
+
+async def test_a_scheduled_notification_waits_for_the_timer(app, channel, work, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from proactive_bot import clock
+
+    message = activities.teams_message("hi", channel.url)
+    await invoke.http("messages", message)
+    channel.clear()
+    now = datetime(2026, 12, 24, 7, 0, 0, tzinfo=timezone.utc)
+    monkeypatch.setattr(clock, "now", lambda: now)
+    document = {"id": "api-scheduled", "to": {"aadObjectId": message["from"]["aadObjectId"]}, "text": "Merry",
+                "notBefore": "2026-12-24T09:00:00+01:00"}
+    await invoke.http("notifications_api", document)
+    await run_notifications_queue(app)
+    await invoke.timer("timer_notify")
+    await work.drain()
+    scheduled = json.loads((await get_status("api-scheduled")).get_body())
+
+    monkeypatch.setattr(clock, "now", lambda: now + timedelta(hours=1, seconds=20))
+    await invoke.timer("timer_notify")
+    await work.drain()
+    done = json.loads((await get_status("api-scheduled")).get_body())
+
+    assert scheduled["state"] == "scheduled" and scheduled["notBefore"] == "2026-12-24T09:00:00+01:00"
+    assert done["state"] == "done" and done["counts"]["sent"] == 1
+    assert channel.texts(message["conversation"]["id"]) == ["Merry"]

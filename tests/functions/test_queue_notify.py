@@ -105,6 +105,7 @@ async def test_unknown_recipient_completes_without_sending(app, channel, caplog)
         (b"hello", "neither JSON nor base64"),
         (b'{"to": {"all": true}}', "is not valid under any of the given schemas"),
         (b'{"to": {"userId": "u", "channelId": "msteams"}, "text": "x", "serviceUrl": "https://evil.example/"}', "Additional properties"),
+        (b'{"to": {"all": true}, "text": "x", "notBefore": "2026-12-24T09:00:00"}', "an RFC 3339 time with an offset is needed"),
     ],
 )
 async def test_malformed_message_goes_to_the_poison_queue_with_a_logged_reason(app, channel, caplog, raw, reason):

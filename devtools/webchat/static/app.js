@@ -68,14 +68,23 @@ function describeReceipt(receipt) {
 function summarize(status) {
   if (!status || !status.counts) return JSON.stringify(status);
   const c = status.counts;
-  return `${status.state}: ${c.sent} sent, ${c.failed} failed, ${c.gone} gone, ${c.skipped} skipped, ` +
+  const more = ['read', 'updated', 'recalled', 'cancelled', 'expired', 'unsupported']
+    .filter(name => c[name]).map(name => `, ${c[name]} ${name}`).join('');
+  return `${status.state}: ${c.sent} sent, ${c.failed} failed, ${c.gone} gone, ${c.skipped} skipped${more}, ` +
     `${c.pending} pending of ${c.recipients}` + (c.throttledRetries ? `, ${c.throttledRetries} throttled retries` : '') +
+    (status.state === 'scheduled' ? ` (not before ${status.notBefore}; run the timer after that)` : '') +
+    (c.unsupported ? ' (this channel cannot edit or delete sent messages)' : '') +
     (status.note ? ` (${status.note})` : '');
 }
 
+// One follower per notification; a newer call (after an edit or a recall) takes over.
+const following = new Map();
+
 async function followStatus(id) {
+  const mine = (following.get(id) || 0) + 1;
+  following.set(id, mine);
   let last = '';
-  for (let attempt = 0; attempt < 30; attempt += 1) {
+  for (let attempt = 0; attempt < 60 && following.get(id) === mine; attempt += 1) {
     await new Promise(resolve => setTimeout(resolve, 500));
     const response = await fetch(`/panel/notifications/${encodeURIComponent(id)}`);
     if (response.status === 404) return;
@@ -83,7 +92,11 @@ async function followStatus(id) {
     const line = summarize(receipt.detail);
     if (line !== last) log(`status of ${id}: ${line}`, receipt.accepted ? 'ok' : 'failed');
     last = line;
-    if (receipt.detail && receipt.detail.state === 'done') return;
+    const status = receipt.detail || {};
+    const counts = status.counts || {};
+    // Done, and read wherever it is shown (read receipts arrive once the page has shown it).
+    const settled = ['done', 'cancelled'].includes(status.state) && !counts.pending;
+    if (settled && (status.state === 'cancelled' || counts.read >= counts.sent)) return;
   }
 }
 
@@ -92,26 +105,60 @@ function setUpPanel(user) {
   const buttons = {
     me: document.getElementById('send-me'),
     everyone: document.getElementById('send-everyone'),
+    later: document.getElementById('send-later'),
+    edit: document.getElementById('edit-last'),
+    recall: document.getElementById('recall-last'),
     timer: document.getElementById('run-timer')
   };
-  async function send(audience) {
-    buttons[audience].disabled = true;
+  let lastId = null;
+  async function send(button, audience, delaySeconds) {
+    buttons[button].disabled = true;
     try {
-      const result = await post('/panel/notifications', { audience, userId: user.id, text: text.value });
+      const body = { audience, userId: user.id, text: text.value };
+      if (delaySeconds) body.delaySeconds = delaySeconds;
+      const result = await post('/panel/notifications', body);
       if (!result.ok) {
         log(`notification to ${audience} not sent: ${(result.payload && result.payload.error) || result.status}`, 'failed');
         return;
       }
       log(`notification to ${audience}: ${describeReceipt(result.payload)}`, 'ok');
-      if (result.payload.via !== 'queue') followStatus(result.payload.id);
+      if (result.payload.via !== 'queue') {
+        lastId = result.payload.id;
+        document.getElementById('last-notification').textContent = `Last notification: ${lastId}`;
+        buttons.edit.disabled = buttons.recall.disabled = false;
+        followStatus(result.payload.id);
+      }
     } catch (error) {
       log(`notification to ${audience} not sent: ${error}`, 'failed');
     } finally {
-      buttons[audience].disabled = false;
+      buttons[button].disabled = false;
     }
   }
-  buttons.me.addEventListener('click', () => send('me'));
-  buttons.everyone.addEventListener('click', () => send('everyone'));
+  async function change(button, method, body) {
+    if (!lastId) return;
+    buttons[button].disabled = true;
+    try {
+      const response = await fetch(`/panel/notifications/${encodeURIComponent(lastId)}`, {
+        method, headers: { 'Content-Type': 'application/json' }, body: body ? JSON.stringify(body) : undefined
+      });
+      let payload = null;
+      try { payload = await response.json(); } catch (_) { /* empty */ }
+      const what = method === 'PATCH' ? 'edit' : 'recall';
+      if (!response.ok) {
+        log(`${what} of ${lastId} not done: ${(payload && (payload.error || JSON.stringify(payload.detail))) || response.status}`, 'failed');
+        return;
+      }
+      log(`${what} of ${lastId}: ${payload.status} from the front door`, 'ok');
+      followStatus(lastId);
+    } finally {
+      buttons[button].disabled = false;
+    }
+  }
+  buttons.me.addEventListener('click', () => send('me', 'me'));
+  buttons.everyone.addEventListener('click', () => send('everyone', 'everyone'));
+  buttons.later.addEventListener('click', () => send('later', 'me', 60));
+  buttons.edit.addEventListener('click', () => change('edit', 'PATCH', { text: text.value }));
+  buttons.recall.addEventListener('click', () => change('recall', 'DELETE'));
   buttons.timer.addEventListener('click', async () => {
     buttons.timer.disabled = true;
     try {
@@ -123,6 +170,34 @@ function setUpPanel(user) {
       buttons.timer.disabled = false;
     }
   });
+}
+
+// What the page adds to Web Chat's store: a recalled message leaves the transcript (the channel
+// sends a messageDelete of its id), and a shown message of the bot is acknowledged with a read
+// receipt, the event Teams sends in personal chats.
+const READ_RECEIPT = 'application/vnd.microsoft.readReceipt';
+
+function storeMiddleware() {
+  let pending = null;
+  return ({ dispatch }) => next => action => {
+    if (action.type === 'DIRECT_LINE/INCOMING_ACTIVITY') {
+      const activity = action.payload.activity;
+      if (activity.type === 'messageDelete') {
+        return next({ type: 'DIRECT_LINE/DELETE_ACTIVITY', payload: { activityID: activity.id } });
+      }
+      if (activity.type === 'message' && activity.from && activity.from.role === 'bot') {
+        const result = next(action);
+        clearTimeout(pending);
+        // Once it has been on screen a moment; the latest covers every earlier one.
+        pending = setTimeout(() => {
+          if (document.visibilityState !== 'visible') return;
+          dispatch({ type: 'WEB_CHAT/SEND_EVENT', payload: { name: READ_RECEIPT, value: { lastReadMessageId: activity.id } } });
+        }, 300);
+        return result;
+      }
+    }
+    return next(action);
+  };
 }
 
 async function main() {
@@ -140,6 +215,7 @@ async function main() {
   window.WebChat.renderWebChat(
     {
       directLine,
+      store: window.WebChat.createStore({}, storeMiddleware()),
       userID: user.id,
       username: user.name,
       locale,

@@ -146,3 +146,24 @@ async def test_with_a_managed_identity_an_endpoint_that_never_answers_does_not_f
         assert stub.received == []
     assert ticks >= 5  # the loop kept serving other work while the fetch waited
     assert result.outcome is Outcome.FAILED and "Timeout" in result.detail
+async def test_updates_and_deletes_address_the_activity_and_carry_the_token(authenticated_app):
+    async with ConnectorStub() as stub:
+        stub.expect_bearer(ACCESS_TOKEN)
+        message = activities.teams_message("hi", stub.url)
+        reference = {
+            "activityId": message["id"], "user": message["from"], "bot": message["recipient"],
+            "conversation": message["conversation"], "channelId": "msteams", "serviceUrl": stub.url,
+        }
+        [sent] = await authenticated_app.adapter.send_proactive(reference, [{"type": "message", "text": "v0"}])
+
+        await authenticated_app.adapter.update_activity(reference, sent, {"type": "message", "text": "v1"})
+        [shown] = stub.shown(message["conversation"]["id"])
+        await authenticated_app.adapter.delete_activity(reference, sent)
+
+    update, delete = stub.received[1:]
+    assert (update.method, update.activity_id, delete.method, delete.activity_id) == ("PUT", sent, "DELETE", sent)
+    assert update.body["id"] == sent and update.body["text"] == "v1" and "replyToId" not in update.body
+    assert update.body["from"]["id"] == message["recipient"]["id"]
+    assert update.body["recipient"]["id"] == message["from"]["id"]
+    assert update.body["conversation"]["id"] == message["conversation"]["id"]
+    assert shown.activity["text"] == "v1" and stub.shown(message["conversation"]["id"]) == []

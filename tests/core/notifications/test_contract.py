@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proactive_bot.notifications.contract import InvalidNotification, parse_queue_message
+from proactive_bot.notifications.contract import InvalidNotification, parse_queue_message, validate, validate_edit
 
 CARD = {
     "contentType": "application/vnd.microsoft.card.adaptive",
@@ -99,3 +100,60 @@ def test_every_valid_notification_is_read_back_exactly(to, text, as_base64):
     notification = parse_queue_message(base64.b64encode(raw) if as_base64 else raw)
 
     assert (notification.to, notification.text) == (to, text)
+
+
+# ---- notBefore, expiresAt, edits ---------------------------------------------------------------
+
+_NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    "moment, utc",
+    [
+        ("2026-12-24T09:00:00+01:00", datetime(2026, 12, 24, 8, 0, tzinfo=timezone.utc)),
+        ("2026-12-24T08:00:00Z", datetime(2026, 12, 24, 8, 0, tzinfo=timezone.utc)),
+        ("2026-12-24T03:00:00.5-05:00", datetime(2026, 12, 24, 8, 0, 0, 500000, tzinfo=timezone.utc)),
+    ],
+)
+def test_not_before_is_a_moment_with_an_offset_and_reads_back(moment, utc):
+    notification = validate({"to": {"all": True}, "text": "x", "notBefore": moment}, now=_NOW)
+
+    assert notification.not_before == utc
+    assert validate(notification.document(), now=_NOW) == notification
+    assert notification.scheduled(_NOW) and not notification.scheduled(utc)
+
+
+@pytest.mark.parametrize(
+    "extra, reason",
+    [
+        ({"notBefore": "2026-12-24T09:00:00"}, "notBefore: an RFC 3339 time with an offset is needed"),
+        ({"notBefore": "24.12.2026 09:00"}, "notBefore: an RFC 3339 time with an offset is needed"),
+        ({"expiresAt": "2026-12-24"}, "expiresAt: an RFC 3339 time with an offset is needed"),
+        ({"notBefore": "2026-02-30T09:00:00Z"}, "not a valid RFC 3339 time"),
+        ({"notBefore": "2028-01-01T00:00:00Z"}, "at most a year ahead"),
+        ({"notBefore": "2026-12-24T09:00:00Z", "expiresAt": "2026-12-24T08:00:00Z"}, "must come after notBefore"),
+    ],
+)
+def test_bad_times_are_refused_with_a_reason(extra, reason):
+    with pytest.raises(InvalidNotification, match=reason):
+        validate({"to": {"all": True}, "text": "x", **extra}, now=_NOW)
+
+
+def test_a_past_not_before_means_now_and_expiry_is_a_moment():
+    notification = validate(
+        {"to": {"all": True}, "text": "x", "notBefore": "2020-01-01T00:00:00Z", "expiresAt": "2026-12-01T12:05:00Z"},
+        now=_NOW,
+    )
+
+    assert not notification.scheduled(_NOW)
+    assert not notification.expired(_NOW) and notification.expired(_NOW + timedelta(minutes=5))
+
+
+def test_an_edit_is_text_and_or_attachments_by_the_contracts_rules():
+    card = {"contentType": "application/vnd.microsoft.card.adaptive", "content": {"type": "AdaptiveCard"}}
+
+    assert validate_edit({"text": "new"}) == ("new", None)
+    assert validate_edit({"attachments": [card]}) == (None, [card])
+    for bad in ({}, {"text": ""}, {"to": {"all": True}}, {"text": "x", "id": "y"}, [], {"attachments": []}):
+        with pytest.raises(InvalidNotification):
+            validate_edit(bad)

@@ -46,7 +46,8 @@ async def test_broadcast_reaches_everyone_once_through_pages_and_batches(engine_
     assert status["state"] == "done"
     assert status["counts"] == {
         "recipients": 23, "sent": 23, "failed": 0, "gone": 0, "skipped": 0,
-        "unconfirmed": 0, "pending": 0, "throttledRetries": 0, "resent": 0,
+        "unconfirmed": 0, "recalled": 0, "expired": 0, "cancelled": 0, "read": 0, "updated": 0,
+        "unsupported": 0, "pending": 0, "throttledRetries": 0, "resent": 0,
     }
 
 
@@ -82,7 +83,8 @@ async def test_every_failure_is_counted_and_throttled_recipients_come_back_later
     assert final["state"] == "done"
     assert final["counts"] == {
         "recipients": 8, "sent": 6, "failed": 0, "gone": 2, "skipped": 0,
-        "unconfirmed": 0, "pending": 0, "throttledRetries": 1, "resent": 0,
+        "unconfirmed": 0, "recalled": 0, "expired": 0, "cancelled": 0, "read": 0, "updated": 0,
+        "unsupported": 0, "pending": 0, "throttledRetries": 1, "resent": 0,
     }
     by_conversation = {r["conversationId"]: r for r in final["recipients"]}
     assert by_conversation[blocked["conversation"]["id"]]["status"] == 403

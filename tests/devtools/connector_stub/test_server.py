@@ -94,20 +94,75 @@ async def test_each_send_gets_a_new_activity_id(
 async def test_update_and_delete_answer_200_and_are_not_new_activities(
     stub: ConnectorStub, http: aiohttp.ClientSession
 ) -> None:
-    url = conversation_url(stub, "19:x@thread.tacv2", "activities", "1700000000001")
+    conversation = "19:x@thread.tacv2"
+    _, sent, _ = await post(http, conversation_url(stub, conversation, "activities"), message("first"))
+    url = conversation_url(stub, conversation, "activities", sent["id"])
 
     async with http.put(url, json=message("edited")) as response:
         assert response.status == 200
-        assert await response.json() == {"id": "1700000000001"}
+        assert await response.json() == {"id": sent["id"]}
+    assert [s.activity["text"] for s in stub.shown(conversation)] == ["edited"]
     async with http.delete(url) as response:
         assert response.status == 200
 
-    assert [(r.route, r.activity_id, r.status) for r in stub.received] == [
-        (UPDATE, "1700000000001", 200),
-        (DELETE, "1700000000001", 200),
+    assert [(r.route, r.activity_id, r.status) for r in stub.received[1:]] == [
+        (UPDATE, sent["id"], 200),
+        (DELETE, sent["id"], 200),
     ]
-    assert stub.received[0].text == "edited"
-    assert stub.activities() == []
+    assert stub.received[1].text == "edited"
+    assert stub.texts() == ["first"]  # edits and deletions are not new activities
+    assert stub.shown(conversation) == []
+    assert len(stub.changes(UPDATE)) == len(stub.changes(DELETE)) == 1
+
+
+async def test_update_or_delete_of_an_unknown_or_deleted_activity_is_404(
+    stub: ConnectorStub, http: aiohttp.ClientSession
+) -> None:
+    conversation = "a:1"
+    _, sent, _ = await post(http, conversation_url(stub, conversation, "activities"), message("hi"))
+    known = conversation_url(stub, conversation, "activities", sent["id"])
+    unknown = conversation_url(stub, conversation, "activities", "1700000999999")
+
+    async with http.put(unknown, json=message("x")) as response:
+        assert response.status == 404
+        assert (await response.json())["error"]["code"] == "ActivityNotFound"
+    async with http.delete(known) as response:
+        assert response.status == 200
+    async with http.delete(known) as response:
+        assert response.status == 404
+    async with http.put(known, json=message("x")) as response:
+        assert response.status == 404
+
+
+async def test_refused_changes_answer_405_like_direct_line_until_allowed(
+    stub: ConnectorStub, http: aiohttp.ClientSession
+) -> None:
+    _, sent, _ = await post(http, conversation_url(stub, "dl", "activities"), message("hi"))
+    url = conversation_url(stub, "dl", "activities", sent["id"])
+    stub.refuse_changes("dl")
+
+    async with http.put(url, json=message("x")) as response:
+        assert response.status == 405
+    async with http.delete(url) as response:
+        assert response.status == 405
+        assert (await response.json())["error"]["code"] == "MethodNotAllowed"
+    stub.allow_changes("dl")
+    async with http.delete(url) as response:
+        assert response.status == 200
+
+
+async def test_edits_and_deletions_count_against_the_rate_limits(
+    stub: ConnectorStub, http: aiohttp.ClientSession
+) -> None:
+    stub.limits(per_conversation=None, global_=[(2, 60.0)])
+    _, sent, _ = await post(http, conversation_url(stub, "a:1", "activities"), message("hi"))
+    url = conversation_url(stub, "a:1", "activities", sent["id"])
+
+    async with http.put(url, json=message("x")) as response:
+        assert response.status == 200
+    async with http.delete(url) as response:
+        assert response.status == 429
+        assert int(response.headers["Retry-After"]) >= 1
 
 
 async def test_create_conversation_returns_resource_and_delivers_initial_activity(
@@ -484,7 +539,7 @@ async def test_control_routes_serve_other_processes(
     ]
     assert received[1]["body"] == message("second") and received[1]["seq"] == 2
     assert [r["seq"] for r in newer] == [2]
-    assert stats == {"received": 2, "delivered": 1, "throttled": 1}
+    assert stats == {"received": 2, "delivered": 1, "throttled": 1, "updated": 0, "deleted": 0}
     assert reset == {"cleared": 2}
     assert stub.received == []  # control calls are not recorded
 

@@ -1,0 +1,78 @@
+"""The command line: notify with a schedule, cancel/recall, edit and status against a front door."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from proactive_bot import cli
+
+
+@pytest.fixture
+def front_door():
+    """A loopback HTTP server that records requests and answers like /api/notifications."""
+    seen: list[tuple[str, str, dict | None]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            seen.append((self.command, self.path, body))
+            if self.command == "GET":
+                status, payload = 200, {"id": "n1", "state": "cancelled",
+                                        "counts": {"recipients": 3, "recalled": 2, "cancelled": 1, "read": 0}}
+            else:
+                status, payload = 202, {"id": "n1", "status": "http://x/api/notifications/n1"}
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _answer
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_notify_with_a_schedule_then_edit_recall_and_status(front_door, capsys):
+    url, seen = front_door
+
+    notified = cli.main(["notify", "--all", "--text", "hi", "--id", "n1", "--url", url,
+                         "--not-before", "2026-12-24T09:00:00+01:00", "--expires-at", "2026-12-24T10:00:00+01:00"])
+    edited = cli.main(["edit", "n1", "--text", "hello", "--url", url])
+    recalled = cli.main(["recall", "n1", "--url", url])
+    cancelled = cli.main(["cancel", "n1", "--url", url])
+    status = cli.main(["status", "n1", "--url", url])
+
+    assert (notified, edited, recalled, cancelled, status) == (0, 0, 0, 0, 0)
+    assert [(method, path) for method, path, _ in seen] == [
+        ("POST", "/api/notifications"), ("PATCH", "/api/notifications/n1"), ("DELETE", "/api/notifications/n1"),
+        ("DELETE", "/api/notifications/n1"), ("GET", "/api/notifications/n1"),
+    ]
+    assert seen[0][2]["notBefore"] == "2026-12-24T09:00:00+01:00" and seen[0][2]["expiresAt"]
+    assert seen[1][2] == {"text": "hello"}
+    printed = capsys.readouterr()
+    assert "n1: cancelled, 3 recipient(s): recalled 2, cancelled 1" in printed.err  # for people
+    status_json = printed.out[printed.out.index("{\n"):]  # the last command's output, indented
+    assert json.loads(status_json)["state"] == "cancelled"
+
+
+def test_a_time_without_offset_or_an_empty_edit_is_refused_before_any_request(front_door, capsys):
+    url, seen = front_door
+
+    assert cli.main(["notify", "--all", "--text", "x", "--url", url, "--not-before", "2026-12-24T09:00"]) == 2
+    assert cli.main(["edit", "n1", "--url", url]) == 2
+    assert seen == []
+    assert "offset" in capsys.readouterr().err
