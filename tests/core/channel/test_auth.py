@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
