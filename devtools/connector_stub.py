@@ -38,6 +38,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from devtools.teams_stub import Reply, TeamsDirectory
+
 Window = tuple[int, float]
 """(max accepted sends, window length in seconds)."""
 
@@ -51,6 +53,7 @@ UPDATE: Final = "update"  # PUT  /v3/conversations/{id}/activities/{activityId}
 DELETE: Final = "delete"  # DELETE /v3/conversations/{id}/activities/{activityId}
 CREATE: Final = "create"  # POST /v3/conversations
 MEMBERS: Final = "members"  # GET  /v3/conversations/{id}/members
+PAGED_MEMBERS: Final = "pagedmembers"  # GET /v3/conversations/{id}/pagedmembers (teams_stub)
 UNKNOWN: Final = "unknown"
 
 _POSTS_ACTIVITY: Final = frozenset({SEND, REPLY})
@@ -175,6 +178,7 @@ class _Incoming:
     body: Any
     problem: str | None  # why the body is unacceptable, if it is
     authorization: str | None
+    query: Mapping[str, str] = field(default_factory=dict)
 
 
 class _WindowSet:
@@ -237,6 +241,8 @@ def _match_route(method: str, parts: Sequence[str]) -> tuple[str, str | None, st
             return DELETE, conv, act
         case "GET", ["v3", "conversations", str(conv), "members"] if conv:
             return MEMBERS, conv, None
+        case "GET", ["v3", "conversations", str(conv), "pagedmembers"] if conv:
+            return PAGED_MEMBERS, conv, None
     return UNKNOWN, None, None
 
 
@@ -290,6 +296,7 @@ class ConnectorStub:
         self._global_spec: tuple[Window, ...] = ()
         self._members: dict[str, list[dict[str, Any]]] = {}
         self._waiters: list[_Waiter] = []
+        self.teams = TeamsDirectory()  # rosters and 1:1 chat creation (devtools/teams_stub.py)
         self._reset_records()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -384,6 +391,7 @@ class ConnectorStub:
         self._per_conversation_spec = _check_windows(per_conversation)
         self._global_spec = _check_windows(global_)
         self._reset_windows()
+        self.teams.limit(bool(self._per_conversation_spec or self._global_spec))
 
     def expect_bearer(self, token: str | None) -> None:
         """Require `Authorization: Bearer <token>` (401 otherwise); None stops checking."""
@@ -478,6 +486,7 @@ class ConnectorStub:
             body,
             problem,
             request.headers.get("Authorization"),
+            request.query,
         )
         now = self._clock()
         answer = self._decide(incoming, now)
@@ -513,6 +522,10 @@ class ConnectorStub:
             if wait > 0:
                 return _failure(429, retry_after=max(1, math.ceil(wait)))
             self._admit(route, conversation_id, now)
+        if route == PAGED_MEMBERS:
+            return _answer_of(self.teams.paged_members(conversation_id or "", incoming.query, now))
+        if route == CREATE and self.teams.handles(incoming.body):
+            return _answer_of(self.teams.create_conversation(incoming.body, self._new_activity_id()))
         return self._accept(route, conversation_id, incoming.activity_id, incoming.body)
 
     def _record(self, incoming: _Incoming, answer: _Answer, now: float) -> ReceivedRequest:
@@ -653,6 +666,13 @@ class ConnectorStub:
             *(f"  #{r.seq} {summarize(r)}" for r in shown),
         ]
         return "\n".join(lines)
+
+
+def _answer_of(reply: Reply) -> _Answer:
+    return _Answer(
+        reply.status, reply.payload, reply.error_code, reply.retry_after,
+        response_id=reply.conversation_id, conversation_id=reply.conversation_id,
+    )
 
 
 def _respond(answer: _Answer) -> web.Response:
