@@ -167,6 +167,7 @@ def _row_body(row: RecipientRow) -> dict[str, Any]:
         "status": row.status,
         "detail": row.detail,
         "updatedAt": row.updated_at.isoformat() if row.updated_at else None,
+        "chatCreated": row.chat_created,
     }
 
 

@@ -32,6 +32,11 @@ from .reminders.store import ReminderStore
 from .reminders.timer import ReminderTimer
 from .settings import Settings
 from .tasks import LongTasks
+from .teams.chats import ChatOpener
+from .teams.installs import TeamsInstalls
+from .teams.reach import TeamsReach
+from .teams.roster import RosterWalk
+from .teams.store import TeamsStore
 
 
 @dataclass
@@ -114,6 +119,13 @@ async def _queue(service: QueueServiceClient, name: str) -> QueueClient:
     return client
 
 
+def teams_reach(
+    adapter: ChannelAdapter, references: ReferenceStore, store: TeamsStore, limiter: RateLimiter, work: WorkQueue
+) -> TeamsReach:
+    """Teams installs, rosters and chat creation, paced by the same limiter as sends."""
+    return TeamsReach(store, ChatOpener(adapter, references, limiter), RosterWalk(store, adapter, limiter, work), references)
+
+
 async def build(settings: Settings) -> Clients:
     """Everything the app needs, from settings; `get()` calls this once per process."""
     settings.check()
@@ -121,10 +133,11 @@ async def build(settings: Settings) -> Clients:
     from_env = storage_uses_environment()
     tables = TableServiceClient.from_connection_string(settings.storage_connection, use_env_settings=from_env)
     queues = QueueServiceClient.from_connection_string(settings.storage_connection, use_env_settings=from_env)
-    references_table, reminders_table, notifications_table = await asyncio.gather(
+    references_table, reminders_table, notifications_table, teams_table = await asyncio.gather(
         tables.create_table_if_not_exists(settings.references_table),
         tables.create_table_if_not_exists(settings.reminders_table),
         tables.create_table_if_not_exists(settings.notifications_table),
+        tables.create_table_if_not_exists(settings.teams_table),
     )
     notifications_queue, work_queue, tasks_queue = await asyncio.gather(
         _queue(queues, settings.notifications_queue),
@@ -141,6 +154,8 @@ async def build(settings: Settings) -> Clients:
         LimitsConfig.parse(settings.sends_per_second_per_instance, settings.rate_limits, settings.rate_limits_enabled)
     )
     delivery = Delivery(adapter, references, limiter, settings.delivery_concurrency)
+    work = WorkQueue(work_queue)
+    teams = teams_reach(adapter, references, TeamsStore(teams_table), limiter, work)
     tasks = LongTasks(
         tasks_queue, references, delivery, kinds={report.KIND: functools.partial(report.build, reminders)}
     )
@@ -155,8 +170,8 @@ async def build(settings: Settings) -> Clients:
         reminders=reminders,
         notifications=notifications,
         delivery=delivery,
-        fanout=Fanout(references, notifications, delivery, WorkQueue(work_queue), settings.retry_budget_seconds),
+        fanout=Fanout(references, notifications, delivery, work, settings.retry_budget_seconds, teams),
         reminder_timer=ReminderTimer(reminders, references, delivery),
         tasks=tasks,
-        bot=ProactiveBot(references, ReminderDialogs(reminders), tasks),
+        bot=ProactiveBot(references, ReminderDialogs(reminders), tasks, TeamsInstalls(teams.store, teams.roster, references)),
     )

@@ -26,6 +26,7 @@ class Settings:
     notifications_queue: str = "notifications"
     notifications_table: str = "Notifications"
     tasks_queue: str = "tasks"
+    teams_table: str = "Teams"  # Teams installs, rosters and the users reachable through them
     # Where bot tokens come from; empty = Microsoft's endpoint for the app type. Tests point it
     # at a local server.
     token_endpoint: str = ""
@@ -87,6 +88,7 @@ class Settings:
             notifications_queue=env.get("NotificationsQueue", "") or cls.notifications_queue,
             notifications_table=env.get("NotificationsTable", "") or cls.notifications_table,
             tasks_queue=env.get("TasksQueue", "") or cls.tasks_queue,
+            teams_table=env.get("TeamsTable", "") or cls.teams_table,
             token_endpoint=env.get("BotTokenEndpoint", ""),
             delivery_concurrency=int(env.get("DeliveryConcurrency", "") or cls.delivery_concurrency),
             max_sends_per_second=float(env.get("MaxSendsPerSecond", "") or cls.max_sends_per_second),

@@ -27,14 +27,13 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
-from ..references import StoredReference
 from ..storage.batching import CoalescedWrites, Write
 from ..storage.keys import table_key
 from .contract import Notification
@@ -42,6 +41,8 @@ from .contract import Notification
 log = logging.getLogger(__name__)
 
 _HEADER = "notification"
+_AUDIENCE = "audience|"
+AUDIENCE_ROW_IDS = 700  # aadObjectIds per row: ~28K characters, under a property's 32K
 _RECIPIENT = "r|"
 _SHARD = "%S"
 _AFTER_SHARDS = "%T"  # sorts after every "<id>%S.." partition and before any other id's
@@ -101,6 +102,7 @@ class Header:
     pages: int
     note: str
     etag: str
+    audience: int = 0  # how many aadObjectIds are stored apart (`NotificationStore.audience`)
 
 
 @dataclass(frozen=True)
@@ -116,25 +118,43 @@ class Claim:
 class Settled:
     """How one delivery ended, as its row records it."""
 
-    recipient: StoredReference
+    recipient: Recipient
     state: RecipientState
     attempts: int = 0
     throttled: int = 0
     status: int | None = None
     detail: str = ""
+    chat_created: bool = False  # the bot created the recipient's 1:1 chat for this notification
+    conversation: str = ""  # where it went, if not the recipient's own (a created chat or thread)
 
 
-def recipient_key(recipient: StoredReference) -> str:
+class Recipient(Protocol):
+    """Whom a row is about: a stored conversation, or a Teams user known from a roster whose
+    chat may not exist yet (teams.roster.RosterMember)."""
+
+    channel_id: str
+    conversation_id: str
+    user_id: str
+
+    @property
+    def teams_user(self) -> str: ...
+
+
+def recipient_key(recipient: Recipient) -> str:
+    # A Teams user is one recipient whether the bot reaches them through the chat they started,
+    # a chat the bot created, or the roster before any chat exists.
+    if recipient.teams_user:
+        return _RECIPIENT + "u|" + table_key(recipient.teams_user)
     # Length-prefixed so that no two (channel, conversation) pairs give the same key.
     return _RECIPIENT + table_key(f"{len(recipient.channel_id)}:{recipient.channel_id}{recipient.conversation_id}")
 
 
-def shard_of(recipient: StoredReference) -> int:
+def shard_of(recipient: Recipient) -> int:
     """Which of a notification's recipient partitions holds this recipient's row."""
     return zlib.crc32(recipient_key(recipient).encode("utf-8")) % SHARDS
 
 
-def _recipient_partition(notification_id: str, recipient: StoredReference) -> str:
+def _recipient_partition(notification_id: str, recipient: Recipient) -> str:
     # table_key never writes "%S" (it escapes "%" itself), so no notification id's own
     # partition can look like another's shard.
     return f"{table_key(notification_id)}{_SHARD}{shard_of(recipient):02d}"
@@ -151,11 +171,18 @@ class NotificationStore:
     # header
 
     async def create(self, notification: Notification, now: datetime, source: str) -> Header:
-        """Record a new notification, or return the existing record of the same id."""
+        """Record a new notification, or return the existing record of the same id.
+
+        A list of aadObjectIds (up to 10,000: more than a table property holds) is stored in
+        rows of its own beside the header, in the same transaction; the header's document
+        keeps the list empty.
+        """
+        ids: list[str] = list(notification.to.get("aadObjectIds") or [])
         entity = {
             "PartitionKey": table_key(notification.id),
             "RowKey": _HEADER,
-            "document": json.dumps(notification.document(), ensure_ascii=False),
+            "document": json.dumps(_without_audience(notification.document()), ensure_ascii=False),
+            "audience": len(ids),
             "createdAt": now,
             "source": source,
             "recipients": 0,
@@ -164,11 +191,21 @@ class NotificationStore:
             "pages": 0,
             "note": "",
         }
+        rows = [
+            {"PartitionKey": entity["PartitionKey"], "RowKey": f"{_AUDIENCE}{n:04d}",
+             "ids": json.dumps(ids[start : start + AUDIENCE_ROW_IDS], separators=(",", ":"))}
+            for n, start in enumerate(range(0, len(ids), AUDIENCE_ROW_IDS))
+        ]
         try:
-            await self._table.create_entity(entity)
-        except ResourceExistsError:
+            if rows:
+                await self._table.submit_transaction([("create", e) for e in [entity, *rows]])
+            else:
+                await self._table.create_entity(entity)
+        except (ResourceExistsError, TableTransactionError) as error:
+            if isinstance(error, TableTransactionError) and error.error_code != "EntityAlreadyExists":
+                raise
             existing = await self.header(notification.id)
-            if existing is not None and existing.notification.document() != notification.document():
+            if existing is not None and existing.notification.document() != _without_audience(notification.document()):
                 log.warning("notification id %s reused with different content; the first one stands", notification.id)
             if existing is not None:
                 return existing
@@ -191,7 +228,17 @@ class NotificationStore:
             pages=int(entity.get("pages", 0)),
             note=entity.get("note", ""),
             etag=entity.metadata["etag"],
+            audience=int(entity.get("audience", 0)),
         )
+
+    async def audience(self, notification_id: str) -> list[str]:
+        """The aadObjectIds a notification names, as stored beside its header."""
+        ids: list[str] = []
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        params = {"pk": table_key(notification_id), "lo": _AUDIENCE, "hi": _AUDIENCE[:-1] + "}"}
+        async for entity in self._table.query_entities(query, parameters=params):
+            ids.extend(json.loads(entity["ids"]))
+        return ids
 
     async def advance(
         self, header: Header, *, found: int, cursor: dict[str, str] | None, planned: bool, note: str = ""
@@ -221,7 +268,7 @@ class NotificationStore:
 
     # one recipient
 
-    async def claim(self, notification_id: str, recipient: StoredReference, now: datetime) -> Claim:
+    async def claim(self, notification_id: str, recipient: Recipient, now: datetime) -> Claim:
         """Take the right to send to `recipient`, unless it was settled or is being sent."""
         entity = {
             "PartitionKey": _recipient_partition(notification_id, recipient),
@@ -284,6 +331,8 @@ class NotificationStore:
                 "attempts": done.attempts,
                 "throttled": done.throttled,
                 "detail": done.detail[:1000],
+                "chatCreated": done.chat_created,
+                **({"conversationId": done.conversation} if done.conversation else {}),
                 "updatedAt": now,
             }
             for done in outcomes
@@ -328,6 +377,7 @@ class RecipientRow:
     status: int | None
     detail: str
     updated_at: datetime | None
+    chat_created: bool = False
 
 
 @dataclass(frozen=True)
@@ -354,7 +404,14 @@ class Status:
         return NotificationState.DELIVERING if self.header.recipients or settled else NotificationState.ACCEPTED
 
 
-def _recipient_fields(recipient: StoredReference) -> dict[str, Any]:
+def _without_audience(document: dict[str, Any]) -> dict[str, Any]:
+    to = document.get("to") or {}
+    if "aadObjectIds" not in to:
+        return document
+    return {**document, "to": {**to, "aadObjectIds": []}}
+
+
+def _recipient_fields(recipient: Recipient) -> dict[str, Any]:
     return {
         "channelId": recipient.channel_id,
         "conversationId": recipient.conversation_id,
@@ -374,4 +431,5 @@ def _row(entity: dict[str, Any], state: RecipientState) -> RecipientRow:
         status=int(entity.get("status", 0)) or None,
         detail=entity.get("detail", ""),
         updated_at=updated if isinstance(updated, datetime) else None,
+        chat_created=bool(entity.get("chatCreated", False)),
     )
