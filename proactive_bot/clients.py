@@ -22,6 +22,7 @@ from . import redaction
 from .bot import ProactiveBot
 from .channel.adapter import ChannelAdapter
 from .delivery.rate_limits import LimitsConfig, RateLimiter
+from .delivery.retries import NOTIFICATIONS, RetryPolicy
 from .delivery.sender import Delivery
 from .notifications.fanout import Fanout, WorkQueue
 from .notifications.records import NotificationStore
@@ -54,6 +55,7 @@ class Clients:
     fanout: Fanout
     reminder_timer: ReminderTimer
     tasks: LongTasks
+    teams: TeamsReach
     bot: ProactiveBot
 
     async def close(self) -> None:
@@ -120,10 +122,12 @@ async def _queue(service: QueueServiceClient, name: str) -> QueueClient:
 
 
 def teams_reach(
-    adapter: ChannelAdapter, references: ReferenceStore, store: TeamsStore, limiter: RateLimiter, work: WorkQueue
+    adapter: ChannelAdapter, references: ReferenceStore, store: TeamsStore, limiter: RateLimiter, work: WorkQueue,
+    retries: RetryPolicy = NOTIFICATIONS,
 ) -> TeamsReach:
     """Teams installs, rosters and chat creation, paced by the same limiter as sends."""
-    return TeamsReach(store, ChatOpener(adapter, references, limiter), RosterWalk(store, adapter, limiter, work), references)
+    chats = ChatOpener(adapter, references, limiter, retries)
+    return TeamsReach(store, chats, RosterWalk(store, adapter, limiter, work), references)
 
 
 async def build(settings: Settings) -> Clients:
@@ -173,5 +177,6 @@ async def build(settings: Settings) -> Clients:
         fanout=Fanout(references, notifications, delivery, work, settings.retry_budget_seconds, teams),
         reminder_timer=ReminderTimer(reminders, references, delivery),
         tasks=tasks,
+        teams=teams,
         bot=ProactiveBot(references, ReminderDialogs(reminders), tasks, TeamsInstalls(teams.store, teams.roster, references)),
     )
