@@ -2,10 +2,11 @@
 
 Run by hand (not a test):  .venv/bin/python -m bench.teams_reach [--n 5000]
 
-Real Azurite (in memory), the app's own clients (`clients.build`, rate limiter on at 50/s), and
-the Connector stub with Teams' limits (per-conversation windows, 50/s app-wide counting creates
-and sends, the paged members limits) and 50 ms latency, in this process. The work queue is
-played by 16 concurrent handlers, as the Functions host's queue trigger (batchSize 16) would.
+Real Azurite (in memory), the app's own clients (`clients.build`, rate limiter on at 50/s) in
+this process, and the Connector stub in its own process with Teams' limits (per-conversation
+windows, 50/s app-wide counting creates and sends, the paged members limits) and 50 ms
+latency. The work queue is played by 16 concurrent handlers, as the Functions host's queue
+trigger (batchSize 16) would.
 
 1. The install: one installationUpdate turn, then the roster walk (pages of 500) until stored.
 2. One `{"to": {"teamId": ...}}` notification: every member needs a 1:1 chat created, then the
@@ -19,13 +20,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
+import aiohttp
+
+from bench.broadcast import LATENCY, start_process, stop_process, wait_listening
 from devtools import azurite
+from devtools.azurite import free_port
 from devtools.connector_stub import CREATE, ConnectorStub
+from devtools.teams_stub import teams_member
 from proactive_bot import clients
 from proactive_bot.notifications.contract import validate
 from proactive_bot.settings import Settings
@@ -60,27 +68,44 @@ async def play_work_queue(app: clients.Clients, until: asyncio.Event) -> int:
     return ran
 
 
+async def serve_stub(port: int, n: int) -> None:
+    """The channel, in its own process: Teams limits, 50 ms latency, a team of n members."""
+    stub = ConnectorStub(latency=LATENCY)
+    stub.limits()  # Teams: 7/1 s, 8/2 s, 60/30 s, 1800/h per conversation; 50/s app-wide
+    stub.teams.add_team(activities.TEAM["id"], n)
+    await stub.start(port=port)
+    await asyncio.Event().wait()
+
+
+async def received(session: aiohttp.ClientSession, url: str) -> list[dict]:
+    async with session.get(url + "_stub/received") as resp:
+        return await resp.json()
+
+
 async def run(n: int, workdir: Path) -> dict:
     emulator = azurite.start(workdir / "azurite", in_memory=True)
+    port = free_port()
+    stub_url = f"http://127.0.0.1:{port}/"
+    stub = start_process([sys.executable, "-m", "bench.teams_reach", "--serve-stub", str(port), "--n", str(n)],
+                         dict(os.environ), workdir / "stub.log")
     try:
-        async with ConnectorStub(latency=0.05) as stub:
-            stub.limits()  # Teams: 7/1 s, 8/2 s, 60/30 s, 1800/h per conversation; 50/s app-wide
+        async with aiohttp.ClientSession() as session:
+            await wait_listening(session, stub_url + "_stub/stats")
             team = activities.TEAM
-            roster = stub.teams.add_team(team["id"], n)
-            settings = Settings(storage_connection=emulator.connection_string, max_sends_per_second=APP_BOUND,
-                                allowed_service_url_hosts=("127.0.0.1",))
+            roster = [teams_member(i, team=team["id"]) for i in range(n)]
+            settings = Settings(storage_connection=emulator.connection_string, max_sends_per_second=APP_BOUND)
             app = await clients.build(settings)
             done = asyncio.Event()
             player = asyncio.create_task(play_work_queue(app, done))
             try:
                 started = time.monotonic()
-                await app.adapter.run_turn(activities.teams_install(stub.url), "", app.bot)
+                await app.adapter.run_turn(activities.teams_install(stub_url), "", app.bot)
                 while (t := await app.teams.store.team(team["id"])) is None or t.roster_members < n:
                     await asyncio.sleep(0.2)
                 roster_seconds = time.monotonic() - started
 
-                stub.clear()
-                enqueued = time.monotonic()
+                before = len(await received(session, stub_url))
+                enqueued_wall = time.time()
                 document = {"id": "bench-team", "to": {"teamId": team["id"]}, "text": "Town hall at 3pm"}
                 await app.fanout.start(validate(document), "bench")  # what queue_notify does
                 while True:
@@ -88,34 +113,38 @@ async def run(n: int, workdir: Path) -> dict:
                     if status is not None and status.state.value == "done":
                         break
                     await asyncio.sleep(0.5)
-                received = stub.received
-                ok = [r for r in received if r.ok and r.route in (CREATE, "send", "reply")]
-                last = max(r.received_monotonic for r in ok)
-                first = min(r.received_monotonic for r in ok)
             finally:
                 done.set()
                 await player
                 await app.close()
-            creates = Counter(r.body["members"][0]["id"] for r in received if r.route == CREATE and r.ok)
-            deliveries = Counter(r.conversation_id for r in stub.delivered())
-            chat_of = {m["id"]: stub.teams.chat_of(m["id"]) for m in roster}
-            lost = sum(1 for m in roster if deliveries.get(chat_of[m["id"]] or "", 0) == 0)
-            duplicated = sum(1 for m in roster if creates.get(m["id"], 0) > 1 or deliveries.get(chat_of[m["id"]] or "", 0) > 1)
-            seconds = last - enqueued
-            return {
-                "n": n, "roster_seconds": roster_seconds, "seconds": seconds, "requests": len(ok),
-                "per_second": len(ok) / seconds, "steady_per_second": len(ok) / (last - first),
-                "throttled": stub.throttled_count, "lost": lost, "duplicated": duplicated,
-                "sent": status.counts, "creates": sum(creates.values()),
-            }
+            records = (await received(session, stub_url))[before:]
     finally:
+        stop_process(stub)
         emulator.stop()
+    ok = [r for r in records if 200 <= r["status"] < 300 and r["route"] in (CREATE, "send", "reply")]
+    first, last = min(r["received_wall"] for r in ok), max(r["received_wall"] for r in ok)
+    creates = Counter(r["body"]["members"][0]["id"] for r in ok if r["route"] == CREATE)
+    chat_of = {r["body"]["members"][0]["id"]: r["response_id"] for r in ok if r["route"] == CREATE}
+    deliveries = Counter(r["conversation_id"] for r in ok if r["route"] != CREATE)
+    lost = sum(1 for m in roster if deliveries.get(chat_of.get(m["id"], ""), 0) == 0)
+    duplicated = sum(1 for m in roster if creates.get(m["id"], 0) > 1 or deliveries.get(chat_of.get(m["id"], ""), 0) > 1)
+    seconds = last - enqueued_wall
+    return {
+        "n": n, "roster_seconds": roster_seconds, "seconds": seconds, "requests": len(ok),
+        "per_second": len(ok) / seconds, "steady_per_second": len(ok) / (last - first),
+        "throttled": sum(1 for r in records if r["status"] == 429), "lost": lost, "duplicated": duplicated,
+        "creates": sum(creates.values()),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000, help="roster members")
+    parser.add_argument("--serve-stub", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_stub:
+        asyncio.run(serve_stub(args.serve_stub, args.n))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         result = asyncio.run(run(args.n, Path(tmp)))
     print(f"roster of {result['n']} read and stored in {result['roster_seconds']:.1f} s")

@@ -219,7 +219,7 @@ class Fanout:
                                           detail=f"no thread started by {spec['replyTo']!r}")], clock.now(), at_once=True)
                 return
             reference = {
-                "bot": self.delivery_bot(), "channelId": TEAMS, "serviceUrl": team.service_url,
+                "bot": self._bot_account(), "channelId": TEAMS, "serviceUrl": team.service_url,
                 "conversation": {"id": thread, "isGroup": True, "conversationType": "channel", "tenantID": team.tenant_id},
             }
             result = await self.delivery.send_patiently(
@@ -244,7 +244,7 @@ class Fanout:
             return None
         return status.rows[0].conversation_id or None
 
-    def delivery_bot(self) -> dict[str, str]:
+    def _bot_account(self) -> dict[str, str]:
         assert self.teams is not None
         return self.teams.chats.bot_account
 

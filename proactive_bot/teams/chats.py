@@ -31,6 +31,7 @@ from .store import RosterMember
 
 NOT_INSTALLED = "not installed for this user"
 USER_NOT_FOUND = "user not found in the tenant"
+CLAIM_LEAD = 0.3  # seconds before its slot a create's claim is written
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,9 @@ class ChatOpener:
     async def _attempt(
         self, member: RosterMember, parameters: dict[str, Any], claim: ClaimHook | None
     ) -> dict[str, Any] | Result:
-        permit = await self._limiter.acquire(TEAMS, "create|" + member.user_id, lead=0.1 if claim else 0.0)
+        # The claim is written while the slot approaches (as Delivery.send does), generously
+        # early: a create that leaves late pushes back every later slot.
+        permit = await self._limiter.acquire(TEAMS, "create|" + member.user_id, lead=CLAIM_LEAD if claim else 0.0)
         if claim is not None and not await claim():
             self._limiter.release(permit)
             return Result(Outcome.SKIPPED, attempts=0)
