@@ -123,10 +123,11 @@ async def _queue(service: QueueServiceClient, name: str) -> QueueClient:
 
 def teams_reach(
     adapter: ChannelAdapter, references: ReferenceStore, store: TeamsStore, limiter: RateLimiter, work: WorkQueue,
-    retries: RetryPolicy = NOTIFICATIONS,
+    delivery: Delivery, retries: RetryPolicy = NOTIFICATIONS,
 ) -> TeamsReach:
-    """Teams installs, rosters and chat creation, paced by the same limiter as sends."""
-    chats = ChatOpener(adapter, references, limiter, retries)
+    """Teams installs, rosters and chat creation, paced by the same limiter as sends and bounded
+    by the same requests in flight."""
+    chats = ChatOpener(adapter, references, limiter, delivery.slots, retries)
     return TeamsReach(store, chats, RosterWalk(store, adapter, limiter, work), references)
 
 
@@ -159,7 +160,7 @@ async def build(settings: Settings) -> Clients:
     )
     delivery = Delivery(adapter, references, limiter, settings.delivery_concurrency)
     work = WorkQueue(work_queue)
-    teams = teams_reach(adapter, references, TeamsStore(teams_table), limiter, work)
+    teams = teams_reach(adapter, references, TeamsStore(teams_table), limiter, work, delivery)
     tasks = LongTasks(
         tasks_queue, references, delivery, kinds={report.KIND: functools.partial(report.build, reminders)}
     )

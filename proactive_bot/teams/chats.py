@@ -47,11 +47,12 @@ class Opened:
 class ChatOpener:
     def __init__(
         self, adapter: ChannelAdapter, references: ReferenceStore, limiter: RateLimiter,
-        retries: RetryPolicy = NOTIFICATIONS,
+        slots: asyncio.Semaphore, retries: RetryPolicy = NOTIFICATIONS,
     ) -> None:
         self._adapter = adapter
         self._references = references
         self._limiter = limiter
+        self._slots = slots  # Delivery.slots: creates and sends share one bound on requests in flight
         self._retries = retries
 
     @property
@@ -79,7 +80,8 @@ class ChatOpener:
         attempts = throttled = 0
         while True:
             attempts += 1
-            failure = await self._attempt(member, parameters, claim if attempts == 1 else None)
+            async with self._slots:
+                failure = await self._attempt(member, parameters, claim if attempts == 1 else None)
             if isinstance(failure, dict):
                 return Opened(await self._store(member, failure), attempts=attempts, throttled=throttled)
             throttled += failure.outcome is Outcome.THROTTLED

@@ -87,7 +87,7 @@ async def engine_factory(storage_connection, new_table) -> AsyncIterator:
         retries = RetryPolicy(max_attempts=NOTIFICATIONS.max_attempts, first_delay=0.02, max_delay=30.0, jitter=True)
         adapter = ChannelAdapter(settings, http)
         delivery = Delivery(adapter, references, limiter, concurrency, retries)
-        teams = teams_reach(adapter, references, TeamsStore(await new_table()), limiter, WorkQueue(queue), retries)
+        teams = teams_reach(adapter, references, TeamsStore(await new_table()), limiter, WorkQueue(queue), delivery, retries)
         fanout = Fanout(references, records, delivery, WorkQueue(queue), retry_budget, teams)
         made.append((stub, http, queue))
         return Engine(stub, references, records, delivery, fanout, queue, teams,

@@ -208,3 +208,38 @@ async def test_channel_post_starts_a_thread_and_replyto_answers_in_it(engine_fac
     assert engine.stub.texts(thread) == ["launch today", "it is live"]
     status = await engine.records.status("post", detail=True)
     assert status.counts[RecipientState.SENT] == 1 and status.rows[0].conversation_id == thread
+
+
+async def test_the_roster_walk_resumes_and_a_redelivered_roster_message_does_not_fork_it(engine_factory, monkeypatch):
+    from proactive_bot.teams import roster as roster_module
+
+    monkeypatch.setattr(roster_module, "WALK_BUDGET", 0.0)  # one page per work message
+    engine = await engine_factory()
+    roster = engine.stub.teams.add_team(TEAM, 1200)
+    await event(engine, activities.teams_install(engine.stub.url))
+
+    [first] = [m async for m in engine.work_queue.receive_messages(max_messages=32)]
+    await engine.fanout.handle(json.loads(first.content))  # page 1, then the cursor is handed on
+    await engine.fanout.handle(json.loads(first.content))  # the same message again: page 2 from the stored cursor
+    await engine.drain()
+
+    team = await engine.teams.store.team(TEAM)
+    assert (team.roster_state, team.roster_members) == (RosterState.DONE, 1200)
+    assert [r.route for r in engine.stub.received].count(PAGED_MEMBERS) == 3
+    members, cursor = await engine.teams.store.roster_page(TEAM, None, 1000)
+    more, _ = await engine.teams.store.roster_page(TEAM, cursor, 1000)
+    assert len({m.user_id for m in members + more}) == len(roster)
+
+
+async def test_group_chat_installs_are_recorded_and_removed(engine_factory) -> None:
+    engine = await engine_factory()
+    install = activities.teams_install(engine.stub.url)
+    chat_id = "19:meeting_abc@thread.v2"
+    install["conversation"] = {"isGroup": True, "conversationType": "groupChat", "tenantId": activities.TENANT, "id": chat_id}
+    del install["channelData"]["team"]
+    await event(engine, install)
+    assert await engine.teams.store.chat_active(chat_id)
+
+    await event(engine, {**install, "action": "remove"})
+    assert not await engine.teams.store.chat_active(chat_id)
+    assert not (await engine.references.get("msteams", chat_id)).active
