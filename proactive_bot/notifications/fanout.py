@@ -5,6 +5,11 @@
   the notification's record and moves under its ETag, so a redelivered or duplicated page
   message cannot fork the walk; each page becomes batch messages that any instance may take.
   No invocation walks the whole audience.
+- Teams audiences walk the same way: a team's stored roster (`teamId`), a list of Entra object
+  ids (`aadObjectIds`, stored beside the record), every roster user after everyone with a
+  conversation (`includeRoster`). A roster member without a chat travels in the batch as a
+  member; the batch claims them, creates the chat (teams.chats) and sends. A `teamChannel`
+  notification is one new thread (or a reply in one), delivered inline.
 - A batch claims each recipient's row right before sending (see NotificationStore.claim) and
   settles it after; whatever runs out of this invocation's retry budget goes back on the work
   queue with a visibility delay instead of keeping the function asleep.

@@ -7,7 +7,11 @@ Each notification in the `NotificationsTable`:
     <id>%S<shard>     r|<recipient>     one delivery: sending / sent / gone / failed / skipped /
                                         unconfirmed / retry
 
-A recipient's shard follows from the recipient alone, so every delivery of it finds the same row.
+A Teams user in a personal chat, or known from a roster before any chat exists, is keyed by
+their Teams user id (`r|u|<29:...>`), so they are one recipient however the bot reaches them;
+every other recipient by its conversation. A list of aadObjectIds is kept in `audience|NNNN`
+rows of the header's partition. A recipient's shard follows from the recipient alone, so every
+delivery of it finds the same row.
 Spreading recipients over SHARDS partitions keeps a broadcast clear of one partition's throughput
 (Table Storage: about 2,000 entities/s) and keeps partitions small; batches are cut per shard
 (`shard_of`) so that the rows one batch writes still share entity-group transactions.
