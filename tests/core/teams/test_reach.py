@@ -243,3 +243,20 @@ async def test_group_chat_installs_are_recorded_and_removed(engine_factory) -> N
     await event(engine, {**install, "action": "remove"})
     assert not await engine.teams.store.chat_active(chat_id)
     assert not (await engine.references.get("msteams", chat_id)).active
+
+
+async def test_an_aad_object_id_with_its_tenant_reaches_a_user_no_roster_lists(engine_factory) -> None:
+    engine = await engine_factory()
+    await installed(engine, 1)  # an install in the tenant: its serviceUrl is known
+    [stranger] = engine.stub.teams.add_team("19:other@thread.tacv2", 1)  # Teams knows them; the bot does not
+
+    document = {"id": "by-oid", "to": {"aadObjectIds": [stranger["aadObjectId"]], "tenantId": activities.TENANT},
+                "text": "x"}
+    await engine.fanout.start(validate(document), "test")
+    await engine.drain()
+
+    [create] = [r for r in engine.stub.received if r.route == CREATE]
+    assert create.body["members"] == [{"id": "8:orgid:" + stranger["aadObjectId"]}]
+    status = await engine.records.status("by-oid", detail=True)
+    assert status.counts[RecipientState.SENT] == 1 and status.rows[0].chat_created
+    assert engine.stub.texts(create.conversation_id) == ["x"]
