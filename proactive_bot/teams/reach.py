@@ -47,7 +47,8 @@ class TeamsReach:
         if team.roster_state is RosterState.WALKING:
             return Page([], cursor, wait=5.0)
         found, following = await self.store.roster_page(team_id, cursor, size)
-        return Page(list(found), following)
+        note = f"only part of the roster could be read ({team.inactive_reason})" if team.roster_state is RosterState.FAILED else ""
+        return Page(list(found), following, note=note)
 
     async def roster_users_page(self, cursor: dict[str, str] | None, size: int) -> Page:
         """Every user reachable through a roster who has no personal chat with the bot (those

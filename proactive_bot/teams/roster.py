@@ -52,7 +52,7 @@ class RosterWalk:
         started = time.monotonic()
         while True:
             team = await self._store.team(team_id)
-            if team is None or not team.active or team.roster_state is RosterState.DONE:
+            if team is None or not team.active or team.roster_state is not RosterState.WALKING:
                 return
             permit = await self._limiter.acquire(TEAMS, "members|" + team_id)
             await self._limiter.wait_for_slot(permit)
@@ -64,8 +64,10 @@ class RosterWalk:
                     log.info("roster of %s: %s; again in %.0f s", team_id, error, delay)
                     await self._work.put({"kind": "roster", "team": team_id}, delay=delay)
                 else:
-                    # 403/404: the bot is no longer in the team; its uninstall event says so too.
+                    # 403/404: the bot is no longer in the team (its uninstall event says so too).
+                    # Not retried; notifications to the team reach what was read.
                     log.warning("roster of %s cannot be read: %s", team_id, error)
+                    await self._store.fail_roster(team_id, f"roster not readable: {error}")
                 return
             except (aiohttp.ClientError, TimeoutError) as error:
                 log.info("roster of %s: %s; again in %.0f s", team_id, error, RETRY_DELAY)

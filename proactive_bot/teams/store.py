@@ -50,6 +50,7 @@ ORG_ID = "8:orgid:"  # how Teams takes a member named by Entra object id in a ne
 class RosterState(enum.Enum):
     WALKING = "walking"  # pages are being read; `cursor` names the next one
     DONE = "done"
+    FAILED = "failed"  # the channel refused to serve it (403/404): what was read stands
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,10 @@ class TeamsStore:
         except (ResourceModifiedError, ResourceNotFoundError):
             return None
         return await self.team(team.team_id)
+
+    async def fail_roster(self, team_id: str, reason: str) -> None:
+        await self._merge_if_exists({"PartitionKey": _TEAM, "RowKey": table_key(team_id),
+                                     "rosterState": RosterState.FAILED.value, "inactiveReason": reason})
 
     async def uninstall_team(self, team_id: str, reason: str) -> int:
         """Mark the team and its channels inactive, and turn off its flag on every member's user

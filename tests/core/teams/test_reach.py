@@ -260,3 +260,18 @@ async def test_an_aad_object_id_with_its_tenant_reaches_a_user_no_roster_lists(e
     status = await engine.records.status("by-oid", detail=True)
     assert status.counts[RecipientState.SENT] == 1 and status.rows[0].chat_created
     assert engine.stub.texts(create.conversation_id) == ["x"]
+
+
+async def test_a_roster_the_channel_refuses_is_not_retried_and_the_team_is_reached_as_read(engine_factory) -> None:
+    engine = await engine_factory()
+    engine.stub.teams.add_team(TEAM, 3)
+    engine.stub.block(TEAM, 403, "BotNotInConversationRoster")
+    await event(engine, activities.teams_install(engine.stub.url))
+    await engine.drain()
+
+    team = await engine.teams.store.team(TEAM)
+    assert team.roster_state is RosterState.FAILED and team.active
+    await engine.fanout.start(validate({"id": "partial", "to": {"teamId": TEAM}, "text": "x"}), "test")
+    await engine.drain()
+    status = await engine.records.status("partial")
+    assert status.state.value == "done" and "only part of the roster" in status.header.note
