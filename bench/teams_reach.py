@@ -43,6 +43,9 @@ APP_BOUND = 50.0
 HANDLERS = 16
 
 
+failures: list[str] = []  # failed invocations (retried, as the host would)
+
+
 async def play_work_queue(app: clients.Clients, until: asyncio.Event) -> int:
     """Run work messages with up to HANDLERS at once until `until` is set."""
     queue = app.queues.get_queue_client(app.settings.work_queue)
@@ -50,7 +53,13 @@ async def play_work_queue(app: clients.Clients, until: asyncio.Event) -> int:
     ran = 0
 
     async def one(message) -> None:
-        await app.fanout.handle(json.loads(message.content))
+        try:
+            await app.fanout.handle(json.loads(message.content))
+        except Exception as error:  # noqa: BLE001 - a failed invocation, as the host sees it
+            failures.append(f"{type(error).__name__}: {error}")
+            # The host makes a failed message visible again at once (visibilityTimeout 0).
+            await queue.update_message(message, visibility_timeout=0)
+            return
         await queue.delete_message(message)
 
     while not until.is_set():
@@ -134,7 +143,7 @@ async def run(n: int, workdir: Path) -> dict:
         "n": n, "roster_seconds": roster_seconds, "seconds": seconds, "requests": len(ok),
         "per_second": len(ok) / seconds, "steady_per_second": len(ok) / (last - first),
         "throttled": sum(1 for r in records if r["status"] == 429), "lost": lost, "duplicated": duplicated,
-        "creates": sum(creates.values()),
+        "creates": sum(creates.values()), "failed_invocations": len(failures),
     }
 
 
@@ -152,7 +161,8 @@ def main() -> None:
     print(f"teamId to N={result['n']}: {result['creates']} creates + sends = {result['requests']} requests in "
           f"{result['seconds']:.1f} s = {result['per_second']:.1f}/s = {result['per_second'] / APP_BOUND:.3f} "
           f"of the {APP_BOUND:.0f}/s bound (first to last request: {result['steady_per_second'] / APP_BOUND:.3f}); "
-          f"429s: {result['throttled']}; lost: {result['lost']}; duplicated: {result['duplicated']}")
+          f"429s: {result['throttled']}; lost: {result['lost']}; duplicated: {result['duplicated']}; "
+          f"failed invocations (retried): {result['failed_invocations']}")
 
 
 if __name__ == "__main__":

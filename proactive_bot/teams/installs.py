@@ -87,6 +87,7 @@ class TeamsInstalls:
                     event.team_id, event.team_name, event.tenant_id, event.service_url,
                     event.team_aad_group_id, clock.now(),
                 )
+                await self._store.save_channel(team.team_id, team.general_channel_id, "General")
                 if fresh:
                     log.info("installed in team %s (%s): reading its roster", event.team_id, event.team_name)
                     await self._roster.start(team.team_id)

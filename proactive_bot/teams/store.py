@@ -181,14 +181,6 @@ class TeamsStore:
             etag=entity.metadata["etag"],
         )
 
-    async def active_teams(self) -> list[Team]:
-        teams = []
-        async for entity in self._table.query_entities("PartitionKey eq @pk and active eq true", parameters={"pk": _TEAM}):
-            team = await self.team(entity["teamId"])
-            if team is not None:
-                teams.append(team)
-        return teams
-
     async def rename_team(self, team_id: str, name: str) -> None:
         await self._merge_if_exists({"PartitionKey": _TEAM, "RowKey": table_key(team_id), "name": name})
 
