@@ -149,6 +149,8 @@ def status_body(status: Status) -> dict[str, Any]:
             "throttledRetries": status.throttled,
         },
     }
+    if header.audience:
+        body["audienceSize"] = header.audience  # the aadObjectIds are stored apart, not repeated here
     if header.note:
         body["note"] = header.note
     if status.rows is not None:

@@ -69,6 +69,10 @@ class ProactiveBot:
             await self._teams.handle(event)
 
     async def on_members_added(self, turn: Turn, members: list[Member]) -> None:
+        if (turn.inbound.reference.get("conversation") or {}).get("conversationType") == "channel":
+            # People joining a team where the app is installed: a welcome each would flood the
+            # channel. They are on the team's roster now (teams/), reachable in their own chat.
+            return
         for member in members:
             if member.id != turn.inbound.bot_id:
                 await turn.send(welcome(member.name))

@@ -29,6 +29,12 @@ async def test_an_install_turn_answers_at_once_and_the_roster_is_read_in_the_bac
     assert stored.active and stored.roster_members == 600 and stored.service_url == channel.url
     assert (await app.teams.store.reachable_user(roster[599]["id"])).aad_object_id == roster[599]["aadObjectId"]
 
+    newcomer = activities.teams_user()
+    joined = activities.teams_team_update(channel.url, "teamMemberAdded", team=team, members_added=[newcomer])
+    assert (await invoke.http("messages", joined)).status_code == 200
+    assert channel.activities(team["id"]) == []  # no welcome flooding the channel
+    assert (await app.teams.store.reachable_user(newcomer["id"])) is not None
+
     removed = activities.teams_team_update(channel.url, "teamMemberRemoved", team=team,
                                            members_removed=[{"id": activities.BOT["id"]}])
     assert (await invoke.http("messages", removed)).status_code == 200
