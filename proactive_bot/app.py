@@ -123,7 +123,12 @@ async def accept_notification(body: bytes, base_url: str) -> HttpResult:
     # A repeated POST (same id) is enqueued again only while nothing has started: processing is
     # idempotent, and this way a POST whose enqueue failed can simply be repeated.
     if header.pages == 0 and not header.planned:
-        await app.notifications_queue.send_message(json.dumps(notification.document(), ensure_ascii=False))
+        if notification.is_broadcast:
+            # Recorded already (with its audience, up to 10,000 aadObjectIds: more than a queue
+            # message holds): start walking it, as queue_notify would.
+            await app.fanout.work.put({"kind": "page", "notification": notification.id})
+        else:
+            await app.notifications_queue.send_message(json.dumps(notification.document(), ensure_ascii=False))
     status_url = f"{base_url.rstrip('/')}/{quote(notification.id, safe='')}"
     return HttpResult(202, {"id": notification.id, "status": status_url}, {"Location": status_url})
 
@@ -206,6 +211,8 @@ def status_body(status: Status) -> dict[str, Any]:
                          ("cancelledAt", header.cancelled_at)):
         if moment is not None:
             body[name] = moment.isoformat()
+    if header.audience:
+        body["audienceSize"] = header.audience  # the aadObjectIds are stored apart, not repeated here
     if header.note:
         body["note"] = header.note
     if status.rows is not None:
@@ -237,6 +244,7 @@ def _row_body(row: RecipientRow) -> dict[str, Any]:
         "readAt": _iso(row.read_at),
         "recalledAt": _iso(row.recalled_at),
         **({"change": row.change} if row.change else {}),
+        "chatCreated": row.chat_created,
     }
 
 

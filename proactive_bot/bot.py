@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 
 from . import activities, clock
-from .channel.turn import Inbound, Member, Turn
+from .channel.turn import Inbound, Member, TeamsEvent, Turn
 from .notifications.receipts import READ_RECEIPT, ReadReceipts
 from .references import ReferenceStore
 from .reminders import report
 from .reminders.dialogs import Asker, ReminderDialogs
 from .tasks import LongTasks, Task
+from .teams.installs import TeamsInstalls
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +53,29 @@ class ProactiveBot:
     def __init__(
         self, references: ReferenceStore, reminders: ReminderDialogs, tasks: LongTasks,
         receipts: ReadReceipts | None = None,
+        teams: TeamsInstalls | None = None,
     ) -> None:
         self._references = references
         self._reminders = reminders
         self._tasks = tasks
         self._receipts = receipts
+        self._teams = teams
 
     async def on_turn(self, turn: Turn) -> None:
         # Every inbound activity refreshes the user's address; it is what proactive sends use.
         await self._references.save(turn.inbound.reference, clock.now())
 
+    async def on_teams_event(self, turn: Turn, event: TeamsEvent) -> None:
+        # Installs and roster changes only update what the bot can reach; the roster itself is
+        # read in the background (teams/roster.py), so this turn answers at once.
+        if self._teams is not None:
+            await self._teams.handle(event)
+
     async def on_members_added(self, turn: Turn, members: list[Member]) -> None:
+        if (turn.inbound.reference.get("conversation") or {}).get("conversationType") == "channel":
+            # People joining a team where the app is installed: a welcome each would flood the
+            # channel. They are on the team's roster now (teams/), reachable in their own chat.
+            return
         for member in members:
             if member.id != turn.inbound.bot_id:
                 await turn.send(welcome(member.name))

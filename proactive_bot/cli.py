@@ -36,9 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     to.add_argument("--user", help="the user's channel id (with --channel)")
     to.add_argument("--conversation", help="a conversation id (with --channel)")
     to.add_argument("--aad", help="an Entra ID (AAD) object id")
-    to.add_argument("--all", action="store_true", help="everyone (filter with --channel/--tenant)")
+    to.add_argument("--all", action="store_true", help="everyone (filter with --channel/--tenant; --include-roster)")
+    to.add_argument("--team", help="every member of this Teams team (its 19:...@thread.tacv2 id)")
+    to.add_argument("--aad-list", type=Path, help="a file of Entra object ids, one a line (with --tenant: its tenant)")
+    to.add_argument("--channel-post", nargs=2, metavar=("TEAM_ID", "CHANNEL_ID"), help="a new post in a Teams channel")
     notify.add_argument("--channel", help="channelId, e.g. msteams, webchat")
-    notify.add_argument("--tenant", help="with --all: only this tenant")
+    notify.add_argument("--tenant", help="with --all: only this tenant; with --aad-list: the users' tenant")
+    notify.add_argument("--include-roster", action="store_true", help="with --all: also Teams users known from rosters")
+    notify.add_argument("--reply-to", help="with --channel-post: answer in the thread this notification id started")
     notify.add_argument("--text", help="the message (Markdown)")
     notify.add_argument("--card", type=Path, help="a JSON file holding an Adaptive Card")
     notify.add_argument("--id", help="idempotency key (default: a new uuid)")
@@ -85,6 +90,18 @@ def build_notification(args: argparse.Namespace) -> dict[str, Any]:
             to["channelId"] = args.channel
         if args.tenant:
             to["tenantId"] = args.tenant
+        if args.include_roster:
+            to["includeRoster"] = True
+    elif args.team:
+        to = {"teamId": args.team}
+    elif args.aad_list:
+        to = {"aadObjectIds": [line.strip() for line in args.aad_list.read_text("utf-8").splitlines() if line.strip()]}
+        if args.tenant:
+            to["tenantId"] = args.tenant
+    elif args.channel_post:
+        to = {"teamChannel": {"teamId": args.channel_post[0], "channelId": args.channel_post[1]}}
+        if args.reply_to:
+            to["teamChannel"]["replyTo"] = args.reply_to
     elif args.aad:
         to = {"aadObjectId": args.aad}
     elif args.user:

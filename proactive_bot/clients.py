@@ -24,6 +24,7 @@ from . import redaction
 from .bot import ProactiveBot
 from .channel.adapter import ChannelAdapter
 from .delivery.rate_limits import LimitsConfig, RateLimiter
+from .delivery.retries import NOTIFICATIONS, RetryPolicy
 from .delivery.sender import Delivery
 from .notifications.fanout import Fanout, WorkQueue
 from .notifications.lifecycle import Lifecycle
@@ -37,6 +38,11 @@ from .reminders.store import ReminderStore
 from .reminders.timer import ReminderTimer
 from .settings import Settings, StorageIdentity
 from .tasks import LongTasks
+from .teams.chats import ChatOpener
+from .teams.installs import TeamsInstalls
+from .teams.reach import TeamsReach
+from .teams.roster import RosterWalk
+from .teams.store import TeamsStore
 
 
 @dataclass
@@ -55,6 +61,7 @@ class Clients:
     lifecycle: Lifecycle
     reminder_timer: ReminderTimer
     tasks: LongTasks
+    teams: TeamsReach
     bot: ProactiveBot
     credential: AsyncTokenCredential | None = None  # identity-based storage
 
@@ -123,6 +130,16 @@ async def _queue(service: QueueServiceClient, name: str) -> QueueClient:
     return client
 
 
+def teams_reach(
+    adapter: ChannelAdapter, references: ReferenceStore, store: TeamsStore, limiter: RateLimiter, work: WorkQueue,
+    delivery: Delivery, retries: RetryPolicy = NOTIFICATIONS,
+) -> TeamsReach:
+    """Teams installs, rosters and chat creation, paced by the same limiter as sends and bounded
+    by the same requests in flight."""
+    chats = ChatOpener(adapter, references, limiter, delivery.slots, retries)
+    return TeamsReach(store, chats, RosterWalk(store, adapter, limiter, work), references)
+
+
 def storage_credential(identity: StorageIdentity) -> AsyncTokenCredential:
     """The managed identity storage requests are made as (tokens via the platform's endpoint)."""
     from azure.identity.aio import ManagedIdentityCredential  # only identity-based deployments need it
@@ -159,10 +176,11 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
         settings.app_password, settings.identity_header, *redaction.storage_secrets(settings.storage_connection)
     ])
     tables, queues, credential = storage_clients(settings, **storage_options)
-    references_table, reminders_table, notifications_table = await asyncio.gather(
+    references_table, reminders_table, notifications_table, teams_table = await asyncio.gather(
         tables.create_table_if_not_exists(settings.references_table),
         tables.create_table_if_not_exists(settings.reminders_table),
         tables.create_table_if_not_exists(settings.notifications_table),
+        tables.create_table_if_not_exists(settings.teams_table),
     )
     notifications_queue, work_queue, tasks_queue = await asyncio.gather(
         _queue(queues, settings.notifications_queue),
@@ -182,6 +200,7 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
     schedule = Schedule(notifications_table)
     receipts = ReadReceipts(notifications_table)
     work = WorkQueue(work_queue)
+    teams = teams_reach(adapter, references, TeamsStore(teams_table), limiter, work, delivery)
     tasks = LongTasks(
         tasks_queue, references, delivery, kinds={report.KIND: functools.partial(report.build, reminders)}
     )
@@ -196,10 +215,13 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
         reminders=reminders,
         notifications=notifications,
         delivery=delivery,
-        fanout=Fanout(references, notifications, delivery, work, settings.retry_budget_seconds, schedule, receipts),
+        fanout=Fanout(references, notifications, delivery, work, settings.retry_budget_seconds, schedule, receipts, teams),
         lifecycle=Lifecycle(notifications, delivery, work, schedule, settings.retry_budget_seconds),
         reminder_timer=ReminderTimer(reminders, references, delivery),
         tasks=tasks,
-        bot=ProactiveBot(references, ReminderDialogs(reminders), tasks, receipts),
+        teams=teams,
+        bot=ProactiveBot(
+            references, ReminderDialogs(reminders), tasks, receipts, TeamsInstalls(teams.store, teams.roster, references)
+        ),
         credential=credential,
     )

@@ -33,6 +33,7 @@ LAST_SEEN_RESOLUTION = timedelta(hours=24)
 _REF = "ref|"
 _USER = "user|"
 _AAD = "aad"
+TEAMS = "msteams"  # the channel id of Microsoft Teams
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,12 @@ class StoredReference:
     @property
     def key(self) -> tuple[str, str]:
         return self.channel_id, self.conversation_id
+
+    @property
+    def teams_user(self) -> str:
+        """The Teams user of a personal Teams chat ("29:..."), else "": who this recipient is,
+        the same before and after the bot created the chat (see teams/roster.py)."""
+        return self.user_id if self.channel_id == TEAMS and _is_personal(self) else ""
 
     @classmethod
     def from_reference(cls, reference: dict[str, Any], now: datetime) -> StoredReference:

@@ -74,6 +74,8 @@ SETTINGS: tuple[Setting, ...] = (
             required=True,
             reader=Reader.HOST),
     Setting("NotificationsTable", "Notifications", "each notification's record and its per-recipient deliveries"),
+    Setting("TeamsTable", "Teams", "Teams installs (teams, group chats), their rosters and the users reachable "
+            "through them"),
     Setting("BotTokenEndpoint", "", "token endpoint override: OAuth (password) or managed identity "
             "(`UserAssignedMSI`); tests point it at a local server; empty = Microsoft's / Azure's"),
     Setting("DeliveryConcurrency", "128", "sends in flight per process (latency-bound below ~128 against a "
@@ -173,6 +175,7 @@ class Settings:
     notifications_queue: str = "notifications"
     notifications_table: str = "Notifications"
     tasks_queue: str = "tasks"
+    teams_table: str = "Teams"  # Teams installs, rosters and the users reachable through them
     # Where bot tokens come from; empty = Microsoft's endpoint for the app type (the platform's
     # identity endpoint for UserAssignedMSI). Tests point it at a local server.
     token_endpoint: str = ""
@@ -272,6 +275,7 @@ class Settings:
             notifications_queue=get("NotificationsQueue"),
             notifications_table=get("NotificationsTable"),
             tasks_queue=get("TasksQueue"),
+            teams_table=get("TeamsTable"),
             token_endpoint=get("BotTokenEndpoint"),
             delivery_concurrency=int(get("DeliveryConcurrency")),
             max_sends_per_second=float(get("MaxSendsPerSecond")),

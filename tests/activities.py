@@ -87,6 +87,62 @@ def teams_members_added(service_url: str, *, user: dict[str, Any] | None = None)
     }
 
 
+TEAM = {"id": "19:Xq9rTbWKlmN0pQrS1a2b3c4d5e6f7g8h@thread.tacv2", "name": "Contoso Sales",
+        "aadGroupId": "7d0a5b3c-9e8f-4a1b-8c2d-3e4f5a6b7c8d"}
+
+
+def teams_install(
+    service_url: str, *, team: dict[str, Any] | None = None, action: str = "add", by: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """installationUpdate in a team's scope: the conversation is its General channel."""
+    team = team or TEAM
+    return {
+        "type": "installationUpdate",
+        "id": f"f:{_id()}",
+        "timestamp": "2026-11-26T09:59:58.000Z",
+        "action": action,
+        "serviceUrl": service_url,
+        "channelId": "msteams",
+        "from": by or teams_user(),
+        "conversation": {"isGroup": True, "conversationType": "channel", "tenantId": TENANT, "id": team["id"]},
+        "recipient": BOT,
+        "channelData": {"settings": {"selectedChannel": {"id": team["id"]}}, "channel": {"id": team["id"]},
+                        "team": team, "eventType": "", "tenant": {"id": TENANT}, "source": {"name": "message"}},
+        "locale": "en-US",
+    }
+
+
+def teams_team_update(
+    service_url: str,
+    event_type: str,
+    *,
+    team: dict[str, Any] | None = None,
+    members_added: list[dict[str, Any]] | None = None,
+    members_removed: list[dict[str, Any]] | None = None,
+    channel: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """conversationUpdate in a team (teamMemberAdded/Removed, teamRenamed, teamDeleted, channel*)."""
+    team = team or TEAM
+    activity: dict[str, Any] = {
+        "type": "conversationUpdate",
+        "id": f"f:{_id()}",
+        "timestamp": "2026-11-26T09:59:58.000Z",
+        "serviceUrl": service_url,
+        "channelId": "msteams",
+        "from": teams_user(),
+        "conversation": {"isGroup": True, "conversationType": "channel", "tenantId": TENANT, "id": team["id"]},
+        "recipient": BOT,
+        "channelData": {"team": team, "eventType": event_type, "tenant": {"id": TENANT}},
+    }
+    if members_added is not None:
+        activity["membersAdded"] = members_added
+    if members_removed is not None:
+        activity["membersRemoved"] = members_removed
+    if channel is not None:
+        activity["channelData"]["channel"] = channel
+    return activity
+
+
 def webchat_message(text: str, service_url: str, *, user_id: str | None = None, conversation_id: str | None = None) -> dict[str, Any]:
     return {
         "type": "message",

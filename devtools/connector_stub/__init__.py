@@ -16,6 +16,8 @@ from tests, so this server stands in for one. It is used three ways:
   windows behind 429 + Retry-After.
 - `Conversations`, `Shown` (activities): what each conversation shows after edits and deletions
   (PUT/DELETE of an id never delivered: 404).
+- `TeamsDirectory` (teams): team rosters behind `pagedmembers`, and the creates Teams answers
+  (1:1 chats, channel threads, 403 for users without the app).
 - `error_body`, `error_code_for`, `describe_activity` (wire): ErrorResponse bodies and one-line
   activity descriptions, also used by the Web Chat channel; importing them loads no server.
 - `__main__`: the command line.
@@ -29,7 +31,8 @@ _NAMES = {
     "ConnectorStub": "server", "ReceivedRequest": "server",
     "summarize": "server", "console_line": "server",
     "SEND": "server", "REPLY": "server", "UPDATE": "server", "DELETE": "server", "CREATE": "server",
-    "MEMBERS": "server", "UNKNOWN": "server",
+    "MEMBERS": "server", "PAGED_MEMBERS": "server", "UNKNOWN": "server",
+    "TeamsDirectory": "teams",
     "RateLimits": "teams_limits", "Window": "teams_limits",
     "TEAMS_PER_CONVERSATION": "teams_limits", "TEAMS_GLOBAL": "teams_limits",
     "Conversations": "activities", "Shown": "activities",

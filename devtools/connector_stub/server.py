@@ -20,6 +20,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from .teams import Reply, TeamsDirectory
+
 from .activities import Conversations, Shown
 from .teams_limits import TEAMS_GLOBAL, TEAMS_PER_CONVERSATION, RateLimits, Window
 from .wire import describe_activity, error_body, error_code_for
@@ -31,6 +33,7 @@ UPDATE: Final = "update"  # PUT  /v3/conversations/{id}/activities/{activityId}
 DELETE: Final = "delete"  # DELETE /v3/conversations/{id}/activities/{activityId}
 CREATE: Final = "create"  # POST /v3/conversations
 MEMBERS: Final = "members"  # GET  /v3/conversations/{id}/members
+PAGED_MEMBERS: Final = "pagedmembers"  # GET /v3/conversations/{id}/pagedmembers (teams.py)
 UNKNOWN: Final = "unknown"
 
 _POSTS_ACTIVITY: Final = frozenset({SEND, REPLY})
@@ -119,6 +122,7 @@ class _Incoming:
     body: Any
     problem: str | None  # why the body is unacceptable, if it is
     authorization: str | None
+    query: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -156,6 +160,8 @@ def _match_route(method: str, parts: Sequence[str]) -> tuple[str, str | None, st
             return DELETE, conv, act
         case "GET", ["v3", "conversations", str(conv), "members"] if conv:
             return MEMBERS, conv, None
+        case "GET", ["v3", "conversations", str(conv), "pagedmembers"] if conv:
+            return PAGED_MEMBERS, conv, None
     return UNKNOWN, None, None
 
 
@@ -209,6 +215,7 @@ class ConnectorStub:
         self._limits = RateLimits()
         self._members: dict[str, list[dict[str, Any]]] = {}
         self._waiters: list[_Waiter] = []
+        self.teams = TeamsDirectory()  # rosters and 1:1 chat creation (teams.py)
         self._reset_records()
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -311,6 +318,7 @@ class ConnectorStub:
         if isinstance(global_, EllipsisType):
             global_ = TEAMS_GLOBAL if per_conversation is not None else None
         self._limits = RateLimits(per_conversation, global_)
+        self.teams.limit(bool(per_conversation or global_))
 
     def expect_bearer(self, token: str | None) -> None:
         """Require `Authorization: Bearer <token>` (401 otherwise); None stops checking."""
@@ -417,6 +425,7 @@ class ConnectorStub:
             body,
             problem,
             request.headers.get("Authorization"),
+            request.query,
         )
         now = self._clock()
         answer = self._decide(incoming, now)
@@ -459,6 +468,10 @@ class ConnectorStub:
             retry_after = self._limits.try_admit(per_conversation, now)
             if retry_after is not None:
                 return _failure(429, retry_after=retry_after)
+        if route == PAGED_MEMBERS:
+            return _answer_of(self.teams.paged_members(conversation_id or "", incoming.query, now))
+        if route == CREATE and self.teams.handles(incoming.body):
+            return _answer_of(self.teams.create_conversation(incoming.body, self._new_activity_id()))
         return self._accept(route, conversation_id, incoming.activity_id, incoming.body)
 
     def _record(self, incoming: _Incoming, answer: _Answer, now: float) -> ReceivedRequest:
@@ -585,6 +598,13 @@ class ConnectorStub:
             *(f"  #{r.seq} {summarize(r)}" for r in shown),
         ]
         return "\n".join(lines)
+
+
+def _answer_of(reply: Reply) -> _Answer:
+    return _Answer(
+        reply.status, reply.payload, reply.error_code, reply.retry_after,
+        response_id=reply.conversation_id, conversation_id=reply.conversation_id,
+    )
 
 
 def _respond(answer: _Answer) -> web.Response:

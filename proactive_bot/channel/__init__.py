@@ -2,7 +2,7 @@
 
 - `ChannelAdapter` (adapter): runs a turn for an inbound activity, sends proactively, updates
   and deletes what it sent (`update_activity`, `delete_activity`: SDK-free signatures).
-- `Turn`, `TurnLogic`, `Inbound`, `Member` (turn): what the bot's logic sees, SDK-free.
+- `Turn`, `TurnLogic`, `Inbound`, `Member`, `TeamsEvent` (turn): what the bot's logic sees, SDK-free.
 - `parse_activity`, `conversation_reference`, `InvalidActivity`, `outgoing` (activity).
 - `AuthenticationError`, `AuthenticationUnavailable` (auth): inbound tokens.
 - `ConnectorError`, `TokenProvider` (connector): the Connector REST API and the bot's token.
@@ -15,7 +15,7 @@ from ..lazy import exports
 
 _NAMES = {
     "ChannelAdapter": "adapter",
-    "Turn": "turn", "TurnLogic": "turn", "Inbound": "turn", "Member": "turn",
+    "Turn": "turn", "TurnLogic": "turn", "Inbound": "turn", "Member": "turn", "TeamsEvent": "turn",
     "InvalidActivity": "activity", "parse_activity": "activity", "conversation_reference": "activity",
     "outgoing": "activity",
     "AuthenticationError": "auth", "AuthenticationUnavailable": "auth",

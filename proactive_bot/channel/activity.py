@@ -11,7 +11,7 @@ from typing import Any
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity
 
-from .turn import Inbound, Member
+from .turn import Inbound, Member, TeamsEvent
 
 # What we store per conversation; real ones are 300-1,000 characters. Well under the 32K
 # characters an Azure Table string property holds.
@@ -135,7 +135,41 @@ def inbound_of(activity: Activity) -> Inbound:
 
 
 def members(accounts: list[Any] | None) -> list[Member]:
-    return [Member(account.id, account.name or "") for account in accounts or [] if account is not None]
+    return [
+        Member(account.id, account.name or "", account.aad_object_id or "")
+        for account in accounts or []
+        if account is not None and account.id
+    ]
+
+
+def teams_event_of(activity: Activity) -> TeamsEvent | None:
+    """A Teams install, roster or rename event, if the activity is one (see turn.TeamsEvent)."""
+    if activity.channel_id != "msteams" or activity.type not in ("installationUpdate", "conversationUpdate"):
+        return None
+    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    team = data.get("team") if isinstance(data.get("team"), dict) else {}
+    channel = data.get("channel") if isinstance(data.get("channel"), dict) else {}
+    event_type = data.get("eventType") if isinstance(data.get("eventType"), str) else ""
+    if activity.type == "conversationUpdate" and not (event_type or activity.members_added or activity.members_removed):
+        return None
+    conversation = activity.conversation
+    return TeamsEvent(
+        type=activity.type,
+        event_type=event_type,
+        action=activity.action if isinstance(activity.action, str) else "",
+        service_url=activity.service_url,
+        tenant_id=conversation.tenant_id or "",
+        conversation_id=conversation.id,
+        conversation_type=conversation.conversation_type or "",
+        bot_id=activity.recipient.id if activity.recipient else "",
+        team_id=str(team.get("id") or ""),
+        team_name=str(team.get("name") or ""),
+        team_aad_group_id=str(team.get("aadGroupId") or ""),
+        channel_id=str(channel.get("id") or ""),
+        channel_name=str(channel.get("name") or ""),
+        members_added=tuple(members(activity.members_added)),
+        members_removed=tuple(members(activity.members_removed)),
+    )
 
 
 def _reported_zone(activity: Activity) -> str | None:

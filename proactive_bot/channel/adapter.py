@@ -67,6 +67,27 @@ class ChannelAdapter(BotFrameworkAdapter):
             client = self._clients[service_url] = ConnectorClient(self._session, service_url, self._tokens)
         return client
 
+    async def create_conversation_json(self, service_url: str, parameters: dict[str, Any]) -> dict[str, Any]:
+        """Create a conversation (a 1:1 chat, or a channel thread with its first activity).
+
+        Plain JSON in and out: ConversationParameters → ConversationResourceResponse. Raises
+        ConnectorError (the channel's answer), ServiceUrlNotAllowed, or aiohttp errors.
+        """
+        return await self._connector_client(service_url).conversations.create(parameters)
+
+    async def paged_members(
+        self, service_url: str, conversation_id: str, page_size: int, continuation_token: str | None
+    ) -> dict[str, Any]:
+        """One page of a conversation's (a team's) members: {"members": [...], "continuationToken"}."""
+        return await self._connector_client(service_url).conversations.paged_members(
+            conversation_id, page_size, continuation_token
+        )
+
+    @property
+    def bot_account(self) -> dict[str, str]:
+        """Who the bot is when it starts a conversation ("28:<app id>" in Teams)."""
+        return {"id": f"28:{self._settings.app_id}" if self._settings.app_id else "28:local-bot"}
+
     async def _authenticate_request(self, request: Activity, auth_header: str) -> ClaimsIdentity:
         return await self.authenticator.authenticate(request, auth_header)
 

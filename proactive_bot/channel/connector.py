@@ -149,6 +149,33 @@ class Conversations:
     async def delete_activity(self, conversation_id: str, activity_id: str) -> None:
         await self._call("DELETE", self._path(conversation_id, activity_id), None)
 
+    async def create(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """POST /v3/conversations (ConversationParameters JSON) → ConversationResourceResponse JSON."""
+        return await self._json("POST", self._base.rstrip("/"), parameters)
+
+    async def paged_members(
+        self, conversation_id: str, page_size: int, continuation_token: str | None
+    ) -> dict[str, Any]:
+        """GET /v3/conversations/{id}/pagedmembers → {"members": [...], "continuationToken": ...}."""
+        params = {"pageSize": str(page_size)}
+        if continuation_token:
+            params["continuationToken"] = continuation_token
+        return await self._json("GET", self._base + quote(conversation_id, safe="") + "/pagedmembers", None, params)
+
+    async def _json(
+        self, method: str, url: str, body: dict[str, Any] | None, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        headers = {}
+        if self._tokens is not None:
+            headers["Authorization"] = f"Bearer {await self._tokens.token()}"
+        async with self._session.request(
+            method, url, json=body, params=params, headers=headers, timeout=SEND_TIMEOUT
+        ) as resp:
+            if resp.status >= 400:
+                raise await _connector_error(resp)
+            payload = await resp.json(content_type=None) if resp.content_length != 0 else None
+        return payload if isinstance(payload, dict) else {}
+
     def _path(self, conversation_id: str, activity_id: str | None = None) -> str:
         path = self._base + quote(conversation_id, safe="")
         path += "/activities"

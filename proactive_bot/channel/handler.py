@@ -11,7 +11,7 @@ from typing import Any
 from botbuilder.core import ActivityHandler, TurnContext
 from botbuilder.schema import ChannelAccount
 
-from .activity import inbound_of, members, outgoing
+from .activity import inbound_of, members, outgoing, teams_event_of
 from .turn import Inbound, TurnLogic
 
 _TURN_STATE = "proactive_bot.turn"
@@ -41,6 +41,9 @@ class LogicHandler(ActivityHandler):
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         await self._logic.on_turn(_turn(turn_context))
+        event = teams_event_of(turn_context.activity)
+        if event is not None:
+            await self._logic.on_teams_event(_turn(turn_context), event)
         await super().on_turn(turn_context)
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:

@@ -17,6 +17,30 @@ class Member:
 
     id: str
     name: str = ""
+    aad_object_id: str = ""
+
+
+@dataclass(frozen=True)
+class TeamsEvent:
+    """A Teams install or roster event, as plain data: an `installationUpdate` (`action` add,
+    remove, add-upgrade, remove-upgrade) or a `conversationUpdate` with `channelData.eventType`
+    (teamMemberAdded/Removed, teamRenamed, teamDeleted, channelCreated/Renamed/Deleted, ...)."""
+
+    type: str  # "installationUpdate" or "conversationUpdate"
+    event_type: str  # channelData.eventType ("" when none)
+    action: str  # installationUpdate's action ("" otherwise)
+    service_url: str
+    tenant_id: str
+    conversation_id: str
+    conversation_type: str  # "personal", "groupChat" or "channel"
+    bot_id: str
+    team_id: str = ""  # channelData.team
+    team_name: str = ""
+    team_aad_group_id: str = ""
+    channel_id: str = ""  # channelData.channel (channel events)
+    channel_name: str = ""
+    members_added: tuple[Member, ...] = ()
+    members_removed: tuple[Member, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,3 +77,5 @@ class TurnLogic(Protocol):
 
     async def on_event(self, turn: Turn) -> None:
         """An event activity (`inbound.name` says which), e.g. a read receipt."""
+    async def on_teams_event(self, turn: Turn, event: TeamsEvent) -> None:
+        """A Teams install/uninstall, roster or rename event (after `on_turn`)."""

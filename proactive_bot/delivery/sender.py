@@ -78,6 +78,13 @@ class Delivery:
         self._slots = asyncio.Semaphore(concurrency)
         self._claim_latency = _Latency()
 
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        """The bound on requests in flight (and waiting for the rate limiter), shared with other
+        Connector requests that count in the same limits (teams.chats: chat creation). It also
+        keeps the limiter's waiters few: each of them wakes at every slot."""
+        return self._slots
+
     async def send(
         self, recipient: StoredReference, activities: Request, *, claim: ClaimHook | None = None
     ) -> Result:

@@ -53,7 +53,9 @@ class Notification:
 
     @property
     def is_broadcast(self) -> bool:
-        return bool(self.to.get("all"))
+        """Its audience is walked in pages through the work queue (everyone, a team's roster, a
+        list of users), rather than delivered by the invocation that took it."""
+        return bool(self.to.get("all")) or "teamId" in self.to or "aadObjectIds" in self.to
 
     def scheduled(self, now: datetime) -> bool:
         """Whether it must still wait (a past notBefore means now)."""
@@ -184,7 +186,7 @@ def _describe(error: Any) -> str:
     if error.validator == "oneOf" and list(error.absolute_path) == ["to"]:
         return (
             "to: must be exactly one of {userId, channelId}, {conversationId, channelId}, "
-            "{aadObjectId} or {all: true}"
+            "{aadObjectId}, {all: true}, {teamId}, {aadObjectIds: [...]} or {teamChannel: {teamId, channelId}}"
         )
     return f"{where}: {error.message}"
 

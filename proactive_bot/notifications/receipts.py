@@ -86,10 +86,15 @@ class ReadReceipts:
             key = ordered_id(done.activity_id or "")
             if done.state is RecipientState.SENT and key is not None and expects_receipts(done.recipient):
                 channel_id, conversation_id = done.recipient.channel_id, done.recipient.conversation_id
+                # Where the delivery's row is: keyed by the recipient (a Teams user's row by their
+                # user id), which the conversation alone does not tell.
+                row_partition, row_key = row_address(notification_id, done.recipient)
                 rows.append({
                     "PartitionKey": _partition(channel_id, conversation_id),
                     "RowKey": f"{_conversation_prefix(channel_id, conversation_id)}{key}|{table_key(notification_id)}",
                     "notification": notification_id,
+                    "rowPartition": row_partition,
+                    "rowKey": row_key,
                 })
         if rows:
             await self._writes.write(rows, at_once=at_once)
@@ -109,7 +114,7 @@ class ReadReceipts:
         return len(unread)
 
     async def _read(self, channel_id: str, conversation_id: str, entity: Any, now: datetime) -> None:
-        partition, row = row_address(entity["notification"], channel_id, conversation_id)
+        partition, row = entity["rowPartition"], entity["rowKey"]
         try:
             await self._table.update_entity({"PartitionKey": partition, "RowKey": row, "readAt": now})
         except ResourceNotFoundError:

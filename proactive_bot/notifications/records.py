@@ -9,7 +9,11 @@ Each notification in the `NotificationsTable`:
                                         a sent one keeps the activity id the channel gave it, the
                                         content version it shows and when it was read
 
-A recipient's shard follows from the recipient alone, so every delivery of it finds the same row.
+A Teams user in a personal chat, or known from a roster before any chat exists, is keyed by
+their Teams user id (`r|u|<29:...>`), so they are one recipient however the bot reaches them;
+every other recipient by its conversation. A list of aadObjectIds is kept in `audience|NNNN`
+rows of the header's partition. A recipient's shard follows from the recipient alone, so every
+delivery of it finds the same row.
 Spreading recipients over SHARDS partitions keeps a broadcast clear of one partition's throughput
 (Table Storage: about 2,000 entities/s) and keeps partitions small; batches are cut per shard
 (`shard_of`) so that the rows one batch writes still share entity-group transactions.
@@ -29,15 +33,14 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from .. import clock
-from ..references import StoredReference
 from ..storage.batching import CoalescedWrites, Write
 from ..storage.keys import table_key
 from .contract import Notification
@@ -45,6 +48,8 @@ from .contract import Notification
 log = logging.getLogger(__name__)
 
 _HEADER = "notification"
+_AUDIENCE = "audience|"
+AUDIENCE_ROW_IDS = 700  # aadObjectIds per row: ~28K characters, under a property's 32K
 _RECIPIENT = "r|"
 _SHARD = "%S"
 _AFTER_SHARDS = "%T"  # sorts after every "<id>%S.." partition and before any other id's
@@ -123,6 +128,7 @@ class Header:
     @property
     def cancelled(self) -> bool:
         return self.cancelled_at is not None
+    audience: int = 0  # how many aadObjectIds are stored apart (`NotificationStore.audience`)
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,7 @@ class Claim:
 class Settled:
     """How one delivery ended, as its row records it."""
 
-    recipient: StoredReference
+    recipient: Recipient
     state: RecipientState
     attempts: int = 0
     throttled: int = 0
@@ -150,9 +156,27 @@ class Settled:
     claimed_at: datetime | None = None  # of the last attempt
     activity_id: str | None = None  # SENT: the channel's id of what it shows
     version: int = 0  # SENT: the content version sent
+    chat_created: bool = False  # the bot created the recipient's 1:1 chat for this notification
+    conversation: str = ""  # where it went, if not the recipient's own (a created chat or thread)
 
 
-def recipient_key(recipient: StoredReference) -> str:
+class Recipient(Protocol):
+    """Whom a row is about: a stored conversation, or a Teams user known from a roster whose
+    chat may not exist yet (teams.roster.RosterMember)."""
+
+    channel_id: str
+    conversation_id: str
+    user_id: str
+
+    @property
+    def teams_user(self) -> str: ...
+
+
+def recipient_key(recipient: Recipient) -> str:
+    # A Teams user is one recipient whether the bot reaches them through the chat they started,
+    # a chat the bot created, or the roster before any chat exists.
+    if recipient.teams_user:
+        return _RECIPIENT + "u|" + table_key(recipient.teams_user)
     return conversation_key(recipient.channel_id, recipient.conversation_id)
 
 
@@ -161,7 +185,7 @@ def conversation_key(channel_id: str, conversation_id: str) -> str:
     return _RECIPIENT + table_key(f"{len(channel_id)}:{channel_id}{conversation_id}")
 
 
-def shard_of(recipient: StoredReference) -> int:
+def shard_of(recipient: Recipient) -> int:
     """Which of a notification's recipient partitions holds this recipient's row."""
     return _shard_of_key(recipient_key(recipient))
 
@@ -175,7 +199,7 @@ def _shard_of_key(key: str) -> int:
     return zlib.crc32(key.encode("utf-8")) % SHARDS
 
 
-def _recipient_partition(notification_id: str, recipient: StoredReference) -> str:
+def _recipient_partition(notification_id: str, recipient: Recipient) -> str:
     return shard_partition(notification_id, shard_of(recipient))
 
 
@@ -185,10 +209,9 @@ def shard_partition(notification_id: str, shard: int) -> str:
     return f"{table_key(notification_id)}{_SHARD}{shard:02d}"
 
 
-def row_address(notification_id: str, channel_id: str, conversation_id: str) -> tuple[str, str]:
-    """(PartitionKey, RowKey) of a notification's row for one conversation."""
-    key = conversation_key(channel_id, conversation_id)
-    return shard_partition(notification_id, _shard_of_key(key)), key
+def row_address(notification_id: str, recipient: Recipient) -> tuple[str, str]:
+    """(PartitionKey, RowKey) of a notification's row for one recipient."""
+    return _recipient_partition(notification_id, recipient), recipient_key(recipient)
 
 
 class NotificationStore:
@@ -202,11 +225,18 @@ class NotificationStore:
     # header
 
     async def create(self, notification: Notification, now: datetime, source: str) -> Header:
-        """Record a new notification, or return the existing record of the same id."""
+        """Record a new notification, or return the existing record of the same id.
+
+        A list of aadObjectIds (up to 10,000: more than a table property holds) is stored in
+        rows of its own beside the header, in the same transaction; the header's document
+        keeps the list empty.
+        """
+        ids: list[str] = list(notification.to.get("aadObjectIds") or [])
         entity = {
             "PartitionKey": table_key(notification.id),
             "RowKey": _HEADER,
-            "document": json.dumps(notification.document(), ensure_ascii=False),
+            "document": json.dumps(_without_audience(notification.document()), ensure_ascii=False),
+            "audience": len(ids),
             "createdAt": now,
             "source": source,
             "recipients": 0,
@@ -215,12 +245,22 @@ class NotificationStore:
             "pages": 0,
             "note": "",
         }
+        rows = [
+            {"PartitionKey": entity["PartitionKey"], "RowKey": f"{_AUDIENCE}{n:04d}",
+             "ids": json.dumps(ids[start : start + AUDIENCE_ROW_IDS], separators=(",", ":"))}
+            for n, start in enumerate(range(0, len(ids), AUDIENCE_ROW_IDS))
+        ]
         try:
-            await self._table.create_entity(entity)
-        except ResourceExistsError:
+            if rows:
+                await self._table.submit_transaction([("create", e) for e in [entity, *rows]])
+            else:
+                await self._table.create_entity(entity)
+        except (ResourceExistsError, TableTransactionError) as error:
+            if isinstance(error, TableTransactionError) and error.error_code != "EntityAlreadyExists":
+                raise
             existing = await self.header(notification.id)
             first = existing.original if existing is not None else None
-            if first is not None and first.document() != notification.document():
+            if first is not None and first.document() != _without_audience(notification.document()):
                 log.warning("notification id %s reused with different content; the first one stands", notification.id)
             if existing is not None:
                 return existing
@@ -251,7 +291,17 @@ class NotificationStore:
             pages=int(entity.get("pages", 0)),
             note=entity.get("note", ""),
             etag=entity.metadata["etag"],
+            audience=int(entity.get("audience", 0)),
         )
+
+    async def audience(self, notification_id: str) -> list[str]:
+        """The aadObjectIds a notification names, as stored beside its header."""
+        ids: list[str] = []
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        params = {"pk": table_key(notification_id), "lo": _AUDIENCE, "hi": _AUDIENCE[:-1] + "}"}
+        async for entity in self._table.query_entities(query, parameters=params):
+            ids.extend(json.loads(entity["ids"]))
+        return ids
 
     async def advance(
         self, header: Header, *, found: int, cursor: dict[str, str] | None, planned: bool, note: str = ""
@@ -307,7 +357,7 @@ class NotificationStore:
     # one recipient
 
     async def claim(
-        self, notification_id: str, recipient: StoredReference, now: datetime, *, resend_on_crash: bool = False
+        self, notification_id: str, recipient: Recipient, now: datetime, *, resend_on_crash: bool = False
     ) -> Claim:
         """Take the right to send to `recipient`, unless it was settled or is being sent.
 
@@ -398,6 +448,8 @@ class NotificationStore:
                 "throttled": done.throttled,
                 "detail": done.detail[:1000],
                 "resends": done.resends,
+                "chatCreated": done.chat_created,
+                **({"conversationId": done.conversation} if done.conversation else {}),
                 "updatedAt": now,
                 **({"claimedAt": done.claimed_at} if done.claimed_at else {}),
                 **_sent_fields(done),
@@ -508,6 +560,7 @@ class RecipientRow:
     edited_at: datetime | None = None
     recalled_at: datetime | None = None
     change: str = ""  # unsupported / failed: how the last edit or recall ended, if not well
+    chat_created: bool = False
 
 
 @dataclass(frozen=True)
@@ -556,7 +609,14 @@ class Status:
         return NotificationState.DELIVERING if self.header.recipients or settled else NotificationState.ACCEPTED
 
 
-def _recipient_fields(recipient: StoredReference) -> dict[str, Any]:
+def _without_audience(document: dict[str, Any]) -> dict[str, Any]:
+    to = document.get("to") or {}
+    if "aadObjectIds" not in to:
+        return document
+    return {**document, "to": {**to, "aadObjectIds": []}}
+
+
+def _recipient_fields(recipient: Recipient) -> dict[str, Any]:
     return {
         "channelId": recipient.channel_id,
         "conversationId": recipient.conversation_id,
@@ -569,10 +629,13 @@ def _sent_fields(done: Settled) -> dict[str, Any]:
     content version it shows, and the address to change it at."""
     if done.state is not RecipientState.SENT:
         return {}
+    # A channel post's row names the channel, not an address to change the post at: its edits
+    # and recalls end as unsupported.
+    reference = getattr(done.recipient, "reference", None)
     return {
         "activityId": done.activity_id or "",
         "version": done.version,
-        "reference": json.dumps(done.recipient.reference, ensure_ascii=False),
+        **({"reference": json.dumps(reference, ensure_ascii=False)} if reference is not None else {}),
     }
 
 
@@ -601,4 +664,5 @@ def _row(entity: dict[str, Any], state: RecipientState) -> RecipientRow:
         updated_at=updated if isinstance(updated, datetime) else None,
         claimed_at=claimed if isinstance(claimed := entity.get("claimedAt"), datetime) else None,
         resends=int(entity.get("resends", 0)),
+        chat_created=bool(entity.get("chatCreated", False)),
     )

@@ -23,6 +23,10 @@ from proactive_bot.notifications.schedule import Schedule
 from proactive_bot.delivery.rate_limits import LimitsConfig, RateLimiter
 from proactive_bot.references import ReferenceStore
 from proactive_bot.settings import Settings
+from proactive_bot.clients import teams_reach
+from proactive_bot.teams.installs import TeamsInstalls
+from proactive_bot.teams.reach import TeamsReach
+from proactive_bot.teams.store import TeamsStore
 from tests import activities
 
 
@@ -37,6 +41,8 @@ class Engine:
     lifecycle: Lifecycle
     schedule: Schedule
     receipts: ReadReceipts
+    teams: TeamsReach
+    installs: TeamsInstalls
 
     async def users(self, n: int, channel_id: str = "msteams") -> list[dict]:
         """n users who talked to the bot (their references stored); returns the references."""
@@ -91,14 +97,17 @@ async def engine_factory(storage_connection, new_table) -> AsyncIterator:
         limiter = RateLimiter(limits or LimitsConfig(enabled=False))
         # Short backoff: tests check what is retried, not how long the pauses are.
         retries = RetryPolicy(max_attempts=NOTIFICATIONS.max_attempts, first_delay=0.02, max_delay=30.0, jitter=True)
-        delivery = Delivery(ChannelAdapter(settings, http), references, limiter, concurrency, retries)
+        adapter = ChannelAdapter(settings, http)
+        delivery = Delivery(adapter, references, limiter, concurrency, retries)
         table = await new_table()
         records = NotificationStore(table)
         schedule, receipts = Schedule(table), ReadReceipts(table)
-        fanout = Fanout(references, records, delivery, WorkQueue(queue), retry_budget, schedule, receipts)
+        teams = teams_reach(adapter, references, TeamsStore(await new_table()), limiter, WorkQueue(queue), delivery, retries)
+        fanout = Fanout(references, records, delivery, WorkQueue(queue), retry_budget, schedule, receipts, teams)
         lifecycle = Lifecycle(records, delivery, WorkQueue(queue), schedule, retry_budget)
         made.append((stub, http, queue))
-        return Engine(stub, references, records, delivery, fanout, queue, lifecycle, schedule, receipts)
+        return Engine(stub, references, records, delivery, fanout, queue, lifecycle, schedule, receipts, teams,
+                      TeamsInstalls(teams.store, teams.roster, references))
 
     yield make
     for stub, http, queue in made:

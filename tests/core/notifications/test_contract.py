@@ -26,6 +26,12 @@ CARD = {
         {"to": {"aadObjectId": "c7e1f7d0-0000-4000-8000-000000000001"}, "attachments": [CARD]},
         {"to": {"all": True}, "text": "Maintenance tonight at 22:00"},
         {"to": {"all": True, "channelId": "msteams", "tenantId": "72f988bf"}, "text": "Hi", "version": 1},
+        {"to": {"all": True, "includeRoster": True}, "text": "Everyone, chats created where needed"},
+        {"to": {"teamId": "19:abc@thread.tacv2"}, "text": "Team meeting at 10"},
+        {"to": {"aadObjectIds": ["c7e1f7d0-0000-4000-8000-000000000001"], "tenantId": "72f988bf"}, "text": "Hi"},
+        {"to": {"teamChannel": {"teamId": "19:abc@thread.tacv2", "channelId": "19:def@thread.tacv2"}}, "text": "Post"},
+        {"to": {"teamChannel": {"teamId": "19:a@thread.tacv2", "channelId": "19:d@thread.tacv2", "replyTo": "post-1"}},
+         "text": "Reply"},
     ],
 )
 def test_valid_notifications_in_plain_and_base64(document):
@@ -49,6 +55,9 @@ def test_valid_notifications_in_plain_and_base64(document):
         (json.dumps({"to": {"all": True}, "text": "x", "serviceUrl": "https://evil"}).encode(), "Additional properties"),
         (json.dumps({"to": {"all": False}, "text": "x"}).encode(), "to: must be exactly one of"),
         (b"{}" + b" " * 70000, "limit"),
+        (json.dumps({"to": {"teamId": "19:a", "channelId": "msteams"}, "text": "x"}).encode(), "to: must be exactly one of"),
+        (json.dumps({"to": {"aadObjectIds": []}, "text": "x"}).encode(), "to: must be exactly one of"),
+        (json.dumps({"to": {"teamChannel": {"teamId": "19:a"}}, "text": "x"}).encode(), "to: must be exactly one of"),
     ],
 )
 def test_malformed_notifications_say_why(body, reason):
@@ -157,3 +166,10 @@ def test_an_edit_is_text_and_or_attachments_by_the_contracts_rules():
     for bad in ({}, {"text": ""}, {"to": {"all": True}}, {"text": "x", "id": "y"}, [], {"attachments": []}):
         with pytest.raises(InvalidNotification):
             validate_edit(bad)
+def test_aad_object_ids_take_up_to_ten_thousand():
+    from proactive_bot.notifications.contract import validate
+
+    ids = [f"c7e1f7d0-0000-4000-8000-{n:012d}" for n in range(10_001)]
+    assert len(validate({"to": {"aadObjectIds": ids[:10_000]}, "text": "x"}).to["aadObjectIds"]) == 10_000
+    with pytest.raises(InvalidNotification):
+        validate({"to": {"aadObjectIds": ids}, "text": "x"})

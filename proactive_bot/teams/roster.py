@@ -1,0 +1,93 @@
+"""Reading a team's roster in the background: page by page, through the work queue.
+
+The install turn must answer in seconds, so it only records the team and puts a "roster" work
+message on the queue. Each such message reads pages of
+`GET {serviceUrl}/v3/conversations/{teamId}/pagedmembers?pageSize=500&continuationToken=...`
+(paced by the same RateLimiter as sends: Teams counts roster reads in the app's limit), stores
+the members, and moves the cursor kept on the team's row under its ETag. A crash resumes from
+the last stored cursor; a duplicated message cannot fork the walk (the ETag lets one copy move
+the cursor, the other stops); storing members is an upsert, so a page read twice is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol
+
+import aiohttp
+
+from ..channel.adapter import ChannelAdapter
+from ..channel.connector import ConnectorError
+from ..channel.service_urls import ServiceUrlNotAllowed
+from ..delivery.rate_limits import RateLimiter
+from ..delivery.retries import RETRY_STATUSES
+from ..references import TEAMS
+from .store import RosterMember, RosterState, TeamsStore
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 500  # the most Teams serves in one page
+WALK_BUDGET = 10.0  # seconds of reading before handing the cursor on through the queue
+RETRY_DELAY = 5.0  # seconds before a page that met 5xx/412 or a network error is tried again
+
+
+class Enqueue(Protocol):
+    async def put(self, work: dict[str, Any], delay: float = 0) -> None: ...
+
+
+class RosterWalk:
+    def __init__(self, store: TeamsStore, adapter: ChannelAdapter, limiter: RateLimiter, work: Enqueue) -> None:
+        self._store = store
+        self._adapter = adapter
+        self._limiter = limiter
+        self._work = work
+
+    async def start(self, team_id: str) -> None:
+        await self._work.put({"kind": "roster", "team": team_id})
+
+    async def next_pages(self, team_id: str) -> None:
+        """Read pages of the team's roster until done, the budget is spent (then hand on), or
+        the channel asks to wait (then come back after its Retry-After)."""
+        started = time.monotonic()
+        while True:
+            team = await self._store.team(team_id)
+            if team is None or not team.active or team.roster_state is not RosterState.WALKING:
+                return
+            permit = await self._limiter.acquire(TEAMS, "members|" + team_id)
+            await self._limiter.wait_for_slot(permit)
+            try:
+                page = await self._adapter.paged_members(team.service_url, team_id, PAGE_SIZE, team.roster_cursor)
+            except ConnectorError as error:
+                if error.status in RETRY_STATUSES:
+                    delay = error.retry_after if error.retry_after is not None else RETRY_DELAY
+                    log.info("roster of %s: %s; again in %.0f s", team_id, error, delay)
+                    await self._work.put({"kind": "roster", "team": team_id}, delay=delay)
+                else:
+                    # 403/404: the bot is no longer in the team (its uninstall event says so too).
+                    # Not retried; notifications to the team reach what was read.
+                    log.warning("roster of %s cannot be read: %s", team_id, error)
+                    await self._store.fail_roster(team_id, f"roster not readable: {error}")
+                return
+            except (aiohttp.ClientError, TimeoutError) as error:
+                log.info("roster of %s: %s; again in %.0f s", team_id, error, RETRY_DELAY)
+                await self._work.put({"kind": "roster", "team": team_id}, delay=RETRY_DELAY)
+                return
+            except ServiceUrlNotAllowed as error:
+                log.warning("roster of %s: serviceUrl not allowed: %s", team_id, error)
+                return
+            members = [
+                RosterMember.from_teams(m, team.tenant_id, team.service_url)
+                for m in page.get("members") or [] if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]
+            ]
+            await self._store.save_members(team_id, members)
+            token = page.get("continuationToken")
+            moved = await self._store.advance_roster(team, cursor=token if isinstance(token, str) and token else None, found=len(members))
+            if moved is None:
+                return  # another copy of this message moved the cursor first and carries on
+            if moved.roster_state is RosterState.DONE:
+                log.info("roster of %s read: %d members in %d pages", team_id, moved.roster_members, moved.roster_pages)
+                return
+            if time.monotonic() - started > WALK_BUDGET:
+                await self._work.put({"kind": "roster", "team": team_id})
+                return

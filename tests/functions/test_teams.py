@@ -1,0 +1,65 @@
+"""Teams reach through the functions: an install turn on messages/, the roster read by deliver_batch,
+and the Teams audiences on notifications_api/."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from devtools.connector_stub import CREATE, PAGED_MEMBERS
+from tests import activities
+from tests.functions import invoke
+
+
+def a_team() -> dict:
+    return {**activities.TEAM, "id": f"19:{uuid.uuid4().hex}@thread.tacv2"}
+
+
+async def test_an_install_turn_answers_at_once_and_the_roster_is_read_in_the_background(app, channel, work):
+    team = a_team()
+    roster = channel.teams.add_team(team["id"], 600)
+
+    response = await invoke.http("messages", activities.teams_install(channel.url, team=team))
+
+    assert response.status_code == 200
+    assert [r for r in channel.received if r.route == PAGED_MEMBERS] == []  # not inside the turn
+    await work.drain()
+    assert [r.route for r in channel.received].count(PAGED_MEMBERS) == 2
+    stored = await app.teams.store.team(team["id"])
+    assert stored.active and stored.roster_members == 600 and stored.service_url == channel.url
+    assert (await app.teams.store.reachable_user(roster[599]["id"])).aad_object_id == roster[599]["aadObjectId"]
+
+    newcomer = activities.teams_user()
+    joined = activities.teams_team_update(channel.url, "teamMemberAdded", team=team, members_added=[newcomer])
+    assert (await invoke.http("messages", joined)).status_code == 200
+    assert channel.activities(team["id"]) == []  # no welcome flooding the channel
+    assert (await app.teams.store.reachable_user(newcomer["id"])) is not None
+
+    removed = activities.teams_team_update(channel.url, "teamMemberRemoved", team=team,
+                                           members_removed=[{"id": activities.BOT["id"]}])
+    assert (await invoke.http("messages", removed)).status_code == 200
+    assert not (await app.teams.store.team(team["id"])).active
+
+
+async def test_ten_thousand_aad_object_ids_over_http(app, channel, work):
+    team = a_team()
+    roster = channel.teams.add_team(team["id"], 50)
+    await invoke.http("messages", activities.teams_install(channel.url, team=team))
+    await work.drain()
+    channel.clear()
+    ids = [m["aadObjectId"] for m in roster] + [str(uuid.uuid4()) for _ in range(9950)]
+    document = {"to": {"aadObjectIds": ids}, "text": "Open enrollment starts today"}
+
+    accepted = await invoke.http("notifications_api", document)
+
+    assert accepted.status_code == 202
+    notification_id = json.loads(accepted.get_body())["id"]
+    await work.drain()
+    status = json.loads((await invoke.http(
+        "notifications_api", method="GET", route_params={"id": notification_id}, params={}
+    )).get_body())
+    assert status["state"] == "done"
+    assert status["counts"]["recipients"] == 10_000
+    assert status["counts"]["sent"] == 50 and status["counts"]["failed"] == 9950
+    assert len([r for r in channel.received if r.route == CREATE]) == 50
+    assert len(channel.delivered()) == 50
