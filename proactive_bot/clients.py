@@ -21,6 +21,7 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 from . import redaction
 from .bot import ProactiveBot
 from .channel.adapter import ChannelAdapter
+from .delivery.budget import BudgetTable, SharedBudget
 from .delivery.rate_limits import LimitsConfig, RateLimiter
 from .delivery.sender import Delivery
 from .notifications.fanout import Fanout, WorkQueue
@@ -50,8 +51,11 @@ class Clients:
     reminder_timer: ReminderTimer
     tasks: LongTasks
     bot: ProactiveBot
+    budget: SharedBudget | None = None
 
     async def close(self) -> None:
+        if self.budget is not None:
+            await self.budget.close()  # hands this instance's share back to its siblings
         await self.http.close()
         await self.tables.close()
         await self.queues.close()
@@ -121,10 +125,11 @@ async def build(settings: Settings) -> Clients:
     from_env = storage_uses_environment()
     tables = TableServiceClient.from_connection_string(settings.storage_connection, use_env_settings=from_env)
     queues = QueueServiceClient.from_connection_string(settings.storage_connection, use_env_settings=from_env)
-    references_table, reminders_table, notifications_table = await asyncio.gather(
+    references_table, reminders_table, notifications_table, budget_table = await asyncio.gather(
         tables.create_table_if_not_exists(settings.references_table),
         tables.create_table_if_not_exists(settings.reminders_table),
         tables.create_table_if_not_exists(settings.notifications_table),
+        tables.create_table_if_not_exists(settings.budget_table),
     )
     notifications_queue, work_queue, tasks_queue = await asyncio.gather(
         _queue(queues, settings.notifications_queue),
@@ -137,9 +142,13 @@ async def build(settings: Settings) -> Clients:
     references = ReferenceStore(references_table)
     reminders = ReminderStore(reminders_table)
     notifications = NotificationStore(notifications_table)
-    limiter = RateLimiter(
-        LimitsConfig.parse(settings.sends_per_second_per_instance, settings.rate_limits, settings.rate_limits_enabled)
+    limits = LimitsConfig.parse(settings.max_sends_per_second, settings.rate_limits, settings.rate_limits_enabled)
+    # The app's ceiling is one budget for all its instances (delivery/budget.py).
+    budget = (
+        SharedBudget(BudgetTable(budget_table, settings.app_id or "local"), limits.app[0][0])
+        if limits.enabled and limits.app else None
     )
+    limiter = RateLimiter(limits, budget=budget)
     delivery = Delivery(adapter, references, limiter, settings.delivery_concurrency)
     tasks = LongTasks(
         tasks_queue, references, delivery, kinds={report.KIND: functools.partial(report.build, reminders)}
@@ -159,4 +168,5 @@ async def build(settings: Settings) -> Clients:
         reminder_timer=ReminderTimer(reminders, references, delivery),
         tasks=tasks,
         bot=ProactiveBot(references, ReminderDialogs(reminders), tasks),
+        budget=budget,
     )

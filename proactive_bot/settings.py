@@ -35,7 +35,7 @@ class Settings:
     allowed_service_url_hosts: tuple[str, ...] = ()
     delivery_concurrency: int = 128  # sends in flight per process
     max_sends_per_second: float = 50.0  # the app's ceiling, shared by its instances
-    max_instances: int = 1  # WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT: splits the ceiling
+    budget_table: str = "Budget"  # where instances share that ceiling (delivery/budget.py)
     rate_limits: str = ""  # JSON: per channel id, {"perConversation": [[n, s], ...], "channel": [...]}
     rate_limits_enabled: bool = True
     retry_budget_seconds: float = 45.0  # retrying inside one invocation before requeueing
@@ -44,10 +44,6 @@ class Settings:
     def work_queue(self) -> str:
         """The internal queue of broadcast pages and delivery batches."""
         return f"{self.notifications_queue}-work"
-
-    @property
-    def sends_per_second_per_instance(self) -> float:
-        return self.max_sends_per_second / max(1, self.max_instances)
 
     @property
     def local_mode(self) -> bool:
@@ -90,7 +86,7 @@ class Settings:
             token_endpoint=env.get("BotTokenEndpoint", ""),
             delivery_concurrency=int(env.get("DeliveryConcurrency", "") or cls.delivery_concurrency),
             max_sends_per_second=float(env.get("MaxSendsPerSecond", "") or cls.max_sends_per_second),
-            max_instances=int(env.get("WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT", "") or 1),
+            budget_table=env.get("BudgetTable", "") or cls.budget_table,
             rate_limits=env.get("RateLimits", ""),
             rate_limits_enabled=env.get("RateLimitsEnabled", "true").strip().lower() not in ("false", "0", "no"),
             retry_budget_seconds=float(env.get("DeliveryRetryBudgetSeconds", "") or cls.retry_budget_seconds),

@@ -1,8 +1,12 @@
 """Rate limits: how fast the bot may send, per conversation and overall, before channels say 429.
 
 Sliding windows, as Teams documents them: per bot per conversation 7 sends/1 s, 8/2 s, 60/30 s
-and 1800/h, and about 50 sends/s per app. Other channels are configured per channel id. The
-limiter is per process: with several instances, give each its share of the app-wide ceiling.
+and 1800/h, and about 50 sends/s per app. Other channels are configured per channel id.
+
+The windows live in this process. The app-wide ceiling is shared with the app's other instances
+through a `SharedBudget` (budget.py), which hands this process a rate that changes as siblings
+come, go and get busy; per-conversation and per-channel windows stay per process (see the
+README: two instances rarely send to one conversation at once, and a 429 is then absorbed).
 """
 
 from __future__ import annotations
@@ -10,10 +14,14 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .budget import SharedBudget
 
 Window = tuple[int, float]  # (sends, seconds)
 
@@ -112,6 +120,8 @@ class _Log:
         # channel count 51 in its window. Spaced from the planned slots, so that sends leaving
         # late do not slow the pace down.
         count, seconds = windows[0]
+        if count <= 0:
+            return math.inf  # no share of the budget at the moment
         earliest = max(earliest, self.last_slot + (seconds + ARRIVAL_MARGIN) / count)
         for count, seconds in windows:
             if len(self.times) >= count:
@@ -128,12 +138,38 @@ class Permit:
 
 
 class RateLimiter:
-    def __init__(self, config: LimitsConfig, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: LimitsConfig,
+        clock: Callable[[], float] = time.monotonic,
+        budget: SharedBudget | None = None,
+    ) -> None:
+        """`budget`: the app's ceiling is shared with other instances, and its first window's
+        count is this process's current share (else `config.app` as it stands)."""
         self._config = config
         self._clock = clock
+        self._budget = budget
         self._app = _Log()
         self._channels: dict[str, _Log] = {}
         self._conversations: dict[tuple[str, str], _Log] = {}
+        self._waiting_for_app = 0  # sends whose next slot is set by the app's pace
+        if budget is not None:
+            budget.demand = self.app_demand
+
+    def app_demand(self) -> float:
+        """Sends per second this process wants: taken in the last second, plus those waiting
+        for the app's pace now (the budget divides the ceiling by this)."""
+        if not self._config.app:
+            return 0.0
+        seconds = self._config.app[0][1]
+        recent = len(self._app.times) - bisect.bisect_right(self._app.times, self._clock() - seconds)
+        return (recent + self._waiting_for_app) / seconds
+
+    def _app_windows(self) -> tuple[Window, ...]:
+        if self._budget is None or not self._config.app:
+            return self._config.app
+        (_, seconds), *rest = self._config.app
+        return ((self._budget.rate, seconds), *rest)
 
     async def acquire(self, channel_id: str, conversation_id: str, *, lead: float = 0.0) -> Permit:
         """Take the next slot in which a send to this conversation is within every limit.
@@ -144,26 +180,46 @@ class RateLimiter:
         if not self._config.enabled:
             return Permit((), self._clock(), 0.0)
         limits = self._config.for_channel(channel_id)
-        scopes = (
-            (self._app, self._config.app),
+        own = (
             (self._channels.setdefault(channel_id, _Log()), limits.channel),
             (self._conversations.setdefault((channel_id, conversation_id), _Log()), limits.per_conversation),
         )
         waited = 0.0
         while True:
             now = self._clock()
-            earliest = max(log.earliest(windows, now) for log, windows in scopes)
+            app = self._app.earliest(self._app_windows(), now)
+            mine = max(log.earliest(windows, now) for log, windows in own)
+            earliest = max(app, mine)
             if earliest - lead <= now:
                 # A sender that slept until `earliest` wakes a little late; recording the slot
                 # it was given, not the wake-up time, keeps those delays from adding up.
                 stamp = earliest if now - earliest < _WAKE_TOLERANCE else now
                 # Checking and recording with no await in between keeps this atomic on the loop.
-                for log, _ in scopes:
+                logs = (self._app, *(log for log, _ in own))
+                for log in logs:
                     bisect.insort(log.times, stamp)
                     log.last_slot = max(log.last_slot, stamp)
-                return Permit(tuple(log for log, _ in scopes), stamp, waited)
-            await asyncio.sleep(earliest - lead - now)
-            waited += earliest - lead - now
+                return Permit(logs, stamp, waited)
+            started = self._clock()
+            app_bound = app >= mine
+            self._waiting_for_app += app_bound
+            try:
+                await self._wait(earliest - lead - now, app_bound)
+            finally:
+                self._waiting_for_app -= app_bound
+            waited += self._clock() - started
+
+    async def _wait(self, seconds: float, app_bound: bool) -> None:
+        if self._budget is None:
+            await asyncio.sleep(seconds)
+            return
+        if app_bound:
+            self._budget.wake()
+        # A share can grow at any heartbeat: look again by then at the latest.
+        if seconds == math.inf:
+            await self._budget.changed(self._budget.period)
+        else:
+            await asyncio.sleep(min(seconds, self._budget.period))
 
     async def wait_for_slot(self, permit: Permit) -> None:
         """Sleep until the permit's slot; if it has passed by more than the margin covers, count
