@@ -56,6 +56,8 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -177,7 +179,8 @@ class SharedBudget:
             raise ValueError("self_expiry must be shorter than dead_after, or a silent instance's share is handed out twice")
         self.table = table
         self.ceiling = int(ceiling)
-        self.instance = instance or uuid.uuid4().hex
+        # Readable in the table (which host, which process), and unique across restarts.
+        self.instance = instance or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.period = period
         self.dead_after = dead_after
         self.self_expiry = self_expiry
