@@ -42,7 +42,7 @@ import aiohttp
 from azure.data.tables.aio import TableClient
 from azure.storage.queue.aio import QueueClient
 
-from bench.broadcast import APP_BOUND, LATENCY, delivered, reference, seed, start_process, stop_process, stub_stats, wait_listening
+from bench.broadcast import APP_BOUND, timeline, LATENCY, delivered, reference, seed, start_process, stop_process, stub_stats, wait_listening
 from devtools import azurite
 from devtools.azurite import free_port
 from proactive_bot.notifications.records import NotificationStore, RecipientState
@@ -83,7 +83,8 @@ class Run:
         return (f"N={self.n} K={self.hosts}: {self.from_enqueue:.3f} of the bound from enqueue "
                 f"({self.pace:.3f} steady, first delivery after {self.first_delivery:.2f} s), "
                 f"429s {self.throttled} of {self.requests} requests ({share:.2f} %), "
-                f"lost {self.lost}, duplicated {self.duplicated}")
+                f"lost {self.lost}, duplicated {self.duplicated}\n  "
+                + timeline({"delivered_at": self.delivered_at, "enqueued_at": self.enqueued_at}))
 
 
 async def broadcast(n: int, hosts: int, workdir: Path, *, kill: bool = False) -> Run:

@@ -39,6 +39,13 @@ DEFAULT_CHANNEL_LIMITS: dict[str, dict[str, tuple[Window, ...]]] = {
 # Requests leave here and arrive at the channel a little later, and not always in order; a
 # send that is exactly one window after another here can land inside the window there.
 ARRIVAL_MARGIN = 0.03
+# The app's window is long and busy (50 sends a second): every millisecond of margin there costs
+# a thousandth of the pace. How much arrival jitter there is depends on the machine and the
+# network, so the app's margin adapts: it widens with every 429 the channel answers and narrows
+# slowly while none comes (about a 429 per thousand sends at equilibrium).
+APP_MARGIN_MIN, APP_MARGIN_MAX = 0.01, 0.06
+APP_MARGIN_WIDEN = 0.005  # per 429
+APP_MARGIN_NARROW = APP_MARGIN_WIDEN / 1000  # per send
 _WAKE_TOLERANCE = 0.01
 
 
@@ -91,9 +98,10 @@ class _Log:
     Kept sorted: a stamp can move later when its send leaves later than planned (`restamp`).
     """
 
-    __slots__ = ("times", "blocked_until", "last_slot")
+    __slots__ = ("times", "blocked_until", "last_slot", "margin")
 
-    def __init__(self) -> None:
+    def __init__(self, margin: float = ARRIVAL_MARGIN) -> None:
+        self.margin = margin
         self.times: list[float] = []
         self.blocked_until = 0.0
         self.last_slot = float("-inf")  # the latest slot handed out, as planned (not restamped)
@@ -111,7 +119,7 @@ class _Log:
         earliest = self.blocked_until
         if not windows:
             return earliest
-        longest = max(seconds for _, seconds in windows) + ARRIVAL_MARGIN
+        longest = max(seconds for _, seconds in windows) + self.margin
         expired = bisect.bisect_right(self.times, now - longest)
         if expired:
             del self.times[:expired]
@@ -122,11 +130,11 @@ class _Log:
         count, seconds = windows[0]
         if count <= 0:
             return math.inf  # no share of the budget at the moment
-        earliest = max(earliest, self.last_slot + (seconds + ARRIVAL_MARGIN) / count)
+        earliest = max(earliest, self.last_slot + (seconds + self.margin) / count)
         for count, seconds in windows:
             if len(self.times) >= count:
                 # The send `count` places back must leave the window before another may go.
-                earliest = max(earliest, self.times[-count] + seconds + ARRIVAL_MARGIN)
+                earliest = max(earliest, self.times[-count] + seconds + self.margin)
         return earliest
 
 
@@ -149,7 +157,7 @@ class RateLimiter:
         self._config = config
         self._clock = clock
         self._budget = budget
-        self._app = _Log()
+        self._app = _Log(APP_MARGIN_MIN)
         self._channels: dict[str, _Log] = {}
         self._conversations: dict[tuple[str, str], _Log] = {}
         self._waiting_for_app = 0  # sends whose next slot is set by the app's pace
@@ -199,6 +207,7 @@ class RateLimiter:
                 for log in logs:
                     bisect.insort(log.times, stamp)
                     log.last_slot = max(log.last_slot, stamp)
+                self._app.margin = max(APP_MARGIN_MIN, self._app.margin - APP_MARGIN_NARROW)
                 return Permit(logs, stamp, waited)
             started = self._clock()
             app_bound = app >= mine
@@ -237,10 +246,10 @@ class RateLimiter:
         from the real departure keeps later slots honest to what the channel will see.
         """
         now = self._clock()
-        # Small delays are what ARRIVAL_MARGIN is for; moving every stamp by them would only
-        # slow the pace down.
-        if now - permit.stamp > ARRIVAL_MARGIN / 2:
-            for log in permit.logs:
+        # Small delays are what each scope's margin is for; moving every stamp by them would
+        # only slow the pace down.
+        for log in permit.logs:
+            if now - permit.stamp > log.margin / 2:
                 log.move(permit.stamp, now)
 
     def release(self, permit: Permit) -> None:
@@ -248,8 +257,15 @@ class RateLimiter:
         for log in permit.logs:
             log.move(permit.stamp, None)
 
+    def throttled(self, channel_id: str, conversation_id: str, retry_after: float | None) -> None:
+        """The channel said 429: widen the app's arrival margin, and with a Retry-After, send
+        nothing more to that conversation until then."""
+        self._app.margin = min(APP_MARGIN_MAX, self._app.margin + APP_MARGIN_WIDEN)
+        if retry_after is not None:
+            self.hold(channel_id, conversation_id, retry_after)
+
     def hold(self, channel_id: str, conversation_id: str, seconds: float) -> None:
-        """The channel said 429 with Retry-After: nothing more to that conversation until then."""
+        """Nothing more to that conversation for `seconds`."""
         log = self._conversations.setdefault((channel_id, conversation_id), _Log())
         log.blocked_until = max(log.blocked_until, self._clock() + seconds)
 

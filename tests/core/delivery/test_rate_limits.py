@@ -68,3 +68,18 @@ def test_settings_configure_channels_and_the_app_ceiling():
 def test_nonsense_windows_are_refused():
     with pytest.raises(ValueError, match="count >= 1"):
         LimitsConfig.parse(50, '{"msteams": {"perConversation": [[0, 1]]}}')
+
+
+async def test_a_429_widens_the_app_margin_and_quiet_sends_narrow_it_again():
+    from proactive_bot.delivery import rate_limits
+
+    limiter = RateLimiter(LimitsConfig(app=((1000, 1.0),)))
+    limiter.throttled("msteams", "a", retry_after=None)
+    limiter.throttled("msteams", "a", retry_after=None)
+    widened = limiter._app.margin
+    assert widened == pytest.approx(rate_limits.APP_MARGIN_MIN + 2 * rate_limits.APP_MARGIN_WIDEN)
+
+    for n in range(2000):
+        await limiter.acquire("msteams", f"c{n}")
+
+    assert limiter._app.margin == rate_limits.APP_MARGIN_MIN
