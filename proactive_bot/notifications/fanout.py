@@ -41,6 +41,9 @@ WALK_BUDGET = 10.0  # seconds of walking before handing the cursor on
 BATCH_BYTES = 40 * 1024  # of reference JSON per batch message; the queue takes 64 KiB
 FLUSH_EVERY = 0.25  # seconds between writes of settled rows while a batch runs
 STOP_GRACE = 10.0  # seconds a cancelled batch gives sends already on their way
+# The first batch of a broadcast is delivered by the invocation that walked it; its queued copy
+# stays hidden this long (longer than that delivery may take), as the net if that invocation dies.
+FIRST_BATCH_NET = 60.0
 
 
 class InvalidWork(ValueError):
@@ -73,7 +76,13 @@ class Fanout:
         header = await self.records.create(notification, clock.now(), source)
         if notification.is_broadcast:
             if not header.planned and header.pages == 0:
-                await self.work.put({"kind": "page", "notification": notification.id})
+                # The first pages are walked here, not through the work queue, and the first
+                # batch is delivered here too: two queue hops (each a poll, up to
+                # maxPollingInterval when idle) less before the first delivery. A redelivered
+                # message walks nothing twice: the cursor moves under its ETag.
+                first = await self.next_page(notification.id, deliver_first=True)
+                if first:
+                    await self.deliver(notification, first)
             return
         recipient = await self._resolve(notification)
         if not header.planned:  # else a redelivery: the recipient's row says what is left to do
@@ -92,34 +101,45 @@ class Fanout:
             return await self.references.get(to["channelId"], to["conversationId"])
         return await self.references.find_aad_user(to["aadObjectId"])
 
-    async def next_page(self, notification_id: str) -> None:
+    async def next_page(self, notification_id: str, *, deliver_first: bool = False) -> list[StoredReference]:
         """Walk the next pages of a broadcast's audience into batch messages, then hand on the cursor.
 
         Several pages per invocation (up to PAGES_PER_WALK, within WALK_BUDGET): each step of the
         walk through the queue costs a poll, and the batches wait for the walk.
+
+        `deliver_first`: the caller delivers the first batch itself, and gets it back. Its
+        message is still written, hidden for FIRST_BATCH_NET seconds: if the caller dies before
+        it is done, the batch is delivered from the queue; if not, that copy finds it done.
         """
         started = time.monotonic()
         header = await self.records.header(notification_id)
         if header is None:
             raise InvalidWork(f"no notification {notification_id!r}")
+        first: list[StoredReference] = []
         if header.planned:
-            return
+            return first
         for _ in range(PAGES_PER_WALK):
             to = header.notification.to
             found, cursor = await self.references.broadcast_page(
                 channel_id=to.get("channelId"), tenant_id=to.get("tenantId"), cursor=header.cursor, size=PAGE_SIZE
             )
             for batch in _batches(found):
-                await self.work.put({"kind": "batch", "notification": notification_id, "recipients": batch})
+                delay = 0.0
+                if deliver_first and not first:
+                    now = clock.now()
+                    first = [StoredReference.from_reference(reference, now) for reference in batch]
+                    delay = FIRST_BATCH_NET
+                await self.work.put({"kind": "batch", "notification": notification_id, "recipients": batch}, delay)
             moved = await self.records.advance(header, found=len(found), cursor=cursor, planned=cursor is None)
             if moved is None:
-                return  # another copy of this page message moved the cursor first and carries on
+                return []  # another copy of this page message moved the cursor first and carries on
             header = moved
             if header.planned:
-                return
+                return first
             if time.monotonic() - started > WALK_BUDGET:
                 break
         await self.work.put({"kind": "page", "notification": notification_id})
+        return first
 
     async def deliver_batch(self, notification_id: str, references: Sequence[dict[str, Any]]) -> None:
         header = await self.records.header(notification_id)

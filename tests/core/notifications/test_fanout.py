@@ -50,6 +50,36 @@ async def test_broadcast_reaches_everyone_once_through_pages_and_batches(engine_
     }
 
 
+async def test_the_first_batch_goes_out_before_any_queue_hop(engine_factory, small_pages):
+    """The invocation that takes a broadcast walks its first pages and delivers the first batch
+    itself: the first users hear from it before the work queue is polled at all."""
+    engine = await engine_factory()
+    users = await engine.users(12)
+    notification = broadcast()
+
+    await engine.fanout.start(notification, source="test")
+
+    assert 0 < len(engine.stub.delivered()) < 12
+    await engine.drain()
+    assert deliveries_per_conversation(engine) == Counter({u["conversation"]["id"]: 1 for u in users})
+
+
+async def test_a_first_batch_whose_walker_died_comes_back_from_the_queue(engine_factory, small_pages, monkeypatch):
+    monkeypatch.setattr(fanout, "FIRST_BATCH_NET", 1.0)
+    engine = await engine_factory()
+    users = await engine.users(12)
+    notification = broadcast()
+    await engine.records.create(notification, clock.now(), "test")
+
+    # The walk happens; the invocation dies before delivering the batch it kept.
+    first = await engine.fanout.next_page(notification.id, deliver_first=True)
+    await engine.drain(wait_for_delayed=3)
+
+    assert first
+    assert deliveries_per_conversation(engine) == Counter({u["conversation"]["id"]: 1 for u in users})
+    assert status_body(await engine.records.status(notification.id))["state"] == "done"
+
+
 async def test_a_duplicated_page_message_does_not_duplicate_anything(engine_factory, small_pages):
     engine = await engine_factory()
     users = await engine.users(12)
