@@ -95,8 +95,7 @@ def _windows(raw: Sequence[Any]) -> tuple[Window, ...]:
 class _Log:
     """Send times within the longest window, for one scope (a conversation, a channel, the app).
 
-    Kept sorted: a slot handed out with a lead can be released, and slots are not always taken in
-    order.
+    Kept sorted: a stamp can move later when its send leaves later than planned (`restamp`).
     """
 
     __slots__ = ("times", "blocked_until", "last_slot", "margin")
@@ -105,7 +104,7 @@ class _Log:
         self.margin = margin
         self.times: list[float] = []
         self.blocked_until = 0.0
-        self.last_slot = float("-inf")  # the latest slot handed out
+        self.last_slot = float("-inf")  # the latest slot handed out, as planned (not restamped)
 
     def move(self, old: float, new: float | None) -> None:
         """Move (or, with None, drop) one stamp."""
@@ -144,8 +143,6 @@ class Permit:
     logs: tuple[_Log, ...]
     stamp: float
     waited: float
-    channel_id: str = ""
-    conversation_id: str = ""
 
 
 class RateLimiter:
@@ -211,7 +208,7 @@ class RateLimiter:
                     bisect.insort(log.times, stamp)
                     log.last_slot = max(log.last_slot, stamp)
                 self._app.margin = max(APP_MARGIN_MIN, self._app.margin - APP_MARGIN_NARROW)
-                return Permit(logs, stamp, waited, channel_id, conversation_id)
+                return Permit(logs, stamp, waited)
             started = self._clock()
             app_bound = app >= mine
             self._waiting_for_app += app_bound
@@ -233,19 +230,27 @@ class RateLimiter:
         else:
             await asyncio.sleep(min(seconds, self._budget.period))
 
-    async def wait_for_slot(self, permit: Permit) -> Permit:
-        """Sleep until the permit's slot. If it has passed by more than a margin covers (the
-        claim write took longer than its lead), take a new slot: the send leaves now, and counting
-        it now instead of at its slot could put one send too many in a window that later slots
-        were given on the understanding it was full. Returns the permit the send goes under."""
-        late = self._clock() - permit.stamp
-        if late < 0:
-            await asyncio.sleep(-late)
-            return permit
-        if all(late <= log.margin / 2 for log in permit.logs):
-            return permit  # what the margins are for
-        self.release(permit)
-        return await self.acquire(permit.channel_id, permit.conversation_id)
+    async def wait_for_slot(self, permit: Permit) -> None:
+        """Sleep until the permit's slot; if it has passed by more than the margin covers, count
+        the send from now (`restamp`)."""
+        early = permit.stamp - self._clock()
+        if early > 0:
+            await asyncio.sleep(early)
+        else:
+            self.restamp(permit)
+
+    def restamp(self, permit: Permit) -> None:
+        """The send leaves now: count it from now, if that is later than its slot.
+
+        Between taking a slot and sending comes the claim write, whose latency varies; counting
+        from the real departure keeps later slots honest to what the channel will see.
+        """
+        now = self._clock()
+        # Small delays are what each scope's margin is for; moving every stamp by them would
+        # only slow the pace down.
+        for log in permit.logs:
+            if now - permit.stamp > log.margin / 2:
+                log.move(permit.stamp, now)
 
     def release(self, permit: Permit) -> None:
         """The slot was not used (the claim went to another sender)."""

@@ -68,7 +68,7 @@ class Delivery:
                 if not claimed:
                     self._limiter.release(permit)
                     return Result(Outcome.SKIPPED, attempts=0)
-            await self._limiter.wait_for_slot(permit)  # late: a fresh slot, after the claim
+            await self._limiter.wait_for_slot(permit)
             return await self._attempt(recipient, activities)
 
     async def send_patiently(
