@@ -65,6 +65,7 @@ class Run:
     reclaim_seconds: float | None = None
     held: int = 0
     unconfirmed: int = 0
+    host_cpu: list[float] = field(default_factory=list)  # CPU seconds of each host process
 
     @property
     def first_delivery(self) -> float:
@@ -83,7 +84,8 @@ class Run:
         return (f"N={self.n} K={self.hosts}: {self.from_enqueue:.3f} of the bound from enqueue "
                 f"({self.pace:.3f} steady, first delivery after {self.first_delivery:.2f} s), "
                 f"429s {self.throttled} of {self.requests} requests ({share:.2f} %), "
-                f"lost {self.lost}, duplicated {self.duplicated}\n  "
+                f"lost {self.lost}, duplicated {self.duplicated}; host CPU "
+                + "+".join(f"{cpu:.0f}" for cpu in self.host_cpu) + " s\n  "
                 + timeline({"delivered_at": self.delivered_at, "enqueued_at": self.enqueued_at}))
 
 
@@ -160,6 +162,7 @@ async def _broadcast(connection: str, n: int, hosts: int, workdir: Path, kill: b
                 if reclaim is not None:
                     run.reclaim_seconds = await reclaim
     finally:
+        run.host_cpu = [cpu_seconds(process.pid) for process in processes]
         for process in processes:
             stop_process(process)
         stop_process(stub)
@@ -171,6 +174,15 @@ async def _broadcast(connection: str, n: int, hosts: int, workdir: Path, kill: b
     run.requests = stats["received"]
     run.throttled = stats["throttled"]
     return run
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def until_reclaimed(budget: TableClient, dead_pid: int, timeout: float = 30.0) -> float | None:

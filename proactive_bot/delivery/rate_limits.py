@@ -47,6 +47,7 @@ APP_MARGIN_MIN, APP_MARGIN_MAX = 0.01, 0.06
 APP_MARGIN_WIDEN = 0.005  # per 429
 APP_MARGIN_NARROW = APP_MARGIN_WIDEN / 1000  # per send
 _WAKE_TOLERANCE = 0.01
+_APP_RECHECK = 0.5  # seconds; a send waiting for the app's pace looks again at least this often
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,8 @@ class RateLimiter:
         self._channels: dict[str, _Log] = {}
         self._conversations: dict[tuple[str, str], _Log] = {}
         self._waiting_for_app = 0  # sends whose next slot is set by the app's pace
+        self._tickets = 0  # places handed out to sends waiting for the app's pace, ever
+        self._served = 0  # of those, the ones that got a slot or stopped waiting
         if budget is not None:
             budget.demand = self.app_demand
 
@@ -193,6 +196,7 @@ class RateLimiter:
             (self._conversations.setdefault((channel_id, conversation_id), _Log()), limits.per_conversation),
         )
         waited = 0.0
+        ticket: int | None = None  # our place among those waiting for the app's pace
         while True:
             now = self._clock()
             app = self._app.earliest(self._app_windows(), now)
@@ -208,27 +212,45 @@ class RateLimiter:
                     bisect.insort(log.times, stamp)
                     log.last_slot = max(log.last_slot, stamp)
                 self._app.margin = max(APP_MARGIN_MIN, self._app.margin - APP_MARGIN_NARROW)
+                if ticket is not None:
+                    self._served += 1
                 return Permit(logs, stamp, waited)
             started = self._clock()
             app_bound = app >= mine
+            delay = earliest - lead - now
+            if app_bound:
+                if ticket is None:
+                    ticket = self._tickets
+                    self._tickets += 1
+                if delay != math.inf:
+                    # Those waiting for the app's pace since before us go first, a slot each:
+                    # sleep until about our turn instead of waking with every one of them at
+                    # every slot (128 waiters x 50 slots a second was a tenth of a core).
+                    count, seconds = self._app_windows()[0]
+                    delay += max(0, ticket - self._served) * (seconds + self._app.margin) / count
             self._waiting_for_app += app_bound
             try:
-                await self._wait(earliest - lead - now, app_bound)
+                await self._wait(delay, app_bound)
+            except BaseException:
+                if ticket is not None:
+                    self._served += 1  # gone: those behind move up
+                raise
             finally:
                 self._waiting_for_app -= app_bound
             waited += self._clock() - started
 
     async def _wait(self, seconds: float, app_bound: bool) -> None:
-        if self._budget is None:
+        if not app_bound:
             await asyncio.sleep(seconds)
             return
-        if app_bound:
+        # Our turn is an estimate, and a share can grow at any heartbeat: look again by then.
+        recheck = self._budget.period if self._budget is not None else _APP_RECHECK
+        if self._budget is not None:
             self._budget.wake()
-        # A share can grow at any heartbeat: look again by then at the latest.
-        if seconds == math.inf:
-            await self._budget.changed(self._budget.period)
-        else:
-            await asyncio.sleep(min(seconds, self._budget.period))
+            if seconds == math.inf:
+                await self._budget.changed(recheck)
+                return
+        await asyncio.sleep(min(seconds, recheck))
 
     async def wait_for_slot(self, permit: Permit) -> None:
         """Sleep until the permit's slot; if it has passed by more than the margin covers, count
