@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -66,6 +67,7 @@ class Run:
     held: int = 0
     unconfirmed: int = 0
     host_cpu: list[float] = field(default_factory=list)  # CPU seconds of each host process
+    granted: list[int] = field(default_factory=list)  # the Budget table's grants, summed, sampled
 
     @property
     def first_delivery(self) -> float:
@@ -85,7 +87,9 @@ class Run:
                 f"({self.pace:.3f} steady, first delivery after {self.first_delivery:.2f} s), "
                 f"429s {self.throttled} of {self.requests} requests ({share:.2f} %), "
                 f"lost {self.lost}, duplicated {self.duplicated}; host CPU "
-                + "+".join(f"{cpu:.0f}" for cpu in self.host_cpu) + " s\n  "
+                + "+".join(f"{cpu:.0f}" for cpu in self.host_cpu) + " s; "
+                + (f"grants summed to {sum(self.granted) / len(self.granted):.1f}/s on average, "
+                   f"{max(self.granted)} at most\n  " if self.granted else "\n  ")
                 + timeline({"delivered_at": self.delivered_at, "enqueued_at": self.enqueued_at}))
 
 
@@ -131,6 +135,7 @@ async def _broadcast(connection: str, n: int, hosts: int, workdir: Path, kill: b
                 run.enqueued_at = time.time()
                 await queue.send_message(json.dumps({"id": NOTIFICATION, "to": {"all": True}, "text": "Benchmark"}))
             records = NotificationStore(notes)
+            sampler = asyncio.create_task(sample_grants(budget, run.granted))
             reclaim: asyncio.Task[float | None] | None = None
             last_change, last_count = time.monotonic(), -1
             while True:
@@ -151,6 +156,7 @@ async def _broadcast(connection: str, n: int, hosts: int, workdir: Path, kill: b
                     print(f"  stalled at {stats['delivered']} of {n}", flush=True)
                     break
                 await asyncio.sleep(0.1)
+            sampler.cancel()
             await asyncio.sleep(1)  # anything that would duplicate has time to arrive
             received = await delivered(session, stub_url)
             stats = await stub_stats(session, stub_url)
@@ -183,6 +189,18 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def sample_grants(budget: TableClient, into: list[int]) -> None:
+    """The sum of the live instances' grants, every 0.2 s (rows written in the last 3 s)."""
+    while True:
+        with contextlib.suppress(Exception):
+            rows = [e async for e in budget.query_entities("PartitionKey eq 'local'")]
+            if rows:
+                newest = max(e.metadata["timestamp"] for e in rows)
+                into.append(sum(int(e.get("granted", 0)) for e in rows
+                                if (newest - e.metadata["timestamp"]).total_seconds() <= 3))
+        await asyncio.sleep(0.2)
 
 
 async def until_reclaimed(budget: TableClient, dead_pid: int, timeout: float = 30.0) -> float | None:
