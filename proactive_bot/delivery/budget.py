@@ -26,6 +26,10 @@ How (`SharedBudget`, one per process; `BudgetTable` is its storage):
   for what is free; the others see its demand at their next heartbeat and make room.
 - Idle: after `idle_stop` seconds without demand an instance stops heartbeating and deletes
   its row, handing its share back at once; its next send starts a new round.
+- Scale: every busy instance reads every busy instance's row each period, so rows read grow as
+  the square of the busy instances (10 of them: 200 entities/s in all; 100: 20,000/s, past a
+  partition's ~2,000/s). A 50/s ceiling has no use for that many senders: cap the instances
+  (WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT) at about 10.
 
 What can go wrong, and what happens:
 
