@@ -18,7 +18,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,9 +80,17 @@ class Fanout:
                 # batch is delivered here too: two queue hops (each a poll, up to
                 # maxPollingInterval when idle) less before the first delivery. A redelivered
                 # message walks nothing twice: the cursor moves under its ETag.
-                first = await self.next_page(notification.id, deliver_first=True)
-                if first:
-                    await self.deliver(notification, first)
+                first: list[asyncio.Task[None]] = []
+
+                def deliver_first(recipients: list[StoredReference]) -> None:
+                    # While the walk goes on: the first users need not wait for the last page.
+                    first.append(asyncio.create_task(self.deliver(notification, recipients)))
+
+                try:
+                    await self.next_page(notification.id, first_batch=deliver_first)
+                finally:
+                    if first:
+                        await first[0]  # cancelled with us: it stops as any batch does
             return
         recipient = await self._resolve(notification)
         if not header.planned:  # else a redelivery: the recipient's row says what is left to do
@@ -101,45 +109,48 @@ class Fanout:
             return await self.references.get(to["channelId"], to["conversationId"])
         return await self.references.find_aad_user(to["aadObjectId"])
 
-    async def next_page(self, notification_id: str, *, deliver_first: bool = False) -> list[StoredReference]:
+    async def next_page(
+        self, notification_id: str, *, first_batch: Callable[[list[StoredReference]], None] | None = None
+    ) -> None:
         """Walk the next pages of a broadcast's audience into batch messages, then hand on the cursor.
 
         Several pages per invocation (up to PAGES_PER_WALK, within WALK_BUDGET): each step of the
         walk through the queue costs a poll, and the batches wait for the walk.
 
-        `deliver_first`: the caller delivers the first batch itself, and gets it back. Its
-        message is still written, hidden for FIRST_BATCH_NET seconds: if the caller dies before
-        it is done, the batch is delivered from the queue; if not, that copy finds it done.
+        `first_batch`: the caller delivers the first batch itself, handed to it as soon as it is
+        cut. Its message is still written, hidden for FIRST_BATCH_NET seconds: if the caller dies
+        before it is done, the batch is delivered from the queue; if not, that copy finds it done.
         """
         started = time.monotonic()
         header = await self.records.header(notification_id)
         if header is None:
             raise InvalidWork(f"no notification {notification_id!r}")
-        first: list[StoredReference] = []
         if header.planned:
-            return first
+            return
         for _ in range(PAGES_PER_WALK):
             to = header.notification.to
             found, cursor = await self.references.broadcast_page(
                 channel_id=to.get("channelId"), tenant_id=to.get("tenantId"), cursor=header.cursor, size=PAGE_SIZE
             )
             for batch in _batches(found):
-                delay = 0.0
-                if deliver_first and not first:
-                    now = clock.now()
-                    first = [StoredReference.from_reference(reference, now) for reference in batch]
-                    delay = FIRST_BATCH_NET
-                await self.work.put({"kind": "batch", "notification": notification_id, "recipients": batch}, delay)
+                if first_batch is None:
+                    await self.work.put({"kind": "batch", "notification": notification_id, "recipients": batch})
+                    continue
+                await self.work.put(
+                    {"kind": "batch", "notification": notification_id, "recipients": batch}, FIRST_BATCH_NET
+                )
+                now = clock.now()
+                first_batch([StoredReference.from_reference(reference, now) for reference in batch])
+                first_batch = None
             moved = await self.records.advance(header, found=len(found), cursor=cursor, planned=cursor is None)
             if moved is None:
-                return []  # another copy of this page message moved the cursor first and carries on
+                return  # another copy of this page message moved the cursor first and carries on
             header = moved
             if header.planned:
-                return first
+                return
             if time.monotonic() - started > WALK_BUDGET:
                 break
         await self.work.put({"kind": "page", "notification": notification_id})
-        return first
 
     async def deliver_batch(self, notification_id: str, references: Sequence[dict[str, Any]]) -> None:
         header = await self.records.header(notification_id)
