@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
+from azure.core.exceptions import ResourceExistsError
 from azure.data.tables.aio import TableClient
 from azure.storage.queue.aio import QueueClient
 from botbuilder.core import BotFrameworkAdapter, BotFrameworkAdapterSettings, MessageFactory
@@ -45,27 +47,30 @@ LATENCY = 0.05
 APP_BOUND = 50.0  # Teams: about 50 sends/s per app
 
 
-def reference(i: int, service_url: str) -> dict:
+def reference(i: int, service_url: str, prefix: str = "") -> dict:
+    """User i; a `prefix` gives other conversation ids and a tenant of their own."""
+    tenant = f"tenant-{prefix}" if prefix else "bench-tenant"
     return {
         "activityId": f"1732{i:09d}",
         "user": {"id": f"29:1user-{i:06d}", "name": f"User {i}", "aadObjectId": f"00000000-0000-4000-8000-{i:012d}"},
         "bot": {"id": "28:bench-bot", "name": "Bench Bot"},
-        "conversation": {"conversationType": "personal", "tenantID": "bench-tenant", "id": f"a:1bench-{i:06d}"},
+        "conversation": {"conversationType": "personal", "tenantID": tenant, "id": f"a:1bench-{prefix}{i:06d}"},
         "channelId": "msteams",
         "locale": "en-US",
         "serviceUrl": service_url,
     }
 
 
-async def seed(connection: str, table: str, n: int, service_url: str) -> None:
+async def seed(connection: str, table: str, n: int, service_url: str, prefix: str = "") -> None:
     async with TableClient.from_connection_string(connection, table) as client:
-        await client.create_table()
+        with contextlib.suppress(ResourceExistsError):
+            await client.create_table()
         store = ReferenceStore(client)
         limit = asyncio.Semaphore(64)
 
         async def one(i: int) -> None:
             async with limit:
-                await store.save(reference(i, service_url), clock.now())
+                await store.save(reference(i, service_url, prefix), clock.now())
 
         await asyncio.gather(*(one(i) for i in range(n)))
 

@@ -22,6 +22,7 @@ from devtools import azurite
 from devtools.connector_stub import ConnectorStub
 from devtools.funchost import FunctionHost
 from devtools.funchost.__main__ import configure_logging
+from devtools.funchost.instances import start_siblings, stop_siblings
 from devtools.webchat import DEFAULT_PORT as WEBCHAT_PORT
 from devtools.webchat import Panel, WebChatChannel
 from proactive_bot import clients
@@ -77,7 +78,7 @@ Ctrl-C stops everything.
 """
 
 
-async def main(port: int, channel_port: int, webchat_port: int) -> None:
+async def main(port: int, channel_port: int, webchat_port: int, hosts: int = 1) -> None:
     settings = _settings_file()
     emulator = None
     if settings.get("AzureWebJobsStorage", "").strip().lower().startswith("usedevelopmentstorage=true"):
@@ -93,9 +94,16 @@ async def main(port: int, channel_port: int, webchat_port: int) -> None:
     channel = ConnectorStub(console=sys.stdout)
     host = FunctionHost(REPO_ROOT)
     webchat: WebChatChannel | None = None
+    siblings: list = []
     try:
         await channel.start(port=channel_port)
         await host.start(port)
+        # More instances of the app, each its own process on the same storage, as Azure scales out.
+        siblings = start_siblings(REPO_ROOT, host.port, hosts - 1)
+        # Build the app's clients now rather than in the first invocation: the first thing a
+        # user tries should not wait for tables and queues to be created (the host runs the
+        # app's functions on this loop, so they find these clients).
+        await clients.get()
         webchat = WebChatChannel(f"{host.url}/api/messages", panel=Panel.for_host(host), console=sys.stdout)
         await webchat.start(port=webchat_port)
         page = f"http://localhost:{webchat.port}"
@@ -105,7 +113,7 @@ async def main(port: int, channel_port: int, webchat_port: int) -> None:
         print("\nStopping...", flush=True)
         if webchat is not None:
             await webchat.stop()
-        await host.stop()
+        await asyncio.gather(host.stop(), asyncio.to_thread(stop_siblings, siblings))
         await clients.close()  # the app's clients live in this process; the real worker just exits
         await channel.stop()
         if emulator is not None:
@@ -118,9 +126,14 @@ def cli() -> None:
     parser.add_argument("--channel-port", type=int, default=3980, help="the console channel (default 3980)")
     parser.add_argument("--webchat-port", type=int, default=WEBCHAT_PORT,
                         help=f"the Web Chat page and its channel (default {WEBCHAT_PORT})")
+    parser.add_argument("--hosts", type=int, default=1, metavar="K",
+                        help="K instances of the app (K-1 more host processes on the ports after --port), "
+                             "on the same storage, as Azure scales out (default 1)")
     args = parser.parse_args()
+    if args.hosts < 1:
+        parser.error("--hosts must be at least 1")
     configure_logging(verbose=False)
-    asyncio.run(main(args.port, args.channel_port, args.webchat_port))
+    asyncio.run(main(args.port, args.channel_port, args.webchat_port, args.hosts))
 
 
 if __name__ == "__main__":

@@ -110,11 +110,8 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
 }
 
-// The app's send ceiling is per instance (Settings.sends_per_second_per_instance); Flex takes no
-// WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT (deprecated there), so the split is made here:
-// maxSendsPerSecond / maximumInstanceCount, to two decimals.
-var hundredthsPerInstance = max(1, (maxSendsPerSecond * 100) / maximumInstanceCount) // never 0: that would stop sending
-var sendsPerInstance = '${hundredthsPerInstance / 100}.${padLeft(string(hundredthsPerInstance % 100), 2, '0')}'
+// The app's send ceiling is one budget for all its instances, shared through the BudgetTable
+// (proactive_bot/delivery/budget.py): the template writes the whole ceiling, not a split.
 
 // Every app setting the app gets; each name is in proactive_bot/settings.py SETTINGS (or is the
 // host's own), which tests/test_infra.py checks. Secrets: none.
@@ -143,7 +140,7 @@ var appSettings = {
   AllowedServiceUrlHosts: 'default'
   DeliveryConcurrency: '128'
   DeliveryRetryBudgetSeconds: '45'
-  MaxSendsPerSecond: sendsPerInstance
+  MaxSendsPerSecond: string(maxSendsPerSecond)
 }
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {

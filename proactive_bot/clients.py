@@ -23,6 +23,7 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 from . import redaction
 from .bot import ProactiveBot
 from .channel.adapter import ChannelAdapter
+from .delivery.budget import BudgetTable, SharedBudget
 from .delivery.rate_limits import LimitsConfig, RateLimiter
 from .delivery.retries import NOTIFICATIONS, RetryPolicy
 from .delivery.sender import Delivery
@@ -64,8 +65,11 @@ class Clients:
     teams: TeamsReach
     bot: ProactiveBot
     credential: AsyncTokenCredential | None = None  # identity-based storage
+    budget: SharedBudget | None = None
 
     async def close(self) -> None:
+        if self.budget is not None:
+            await self.budget.close()  # hands this instance's share back to its siblings
         await self.http.close()
         await self.tables.close()
         await self.queues.close()
@@ -176,11 +180,12 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
         settings.app_password, settings.identity_header, *redaction.storage_secrets(settings.storage_connection)
     ])
     tables, queues, credential = storage_clients(settings, **storage_options)
-    references_table, reminders_table, notifications_table, teams_table = await asyncio.gather(
+    references_table, reminders_table, notifications_table, teams_table, budget_table = await asyncio.gather(
         tables.create_table_if_not_exists(settings.references_table),
         tables.create_table_if_not_exists(settings.reminders_table),
         tables.create_table_if_not_exists(settings.notifications_table),
         tables.create_table_if_not_exists(settings.teams_table),
+        tables.create_table_if_not_exists(settings.budget_table),
     )
     notifications_queue, work_queue, tasks_queue = await asyncio.gather(
         _queue(queues, settings.notifications_queue),
@@ -193,9 +198,13 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
     references = ReferenceStore(references_table)
     reminders = ReminderStore(reminders_table)
     notifications = NotificationStore(notifications_table)
-    limiter = RateLimiter(
-        LimitsConfig.parse(settings.sends_per_second_per_instance, settings.rate_limits, settings.rate_limits_enabled)
+    limits = LimitsConfig.parse(settings.max_sends_per_second, settings.rate_limits, settings.rate_limits_enabled)
+    # The app's ceiling is one budget for all its instances (delivery/budget.py).
+    budget = (
+        SharedBudget(BudgetTable(budget_table, settings.app_id or "local"), limits.app[0][0])
+        if limits.enabled and limits.app else None
     )
+    limiter = RateLimiter(limits, budget=budget)
     delivery = Delivery(adapter, references, limiter, settings.delivery_concurrency)
     schedule = Schedule(notifications_table)
     receipts = ReadReceipts(notifications_table)
@@ -224,4 +233,5 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
             references, ReminderDialogs(reminders), tasks, receipts, TeamsInstalls(teams.store, teams.roster, references)
         ),
         credential=credential,
+        budget=budget,
     )

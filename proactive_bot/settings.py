@@ -80,10 +80,10 @@ SETTINGS: tuple[Setting, ...] = (
             "(`UserAssignedMSI`); tests point it at a local server; empty = Microsoft's / Azure's"),
     Setting("DeliveryConcurrency", "128", "sends in flight per process (latency-bound below ~128 against a "
             "50 ms channel)"),
-    Setting("MaxSendsPerSecond", "50", "the app's ceiling (Teams: about 50/s per app), split across instances"),
-    Setting("WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT", "1", "the instance cap on Consumption and Premium "
-            "plans; divides `MaxSendsPerSecond`. Flex Consumption does not take it (its cap is "
-            "`maximumInstanceCount`): the template there sets `MaxSendsPerSecond` per instance instead"),
+    Setting("MaxSendsPerSecond", "50", "the app's ceiling (Teams: about 50/s per app), one budget shared by all "
+            "its instances through `BudgetTable` (see [One budget for all instances](#one-budget-for-all-instances))"),
+    Setting("BudgetTable", "Budget", "where the app's instances share `MaxSendsPerSecond`: a heartbeat row per "
+            "busy instance"),
     Setting("RateLimits", "", "JSON per channel id: `{\"slack\": {\"perConversation\": [[1, 1]], \"channel\": []}}`; "
             "empty = built in"),
     Setting("RateLimitsEnabled", "true", "`false` turns pacing off (benchmarks, tests)"),
@@ -185,7 +185,7 @@ class Settings:
     allowed_service_url_hosts: tuple[str, ...] = ()
     delivery_concurrency: int = 128  # sends in flight per process
     max_sends_per_second: float = 50.0  # the app's ceiling, shared by its instances
-    max_instances: int = 1  # WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT: splits the ceiling
+    budget_table: str = "Budget"  # where instances share that ceiling (delivery/budget.py)
     rate_limits: str = ""  # JSON: per channel id, {"perConversation": [[n, s], ...], "channel": [...]}
     rate_limits_enabled: bool = True
     retry_budget_seconds: float = 45.0  # retrying inside one invocation before requeueing
@@ -194,10 +194,6 @@ class Settings:
     def work_queue(self) -> str:
         """The internal queue of broadcast pages and delivery batches."""
         return f"{self.notifications_queue}-work"
-
-    @property
-    def sends_per_second_per_instance(self) -> float:
-        return self.max_sends_per_second / max(1, self.max_instances)
 
     @property
     def local_mode(self) -> bool:
@@ -279,7 +275,7 @@ class Settings:
             token_endpoint=get("BotTokenEndpoint"),
             delivery_concurrency=int(get("DeliveryConcurrency")),
             max_sends_per_second=float(get("MaxSendsPerSecond")),
-            max_instances=int(get("WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT")),
+            budget_table=get("BudgetTable"),
             rate_limits=get("RateLimits"),
             rate_limits_enabled=get("RateLimitsEnabled").lower() not in ("false", "0", "no"),
             retry_budget_seconds=float(get("DeliveryRetryBudgetSeconds")),

@@ -58,8 +58,8 @@ def as_deployed() -> dict[str, str]:
                 value = client_id
             elif "tenantId" in expression:
                 value = tenant_id
-            elif expression == "sendsPerInstance":
-                value = "1.25"  # 50 / 40, the template's defaults
+            elif expression == "string(maxSendsPerSecond)":
+                value = "50"  # the template's default: the app's whole ceiling, shared by its instances
             else:
                 value = "computed"
         values[name] = value
@@ -105,17 +105,11 @@ def test_defaults_written_out_are_the_apps_defaults(name):
     assert literal(app_settings()[name]) == default
 
 
-def test_the_send_ceiling_is_split_across_flex_instances_as_the_app_would():
-    # app.bicep writes maxSendsPerSecond / maximumInstanceCount to two decimals; here the same
-    # arithmetic as Bicep's integer operators, for the template's defaults and the extremes.
+def test_the_send_ceiling_is_written_whole_for_the_instances_to_share():
+    # One budget for every instance (delivery/budget.py): no per-instance split in the template.
     text = bicep("app.bicep")
-    assert "var hundredthsPerInstance = max(1, (maxSendsPerSecond * 100) / maximumInstanceCount)" in text
-    assert "'${hundredthsPerInstance / 100}.${padLeft(string(hundredthsPerInstance % 100), 2, '0')}'" in text
-    for total, instances in [(50, 40), (50, 1000), (50, 100)]:
-        hundredths = max(1, total * 100 // instances)
-        written = f"{hundredths // 100}.{hundredths % 100:02d}"
-        per_instance = Settings(storage_connection="x", max_sends_per_second=float(written)).sends_per_second_per_instance
-        assert per_instance * instances <= total and per_instance * instances > total - instances * 0.01
+    assert "MaxSendsPerSecond: string(maxSendsPerSecond)" in text
+    assert "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT" not in app_settings()
 
 
 def test_the_resources_are_the_keyless_flex_consumption_deployment():

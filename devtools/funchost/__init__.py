@@ -4,7 +4,7 @@ Azure Functions Core Tools cannot be installed here, so this drives the app the 
 host does: HTTP, timer and queue triggers; http and queue outputs; the admin API. The app
 itself stays unchanged and runs under `func start` too.
 
-    python -m devtools.funchost [--app-root DIR] [--port 7071] [--host 127.0.0.1]
+    python -m devtools.funchost [--app-root DIR] [--port 7071] [--host 127.0.0.1] [--instances K]
 """
 
 from .config import HostConfig, HostStartupError, QueueOptions, load_host_config, load_settings

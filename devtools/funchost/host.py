@@ -42,8 +42,11 @@ class FunctionHost:
     """
 
     def __init__(self, app_root: Path, settings: Mapping[str, str] | None = None, *,
-                 host: str = "127.0.0.1", drain_timeout: float = 30.0) -> None:
+                 host: str = "127.0.0.1", drain_timeout: float = 30.0, run_timers: bool = True) -> None:
+        """`run_timers` False: timers fire only through the admin API (a scaled-out sibling: the
+        real host's singleton lock lets one instance run each occurrence)."""
         self.app_root = Path(app_root).resolve()
+        self.run_timers = run_timers
         self.bind_host = host
         self.drain_timeout = drain_timeout
         self.host_key = ""
@@ -161,7 +164,7 @@ class FunctionHost:
         await self._serve_http(port if port is not None else settings.local_http_port or DEFAULT_PORT)
         self._state = "Running"
         log.info(self._banner(zone))
-        for timer in self._timers.values():
+        for timer in self._timers.values() if self.run_timers else ():
             self._loop(timer.run(self._stopping))
         for poller in self._pollers:
             self._loop(poller.run(self._stopping))

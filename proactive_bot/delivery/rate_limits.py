@@ -1,8 +1,12 @@
 """Rate limits: how fast the bot may send, per conversation and overall, before channels say 429.
 
 Sliding windows, as Teams documents them: per bot per conversation 7 sends/1 s, 8/2 s, 60/30 s
-and 1800/h, and about 50 sends/s per app. Other channels are configured per channel id. The
-limiter is per process: with several instances, give each its share of the app-wide ceiling.
+and 1800/h, and about 50 sends/s per app. Other channels are configured per channel id.
+
+The windows live in this process. The app-wide ceiling is shared with the app's other instances
+through a `SharedBudget` (budget.py), which hands this process a rate that changes as siblings
+come, go and get busy; per-conversation and per-channel windows stay per process (see the
+README: two instances rarely send to one conversation at once, and a 429 is then absorbed).
 """
 
 from __future__ import annotations
@@ -10,10 +14,14 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .budget import SharedBudget
 
 Window = tuple[int, float]  # (sends, seconds)
 
@@ -31,7 +39,17 @@ DEFAULT_CHANNEL_LIMITS: dict[str, dict[str, tuple[Window, ...]]] = {
 # Requests leave here and arrive at the channel a little later, and not always in order; a
 # send that is exactly one window after another here can land inside the window there.
 ARRIVAL_MARGIN = 0.03
+# The app's window is long and busy (50 sends a second): every millisecond of margin there costs
+# a thousandth of the pace. How much arrival jitter there is depends on the machine and the
+# network, so the app's margin adapts: it widens with every 429 the channel answers and narrows
+# while none comes. In small steps: a 429 costs its slot, and every millisecond of margin costs
+# a thousandth of every slot for as long as it lasts (0.005 a 429 kept a 10,000-recipient
+# broadcast at 0.94 of the bound for 0.2 % 429s). At equilibrium, about a 429 per 500 sends.
+APP_MARGIN_MIN, APP_MARGIN_MAX = 0.01, 0.05
+APP_MARGIN_WIDEN = 0.002  # per 429
+APP_MARGIN_NARROW = APP_MARGIN_WIDEN / 500  # per send
 _WAKE_TOLERANCE = 0.01
+_APP_RECHECK = 0.5  # seconds; a send waiting for the app's pace looks again at least this often
 
 
 @dataclass(frozen=True)
@@ -83,9 +101,10 @@ class _Log:
     Kept sorted: a stamp can move later when its send leaves later than planned (`restamp`).
     """
 
-    __slots__ = ("times", "blocked_until", "last_slot")
+    __slots__ = ("times", "blocked_until", "last_slot", "margin")
 
-    def __init__(self) -> None:
+    def __init__(self, margin: float = ARRIVAL_MARGIN) -> None:
+        self.margin = margin
         self.times: list[float] = []
         self.blocked_until = 0.0
         self.last_slot = float("-inf")  # the latest slot handed out, as planned (not restamped)
@@ -103,7 +122,7 @@ class _Log:
         earliest = self.blocked_until
         if not windows:
             return earliest
-        longest = max(seconds for _, seconds in windows) + ARRIVAL_MARGIN
+        longest = max(seconds for _, seconds in windows) + self.margin
         expired = bisect.bisect_right(self.times, now - longest)
         if expired:
             del self.times[:expired]
@@ -112,11 +131,13 @@ class _Log:
         # channel count 51 in its window. Spaced from the planned slots, so that sends leaving
         # late do not slow the pace down.
         count, seconds = windows[0]
-        earliest = max(earliest, self.last_slot + (seconds + ARRIVAL_MARGIN) / count)
+        if count <= 0:
+            return math.inf  # no share of the budget at the moment
+        earliest = max(earliest, self.last_slot + (seconds + self.margin) / count)
         for count, seconds in windows:
             if len(self.times) >= count:
                 # The send `count` places back must leave the window before another may go.
-                earliest = max(earliest, self.times[-count] + seconds + ARRIVAL_MARGIN)
+                earliest = max(earliest, self.times[-count] + seconds + self.margin)
         return earliest
 
 
@@ -128,12 +149,40 @@ class Permit:
 
 
 class RateLimiter:
-    def __init__(self, config: LimitsConfig, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: LimitsConfig,
+        clock: Callable[[], float] = time.monotonic,
+        budget: SharedBudget | None = None,
+    ) -> None:
+        """`budget`: the app's ceiling is shared with other instances, and its first window's
+        count is this process's current share (else `config.app` as it stands)."""
         self._config = config
         self._clock = clock
-        self._app = _Log()
+        self._budget = budget
+        self._app = _Log(APP_MARGIN_MIN)
         self._channels: dict[str, _Log] = {}
         self._conversations: dict[tuple[str, str], _Log] = {}
+        self._waiting_for_app = 0  # sends whose next slot is set by the app's pace
+        self._tickets = 0  # places handed out to sends waiting for the app's pace, ever
+        self._served = 0  # of those, the ones that got a slot or stopped waiting
+        if budget is not None:
+            budget.demand = self.app_demand
+
+    def app_demand(self) -> float:
+        """Sends per second this process wants: taken in the last second, plus those waiting
+        for the app's pace now (the budget divides the ceiling by this)."""
+        if not self._config.app:
+            return 0.0
+        seconds = self._config.app[0][1]
+        recent = len(self._app.times) - bisect.bisect_right(self._app.times, self._clock() - seconds)
+        return (recent + self._waiting_for_app) / seconds
+
+    def _app_windows(self) -> tuple[Window, ...]:
+        if self._budget is None or not self._config.app:
+            return self._config.app
+        (_, seconds), *rest = self._config.app
+        return ((self._budget.rate, seconds), *rest)
 
     async def acquire(self, channel_id: str, conversation_id: str, *, lead: float = 0.0) -> Permit:
         """Take the next slot in which a send to this conversation is within every limit.
@@ -144,26 +193,68 @@ class RateLimiter:
         if not self._config.enabled:
             return Permit((), self._clock(), 0.0)
         limits = self._config.for_channel(channel_id)
-        scopes = (
-            (self._app, self._config.app),
+        own = (
             (self._channels.setdefault(channel_id, _Log()), limits.channel),
             (self._conversations.setdefault((channel_id, conversation_id), _Log()), limits.per_conversation),
         )
         waited = 0.0
+        ticket: int | None = None  # our place among those waiting for the app's pace
         while True:
             now = self._clock()
-            earliest = max(log.earliest(windows, now) for log, windows in scopes)
+            app = self._app.earliest(self._app_windows(), now)
+            mine = max(log.earliest(windows, now) for log, windows in own)
+            earliest = max(app, mine)
             if earliest - lead <= now:
                 # A sender that slept until `earliest` wakes a little late; recording the slot
                 # it was given, not the wake-up time, keeps those delays from adding up.
                 stamp = earliest if now - earliest < _WAKE_TOLERANCE else now
                 # Checking and recording with no await in between keeps this atomic on the loop.
-                for log, _ in scopes:
+                logs = (self._app, *(log for log, _ in own))
+                for log in logs:
                     bisect.insort(log.times, stamp)
                     log.last_slot = max(log.last_slot, stamp)
-                return Permit(tuple(log for log, _ in scopes), stamp, waited)
-            await asyncio.sleep(earliest - lead - now)
-            waited += earliest - lead - now
+                self._app.margin = max(APP_MARGIN_MIN, self._app.margin - APP_MARGIN_NARROW)
+                if ticket is not None:
+                    self._served += 1
+                return Permit(logs, stamp, waited)
+            started = self._clock()
+            app_bound = app >= mine
+            delay = earliest - lead - now
+            if app_bound:
+                if ticket is None:
+                    ticket = self._tickets
+                    self._tickets += 1
+                if delay != math.inf:
+                    # Those waiting for the app's pace since before us go first, a slot each:
+                    # sleep until about our turn instead of waking with every one of them at
+                    # every slot (128 waiters x 50 slots a second was a tenth of a core). Paced
+                    # at the whole ceiling, not our share of it: waking early costs a look,
+                    # waking late a slot, and our share can grow while we sleep.
+                    count, seconds = self._config.app[0]
+                    delay += max(0, ticket - self._served) * (seconds + self._app.margin) / count
+            self._waiting_for_app += app_bound
+            try:
+                await self._wait(delay, app_bound)
+            except BaseException:
+                if ticket is not None:
+                    self._served += 1  # gone: those behind move up
+                raise
+            finally:
+                self._waiting_for_app -= app_bound
+            waited += self._clock() - started
+
+    async def _wait(self, seconds: float, app_bound: bool) -> None:
+        if not app_bound:
+            await asyncio.sleep(seconds)
+            return
+        # Our turn is an estimate, and a share can grow at any heartbeat: look again by then.
+        recheck = self._budget.period if self._budget is not None else _APP_RECHECK
+        if self._budget is not None:
+            self._budget.wake()
+            if seconds == math.inf:
+                await self._budget.changed(recheck)
+                return
+        await asyncio.sleep(min(seconds, recheck))
 
     async def wait_for_slot(self, permit: Permit) -> None:
         """Sleep until the permit's slot; if it has passed by more than the margin covers, count
@@ -181,10 +272,10 @@ class RateLimiter:
         from the real departure keeps later slots honest to what the channel will see.
         """
         now = self._clock()
-        # Small delays are what ARRIVAL_MARGIN is for; moving every stamp by them would only
-        # slow the pace down.
-        if now - permit.stamp > ARRIVAL_MARGIN / 2:
-            for log in permit.logs:
+        # Small delays are what each scope's margin is for; moving every stamp by them would
+        # only slow the pace down.
+        for log in permit.logs:
+            if now - permit.stamp > log.margin / 2:
                 log.move(permit.stamp, now)
 
     def release(self, permit: Permit) -> None:
@@ -192,8 +283,15 @@ class RateLimiter:
         for log in permit.logs:
             log.move(permit.stamp, None)
 
+    def throttled(self, channel_id: str, conversation_id: str, retry_after: float | None) -> None:
+        """The channel said 429: widen the app's arrival margin, and with a Retry-After, send
+        nothing more to that conversation until then."""
+        self._app.margin = min(APP_MARGIN_MAX, self._app.margin + APP_MARGIN_WIDEN)
+        if retry_after is not None:
+            self.hold(channel_id, conversation_id, retry_after)
+
     def hold(self, channel_id: str, conversation_id: str, seconds: float) -> None:
-        """The channel said 429 with Retry-After: nothing more to that conversation until then."""
+        """Nothing more to that conversation for `seconds`."""
         log = self._conversations.setdefault((channel_id, conversation_id), _Log())
         log.blocked_until = max(log.blocked_until, self._clock() + seconds)
 

@@ -134,8 +134,10 @@ class Delivery:
             if not result.retryable:
                 return _with(result, throttled, attempt)
             wait = self._retries.delay(attempt, result.retry_after)
-            if result.outcome is Outcome.THROTTLED and result.retry_after is not None:
-                self._limiter.hold(recipient.channel_id, recipient.conversation_id, wait)
+            if result.outcome is Outcome.THROTTLED:
+                self._limiter.throttled(
+                    recipient.channel_id, recipient.conversation_id, wait if result.retry_after is not None else None
+                )
             if time.monotonic() + wait > deadline:
                 return _with(result, throttled, attempt, retry_after=max(wait, self._retries.first_delay))
             if claimant is not None:

@@ -24,7 +24,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,6 +54,9 @@ WALK_BUDGET = 10.0  # seconds of walking before handing the cursor on
 BATCH_BYTES = 40 * 1024  # of reference JSON per batch message; the queue takes 64 KiB
 FLUSH_EVERY = 0.25  # seconds between writes of settled rows while a batch runs
 STOP_GRACE = 10.0  # seconds a cancelled batch gives sends already on their way
+# The first batch of a broadcast is delivered by the invocation that walked it; its queued copy
+# stays hidden this long (longer than that delivery may take), as the net if that invocation dies.
+FIRST_BATCH_NET = 60.0
 
 
 class InvalidWork(ValueError):
@@ -125,7 +128,21 @@ class Fanout:
             return
         if notification.is_broadcast:
             if not header.planned and header.pages == 0:
-                await self.work.put({"kind": "page", "notification": notification.id})
+                # The first pages are walked here, not through the work queue, and the first
+                # batch is delivered here too: two queue hops (each a poll, up to
+                # maxPollingInterval when idle) less before the first delivery. A redelivered
+                # message walks nothing twice: the cursor moves under its ETag.
+                first: list[asyncio.Task[None]] = []
+
+                def deliver_first(recipients: list[StoredReference | RosterMember]) -> None:
+                    # While the walk goes on: the first users need not wait for the last page.
+                    first.append(asyncio.create_task(self.deliver(notification, recipients, header.version)))
+
+                try:
+                    await self.next_page(notification.id, first_batch=deliver_first)
+                finally:
+                    if first:
+                        await first[0]  # cancelled with us: it stops as any batch does
             return
         if "teamChannel" in notification.to:
             await self._post_to_channel(notification, header)
@@ -147,11 +164,18 @@ class Fanout:
             return await self.references.get(to["channelId"], to["conversationId"])
         return await self.references.find_aad_user(to["aadObjectId"])
 
-    async def next_page(self, notification_id: str) -> None:
+    async def next_page(
+        self, notification_id: str,
+        *, first_batch: Callable[[list[StoredReference | RosterMember]], None] | None = None,
+    ) -> None:
         """Walk the next pages of a broadcast's audience into batch messages, then hand on the cursor.
 
         Several pages per invocation (up to PAGES_PER_WALK, within WALK_BUDGET): each step of the
         walk through the queue costs a poll, and the batches wait for the walk.
+
+        `first_batch`: the caller delivers the first batch itself, handed to it as soon as it is
+        cut. Its message is still written, hidden for FIRST_BATCH_NET seconds: if the caller dies
+        before it is done, the batch is delivered from the queue; if not, that copy finds it done.
         """
         started = time.monotonic()
         header = await self.records.header(notification_id)
@@ -168,7 +192,12 @@ class Fanout:
                 await self.work.put({"kind": "page", "notification": notification_id}, delay=page.wait)
                 return
             for work in _batches(page.found):
-                await self.work.put({"kind": "batch", "notification": notification_id, **work})
+                if first_batch is None:
+                    await self.work.put({"kind": "batch", "notification": notification_id, **work})
+                    continue
+                await self.work.put({"kind": "batch", "notification": notification_id, **work}, FIRST_BATCH_NET)
+                first_batch(_recipients_of(work, clock.now()))
+                first_batch = None
             cursor = page.cursor
             moved = await self._advance(
                 header, found=len(page.found) + page.recorded, cursor=cursor, planned=cursor is None, note=page.note
@@ -233,10 +262,7 @@ class Fanout:
             raise InvalidWork(f"no notification {notification_id!r}")
         now = clock.now()
         try:
-            recipients: list[StoredReference | RosterMember] = [
-                StoredReference.from_reference(reference, now) for reference in references
-            ]
-            recipients += [RosterMember.from_json(member) for member in members]
+            recipients = _recipients_of({"recipients": references, "members": members}, now)
         except (ValueError, AttributeError, TypeError) as error:
             raise InvalidWork(f"a batch recipient is not a conversation reference or roster member: {error}") from None
         if header.cancelled:
@@ -559,6 +585,14 @@ def _batches(found: Sequence[StoredReference | RosterMember]) -> list[dict[str, 
             batches[-1].append(recipient)
             size += weight
     return [_batch_body(batch) for batch in batches]
+
+
+def _recipients_of(work: dict[str, Any], now: datetime) -> list[StoredReference | RosterMember]:
+    """A batch body's recipients (see _batch_body): stored conversations, then roster members."""
+    recipients: list[StoredReference | RosterMember] = [
+        StoredReference.from_reference(reference, now) for reference in work.get("recipients", [])
+    ]
+    return recipients + [RosterMember.from_json(member) for member in work.get("members", [])]
 
 
 def _json_of(recipient: StoredReference | RosterMember) -> dict[str, Any]:

@@ -43,8 +43,12 @@ class CoalescedWrites:
         """Write the rows (`at_once`: now, together with whatever is waiting, rather than after the
         window). Every row is attempted; then the first error is raised (a create's
         ResourceExistsError if its row is already there)."""
+        alone = not self._waiting and not self._writing
         pending = [self._enqueue(entity) for entity in entities]
-        if at_once:
+        if at_once or alone:
+            # Alone (nothing waiting, nothing on its way): no company is coming soon enough to
+            # be worth waiting for, e.g. a single-recipient notification. Under load there is
+            # always a write on its way, and rows wait the window to share a transaction.
             self._flush_now()
         elif self._waiting and self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_soon())

@@ -68,3 +68,47 @@ def test_settings_configure_channels_and_the_app_ceiling():
 def test_nonsense_windows_are_refused():
     with pytest.raises(ValueError, match="count >= 1"):
         LimitsConfig.parse(50, '{"msteams": {"perConversation": [[0, 1]]}}')
+
+
+async def test_a_429_widens_the_app_margin_and_quiet_sends_narrow_it_again():
+    from proactive_bot.delivery import rate_limits
+
+    limiter = RateLimiter(LimitsConfig(app=((1000, 1.0),)))
+    limiter.throttled("msteams", "a", retry_after=None)
+    limiter.throttled("msteams", "a", retry_after=None)
+    widened = limiter._app.margin
+    assert widened == pytest.approx(rate_limits.APP_MARGIN_MIN + 2 * rate_limits.APP_MARGIN_WIDEN)
+
+    for n in range(2000):
+        await limiter.acquire("msteams", f"c{n}")
+
+    assert limiter._app.margin == rate_limits.APP_MARGIN_MIN
+
+
+async def test_two_instances_sending_to_one_conversation_lose_nothing(engine_factory):
+    """Per-conversation windows are per process: two instances that send to one conversation at
+    once (a reminder and a notification to one user) can together exceed Teams' 7 per second.
+    The channel's 429 + Retry-After holds that conversation and the send is retried: nothing
+    is lost, nothing arrives twice, and the channel's windows are respected."""
+    from proactive_bot.delivery import Delivery
+
+    engine = await engine_factory(limits=LimitsConfig())
+    engine.stub.limits()  # Teams' windows, enforced by the channel
+    [reference] = await engine.users(1)
+    user = StoredReference.from_reference(reference, clock.now())
+    # A second instance: its own limiter, which knows nothing of the first one's sends.
+    other = Delivery(engine.delivery._adapter, engine.references, RateLimiter(LimitsConfig()))
+    deadline = time.monotonic() + 30
+
+    results = await asyncio.gather(
+        *(engine.delivery.send_patiently(user, [message(f"first {n}")], deadline=deadline) for n in range(6)),
+        *(other.send_patiently(user, [message(f"second {n}")], deadline=deadline) for n in range(6)),
+    )
+
+    assert all(r.outcome is Outcome.SENT for r in results)
+    assert sum(r.throttled for r in results) == engine.stub.throttled_count > 0  # it did happen
+    texts = engine.stub.texts(user.conversation_id)
+    assert sorted(texts) == sorted([f"first {n}" for n in range(6)] + [f"second {n}" for n in range(6)])
+    arrivals = [r.received_monotonic for r in engine.stub.delivered(user.conversation_id)]
+    for count, seconds in TEAMS_PER_CONVERSATION[:2]:
+        assert most_in_any_window(arrivals, seconds) <= count

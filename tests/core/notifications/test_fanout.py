@@ -51,6 +51,37 @@ async def test_broadcast_reaches_everyone_once_through_pages_and_batches(engine_
     }
 
 
+async def test_the_first_batch_goes_out_before_any_queue_hop(engine_factory, small_pages):
+    """The invocation that takes a broadcast walks its first pages and delivers the first batch
+    itself: the first users hear from it before the work queue is polled at all."""
+    engine = await engine_factory()
+    users = await engine.users(12)
+    notification = broadcast()
+
+    await engine.fanout.start(notification, source="test")
+
+    assert 0 < len(engine.stub.delivered()) < 12
+    await engine.drain()
+    assert deliveries_per_conversation(engine) == Counter({u["conversation"]["id"]: 1 for u in users})
+
+
+async def test_a_first_batch_whose_walker_died_comes_back_from_the_queue(engine_factory, small_pages, monkeypatch):
+    monkeypatch.setattr(fanout, "FIRST_BATCH_NET", 1.0)
+    engine = await engine_factory()
+    users = await engine.users(12)
+    notification = broadcast()
+    await engine.records.create(notification, clock.now(), "test")
+
+    # The walk happens; the invocation dies before delivering the batch it was handed.
+    kept: list = []
+    await engine.fanout.next_page(notification.id, first_batch=kept.append)
+    await engine.drain(wait_for_delayed=3)
+
+    assert kept
+    assert deliveries_per_conversation(engine) == Counter({u["conversation"]["id"]: 1 for u in users})
+    assert status_body(await engine.records.status(notification.id))["state"] == "done"
+
+
 async def test_a_duplicated_page_message_does_not_duplicate_anything(engine_factory, small_pages):
     engine = await engine_factory()
     users = await engine.users(12)
@@ -98,12 +129,10 @@ async def test_a_recipient_waiting_on_retry_after_is_not_held(engine_factory):
     [user] = await engine.users(1)
     engine.stub.fail(user["conversation"]["id"], [429], retry_after=1)
     notification = broadcast()
-    await engine.fanout.start(notification, source="test")
-    [page] = [m async for m in engine.work_queue.receive_messages()]
-    await engine.fanout.handle(json.loads(page.content))
-    [batch] = [m async for m in engine.work_queue.receive_messages()]
+    await engine.records.create(notification, clock.now(), source="test")
+    batch = {"kind": "batch", "notification": notification.id, "recipients": [user]}
 
-    delivering = asyncio.create_task(engine.fanout.handle(json.loads(batch.content)))
+    delivering = asyncio.create_task(engine.fanout.handle(batch))
     await engine.stub.wait_for(lambda r: r.status == 429)
     await asyncio.sleep(0.3)  # the claim is given back before the wait starts
     waiting = status_body(await engine.records.status(notification.id, detail=True))["recipients"]

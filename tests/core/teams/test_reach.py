@@ -9,6 +9,7 @@ import json
 from collections import Counter
 
 from devtools.connector_stub import CREATE, PAGED_MEMBERS
+from proactive_bot import clock
 from proactive_bot.channel import activity as channel_module
 from proactive_bot.notifications.contract import validate
 from proactive_bot.notifications.records import RecipientState
@@ -80,7 +81,9 @@ async def test_install_reads_a_1200_member_roster_in_three_pages_and_reaches_eac
 async def test_a_redelivered_page_or_batch_creates_no_second_chat_and_sends_no_second_message(engine_factory) -> None:
     engine = await engine_factory()
     roster = await installed(engine, 120)
-    await engine.fanout.start(validate({"id": "twice", "to": {"teamId": TEAM}, "text": "once"}), "test")
+    # Recorded and its walk queued (start() would walk the first pages inline).
+    await engine.records.create(validate({"id": "twice", "to": {"teamId": TEAM}, "text": "once"}), clock.now(), "test")
+    await engine.fanout.work.put({"kind": "page", "notification": "twice"})
 
     [page] = [m async for m in engine.work_queue.receive_messages(max_messages=32)]
     await engine.fanout.handle(json.loads(page.content))

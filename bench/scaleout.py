@@ -1,0 +1,250 @@
+"""Scale-out: K local hosts on one storage and one Teams-limited channel share the app's budget.
+
+Run by hand (not a test):
+
+    .venv/bin/python -m bench.scaleout [--n 2000] [--hosts 1 2 3 4] [--kill-n 2000] [--big-n 10000]
+
+Each run: a fresh in-memory Azurite, the Connector stub in its own process with Teams limits
+(429 + Retry-After past 50/s per app, 7/1 s... per conversation) and 50 ms latency, K local
+Functions hosts (`python -m devtools.funchost`, one process each), N stored Teams users, one
+`{"to": {"all": true}}` notification on the queue. Printed per run: the delivery rate as a
+fraction of the 50/s bound (from enqueue to the last delivery, and from the first delivery to
+the last: the steady pace), the first delivery after enqueue, 429s as a share of the channel's
+requests, lost and duplicated recipients.
+
+1. K = 1, 2, 3, 4 hosts, N recipients. Goal: >= 0.95 of the bound for every K, 429s <= 0.5 %,
+   lost 0, duplicated 0.
+2. K = 3, the first host SIGKILLed once a third is delivered: the others finish; duplicated 0;
+   how long until the survivors' grants in the Budget table add up to the ceiling again; how
+   many recipients are missing, held in `sending` by the dead host (reported `unconfirmed` once
+   their lease runs out) or already `unconfirmed`.
+3. K = 1, a big N (10,000). Goal: >= 0.98 of the bound, 429s ~ 0.
+
+The machine has 2 cores shared by Azurite, the stub and every host (and, often, other people's
+test runs): figures move from run to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from azure.data.tables.aio import TableClient
+from azure.storage.queue.aio import QueueClient
+
+from bench.broadcast import APP_BOUND, timeline, LATENCY, delivered, reference, seed, start_process, stop_process, stub_stats, wait_listening
+from devtools import azurite
+from devtools.azurite import free_port
+from proactive_bot.notifications.records import NotificationStore, RecipientState
+
+NOTIFICATION = "bench"
+
+
+@dataclass
+class Run:
+    n: int
+    hosts: int
+    enqueued_at: float = 0.0
+    delivered_at: list[float] = field(default_factory=list)
+    requests: int = 0
+    throttled: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    # the kill run
+    killed_after: int | None = None
+    reclaim_seconds: float | None = None
+    held: int = 0
+    unconfirmed: int = 0
+    host_cpu: list[float] = field(default_factory=list)  # CPU seconds of each host process
+    granted: list[int] = field(default_factory=list)  # the Budget table's grants, summed, sampled
+
+    @property
+    def first_delivery(self) -> float:
+        return self.delivered_at[0] - self.enqueued_at
+
+    @property
+    def from_enqueue(self) -> float:
+        return len(self.delivered_at) / (self.delivered_at[-1] - self.enqueued_at) / APP_BOUND
+
+    @property
+    def pace(self) -> float:
+        return (len(self.delivered_at) - 1) / (self.delivered_at[-1] - self.delivered_at[0]) / APP_BOUND
+
+    def line(self) -> str:
+        share = 100 * self.throttled / max(1, self.requests)
+        return (f"N={self.n} K={self.hosts}: {self.from_enqueue:.3f} of the bound from enqueue "
+                f"({self.pace:.3f} steady, first delivery after {self.first_delivery:.2f} s), "
+                f"429s {self.throttled} of {self.requests} requests ({share:.2f} %), "
+                f"lost {self.lost}, duplicated {self.duplicated}; host CPU "
+                + "+".join(f"{cpu:.0f}" for cpu in self.host_cpu) + " s; "
+                + (f"grants summed to {sum(self.granted) / len(self.granted):.1f}/s on average, "
+                   f"{max(self.granted)} at most\n  " if self.granted else "\n  ")
+                + timeline({"delivered_at": self.delivered_at, "enqueued_at": self.enqueued_at}))
+
+
+async def broadcast(n: int, hosts: int, workdir: Path, *, kill: bool = False) -> Run:
+    emulator = azurite.start(workdir / f"azurite-{n}-{hosts}-{kill}", in_memory=True)
+    try:
+        return await _broadcast(emulator.connection_string, n, hosts, workdir, kill)
+    finally:
+        emulator.stop()
+
+
+async def _broadcast(connection: str, n: int, hosts: int, workdir: Path, kill: bool) -> Run:
+    stub_port = free_port()
+    stub_url = f"http://127.0.0.1:{stub_port}/"
+    env = {
+        **os.environ,
+        "AzureWebJobsStorage": connection,
+        "TimerSchedule": "0 0 0 1 1 *",
+        "RateLimitsEnabled": "true",
+        "FUNCTIONS_HOST_KEY": "bench",
+    }
+    if kill:
+        # The killed host's queue messages come back after this, not the host's 10 minutes.
+        env["FUNCHOST_PROCESSING_VISIBILITY_SECONDS"] = "60"
+    await seed(connection, "ConversationReferences", n, stub_url)
+    stub = start_process(
+        [sys.executable, "-m", "devtools.connector_stub", "--port", str(stub_port), "--latency", str(LATENCY),
+         "--quiet", "--teams-limits"], env, workdir / "stub.log")
+    ports = [free_port() for _ in range(hosts)]
+    processes = [
+        start_process([sys.executable, "-m", "devtools.funchost", "--port", str(port)], env, workdir / f"host{i}.log")
+        for i, port in enumerate(ports)
+    ]
+    run = Run(n, hosts)
+    try:
+        async with aiohttp.ClientSession() as session, \
+                TableClient.from_connection_string(connection, "Notifications") as notes, \
+                TableClient.from_connection_string(connection, "Budget") as budget:
+            await wait_listening(session, stub_url + "_stub/stats")
+            for port in ports:
+                await wait_listening(session, f"http://127.0.0.1:{port}/admin/host/status")
+            async with QueueClient.from_connection_string(connection, "notifications") as queue:
+                run.enqueued_at = time.time()
+                await queue.send_message(json.dumps({"id": NOTIFICATION, "to": {"all": True}, "text": "Benchmark"}))
+            records = NotificationStore(notes)
+            sampler = asyncio.create_task(sample_grants(budget, run.granted))
+            reclaim: asyncio.Task[float | None] | None = None
+            last_change, last_count = time.monotonic(), -1
+            while True:
+                stats = await stub_stats(session, stub_url)
+                if kill and run.killed_after is None and stats["delivered"] >= n // 3:
+                    victim = processes[0]
+                    os.killpg(victim.pid, signal.SIGKILL)
+                    victim.wait()
+                    run.killed_after = stats["delivered"]
+                    reclaim = asyncio.create_task(until_reclaimed(budget, victim.pid))
+                if stats["delivered"] >= n:
+                    break
+                if kill and run.killed_after is not None and await settled_except_held(records, n):
+                    break
+                if stats["delivered"] != last_count:
+                    last_change, last_count = time.monotonic(), stats["delivered"]
+                elif time.monotonic() - last_change > (90 if kill else 30):
+                    print(f"  stalled at {stats['delivered']} of {n}", flush=True)
+                    break
+                await asyncio.sleep(0.1)
+            sampler.cancel()
+            await asyncio.sleep(1)  # anything that would duplicate has time to arrive
+            received = await delivered(session, stub_url)
+            stats = await stub_stats(session, stub_url)
+            if kill:
+                status = await records.status(NOTIFICATION)
+                if status is not None:
+                    run.held = status.counts[RecipientState.SENDING]
+                    run.unconfirmed = status.counts[RecipientState.UNCONFIRMED]
+                if reclaim is not None:
+                    run.reclaim_seconds = await reclaim
+    finally:
+        run.host_cpu = [cpu_seconds(process.pid) for process in processes]
+        for process in processes:
+            stop_process(process)
+        stop_process(stub)
+    per_conversation = Counter(r["conversation_id"] for r in received)
+    expected = {reference(i, stub_url)["conversation"]["id"] for i in range(n)}
+    run.delivered_at = sorted(r["received_wall"] for r in received)
+    run.lost = len(expected - set(per_conversation))
+    run.duplicated = sum(c - 1 for c in per_conversation.values() if c > 1)
+    run.requests = stats["received"]
+    run.throttled = stats["throttled"]
+    return run
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def sample_grants(budget: TableClient, into: list[int]) -> None:
+    """The sum of the live instances' grants, every 0.2 s (rows written in the last 3 s)."""
+    while True:
+        with contextlib.suppress(Exception):
+            rows = [e async for e in budget.query_entities("PartitionKey eq 'local'")]
+            if rows:
+                newest = max(e.metadata["timestamp"] for e in rows)
+                into.append(sum(int(e.get("granted", 0)) for e in rows
+                                if (newest - e.metadata["timestamp"]).total_seconds() <= 3))
+        await asyncio.sleep(0.2)
+
+
+async def until_reclaimed(budget: TableClient, dead_pid: int, timeout: float = 30.0) -> float | None:
+    """Seconds from the kill until the survivors' grants add up to the ceiling again."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        rows = [e async for e in budget.query_entities("PartitionKey eq 'local'")]
+        survivors = sum(int(e.get("granted", 0)) for e in rows if f"-{dead_pid}-" not in e["RowKey"])
+        if survivors >= APP_BOUND:
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def settled_except_held(records: NotificationStore, n: int) -> bool:
+    """Everyone is settled but the rows the dead host held (`sending`)."""
+    status = await records.status(NOTIFICATION)
+    if status is None or not status.header.planned:
+        return False
+    final = sum(count for state, count in status.counts.items() if state.final)
+    return final + status.counts[RecipientState.SENDING] >= n
+
+
+async def main(n: int, hosts: list[int], kill_n: int, big_n: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for k in hosts:
+            print((await broadcast(n, k, workdir)).line(), flush=True)
+        if kill_n:
+            run = await broadcast(kill_n, 3, workdir, kill=True)
+            missing = run.lost
+            print(f"{run.line()}\n  one of K=3 SIGKILLed after {run.killed_after} delivered: survivors' grants back at "
+                  f"the ceiling after {run.reclaim_seconds if run.reclaim_seconds is None else round(run.reclaim_seconds, 2)} s; "
+                  f"missing {missing} (held in 'sending' by the dead host {run.held}, unconfirmed {run.unconfirmed}), "
+                  f"duplicated {run.duplicated}", flush=True)
+        if big_n:
+            print((await broadcast(big_n, 1, workdir)).line(), flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="recipients per run with K hosts")
+    parser.add_argument("--hosts", type=int, nargs="*", default=[1, 2, 3, 4], help="values of K")
+    parser.add_argument("--kill-n", type=int, default=2000, help="recipients of the kill run (0: skip)")
+    parser.add_argument("--big-n", type=int, default=10_000, help="recipients of the K=1 run (0: skip)")
+    args = parser.parse_args()
+    asyncio.run(main(args.n, args.hosts, args.kill_n, args.big_n))

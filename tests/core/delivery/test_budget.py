@@ -1,0 +1,207 @@
+"""The shared send budget: several instances, one table on Azurite, one ceiling."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import pytest
+from azure.data.tables.aio import TableClient
+
+from proactive_bot.delivery.budget import BudgetTable, SharedBudget, allocate
+from proactive_bot.delivery.rate_limits import ChannelLimits, LimitsConfig, RateLimiter
+
+CEILING = 50
+# Shorter than in production so the test does not wait long for a row to die; the rule
+# self_expiry < dead_after is what matters.
+DEAD_AFTER = 1.0
+SELF_EXPIRY = 0.8
+
+
+class Ledger:
+    """Every change of every instance's rate, in the order the loop made them."""
+
+    def __init__(self) -> None:
+        self.rates: dict[str, int] = {}
+        self.most = 0
+
+    def watch(self, budget: SharedBudget) -> SharedBudget:
+        use = budget._use
+
+        def recorded(rate: int) -> None:
+            use(rate)
+            self.rates[budget.instance] = budget._in_use
+            self.most = max(self.most, sum(self.rates.values()))
+
+        budget._use = recorded  # type: ignore[method-assign]
+        return budget
+
+
+class FakeClock:
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(table: TableClient, name: str, demand: float = 0.0, **options) -> SharedBudget:
+    budget = SharedBudget(
+        BudgetTable(table, "app"), CEILING, instance=name, dead_after=DEAD_AFTER, self_expiry=SELF_EXPIRY, **options
+    )
+    budget.demand = lambda: demand
+    return budget
+
+
+def wants(budget: SharedBudget, demand: float) -> None:
+    budget.demand = lambda: demand
+
+
+def test_shares_are_max_min_fair_integers_summing_to_the_ceiling():
+    assert allocate(50, {"a": 500, "b": 500}) == {"a": 25, "b": 25}
+    assert allocate(50, {"a": 5, "b": 500, "c": 80}) == {"a": 5, "b": 23, "c": 22}
+    shares = allocate(50, {"a": 100, "b": 100, "c": 100})
+    assert sorted(shares.values()) == [16, 17, 17] and sum(shares.values()) == 50
+    # Nobody busy: the ceiling is split as headroom, an idle instance is counted as wanting 1/s.
+    assert allocate(50, {"a": 0}) == {"a": 50}
+    assert allocate(50, {"a": 0, "b": 1000}) == {"a": 1, "b": 49}
+
+
+async def test_a_lone_instance_gets_the_whole_ceiling(new_table):
+    table = await new_table()
+    alone = make(table, "alone", demand=200)
+
+    await alone.round()
+
+    assert alone.rate == CEILING
+
+
+async def test_the_sum_of_grants_never_exceeds_the_ceiling(new_table):
+    """Three instances whose demands keep changing, heartbeating in every interleaving (one at
+    a time, all at once, at random), with clocks hours apart: at no moment do the rates in use
+    add up to more than the ceiling, and once demands hold still they add up to it."""
+    table = await new_table()
+    ledger = Ledger()
+    skews = {"a": 0.0, "b": 7200.0, "c": -3600.0}
+    budgets = [
+        ledger.watch(make(table, name, monotonic=lambda skew=skew: time.monotonic() + skew))
+        for name, skew in skews.items()
+    ]
+    rng = random.Random(13)
+    for step in range(40):
+        for budget in budgets:
+            if rng.random() < 0.3:
+                wants(budget, rng.choice([0, 3, 20, 200]))
+        if step % 3 == 0:
+            await asyncio.gather(*(b.round() for b in budgets))
+        else:
+            for budget in rng.sample(budgets, len(budgets)):
+                await budget.round()
+        assert sum(b.rate for b in budgets) <= CEILING
+
+    for budget in budgets:
+        wants(budget, 200)
+    for _ in range(4):
+        await asyncio.gather(*(b.round() for b in budgets))
+
+    assert ledger.most <= CEILING
+    assert sorted(b.rate for b in budgets) == [16, 17, 17]
+
+
+async def test_limiters_sharing_a_budget_stay_within_the_ceiling_in_every_window(new_table):
+    """Three rate limiters, each with its own budget, all as busy as they can be: the sends
+    they let through, together, never exceed the app's ceiling in any one-second window."""
+    table = await new_table()
+    config = LimitsConfig(app=((CEILING, 1.0),), channels={"default": ChannelLimits(())})
+    budgets = [SharedBudget(BudgetTable(table, "app"), CEILING, instance=name, period=0.2) for name in "abc"]
+    limiters = [RateLimiter(config, budget=budget) for budget in budgets]
+    stamps: list[float] = []
+    stop = asyncio.Event()
+
+    async def sender(limiter: RateLimiter, n: int) -> None:
+        while not stop.is_set():
+            permit = await limiter.acquire("msteams", f"c{n}")
+            stamps.append(permit.stamp)
+
+    senders = [asyncio.create_task(sender(limiter, n)) for limiter in limiters for n in range(20)]
+    await asyncio.sleep(3.0)
+    stop.set()
+    for task in senders:
+        task.cancel()
+    await asyncio.gather(*senders, return_exceptions=True)
+    for budget in budgets:
+        await budget.close()
+
+    stamps.sort()
+    most = max(sum(1 for t in stamps if start <= t < start + 1.0) for start in stamps)
+    assert most <= CEILING
+    assert len(stamps) > CEILING  # they did share it, not starve
+
+
+async def test_a_dead_instance_share_returns_to_the_others(new_table):
+    table = await new_table()
+    ledger = Ledger()
+    survivor, doomed = ledger.watch(make(table, "survivor", 200)), ledger.watch(make(table, "doomed", 200))
+    for _ in range(5):  # instances that join together settle within a few heartbeats
+        await asyncio.gather(survivor.round(), doomed.round())
+    assert survivor.rate == doomed.rate == CEILING // 2
+
+    # `doomed` stops heartbeating (partitioned from storage, or killed). Its row ages in storage
+    # time until it is dead; meanwhile it looks at its rate before each send, as its limiter does.
+    for _ in range(200):
+        assert doomed.rate in (0, CEILING // 2)
+        await survivor.round()
+        if survivor.rate == CEILING:
+            break
+        await asyncio.sleep(0.05)
+
+    assert survivor.rate == CEILING
+    # It could not have been sending meanwhile: with no heartbeat, its own grant expired first.
+    assert doomed.rate == 0
+    assert ledger.most <= CEILING
+
+
+async def test_a_storage_error_falls_back_to_the_safe_share_then_to_nothing(new_table, storage_connection):
+    table = await new_table()
+    clock = FakeClock(1000.0)
+    busy = make(table, "busy", 200, monotonic=clock)
+    light = make(table, "light", 0)
+    for _ in range(5):  # instances that join together settle within a few heartbeats
+        await asyncio.gather(busy.round(), light.round())
+    assert (busy.rate, light.rate) == (CEILING - 1, 1)
+
+    # The budget table becomes unreachable for `busy` (here: its table is gone).
+    async with TableClient.from_connection_string(storage_connection, "missing" + table.table_name) as gone:
+        busy.table = BudgetTable(gone, "app")
+        await busy.round()
+        assert busy.rate == CEILING // 2  # ceiling / live instances as last seen, at once
+        clock.now += SELF_EXPIRY + 0.1
+        await busy.round()
+        assert busy.rate == 0  # its row may be counted dead by now: it must not send on it
+
+    busy.table = BudgetTable(table, "app")
+    await busy.round()
+    await light.round()
+    await busy.round()
+    assert busy.rate + light.rate <= CEILING and busy.rate > 0  # back, asking only for what is free
+
+
+async def test_an_idle_instance_hands_its_share_back(new_table):
+    table = await new_table()
+    other = make(table, "other", 200)
+    idle = make(table, "idle", 200)
+    for _ in range(5):  # instances that join together settle within a few heartbeats
+        await asyncio.gather(other.round(), idle.round())
+
+    await idle.close()  # as when it goes idle or shuts down: its row is deleted
+    await other.round()  # asks for the freed share
+    await other.round()  # and takes it
+
+    assert other.rate == CEILING
+
+
+@pytest.mark.parametrize("ceiling", [1, 7])
+def test_tiny_ceilings_still_sum_exactly(ceiling):
+    shares = allocate(ceiling, {"a": 9, "b": 9, "c": 0})
+    assert sum(shares.values()) == ceiling
