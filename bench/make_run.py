@@ -26,7 +26,7 @@ from pathlib import Path
 import aiohttp
 from azure.storage.queue.aio import QueueClient
 
-from bench.broadcast import APP_BOUND, delivered, reference, seed, start_process, stop_process, timeline, wait_listening
+from bench.broadcast import APP_BOUND, delivered, seed, start_process, stop_process, timeline, wait_listening
 from devtools.azurite import free_port
 
 DEV_STORAGE = "UseDevelopmentStorage=true"
