@@ -412,9 +412,16 @@ class NotificationStore:
         """An operator's resend: every row in `state` (unconfirmed) becomes RETRY, one resend more,
         each under its ETag (so two concurrent resends hand a row out once). Returns those rows;
         the caller queues their deliveries."""
-        query = "PartitionKey gt @lo and PartitionKey lt @hi and state eq @state"
+        # Spaces around every @name: the SDK finds parameters by splitting on whitespace.
+        query = "PartitionKey gt @lo and PartitionKey lt @hi and ( state eq @state"
         key = table_key(notification_id)
-        params = {"lo": key + _SHARD, "hi": key + _AFTER_SHARDS, "state": state.value}
+        params: dict[str, Any] = {"lo": key + _SHARD, "hi": key + _AFTER_SHARDS, "state": state.value}
+        if state is RecipientState.UNCONFIRMED:
+            # A row still `sending` past its lease is unconfirmed too (the status says so), even
+            # if no delivery has come by since to write it down as such.
+            query += " or ( state eq @sending and leaseUntil lt @now )"
+            params.update(sending=RecipientState.SENDING.value, now=now)
+        query += " )"
         taken = []
         async for entity in self._table.query_entities(query, parameters=params):
             again = {**entity, "state": RecipientState.RETRY.value, "resends": int(entity.get("resends", 0)) + 1,

@@ -207,3 +207,23 @@ async def test_a_scheduled_notification_waits_for_the_timer(app, channel, work, 
     assert scheduled["state"] == "scheduled" and scheduled["notBefore"] == "2026-12-24T09:00:00+01:00"
     assert done["state"] == "done" and done["counts"]["sent"] == 1
     assert channel.texts(message["conversation"]["id"]) == ["Merry"]
+
+
+async def test_resend_also_takes_a_send_whose_lease_ran_out_before_anyone_wrote_it_down(app, channel, work):
+    # The sender died mid-send and no delivery has come by since: the row still says "sending",
+    # past its lease. The status counts it unconfirmed, and so does a resend.
+    message = activities.teams_message("hi", channel.url)
+    await invoke.http("messages", message)
+    channel.clear()
+    document = {"id": f"lapsed-{uuid.uuid4().hex[:8]}", "text": "Roll call",
+                "to": {"conversationId": message["conversation"]["id"], "channelId": "msteams"}}
+    await invoke.http("notifications_api", document)
+    recipient = await app.references.get("msteams", message["conversation"]["id"])
+    await app.notifications.claim(document["id"], recipient, clock.now() - SEND_LEASE - timedelta(seconds=1))
+
+    answer = json.loads((await resend(document["id"])).get_body())
+    await work.drain()
+    await run_notifications_queue(app)  # the original queue message, late: nothing more is sent
+
+    assert answer["resending"] == 1
+    assert channel.texts(message["conversation"]["id"]) == ["Roll call"]
