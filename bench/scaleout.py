@@ -2,7 +2,7 @@
 
 Run by hand (not a test):
 
-    .venv/bin/python -m bench.scaleout [--n 2000] [--hosts 1 2 3 4] [--kill-n 2000] [--big-n 10000]
+    .venv/bin/python -m bench.scaleout [--n 2000] [--hosts 1 2 3 4] [--kill-n 2000] [--big-n 10000] [--resend]
 
 Each run: a fresh in-memory Azurite, the Connector stub in its own process with Teams limits
 (429 + Retry-After past 50/s per app, 7/1 s... per conversation) and 50 ms latency, K local
@@ -17,7 +17,8 @@ requests, lost and duplicated recipients.
 2. K = 3, the first host SIGKILLed once a third is delivered: the others finish; duplicated 0;
    how long until the survivors' grants in the Budget table add up to the ceiling again; how
    many recipients are missing, held in `sending` by the dead host (reported `unconfirmed` once
-   their lease runs out) or already `unconfirmed`.
+   their lease runs out) or already `unconfirmed`. Then (`--resend`, about 2 more minutes) the
+   operator's resend once their leases have run out: missing and duplicated after it.
 3. K = 1, a big N (10,000). Goal: >= 0.98 of the bound, 429s ~ 0.
 
 The machine has 2 cores shared by Azurite, the stub and every host (and, often, other people's
@@ -66,6 +67,9 @@ class Run:
     reclaim_seconds: float | None = None
     held: int = 0
     unconfirmed: int = 0
+    resent: int | None = None  # with --resend: how many the resend handed out
+    lost_after_resend: int | None = None
+    duplicated_after_resend: int | None = None
     host_cpu: list[float] = field(default_factory=list)  # CPU seconds of each host process
     granted: list[int] = field(default_factory=list)  # the Budget table's grants, summed, sampled
 
@@ -93,15 +97,15 @@ class Run:
                 + timeline({"delivered_at": self.delivered_at, "enqueued_at": self.enqueued_at}))
 
 
-async def broadcast(n: int, hosts: int, workdir: Path, *, kill: bool = False) -> Run:
+async def broadcast(n: int, hosts: int, workdir: Path, *, kill: bool = False, resend: bool = False) -> Run:
     emulator = azurite.start(workdir / f"azurite-{n}-{hosts}-{kill}", in_memory=True)
     try:
-        return await _broadcast(emulator.connection_string, n, hosts, workdir, kill)
+        return await _broadcast(emulator.connection_string, n, hosts, workdir, kill, resend)
     finally:
         emulator.stop()
 
 
-async def _broadcast(connection: str, n: int, hosts: int, workdir: Path, kill: bool) -> Run:
+async def _broadcast(connection: str, n: int, hosts: int, workdir: Path, kill: bool, resend: bool = False) -> Run:
     stub_port = free_port()
     stub_url = f"http://127.0.0.1:{stub_port}/"
     env = {
@@ -167,6 +171,9 @@ async def _broadcast(connection: str, n: int, hosts: int, workdir: Path, kill: b
                     run.unconfirmed = status.counts[RecipientState.UNCONFIRMED]
                 if reclaim is not None:
                     run.reclaim_seconds = await reclaim
+                if resend:
+                    run.resent = await resend_unconfirmed(session, records, ports[-1])
+                    received_after = await delivered(session, stub_url)
     finally:
         run.host_cpu = [cpu_seconds(process.pid) for process in processes]
         for process in processes:
@@ -179,7 +186,31 @@ async def _broadcast(connection: str, n: int, hosts: int, workdir: Path, kill: b
     run.duplicated = sum(c - 1 for c in per_conversation.values() if c > 1)
     run.requests = stats["received"]
     run.throttled = stats["throttled"]
+    if run.resent is not None:
+        after = Counter(r["conversation_id"] for r in received_after)
+        run.lost_after_resend = len(expected - set(after))
+        run.duplicated_after_resend = sum(c - 1 for c in after.values() if c > 1)
     return run
+
+
+async def resend_unconfirmed(session: aiohttp.ClientSession, records: NotificationStore, port: int) -> int:
+    """What an operator does after a crash: wait until the dead host's rows are unconfirmed
+    (their 2-minute lease), ask a live host to resend them, and wait for the sends to land."""
+    for _ in range(200):
+        status = await records.status(NOTIFICATION)
+        if status is not None and status.counts[RecipientState.SENDING] == 0:
+            break
+        await asyncio.sleep(1)
+    url = f"http://127.0.0.1:{port}/api/notifications/{NOTIFICATION}/resend?state=unconfirmed"
+    async with session.post(url, headers={"x-functions-key": "bench"}) as response:
+        answer = await response.json(content_type=None)
+    for _ in range(120):
+        status = await records.status(NOTIFICATION)
+        if status is not None and status.pending == 0:
+            break
+        await asyncio.sleep(1)
+    await asyncio.sleep(1)  # anything that would duplicate has time to arrive
+    return int(answer.get("resending", 0))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -224,18 +255,22 @@ async def settled_except_held(records: NotificationStore, n: int) -> bool:
     return final + status.counts[RecipientState.SENDING] >= n
 
 
-async def main(n: int, hosts: list[int], kill_n: int, big_n: int) -> None:
+async def main(n: int, hosts: list[int], kill_n: int, big_n: int, resend: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for k in hosts:
             print((await broadcast(n, k, workdir)).line(), flush=True)
         if kill_n:
-            run = await broadcast(kill_n, 3, workdir, kill=True)
+            run = await broadcast(kill_n, 3, workdir, kill=True, resend=resend)
             missing = run.lost
             print(f"{run.line()}\n  one of K=3 SIGKILLed after {run.killed_after} delivered: survivors' grants back at "
                   f"the ceiling after {run.reclaim_seconds if run.reclaim_seconds is None else round(run.reclaim_seconds, 2)} s; "
                   f"missing {missing} (held in 'sending' by the dead host {run.held}, unconfirmed {run.unconfirmed}), "
                   f"duplicated {run.duplicated}", flush=True)
+            if run.resent is not None:
+                print(f"  after the operator's resend of the unconfirmed ({run.resent} handed out): missing "
+                      f"{run.lost_after_resend}, duplicated {run.duplicated_after_resend} (a resend is at least once: "
+                      f"a held row whose message had arrived gets it twice)", flush=True)
         if big_n:
             print((await broadcast(big_n, 1, workdir)).line(), flush=True)
 
@@ -246,5 +281,6 @@ if __name__ == "__main__":
     parser.add_argument("--hosts", type=int, nargs="*", default=[1, 2, 3, 4], help="values of K")
     parser.add_argument("--kill-n", type=int, default=2000, help="recipients of the kill run (0: skip)")
     parser.add_argument("--big-n", type=int, default=10_000, help="recipients of the K=1 run (0: skip)")
+    parser.add_argument("--resend", action="store_true", help="after the kill run, the operator's resend (~2 min more)")
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.hosts, args.kill_n, args.big_n))
+    asyncio.run(main(args.n, args.hosts, args.kill_n, args.big_n, args.resend))
