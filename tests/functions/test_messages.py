@@ -6,6 +6,7 @@ import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -304,3 +305,32 @@ async def test_a_teams_read_receipt_marks_the_notifications_read(app, channel, w
     assert channel.received == [sent]  # a receipt gets no reply
     status = json.loads((await get_status("read-me", detail=True)).get_body())
     assert status["counts"]["read"] == 1 and status["recipients"][0]["readAt"] is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, "1700000000001", {}, {"lastReadMessageId": None}, {"lastReadMessageId": 17}, {"lastReadMessageId": "x" * 5000},
+     {"lastReadMessageId": "not-a-number"}],
+    ids=["no value", "value a string", "no id", "id null", "id a number", "id huge", "id unordered"],
+)
+async def test_a_malformed_read_receipt_is_answered_and_marks_nothing(app, channel, value):
+    from tests.functions.test_notifications_api import get_status, run_notifications_queue
+
+    message = activities.teams_message("hi", channel.url)
+    await invoke.http("messages", message)
+    document = {"id": f"unread-{uuid.uuid4().hex[:8]}", "to": {"aadObjectId": message["from"]["aadObjectId"]},
+                "text": "News"}
+    await invoke.http("notifications_api", document)
+    await run_notifications_queue(app)
+    channel.clear()
+    receipt = {
+        **{k: message[k] for k in ("serviceUrl", "channelId", "from", "conversation", "recipient", "channelData")},
+        "type": "event", "id": "receipt-bad", "name": "application/vnd.microsoft.readReceipt", "value": value,
+    }
+
+    answered = await invoke.http("messages", receipt)
+
+    assert answered.status_code == 200
+    assert channel.received == []
+    status = json.loads((await get_status(document["id"])).get_body())
+    assert status["counts"]["read"] == 0 and status["counts"]["sent"] == 1
