@@ -109,11 +109,7 @@ def build_notification(args: argparse.Namespace) -> dict[str, Any]:
     else:
         to = {"conversationId": args.conversation, "channelId": args.channel}
     document: dict[str, Any] = {"id": args.id or uuid.uuid4().hex, "to": to}
-    if args.text:
-        document["text"] = args.text
-    if args.card:
-        card = json.loads(args.card.read_text("utf-8"))
-        document["attachments"] = [adaptive_card(card)]
+    document.update(_content(args))
     if args.not_before:
         document["notBefore"] = args.not_before
     if args.expires_at:
@@ -121,13 +117,14 @@ def build_notification(args: argparse.Namespace) -> dict[str, Any]:
     return document
 
 
-def build_edit(args: argparse.Namespace) -> dict[str, Any]:
-    patch: dict[str, Any] = {}
+def _content(args: argparse.Namespace) -> dict[str, Any]:
+    """`text` and/or `attachments` from --text and --card: a notification's, or an edit's."""
+    content: dict[str, Any] = {}
     if args.text:
-        patch["text"] = args.text
+        content["text"] = args.text
     if args.card:
-        patch["attachments"] = [adaptive_card(json.loads(args.card.read_text("utf-8")))]
-    return patch
+        content["attachments"] = [adaptive_card(json.loads(args.card.read_text("utf-8")))]
+    return content
 
 
 def _setting(name: str, default: str = "") -> str:
@@ -149,37 +146,36 @@ async def enqueue(document: dict[str, Any], connection: str, queue: str, *, base
         await client.send_message(json.dumps(document))
 
 
+class FrontDoorUnreachable(RuntimeError):
+    """The app's HTTP front door did not answer."""
+
+
 async def _call_front_door(method: str, url: str, key: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
     headers = {"x-functions-key": key} if key else {}
     timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(timeout=timeout) as session, session.request(method, url, json=body, headers=headers) as resp:
-        return resp.status, await resp.json(content_type=None)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session, \
+                session.request(method, url, json=body, headers=headers) as resp:
+            try:
+                answer = await resp.json(content_type=None)
+            except ValueError:  # not JSON: a proxy's error page, say
+                answer = {"error": {"message": f"HTTP {resp.status}, not a JSON answer"}}
+            return resp.status, answer
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise FrontDoorUnreachable(f"{method} {url}: {type(error).__name__}: {error}") from None
 
 
-def _notify_over_http(document: dict[str, Any], base_url: str, key: str) -> int:
-    status, body = asyncio.run(_call_front_door("POST", f"{base_url.rstrip('/')}/api/notifications", key, document))
-    print(json.dumps(body))
-    return 0 if status == 202 else 1
+def _ask(method: str, url: str, key: str, body: dict[str, Any] | None = None, *, expect: int = 202) -> int:
+    """One request to the front door, its JSON answer printed; exit code 0 if it said `expect`."""
+    status, answer = asyncio.run(_call_front_door(method, url, key, body))
+    if status == 200 and method == "GET":
+        print(summary(answer), file=sys.stderr)  # for people; stdout stays the JSON, for programs
+    print(json.dumps(answer, indent=2 if method == "GET" else None))
+    return 0 if status == expect else 1
 
 
 def _notification_url(args: argparse.Namespace) -> str:
     return f"{args.url.rstrip('/')}/api/notifications/{quote(args.id, safe='')}"
-
-
-def _status(args: argparse.Namespace) -> int:
-    url = _notification_url(args) + ("?detail=true" if args.detail else "")
-    status, body = asyncio.run(_call_front_door("GET", url, args.key))
-    if status == 200:
-        print(summary(body), file=sys.stderr)  # for people; stdout stays the JSON, for programs
-    print(json.dumps(body, indent=2))
-    return 0 if status == 200 else 1
-
-
-def _resend(args: argparse.Namespace) -> int:
-    url = f"{_notification_url(args)}/resend?state={args.state}"
-    status, body = asyncio.run(_call_front_door("POST", url, args.key))
-    print(json.dumps(body))
-    return 0 if status == 202 else 1
 
 
 def summary(body: dict[str, Any]) -> str:
@@ -189,27 +185,28 @@ def summary(body: dict[str, Any]) -> str:
     return f"{body.get('id')}: {body.get('state')}, {recipients} recipient(s)" + (f": {counts}" if counts else "")
 
 
-def _change(args: argparse.Namespace) -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except FrontDoorUnreachable as error:
+        print(f"no answer from the front door: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "status":
+        return _ask("GET", _notification_url(args) + ("?detail=true" if args.detail else ""), args.key, expect=200)
+    if args.command == "resend":
+        return _ask("POST", f"{_notification_url(args)}/resend?state={args.state}", args.key)
+    if args.command in ("cancel", "recall"):
+        return _ask("DELETE", _notification_url(args), args.key)
     if args.command == "edit":
-        patch = build_edit(args)
+        patch = _content(args)
         if not patch:
             print("not edited: give --text and/or --card", file=sys.stderr)
             return 2
-        status, body = asyncio.run(_call_front_door("PATCH", _notification_url(args), args.key, patch))
-    else:
-        status, body = asyncio.run(_call_front_door("DELETE", _notification_url(args), args.key))
-    print(json.dumps(body))
-    return 0 if status == 202 else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "status":
-        return _status(args)
-    if args.command == "resend":
-        return _resend(args)
-    if args.command in ("cancel", "recall", "edit"):
-        return _change(args)
+        return _ask("PATCH", _notification_url(args), args.key, patch)
     document = build_notification(args)
     try:
         validate(document)
@@ -217,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not sent: {error}", file=sys.stderr)
         return 2
     if args.url:
-        return _notify_over_http(document, args.url, args.key)
+        return _ask("POST", f"{args.url.rstrip('/')}/api/notifications", args.key, document)
     connection = args.connection or _setting("AzureWebJobsStorage")
     queue = args.queue or _setting("NotificationsQueue", "notifications")
     if not connection:

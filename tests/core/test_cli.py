@@ -56,12 +56,14 @@ def test_notify_with_a_schedule_then_edit_recall_and_status(front_door, capsys):
     edited = cli.main(["edit", "n1", "--text", "hello", "--url", url])
     recalled = cli.main(["recall", "n1", "--url", url])
     cancelled = cli.main(["cancel", "n1", "--url", url])
+    resent = cli.main(["resend", "n1", "--url", url])
     status = cli.main(["status", "n1", "--url", url])
 
-    assert (notified, edited, recalled, cancelled, status) == (0, 0, 0, 0, 0)
+    assert (notified, edited, recalled, cancelled, resent, status) == (0, 0, 0, 0, 0, 0)
     assert [(method, path) for method, path, _ in seen] == [
         ("POST", "/api/notifications"), ("PATCH", "/api/notifications/n1"), ("DELETE", "/api/notifications/n1"),
-        ("DELETE", "/api/notifications/n1"), ("GET", "/api/notifications/n1"),
+        ("DELETE", "/api/notifications/n1"), ("POST", "/api/notifications/n1/resend?state=unconfirmed"),
+        ("GET", "/api/notifications/n1"),
     ]
     assert seen[0][2]["notBefore"] == "2026-12-24T09:00:00+01:00" and seen[0][2]["expiresAt"]
     assert seen[1][2] == {"text": "hello"}
@@ -78,6 +80,17 @@ def test_a_time_without_offset_or_an_empty_edit_is_refused_before_any_request(fr
     assert cli.main(["edit", "n1", "--url", url]) == 2
     assert seen == []
     assert "offset" in capsys.readouterr().err
+
+
+def test_a_front_door_that_does_not_answer_is_a_clear_error_not_a_traceback(capsys):
+    from devtools.azurite import free_port
+
+    nobody = f"http://127.0.0.1:{free_port()}"
+
+    assert cli.main(["status", "n1", "--url", nobody]) == 2
+    assert cli.main(["notify", "--all", "--text", "hi", "--url", nobody]) == 2
+    err = capsys.readouterr().err
+    assert err.count("no answer from the front door") == 2 and "Traceback" not in err
 
 
 def document(*argv: str) -> dict:
