@@ -86,10 +86,9 @@ class TokenProvider:
             except (ValueError, TypeError, KeyError, aiohttp.ContentTypeError):
                 body = None
             if resp.status != 200 or body is None:
-                # Never log the body: it may echo the client secret's hint or the token. A 5xx is
-                # worth retrying later like any channel 5xx; a 4xx is a configuration problem.
-                status = resp.status if resp.status != 200 else 502
-                raise ConnectorError(status, "TokenRequestFailed", "could not get a bot token")
+                # Never log the body: it may echo the client secret's hint or the token.
+                raise ConnectorError(_token_failure_status(resp.status), "TokenRequestFailed",
+                                     f"could not get a bot token (the token endpoint answered {resp.status})")
         self._token = token
         # Refresh five minutes early so a send never carries a token that expires in flight.
         self._expires_at = time.monotonic() + max(0, lifetime - 300)
@@ -113,6 +112,17 @@ class TokenProvider:
         }
         headers = {"X-IDENTITY-HEADER": self._settings.identity_header}
         return self._session.get(self.endpoint, params=params, headers=headers, timeout=TOKEN_TIMEOUT)
+
+
+def _token_failure_status(status: int) -> int:
+    """What a failed token fetch is, told as a channel status: every caller reads ConnectorError
+    as the channel's answer, and the token endpoint's own status would mislead them (its 403 or
+    404 would mark the recipient gone, its 429 hold the conversation). 503: the endpoint's 5xx or
+    429, worth another try later; 502: a 200 with no usable token; 401: any other refusal, a
+    configuration problem no retry fixes (what the channel answers a bot with no valid token)."""
+    if status >= 500 or status == 429:
+        return 503
+    return 502 if status == 200 else 401
 
 
 def _lifetime(body: dict[str, Any]) -> int:
