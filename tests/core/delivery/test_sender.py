@@ -32,11 +32,14 @@ async def test_sent(engine_factory):
     assert sent["text"] == "hello" and sent["recipient"]["id"] == recipient.user_id
 
 
-@pytest.mark.parametrize("retry_after", [1, None], ids=["with-retry-after", "without"])
-async def test_429_is_retried_after_the_channels_wait(engine_factory, retry_after):
+@pytest.mark.parametrize(
+    ("retry_after", "as_date"), [(1, False), (2, True), (None, False)],
+    ids=["with-retry-after", "with-an-http-date", "without"],
+)
+async def test_429_is_retried_after_the_channels_wait(engine_factory, retry_after, as_date):
     engine = await engine_factory()
     recipient = await one_recipient(engine)
-    engine.stub.fail(recipient.conversation_id, [429], retry_after=retry_after)
+    engine.stub.fail(recipient.conversation_id, [429], retry_after=retry_after, retry_after_as_date=as_date)
 
     result = await engine.delivery.send_patiently(recipient, [message("hi")], deadline=patience())
 
