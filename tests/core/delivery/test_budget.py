@@ -232,6 +232,41 @@ async def test_storage_down_falls_back_to_the_safe_share_then_to_nothing(new_tab
     assert busy.rate + light.rate <= CEILING and busy.rate > 0
 
 
+async def test_waiters_with_no_rate_hurry_the_heartbeat_once_not_at_every_wake(new_table, storage_connection):
+    """Sends waiting with no rate at all (storage failing fast, e.g. a 503 ServerBusy; here a
+    missing table) each hurry the heartbeat as they look again. Many waiters arriving one after
+    another must not turn the heartbeat into a loop against storage: about one round a period."""
+    table = await new_table()
+    async with TableClient.from_connection_string(storage_connection, "missing" + table.table_name) as gone:
+        reads = 0
+        budget_table = BudgetTable(gone, "app")
+        read = budget_table.read
+
+        async def counted() -> list:
+            nonlocal reads
+            reads += 1
+            return await read()
+
+        budget_table.read = counted  # type: ignore[method-assign]
+        budget = SharedBudget(budget_table, CEILING, instance="starved", period=0.2)
+        limiter = RateLimiter(LimitsConfig(app=((CEILING, 1.0),), channels={"default": ChannelLimits(())}), budget=budget)
+        started = time.monotonic()
+        waiters = []
+        for n in range(64):
+            waiters.append(asyncio.create_task(limiter.acquire("msteams", f"c{n}")))
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.4)
+        elapsed = time.monotonic() - started
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+        await budget.close()
+
+    assert budget.rate == 0
+    # A slow machine only makes fewer rounds; the hurry adds at most one per drop to nothing.
+    assert reads <= elapsed / budget.period + 2
+
+
 async def test_an_idle_instance_hands_its_share_back(new_table):
     table = await new_table()
     other = make(table, "other", 200)
