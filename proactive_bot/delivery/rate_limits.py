@@ -163,20 +163,20 @@ class RateLimiter:
         self._app = _Log(APP_MARGIN_MIN)
         self._channels: dict[str, _Log] = {}
         self._conversations: dict[tuple[str, str], _Log] = {}
-        self._waiting_for_app = 0  # sends whose next slot is set by the app's pace
         self._tickets = 0  # places handed out to sends waiting for the app's pace, ever
-        self._served = 0  # of those, the ones that got a slot or stopped waiting
+        self._served = 0  # of those, the ones that got a slot or stopped waiting (each once)
         if budget is not None:
             budget.demand = self.app_demand
 
     def app_demand(self) -> float:
         """Sends per second this process wants: taken in the last second, plus those waiting
-        for the app's pace now (the budget divides the ceiling by this)."""
+        for the app's pace now, i.e. holding a place in its line (the budget divides the
+        ceiling by this)."""
         if not self._config.app:
             return 0.0
         seconds = self._config.app[0][1]
         recent = len(self._app.times) - bisect.bisect_right(self._app.times, self._clock() - seconds)
-        return (recent + self._waiting_for_app) / seconds
+        return (recent + self._tickets - self._served) / seconds
 
     def _app_windows(self) -> tuple[Window, ...]:
         if self._budget is None or not self._config.app:
@@ -232,15 +232,12 @@ class RateLimiter:
                     # waking late a slot, and our share can grow while we sleep.
                     count, seconds = self._config.app[0]
                     delay += max(0, ticket - self._served) * (seconds + self._app.margin) / count
-            self._waiting_for_app += app_bound
             try:
                 await self._wait(delay, app_bound)
             except BaseException:
                 if ticket is not None:
                     self._served += 1  # gone: those behind move up
                 raise
-            finally:
-                self._waiting_for_app -= app_bound
             waited += self._clock() - started
 
     async def _wait(self, seconds: float, app_bound: bool) -> None:

@@ -112,3 +112,34 @@ async def test_two_instances_sending_to_one_conversation_lose_nothing(engine_fac
     arrivals = [r.received_monotonic for r in engine.stub.delivered(user.conversation_id)]
     for count, seconds in TEAMS_PER_CONVERSATION[:2]:
         assert most_in_any_window(arrivals, seconds) <= count
+
+
+class NoShare:
+    """A send budget that grants this process nothing (yet), as SharedBudget does while its
+    siblings hold the whole ceiling."""
+
+    rate = 0
+    period = 0.05
+
+    def wake(self) -> None:
+        pass
+
+    async def changed(self, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+
+
+async def test_demand_counts_the_sends_waiting_for_the_apps_pace_until_they_stop():
+    limiter = RateLimiter(LimitsConfig(app=((50, 1.0),), channels={"default": ChannelLimits(())}), budget=NoShare())
+    waiting = [asyncio.create_task(limiter.acquire("msteams", f"c{n}")) for n in range(7)]
+    await asyncio.sleep(0.1)
+
+    assert limiter.app_demand() == 7.0  # each holds a place in the app's line
+    for task in waiting[:3]:
+        task.cancel()
+    await asyncio.gather(*waiting[:3], return_exceptions=True)
+    assert limiter.app_demand() == 4.0  # those who gave up hand their place on
+
+    for task in waiting[3:]:
+        task.cancel()
+    await asyncio.gather(*waiting[3:], return_exceptions=True)
+    assert limiter.app_demand() == 0.0
