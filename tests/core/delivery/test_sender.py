@@ -108,3 +108,21 @@ async def test_a_tampered_address_is_refused_once_and_never_retried(engine_facto
     assert (result.outcome, result.retryable, result.attempts) == (Outcome.FAILED, False, 1)
     assert "serviceUrl not allowed" in result.detail
     assert engine.stub.received == []
+
+
+async def test_a_single_attempts_429_holds_the_conversation_for_every_sender(engine_factory):
+    """A reminder or a task's result makes one attempt (`send`); its 429's Retry-After still
+    holds the conversation, so the next send there (another reminder, a notification) waits
+    for it rather than drawing another 429."""
+    from proactive_bot.delivery.rate_limits import LimitsConfig
+
+    engine = await engine_factory(limits=LimitsConfig())
+    recipient = await one_recipient(engine)
+    engine.stub.fail(recipient.conversation_id, [429], retry_after=1)
+
+    first = await engine.delivery.send(recipient, [message("reminder")])
+    second = await engine.delivery.send(recipient, [message("notification")])
+
+    assert (first.outcome, second.outcome) == (Outcome.THROTTLED, Outcome.SENT)
+    throttled, sent = engine.stub.received
+    assert sent.received_monotonic - throttled.received_monotonic >= 1  # the stub's own clock
