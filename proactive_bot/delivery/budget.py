@@ -210,10 +210,6 @@ class SharedBudget:
             self._use(0)  # our row may be counted dead by now: its share can be someone else's
         return self._in_use
 
-    @property
-    def live(self) -> int:
-        return self._live
-
     def wake(self) -> None:
         """A send is waiting on the app's pace: make sure heartbeats run (start them, or hurry
         the next one if there is no rate at all).

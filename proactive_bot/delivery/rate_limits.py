@@ -145,7 +145,6 @@ class _Log:
 class Permit:
     logs: tuple[_Log, ...]
     stamp: float
-    waited: float
 
 
 class RateLimiter:
@@ -191,13 +190,12 @@ class RateLimiter:
         last bit of work (the claim write) and then send on time with `wait_for_slot`.
         """
         if not self._config.enabled:
-            return Permit((), self._clock(), 0.0)
+            return Permit((), self._clock())
         limits = self._config.for_channel(channel_id)
         own = (
             (self._channels.setdefault(channel_id, _Log()), limits.channel),
             (self._conversations.setdefault((channel_id, conversation_id), _Log()), limits.per_conversation),
         )
-        waited = 0.0
         ticket: int | None = None  # our place among those waiting for the app's pace
         while True:
             now = self._clock()
@@ -216,8 +214,7 @@ class RateLimiter:
                 self._app.margin = max(APP_MARGIN_MIN, self._app.margin - APP_MARGIN_NARROW)
                 if ticket is not None:
                     self._served += 1
-                return Permit(logs, stamp, waited)
-            started = self._clock()
+                return Permit(logs, stamp)
             app_bound = app >= mine
             delay = earliest - lead - now
             if app_bound:
@@ -238,7 +235,6 @@ class RateLimiter:
                 if ticket is not None:
                     self._served += 1  # gone: those behind move up
                 raise
-            waited += self._clock() - started
 
     async def _wait(self, seconds: float, app_bound: bool) -> None:
         if not app_bound:
