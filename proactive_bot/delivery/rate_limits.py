@@ -49,6 +49,7 @@ APP_MARGIN_MIN, APP_MARGIN_MAX = 0.01, 0.05
 APP_MARGIN_WIDEN = 0.002  # per 429
 APP_MARGIN_NARROW = APP_MARGIN_WIDEN / 500  # per send
 _WAKE_TOLERANCE = 0.01
+SWEEP_EVERY = 600.0  # seconds between looks for conversations no window remembers any more
 _APP_RECHECK = 0.5  # seconds; a send waiting for the app's pace looks again at least this often
 
 
@@ -162,6 +163,7 @@ class RateLimiter:
         self._app = _Log(APP_MARGIN_MIN)
         self._channels: dict[str, _Log] = {}
         self._conversations: dict[tuple[str, str], _Log] = {}
+        self._next_sweep = 0.0  # when acquire next drops forgotten conversations (forget_idle)
         self._tickets = 0  # places handed out to sends waiting for the app's pace, ever
         self._served = 0  # of those, the ones that got a slot or stopped waiting (each once)
         if budget is not None:
@@ -191,6 +193,9 @@ class RateLimiter:
         """
         if not self._config.enabled:
             return Permit((), self._clock())
+        if self._clock() >= self._next_sweep:
+            self._next_sweep = self._clock() + SWEEP_EVERY
+            self.forget_idle()
         limits = self._config.for_channel(channel_id)
         own = (
             (self._channels.setdefault(channel_id, _Log()), limits.channel),
@@ -289,9 +294,14 @@ class RateLimiter:
         log.blocked_until = max(log.blocked_until, self._clock() + seconds)
 
     def forget_idle(self) -> None:
-        """Drop conversations with no sends in the last hour, so memory follows recent traffic."""
-        cutoff = self._clock() - 3600 - ARRIVAL_MARGIN
-        idle = [key for key, log in self._conversations.items() if not log.times or log.times[-1] < cutoff]
-        for key in idle:
-            if self._conversations[key].blocked_until < self._clock():
+        """Drop conversations whose sends have all left every window, so memory follows recent
+        traffic rather than every conversation this process ever sent to (acquire calls this
+        every SWEEP_EVERY seconds). Only logs with stamps: an empty one may be that of a send
+        waiting in acquire right now (its first look drops expired stamps), and a second log
+        for the same conversation would split its windows."""
+        now = self._clock()
+        for key, log in list(self._conversations.items()):
+            windows = self._config.for_channel(key[0]).per_conversation
+            longest = max((seconds for _, seconds in windows), default=0.0) + log.margin
+            if log.times and log.times[-1] < now - longest and log.blocked_until < now:
                 del self._conversations[key]

@@ -143,3 +143,22 @@ async def test_demand_counts_the_sends_waiting_for_the_apps_pace_until_they_stop
         task.cancel()
     await asyncio.gather(*waiting[3:], return_exceptions=True)
     assert limiter.app_demand() == 0.0
+
+
+async def test_conversations_no_window_remembers_are_forgotten_as_sends_go_on():
+    """A worker lives for hours and sends to many conversations; the limiter keeps a log only
+    for those whose sends are still inside a window (Teams: the hour), swept as sends go on."""
+    from proactive_bot.delivery.rate_limits import SWEEP_EVERY
+
+    now = [10_000.0]
+    limiter = RateLimiter(LimitsConfig(app=((1000, 1.0),)), clock=lambda: now[0])
+    await limiter.acquire("msteams", "an hour ago")
+    now[0] += 60
+    limiter.hold("msteams", "held", 7200)  # a Retry-After longer than the windows: kept
+    now[0] += 3600
+    await limiter.acquire("msteams", "recent")
+    now[0] += SWEEP_EVERY
+
+    await limiter.acquire("msteams", "now")
+
+    assert set(limiter._conversations) == {("msteams", "recent"), ("msteams", "held"), ("msteams", "now")}
