@@ -192,17 +192,8 @@ class Conversations:
         return path + ("/" + quote(activity_id, safe="") if activity_id else "")
 
     async def _call(self, method: str, url: str, activity: Activity | None) -> ResourceResponse:
-        headers = {}
-        if self._tokens is not None:
-            headers["Authorization"] = f"Bearer {await self._tokens.token()}"
-        body = activity_json(activity) if activity is not None else None
-        async with self._session.request(
-            method, url, json=body, headers=headers, timeout=SEND_TIMEOUT
-        ) as resp:
-            if resp.status >= 400:
-                raise await _connector_error(resp)
-            payload = await resp.json(content_type=None) if resp.content_length != 0 else None
-        return ResourceResponse(id=(payload or {}).get("id", "")) if isinstance(payload, dict) else ResourceResponse(id="")
+        payload = await self._json(method, url, activity_json(activity) if activity is not None else None)
+        return ResourceResponse(id=payload.get("id", ""))
 
 
 async def _connector_error(resp: aiohttp.ClientResponse) -> ConnectorError:
