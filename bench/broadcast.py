@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -85,10 +87,29 @@ async def stub_reset(session: aiohttp.ClientSession, url: str) -> None:
         resp.raise_for_status()
 
 
-async def delivered(session: aiohttp.ClientSession, url: str) -> list[dict]:
+async def received(session: aiohttp.ClientSession, url: str) -> list[dict]:
+    """Every request the stub answered, as its records (JSON)."""
     async with session.get(url + "_stub/received") as resp:
-        records = await resp.json()
-    return [r for r in records if 200 <= r["status"] < 300]
+        return await resp.json()
+
+
+async def delivered(session: aiohttp.ClientSession, url: str) -> list[dict]:
+    return [r for r in await received(session, url) if 200 <= r["status"] < 300]
+
+
+async def until_count(session: aiohttp.ClientSession, url: str, key: str, n: int, stall: float = 60) -> None:
+    """Wait until the stub's stats[key] reaches n, or stops growing for `stall` seconds (then
+    the caller reports what arrived)."""
+    last_change, last = time.monotonic(), -1
+    while True:
+        count = (await stub_stats(session, url))[key]
+        if count >= n:
+            return
+        if count != last:
+            last_change, last = time.monotonic(), count
+        elif time.monotonic() - last_change > stall:
+            return
+        await asyncio.sleep(0.1)
 
 
 def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -120,54 +141,98 @@ async def wait_listening(session: aiohttp.ClientSession, url: str, timeout: floa
         await asyncio.sleep(0.2)
 
 
-async def our_broadcast(connection: str, n: int, teams_limits: bool, workdir: Path) -> dict:
-    """One broadcast to n users through the queue path; returns rate, lost, duplicated, 429s."""
-    stub_port, host_port = free_port(), free_port()
+HOST_KEY = "bench"
+
+
+@dataclass(frozen=True)
+class Rig:
+    """A benchmark run's moving parts, up and listening (see `rig`)."""
+
+    connection: str
+    stub_url: str
+    host_urls: list[str]
+    hosts: list[subprocess.Popen]
+    stub: subprocess.Popen
+    session: aiohttp.ClientSession
+    references_table: str
+    notifications_queue: str
+
+
+def start_stub(port: int, workdir: Path, *, teams_limits: bool, env: Mapping[str, str] | None = None,
+               log: str = "stub.log") -> subprocess.Popen:
+    """The Connector stub in its own process, LATENCY per request, Teams' limits if asked."""
+    args = [sys.executable, "-m", "devtools.connector_stub", "--port", str(port), "--latency", str(LATENCY), "--quiet"]
+    if teams_limits:
+        args.append("--teams-limits")
+    return start_process(args, dict(env if env is not None else os.environ), workdir / log)
+
+
+@contextlib.asynccontextmanager
+async def rig(connection: str, n: int, workdir: Path, *, teams_limits: bool, hosts: int = 1, name: str = "",
+              settings: Mapping[str, str] | None = None) -> AsyncIterator[Rig]:
+    """The set-up of a benchmark run: N Teams users stored (serviceUrl: the stub), the stub and
+    K local Functions hosts (`python -m devtools.funchost`, a process each) on `connection`,
+    all listening; everything stopped afterwards. `name`: tables and a queue of the run's own
+    (else the app's defaults); `settings`: more app settings."""
+    stub_port = free_port()
     stub_url = f"http://127.0.0.1:{stub_port}/"
-    queue = f"bench{int(time.time() * 1000) % 10**9}"
-    table = f"Refs{queue}"
+    names = {
+        "ReferencesTable": f"Refs{name}", "NotificationsTable": f"Notes{name}",
+        "RemindersTable": f"Rem{name}", "NotificationsQueue": name,
+    } if name else {}
     env = {
         **os.environ,
         "AzureWebJobsStorage": connection,
-        "ReferencesTable": table,
-        "NotificationsTable": f"Notes{queue}",
-        "RemindersTable": f"Rem{queue}",
-        "NotificationsQueue": queue,
+        **names,
         "TimerSchedule": "0 0 0 1 1 *",
         "RateLimitsEnabled": "true" if teams_limits else "false",
-        "FUNCTIONS_HOST_KEY": "bench",
+        "FUNCTIONS_HOST_KEY": HOST_KEY,
+        **(settings or {}),
     }
-    stub_args = [sys.executable, "-m", "devtools.connector_stub", "--port", str(stub_port), "--latency", str(LATENCY), "--quiet"]
-    if teams_limits:
-        stub_args.append("--teams-limits")
-    await seed(connection, table, n, stub_url)
-    stub = start_process(stub_args, env, workdir / "stub.log")
-    host = start_process([sys.executable, "-m", "devtools.funchost", "--port", str(host_port)], env, workdir / "host.log")
+    references_table = names.get("ReferencesTable", "ConversationReferences")
+    await seed(connection, references_table, n, stub_url)
+    stub = start_stub(stub_port, workdir, teams_limits=teams_limits, env=env)
+    ports = [free_port() for _ in range(hosts)]
+    processes = [
+        start_process([sys.executable, "-m", "devtools.funchost", "--port", str(port)], env,
+                      workdir / (f"host{i}.log" if hosts > 1 else "host.log"))
+        for i, port in enumerate(ports)
+    ]
     try:
         async with aiohttp.ClientSession() as session:
             await wait_listening(session, stub_url + "_stub/stats")
-            await wait_listening(session, f"http://127.0.0.1:{host_port}/admin/host/status")
-            async with QueueClient.from_connection_string(connection, queue) as q:
-                started, enqueued_at = time.monotonic(), time.time()
-                await q.send_message(json.dumps({"id": "bench", "to": {"all": True}, "text": "Benchmark broadcast"}))
-            last_change, last_count = time.monotonic(), -1
-            while True:
-                stats = await stub_stats(session, stub_url)
-                if stats["delivered"] >= n:
-                    break
-                if stats["delivered"] != last_count:
-                    last_change, last_count = time.monotonic(), stats["delivered"]
-                elif time.monotonic() - last_change > 60:
-                    break  # stalled: report what arrived
-                await asyncio.sleep(0.1)
-            elapsed = time.monotonic() - started
-            await asyncio.sleep(1)  # anything that would duplicate has time to arrive
-            received = await delivered(session, stub_url)
-            per_conversation = Counter(r["conversation_id"] for r in received)
-            stats = await stub_stats(session, stub_url)
+            host_urls = [f"http://127.0.0.1:{port}" for port in ports]
+            for url in host_urls:
+                await wait_listening(session, f"{url}/admin/host/status")
+            yield Rig(connection, stub_url, host_urls, processes, stub, session, references_table,
+                      names.get("NotificationsQueue", "notifications"))
     finally:
-        stop_process(host)
+        for process in processes:
+            stop_process(process)
         stop_process(stub)
+
+
+async def enqueue(run: Rig, notification: dict) -> float:
+    """Put a notification on the run's queue, as a client would; returns when (wall clock)."""
+    async with QueueClient.from_connection_string(run.connection, run.notifications_queue) as queue:
+        enqueued_at = time.time()
+        await queue.send_message(json.dumps(notification))
+    return enqueued_at
+
+
+async def our_broadcast(connection: str, n: int, teams_limits: bool, workdir: Path) -> dict:
+    """One broadcast to n users through the queue path; returns rate, lost, duplicated, 429s."""
+    name = f"bench{int(time.time() * 1000) % 10**9}"
+    async with rig(connection, n, workdir, teams_limits=teams_limits, name=name) as run:
+        session, stub_url = run.session, run.stub_url
+        started = time.monotonic()
+        enqueued_at = await enqueue(run, {"id": "bench", "to": {"all": True}, "text": "Benchmark broadcast"})
+        await until_count(session, stub_url, "delivered", n)
+        elapsed = time.monotonic() - started
+        await asyncio.sleep(1)  # anything that would duplicate has time to arrive
+        received = await delivered(session, stub_url)
+        per_conversation = Counter(r["conversation_id"] for r in received)
+        stats = await stub_stats(session, stub_url)
     expected = {reference(i, stub_url)["conversation"]["id"] for i in range(n)}
     return {
         "n": n,
@@ -185,10 +250,7 @@ async def baseline(n: int, workdir: Path) -> dict:
     """The Bot Framework sample's way: for each stored reference, await continue_conversation."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    stub = start_process(
-        [sys.executable, "-m", "devtools.connector_stub", "--port", str(port), "--latency", str(LATENCY), "--quiet"],
-        dict(os.environ), workdir / "baseline-stub.log",
-    )
+    stub = start_stub(port, workdir, teams_limits=False, log="baseline-stub.log")
     try:
         async with aiohttp.ClientSession() as session:
             await wait_listening(session, url + "_stub/stats")

@@ -15,95 +15,41 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-import aiohttp
-from azure.storage.queue.aio import QueueClient
-
-from bench.broadcast import APP_BOUND, LATENCY, seed, start_process, stop_process, stub_stats, wait_listening
+from bench.broadcast import APP_BOUND, HOST_KEY, enqueue, received, rig, stub_stats, until_count
 from devtools import azurite
-from devtools.azurite import free_port
-
-HOST_KEY = "bench"
-
-
-async def received(session: aiohttp.ClientSession, url: str) -> list[dict]:
-    async with session.get(url + "_stub/received") as resp:
-        return await resp.json()
-
-
-async def until(session: aiohttp.ClientSession, url: str, key: str, n: int, stall: float = 60) -> None:
-    """Wait until the stub's stats[key] reaches n, or stops growing for `stall` seconds."""
-    last_change, last = time.monotonic(), -1
-    while True:
-        count = (await stub_stats(session, url))[key]
-        if count >= n:
-            return
-        if count != last:
-            last_change, last = time.monotonic(), count
-        elif time.monotonic() - last_change > stall:
-            return
-        await asyncio.sleep(0.1)
 
 
 async def recall(connection: str, n: int, workdir: Path) -> dict:
-    stub_port, host_port = free_port(), free_port()
-    stub_url = f"http://127.0.0.1:{stub_port}/"
-    host_url = f"http://127.0.0.1:{host_port}"
     name = f"recall{int(time.time() * 1000) % 10**9}"
-    table = f"Refs{name}"
-    env = {
-        **os.environ,
-        "AzureWebJobsStorage": connection,
-        "ReferencesTable": table,
-        "NotificationsTable": f"Notes{name}",
-        "RemindersTable": f"Rem{name}",
-        "NotificationsQueue": name,
-        "TimerSchedule": "0 0 0 1 1 *",
-        "RateLimitsEnabled": "true",
-        "FUNCTIONS_HOST_KEY": HOST_KEY,
-    }
-    await seed(connection, table, n, stub_url)
-    stub = start_process(
-        [sys.executable, "-m", "devtools.connector_stub", "--port", str(stub_port), "--latency", str(LATENCY),
-         "--quiet", "--teams-limits"], env, workdir / "stub.log",
-    )
-    host = start_process([sys.executable, "-m", "devtools.funchost", "--port", str(host_port)], env, workdir / "host.log")
-    try:
-        async with aiohttp.ClientSession() as session:
-            await wait_listening(session, stub_url + "_stub/stats")
-            await wait_listening(session, f"{host_url}/admin/host/status")
-            async with QueueClient.from_connection_string(connection, name) as queue:
-                await queue.send_message(json.dumps({"id": "bench-recall", "to": {"all": True}, "text": "Recall me"}))
-            await until(session, stub_url, "delivered", n)
-            await asyncio.sleep(2)  # the last outcomes written
-            throttled_before = (await stub_stats(session, stub_url))["throttled"]
+    async with rig(connection, n, workdir, teams_limits=True, name=name) as run:
+        session, stub_url, host_url = run.session, run.stub_url, run.host_urls[0]
+        await enqueue(run, {"id": "bench-recall", "to": {"all": True}, "text": "Recall me"})
+        await until_count(session, stub_url, "delivered", n)
+        await asyncio.sleep(2)  # the last outcomes written
+        throttled_before = (await stub_stats(session, stub_url))["throttled"]
 
-            started = time.monotonic()
-            async with session.delete(f"{host_url}/api/notifications/bench-recall",
-                                      headers={"x-functions-key": HOST_KEY}) as resp:
-                answer = resp.status
-            await until(session, stub_url, "deleted", n)
-            await asyncio.sleep(2)  # anything doubled has time to arrive
-            records = await received(session, stub_url)
-            deletes = [r for r in records if r["route"] == "delete"]
-            done = [r for r in deletes if 200 <= r["status"] < 300]
-            elapsed = max((r["received_monotonic"] for r in done), default=0.0) - min(
-                (r["received_monotonic"] for r in deletes), default=0.0)
-            async with session.get(f"{host_url}/api/notifications/bench-recall",
-                                   headers={"x-functions-key": HOST_KEY}) as resp:
-                status = await resp.json()
-            # The stub's clock and ours differ; the DELETE call's own time is added to be fair.
-            total = time.monotonic() - started
-            throttled = (await stub_stats(session, stub_url))["throttled"] - throttled_before
-    finally:
-        stop_process(host)
-        stop_process(stub)
+        started = time.monotonic()
+        async with session.delete(f"{host_url}/api/notifications/bench-recall",
+                                  headers={"x-functions-key": HOST_KEY}) as resp:
+            answer = resp.status
+        await until_count(session, stub_url, "deleted", n)
+        await asyncio.sleep(2)  # anything doubled has time to arrive
+        records = await received(session, stub_url)
+        deletes = [r for r in records if r["route"] == "delete"]
+        done = [r for r in deletes if 200 <= r["status"] < 300]
+        elapsed = max((r["received_monotonic"] for r in done), default=0.0) - min(
+            (r["received_monotonic"] for r in deletes), default=0.0)
+        async with session.get(f"{host_url}/api/notifications/bench-recall",
+                               headers={"x-functions-key": HOST_KEY}) as resp:
+            status = await resp.json()
+        # The stub's clock and ours differ; the DELETE call's own time is added to be fair.
+        total = time.monotonic() - started
+        throttled = (await stub_stats(session, stub_url))["throttled"] - throttled_before
     sent = {r["response_id"] for r in records if r["route"] in ("send", "reply") and 200 <= r["status"] < 300}
     attempts = Counter(r["activity_id"] for r in deletes if r["status"] != 429)
     return {

@@ -30,10 +30,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -42,11 +40,9 @@ from pathlib import Path
 
 import aiohttp
 from azure.data.tables.aio import TableClient
-from azure.storage.queue.aio import QueueClient
 
-from bench.broadcast import APP_BOUND, timeline, LATENCY, delivered, reference, seed, start_process, stop_process, stub_stats, wait_listening
+from bench.broadcast import APP_BOUND, HOST_KEY, delivered, enqueue, reference, rig, stub_stats, timeline
 from devtools import azurite
-from devtools.azurite import free_port
 from proactive_bot.notifications.records import NotificationStore, RecipientState
 
 NOTIFICATION = "bench"
@@ -106,79 +102,54 @@ async def broadcast(n: int, hosts: int, workdir: Path, *, kill: bool = False, re
 
 
 async def _broadcast(connection: str, n: int, hosts: int, workdir: Path, kill: bool, resend: bool = False) -> Run:
-    stub_port = free_port()
-    stub_url = f"http://127.0.0.1:{stub_port}/"
-    env = {
-        **os.environ,
-        "AzureWebJobsStorage": connection,
-        "TimerSchedule": "0 0 0 1 1 *",
-        "RateLimitsEnabled": "true",
-        "FUNCTIONS_HOST_KEY": "bench",
-    }
-    if kill:
-        # The killed host's queue messages come back after this, not the host's 10 minutes.
-        env["FUNCHOST_PROCESSING_VISIBILITY_SECONDS"] = "60"
-    await seed(connection, "ConversationReferences", n, stub_url)
-    stub = start_process(
-        [sys.executable, "-m", "devtools.connector_stub", "--port", str(stub_port), "--latency", str(LATENCY),
-         "--quiet", "--teams-limits"], env, workdir / "stub.log")
-    ports = [free_port() for _ in range(hosts)]
-    processes = [
-        start_process([sys.executable, "-m", "devtools.funchost", "--port", str(port)], env, workdir / f"host{i}.log")
-        for i, port in enumerate(ports)
-    ]
+    # With a kill, the killed host's queue messages come back after this, not the host's 10 minutes.
+    settings = {"FUNCHOST_PROCESSING_VISIBILITY_SECONDS": "60"} if kill else {}
     run = Run(n, hosts)
-    try:
-        async with aiohttp.ClientSession() as session, \
-                TableClient.from_connection_string(connection, "Notifications") as notes, \
-                TableClient.from_connection_string(connection, "Budget") as budget:
-            await wait_listening(session, stub_url + "_stub/stats")
-            for port in ports:
-                await wait_listening(session, f"http://127.0.0.1:{port}/admin/host/status")
-            async with QueueClient.from_connection_string(connection, "notifications") as queue:
-                run.enqueued_at = time.time()
-                await queue.send_message(json.dumps({"id": NOTIFICATION, "to": {"all": True}, "text": "Benchmark"}))
-            records = NotificationStore(notes)
-            sampler = asyncio.create_task(sample_grants(budget, run.granted))
-            reclaim: asyncio.Task[float | None] | None = None
-            last_change, last_count = time.monotonic(), -1
-            while True:
-                stats = await stub_stats(session, stub_url)
-                if kill and run.killed_after is None and stats["delivered"] >= n // 3:
-                    victim = processes[0]
-                    os.killpg(victim.pid, signal.SIGKILL)
-                    victim.wait()
-                    run.killed_after = stats["delivered"]
-                    reclaim = asyncio.create_task(until_reclaimed(budget, victim.pid))
-                if stats["delivered"] >= n:
-                    break
-                if kill and run.killed_after is not None and await settled_except_held(records, n):
-                    break
-                if stats["delivered"] != last_count:
-                    last_change, last_count = time.monotonic(), stats["delivered"]
-                elif time.monotonic() - last_change > (90 if kill else 30):
-                    print(f"  stalled at {stats['delivered']} of {n}", flush=True)
-                    break
-                await asyncio.sleep(0.1)
-            sampler.cancel()
-            await asyncio.sleep(1)  # anything that would duplicate has time to arrive
-            received = await delivered(session, stub_url)
+    async with contextlib.AsyncExitStack() as stack:
+        rigged = await stack.enter_async_context(
+            rig(connection, n, workdir, teams_limits=True, hosts=hosts, settings=settings))
+        # Read before the rig stops the hosts (a stopped process has no CPU time to read).
+        stack.callback(lambda: run.host_cpu.extend(cpu_seconds(process.pid) for process in rigged.hosts))
+        notes = await stack.enter_async_context(TableClient.from_connection_string(connection, "Notifications"))
+        budget = await stack.enter_async_context(TableClient.from_connection_string(connection, "Budget"))
+        session, stub_url, processes = rigged.session, rigged.stub_url, rigged.hosts
+        run.enqueued_at = await enqueue(rigged, {"id": NOTIFICATION, "to": {"all": True}, "text": "Benchmark"})
+        records = NotificationStore(notes)
+        sampler = asyncio.create_task(sample_grants(budget, run.granted))
+        reclaim: asyncio.Task[float | None] | None = None
+        last_change, last_count = time.monotonic(), -1
+        while True:
             stats = await stub_stats(session, stub_url)
-            if kill:
-                status = await records.status(NOTIFICATION)
-                if status is not None:
-                    run.held = status.counts[RecipientState.SENDING]
-                    run.unconfirmed = status.counts[RecipientState.UNCONFIRMED]
-                if reclaim is not None:
-                    run.reclaim_seconds = await reclaim
-                if resend:
-                    run.resent = await resend_unconfirmed(session, records, ports[-1])
-                    received_after = await delivered(session, stub_url)
-    finally:
-        run.host_cpu = [cpu_seconds(process.pid) for process in processes]
-        for process in processes:
-            stop_process(process)
-        stop_process(stub)
+            if kill and run.killed_after is None and stats["delivered"] >= n // 3:
+                victim = processes[0]
+                os.killpg(victim.pid, signal.SIGKILL)
+                victim.wait()
+                run.killed_after = stats["delivered"]
+                reclaim = asyncio.create_task(until_reclaimed(budget, victim.pid))
+            if stats["delivered"] >= n:
+                break
+            if kill and run.killed_after is not None and await settled_except_held(records, n):
+                break
+            if stats["delivered"] != last_count:
+                last_change, last_count = time.monotonic(), stats["delivered"]
+            elif time.monotonic() - last_change > (90 if kill else 30):
+                print(f"  stalled at {stats['delivered']} of {n}", flush=True)
+                break
+            await asyncio.sleep(0.1)
+        sampler.cancel()
+        await asyncio.sleep(1)  # anything that would duplicate has time to arrive
+        received = await delivered(session, stub_url)
+        stats = await stub_stats(session, stub_url)
+        if kill:
+            status = await records.status(NOTIFICATION)
+            if status is not None:
+                run.held = status.counts[RecipientState.SENDING]
+                run.unconfirmed = status.counts[RecipientState.UNCONFIRMED]
+            if reclaim is not None:
+                run.reclaim_seconds = await reclaim
+            if resend:
+                run.resent = await resend_unconfirmed(session, records, rigged.host_urls[-1])
+                received_after = await delivered(session, stub_url)
     per_conversation = Counter(r["conversation_id"] for r in received)
     expected = {reference(i, stub_url)["conversation"]["id"] for i in range(n)}
     run.delivered_at = sorted(r["received_wall"] for r in received)
@@ -193,7 +164,7 @@ async def _broadcast(connection: str, n: int, hosts: int, workdir: Path, kill: b
     return run
 
 
-async def resend_unconfirmed(session: aiohttp.ClientSession, records: NotificationStore, port: int) -> int:
+async def resend_unconfirmed(session: aiohttp.ClientSession, records: NotificationStore, host_url: str) -> int:
     """What an operator does after a crash: wait until the dead host's rows are unconfirmed
     (their 2-minute lease), ask a live host to resend them, and wait for the sends to land."""
     for _ in range(200):
@@ -201,8 +172,8 @@ async def resend_unconfirmed(session: aiohttp.ClientSession, records: Notificati
         if status is not None and status.counts[RecipientState.SENDING] == 0:
             break
         await asyncio.sleep(1)
-    url = f"http://127.0.0.1:{port}/api/notifications/{NOTIFICATION}/resend?state=unconfirmed"
-    async with session.post(url, headers={"x-functions-key": "bench"}) as response:
+    url = f"{host_url}/api/notifications/{NOTIFICATION}/resend?state=unconfirmed"
+    async with session.post(url, headers={"x-functions-key": HOST_KEY}) as response:
         answer = await response.json(content_type=None)
     for _ in range(120):
         status = await records.status(NOTIFICATION)

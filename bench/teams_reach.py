@@ -29,7 +29,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.broadcast import LATENCY, start_process, stop_process, stub_stats, wait_listening
+from bench.broadcast import APP_BOUND, LATENCY, received, start_process, stop_process, stub_stats, wait_listening
 from devtools import azurite
 from devtools.azurite import free_port
 from devtools.connector_stub import CREATE, ConnectorStub
@@ -39,7 +39,6 @@ from proactive_bot.notifications.contract import validate
 from proactive_bot.settings import Settings
 from tests import activities
 
-APP_BOUND = 50.0
 HANDLERS = 16
 
 
@@ -84,11 +83,6 @@ async def serve_stub(port: int, n: int) -> None:
     stub.teams.add_team(activities.TEAM["id"], n)
     await stub.start(port=port)
     await asyncio.Event().wait()
-
-
-async def received(session: aiohttp.ClientSession, url: str) -> list[dict]:
-    async with session.get(url + "_stub/received") as resp:
-        return await resp.json()
 
 
 async def run(n: int, workdir: Path) -> dict:

@@ -6,6 +6,8 @@ conversations, latency, rate limits). See the package docstring for how it is us
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import email.utils
 import itertools
 import json
 import math
@@ -103,6 +105,7 @@ class _Answer:
     retry_after: int | None = None
     response_id: str | None = None
     conversation_id: str | None = None  # overrides the route's (CREATE assigns one)
+    retry_after_date: bool = False  # send Retry-After as an HTTP-date, not seconds
 
 
 def _failure(status: int, code: str | None = None, retry_after: int | None = None) -> _Answer:
@@ -277,14 +280,19 @@ class ConnectorStub:
         conversation_id: str | None = None,
         statuses: Sequence[int] = (429, 500),
         retry_after: float | None = None,
+        *,
+        retry_after_as_date: bool = False,
     ) -> None:
         """Answer the next len(statuses) requests for `conversation_id` (None: any request) with
         these statuses, in order, then behave normally. Calls queue up. `retry_after` becomes a
-        Retry-After header on 429 and 503 answers."""
+        Retry-After header on 429 and 503 answers: whole seconds, as Teams sends it, or with
+        `retry_after_as_date` the HTTP-date that many seconds on (RFC 9110 allows either, and a
+        gateway in front of a channel may send one)."""
         header = None if retry_after is None else max(0, math.ceil(retry_after))
         queue = self._scripted.setdefault(conversation_id, deque())
         for status in statuses:
-            queue.append(_failure(status, retry_after=header if status in (429, 503) else None))
+            answer = _failure(status, retry_after=header if status in (429, 503) else None)
+            queue.append(dataclasses.replace(answer, retry_after_date=retry_after_as_date))
 
     def block(self, conversation_id: str, status: int = 403, code: str | None = None) -> None:
         """Answer every request for the conversation with `status` until unblock().
@@ -608,7 +616,12 @@ def _answer_of(reply: Reply) -> _Answer:
 
 
 def _respond(answer: _Answer) -> web.Response:
-    headers = {"Retry-After": str(answer.retry_after)} if answer.retry_after is not None else None
+    headers = None
+    if answer.retry_after is not None:
+        # An HTTP-date has whole seconds: from the next whole second on, so it is never sooner.
+        value = (email.utils.formatdate(math.ceil(time.time()) + answer.retry_after, usegmt=True)
+                 if answer.retry_after_date else str(answer.retry_after))
+        headers = {"Retry-After": value}
     if answer.payload is None:
         return web.Response(status=answer.status, headers=headers)
     return web.json_response(answer.payload, status=answer.status, headers=headers)

@@ -86,10 +86,9 @@ class TokenProvider:
             except (ValueError, TypeError, KeyError, aiohttp.ContentTypeError):
                 body = None
             if resp.status != 200 or body is None:
-                # Never log the body: it may echo the client secret's hint or the token. A 5xx is
-                # worth retrying later like any channel 5xx; a 4xx is a configuration problem.
-                status = resp.status if resp.status != 200 else 502
-                raise ConnectorError(status, "TokenRequestFailed", "could not get a bot token")
+                # Never log the body: it may echo the client secret's hint or the token.
+                raise ConnectorError(_token_failure_status(resp.status), "TokenRequestFailed",
+                                     f"could not get a bot token (the token endpoint answered {resp.status})")
         self._token = token
         # Refresh five minutes early so a send never carries a token that expires in flight.
         self._expires_at = time.monotonic() + max(0, lifetime - 300)
@@ -113,6 +112,17 @@ class TokenProvider:
         }
         headers = {"X-IDENTITY-HEADER": self._settings.identity_header}
         return self._session.get(self.endpoint, params=params, headers=headers, timeout=TOKEN_TIMEOUT)
+
+
+def _token_failure_status(status: int) -> int:
+    """What a failed token fetch is, told as a channel status: every caller reads ConnectorError
+    as the channel's answer, and the token endpoint's own status would mislead them (its 403 or
+    404 would mark the recipient gone, its 429 hold the conversation). 503: the endpoint's 5xx or
+    429, worth another try later; 502: a 200 with no usable token; 401: any other refusal, a
+    configuration problem no retry fixes (what the channel answers a bot with no valid token)."""
+    if status >= 500 or status == 429:
+        return 503
+    return 502 if status == 200 else 401
 
 
 def _lifetime(body: dict[str, Any]) -> int:
@@ -182,17 +192,8 @@ class Conversations:
         return path + ("/" + quote(activity_id, safe="") if activity_id else "")
 
     async def _call(self, method: str, url: str, activity: Activity | None) -> ResourceResponse:
-        headers = {}
-        if self._tokens is not None:
-            headers["Authorization"] = f"Bearer {await self._tokens.token()}"
-        body = activity_json(activity) if activity is not None else None
-        async with self._session.request(
-            method, url, json=body, headers=headers, timeout=SEND_TIMEOUT
-        ) as resp:
-            if resp.status >= 400:
-                raise await _connector_error(resp)
-            payload = await resp.json(content_type=None) if resp.content_length != 0 else None
-        return ResourceResponse(id=(payload or {}).get("id", "")) if isinstance(payload, dict) else ResourceResponse(id="")
+        payload = await self._json(method, url, activity_json(activity) if activity is not None else None)
+        return ResourceResponse(id=payload.get("id", ""))
 
 
 async def _connector_error(resp: aiohttp.ClientResponse) -> ConnectorError:

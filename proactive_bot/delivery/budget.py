@@ -198,6 +198,7 @@ class SharedBudget:
         self._last_ok: float | None = None  # monotonic start of the last heartbeat that worked
         self._changed = asyncio.Event()
         self._poke = asyncio.Event()
+        self._hurried = False  # a waiter has hurried a heartbeat since the rate last changed
         self._task: asyncio.Task[None] | None = None
 
     # --- what the limiter sees --------------------------------------------------------------
@@ -209,16 +210,18 @@ class SharedBudget:
             self._use(0)  # our row may be counted dead by now: its share can be someone else's
         return self._in_use
 
-    @property
-    def live(self) -> int:
-        return self._live
-
     def wake(self) -> None:
         """A send is waiting on the app's pace: make sure heartbeats run (start them, or hurry
-        the next one if there is no rate at all)."""
+        the next one if there is no rate at all).
+
+        Hurried once each time the rate falls to nothing: every waiter calls this each time it
+        looks again, and if the hurried round leaves the rate at nothing (storage failing fast,
+        or the others holding the whole ceiling for now), hurrying again at every look would
+        run heartbeats back to back against storage (64 waiters: ~150 reads/s, not 2)."""
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
-        elif self._in_use == 0:
+        elif self._in_use == 0 and not self._hurried:
+            self._hurried = True
             self._poke.set()
 
     async def changed(self, timeout: float) -> None:
@@ -291,6 +294,7 @@ class SharedBudget:
     def _use(self, rate: int) -> None:
         if rate != self._in_use:
             self._in_use = rate
+            self._hurried = False
             self._changed.set()
             self._changed = asyncio.Event()
 

@@ -49,6 +49,7 @@ APP_MARGIN_MIN, APP_MARGIN_MAX = 0.01, 0.05
 APP_MARGIN_WIDEN = 0.002  # per 429
 APP_MARGIN_NARROW = APP_MARGIN_WIDEN / 500  # per send
 _WAKE_TOLERANCE = 0.01
+SWEEP_EVERY = 600.0  # seconds between looks for conversations no window remembers any more
 _APP_RECHECK = 0.5  # seconds; a send waiting for the app's pace looks again at least this often
 
 
@@ -145,7 +146,6 @@ class _Log:
 class Permit:
     logs: tuple[_Log, ...]
     stamp: float
-    waited: float
 
 
 class RateLimiter:
@@ -163,20 +163,21 @@ class RateLimiter:
         self._app = _Log(APP_MARGIN_MIN)
         self._channels: dict[str, _Log] = {}
         self._conversations: dict[tuple[str, str], _Log] = {}
-        self._waiting_for_app = 0  # sends whose next slot is set by the app's pace
+        self._next_sweep = 0.0  # when acquire next drops forgotten conversations (forget_idle)
         self._tickets = 0  # places handed out to sends waiting for the app's pace, ever
-        self._served = 0  # of those, the ones that got a slot or stopped waiting
+        self._served = 0  # of those, the ones that got a slot or stopped waiting (each once)
         if budget is not None:
             budget.demand = self.app_demand
 
     def app_demand(self) -> float:
         """Sends per second this process wants: taken in the last second, plus those waiting
-        for the app's pace now (the budget divides the ceiling by this)."""
+        for the app's pace now, i.e. holding a place in its line (the budget divides the
+        ceiling by this)."""
         if not self._config.app:
             return 0.0
         seconds = self._config.app[0][1]
         recent = len(self._app.times) - bisect.bisect_right(self._app.times, self._clock() - seconds)
-        return (recent + self._waiting_for_app) / seconds
+        return (recent + self._tickets - self._served) / seconds
 
     def _app_windows(self) -> tuple[Window, ...]:
         if self._budget is None or not self._config.app:
@@ -191,13 +192,15 @@ class RateLimiter:
         last bit of work (the claim write) and then send on time with `wait_for_slot`.
         """
         if not self._config.enabled:
-            return Permit((), self._clock(), 0.0)
+            return Permit((), self._clock())
+        if self._clock() >= self._next_sweep:
+            self._next_sweep = self._clock() + SWEEP_EVERY
+            self.forget_idle()
         limits = self._config.for_channel(channel_id)
         own = (
             (self._channels.setdefault(channel_id, _Log()), limits.channel),
             (self._conversations.setdefault((channel_id, conversation_id), _Log()), limits.per_conversation),
         )
-        waited = 0.0
         ticket: int | None = None  # our place among those waiting for the app's pace
         while True:
             now = self._clock()
@@ -216,8 +219,7 @@ class RateLimiter:
                 self._app.margin = max(APP_MARGIN_MIN, self._app.margin - APP_MARGIN_NARROW)
                 if ticket is not None:
                     self._served += 1
-                return Permit(logs, stamp, waited)
-            started = self._clock()
+                return Permit(logs, stamp)
             app_bound = app >= mine
             delay = earliest - lead - now
             if app_bound:
@@ -232,16 +234,12 @@ class RateLimiter:
                     # waking late a slot, and our share can grow while we sleep.
                     count, seconds = self._config.app[0]
                     delay += max(0, ticket - self._served) * (seconds + self._app.margin) / count
-            self._waiting_for_app += app_bound
             try:
                 await self._wait(delay, app_bound)
             except BaseException:
                 if ticket is not None:
                     self._served += 1  # gone: those behind move up
                 raise
-            finally:
-                self._waiting_for_app -= app_bound
-            waited += self._clock() - started
 
     async def _wait(self, seconds: float, app_bound: bool) -> None:
         if not app_bound:
@@ -296,9 +294,14 @@ class RateLimiter:
         log.blocked_until = max(log.blocked_until, self._clock() + seconds)
 
     def forget_idle(self) -> None:
-        """Drop conversations with no sends in the last hour, so memory follows recent traffic."""
-        cutoff = self._clock() - 3600 - ARRIVAL_MARGIN
-        idle = [key for key, log in self._conversations.items() if not log.times or log.times[-1] < cutoff]
-        for key in idle:
-            if self._conversations[key].blocked_until < self._clock():
+        """Drop conversations whose sends have all left every window, so memory follows recent
+        traffic rather than every conversation this process ever sent to (acquire calls this
+        every SWEEP_EVERY seconds). Only logs with stamps: an empty one may be that of a send
+        waiting in acquire right now (its first look drops expired stamps), and a second log
+        for the same conversation would split its windows."""
+        now = self._clock()
+        for key, log in list(self._conversations.items()):
+            windows = self._config.for_channel(key[0]).per_conversation
+            longest = max((seconds for _, seconds in windows), default=0.0) + log.margin
+            if log.times and log.times[-1] < now - longest and log.blocked_until < now:
                 del self._conversations[key]

@@ -134,10 +134,6 @@ class Delivery:
             if not result.retryable:
                 return _with(result, throttled, attempt)
             wait = self._retries.delay(attempt, result.retry_after)
-            if result.outcome is Outcome.THROTTLED:
-                self._limiter.throttled(
-                    recipient.channel_id, recipient.conversation_id, wait if result.retry_after is not None else None
-                )
             if time.monotonic() + wait > deadline:
                 return _with(result, throttled, attempt, retry_after=max(wait, self._retries.first_delay))
             if claimant is not None:
@@ -154,6 +150,11 @@ class Delivery:
             else:
                 ids = await self._adapter.send_proactive(recipient.reference, activities)
         except ConnectorError as error:
+            if error.status == 429:
+                # Every 429 tells the limiter, whoever sent (a patient notification, a reminder's
+                # one attempt, a task's result): it widens the app's margin, and a Retry-After
+                # holds the conversation for every other sender in this process.
+                self._limiter.throttled(recipient.channel_id, recipient.conversation_id, error.retry_after)
             if isinstance(activities, (Edit, Recall)):
                 return _changed_failed(error)
             return await self._failed(recipient, error)

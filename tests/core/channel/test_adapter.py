@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -167,3 +169,97 @@ async def test_updates_and_deletes_address_the_activity_and_carry_the_token(auth
     assert update.body["recipient"]["id"] == message["from"]["id"]
     assert update.body["conversation"]["id"] == message["conversation"]["id"]
     assert shown.activity["text"] == "v1" and stub.shown(message["conversation"]["id"]) == []
+
+
+# --- A token endpoint that refuses: the channel never answered, so nobody is "gone" ---
+
+
+@contextlib.asynccontextmanager
+async def token_endpoint_answering(status: int) -> AsyncIterator[tuple[str, list[int]]]:
+    """An OAuth token endpoint on loopback that answers every request with `status` and an
+    AAD-shaped error body."""
+    from aiohttp import web
+
+    answered: list[int] = []
+
+    async def refuse(request: web.Request) -> web.Response:
+        answered.append(status)
+        return web.json_response({"error": "server_error", "error_description": "AADSTS50000: refused"}, status=status)
+
+    application = web.Application()
+    application.router.add_post("/token", refuse)
+    runner = web.AppRunner(application)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/token", answered
+    finally:
+        await runner.cleanup()
+
+
+async def send_and_look_again(app, stub: ConnectorStub):
+    """Store a Teams user, send to them once, and read their stored row back."""
+    from proactive_bot.activities import message
+
+    reference = activities.reference(activities.teams_message("hi", stub.url))
+    await app.references.save(reference)
+    recipient = await app.references.get("msteams", reference["conversation"]["id"])
+    result = await app.delivery.send(recipient, [message("hi")])
+    return result, await app.references.get("msteams", reference["conversation"]["id"])
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+async def test_a_token_endpoint_refusing_fails_the_send_and_marks_nobody_gone(storage_connection, openid, serve_app, status):
+    """A 403 or 404 from the token endpoint (a wrong TokenEndpoint, a disabled app) is not the
+    channel saying the user is gone: read so, every recipient of a broadcast would be marked
+    inactive. It is a configuration problem: not retried, and the address stays active."""
+    from proactive_bot.delivery import Outcome
+    from tests.conftest import authenticated_settings
+
+    async with token_endpoint_answering(status) as (endpoint, answered), ConnectorStub() as stub:
+        app = await serve_app(authenticated_settings(storage_connection, endpoint, openid.metadata_url))
+        result, after = await send_and_look_again(app, stub)
+
+        assert stub.received == []  # nothing goes out without a token
+    assert answered == [status]
+    assert result.outcome is Outcome.FAILED and "TokenRequestFailed" in result.detail
+    assert not result.retryable
+    assert after.active
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+async def test_a_token_endpoint_failing_for_a_while_is_retried_and_not_cached(storage_connection, openid, serve_app, status):
+    """5xx (or 429) from the token endpoint: the send is worth another try, and the next one
+    asks for a token again rather than reusing the failure."""
+    from proactive_bot.delivery import Outcome
+    from tests.conftest import authenticated_settings
+
+    async with token_endpoint_answering(status) as (endpoint, answered), ConnectorStub() as stub:
+        app = await serve_app(authenticated_settings(storage_connection, endpoint, openid.metadata_url))
+        first, after = await send_and_look_again(app, stub)
+        second, _ = await send_and_look_again(app, stub)
+
+        assert stub.received == []
+    assert answered == [status, status]
+    assert first.outcome is second.outcome is Outcome.FAILED
+    assert first.retryable and "TokenRequestFailed" in first.detail
+    assert after.active
+
+
+async def test_with_a_managed_identity_an_unknown_identity_fails_the_send_and_marks_nobody_gone(storage_connection, openid, identity_endpoint, serve_app):
+    """The identity endpoint's 400 for a client id the app has no identity of (MicrosoftAppId
+    names another identity): not retried, nobody marked gone."""
+    from proactive_bot.delivery import Outcome
+    from tests.conftest import managed_identity_settings
+
+    app = await serve_app(managed_identity_settings(storage_connection, identity_endpoint, openid.metadata_url,
+                                                    app_id="00000000-0000-4000-8000-000000000bad"))
+    async with ConnectorStub() as stub:
+        result, after = await send_and_look_again(app, stub)
+
+        assert stub.received == []
+    assert [r.client_id for r in identity_endpoint.requests] == ["00000000-0000-4000-8000-000000000bad"]
+    assert identity_endpoint.issued == []
+    assert result.outcome is Outcome.FAILED and "TokenRequestFailed" in result.detail
+    assert not result.retryable
+    assert after.active

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 
 import pytest
+from azure.core.credentials import AzureNamedKeyCredential
 from azure.data.tables.aio import TableClient
+
+from devtools.azurite import ACCOUNT, ACCOUNT_KEY, free_port
 
 from proactive_bot.delivery.budget import BudgetTable, SharedBudget, allocate
 from proactive_bot.delivery.rate_limits import ChannelLimits, LimitsConfig, RateLimiter
+from tests.net import silent_server
 
 CEILING = 50
 # Shorter than in production so the test does not wait long for a row to die; the rule
@@ -185,6 +190,81 @@ async def test_a_storage_error_falls_back_to_the_safe_share_then_to_nothing(new_
     await light.round()
     await busy.round()
     assert busy.rate + light.rate <= CEILING and busy.rate > 0  # back, asking only for what is free
+
+
+@contextlib.asynccontextmanager
+async def unreachable_table(how: str, table_name: str):
+    """The budget's table behind storage that is down: nothing listens on its port ("refused"),
+    or something accepts the connection and never answers ("silent": a latency spike)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if how == "refused":
+            endpoint = f"http://127.0.0.1:{free_port()}/{ACCOUNT}"
+        else:
+            endpoint = (await stack.enter_async_context(silent_server())).url + f"/{ACCOUNT}"
+        credential = AzureNamedKeyCredential(ACCOUNT, ACCOUNT_KEY)
+        yield await stack.enter_async_context(TableClient(endpoint, table_name, credential=credential))
+
+
+@pytest.mark.parametrize("how", ["refused", "silent"])
+async def test_storage_down_falls_back_to_the_safe_share_then_to_nothing(new_table, how):
+    """As above, with storage really unreachable: connections refused, or accepted and never
+    answered (each call gives up after the budget's timeout)."""
+    table = await new_table()
+    clock = FakeClock(1000.0)
+    busy = make(table, "busy", 200, monotonic=clock, timeout=0.5)
+    light = make(table, "light", 0)
+    for _ in range(5):
+        await asyncio.gather(busy.round(), light.round())
+    assert (busy.rate, light.rate) == (CEILING - 1, 1)
+
+    async with unreachable_table(how, table.table_name) as down:
+        busy.table = BudgetTable(down, "app")
+        await busy.round()
+        assert busy.rate == CEILING // 2
+        clock.now += SELF_EXPIRY + 0.1
+        await busy.round()
+        assert busy.rate == 0
+
+    busy.table = BudgetTable(table, "app")
+    await busy.round()
+    await light.round()
+    await busy.round()
+    assert busy.rate + light.rate <= CEILING and busy.rate > 0
+
+
+async def test_waiters_with_no_rate_hurry_the_heartbeat_once_not_at_every_wake(new_table, storage_connection):
+    """Sends waiting with no rate at all (storage failing fast, e.g. a 503 ServerBusy; here a
+    missing table) each hurry the heartbeat as they look again. Many waiters arriving one after
+    another must not turn the heartbeat into a loop against storage: about one round a period."""
+    table = await new_table()
+    async with TableClient.from_connection_string(storage_connection, "missing" + table.table_name) as gone:
+        reads = 0
+        budget_table = BudgetTable(gone, "app")
+        read = budget_table.read
+
+        async def counted() -> list:
+            nonlocal reads
+            reads += 1
+            return await read()
+
+        budget_table.read = counted  # type: ignore[method-assign]
+        budget = SharedBudget(budget_table, CEILING, instance="starved", period=0.2)
+        limiter = RateLimiter(LimitsConfig(app=((CEILING, 1.0),), channels={"default": ChannelLimits(())}), budget=budget)
+        started = time.monotonic()
+        waiters = []
+        for n in range(64):
+            waiters.append(asyncio.create_task(limiter.acquire("msteams", f"c{n}")))
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.4)
+        elapsed = time.monotonic() - started
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+        await budget.close()
+
+    assert budget.rate == 0
+    # A slow machine only makes fewer rounds; the hurry adds at most one per drop to nothing.
+    assert reads <= elapsed / budget.period + 2
 
 
 async def test_an_idle_instance_hands_its_share_back(new_table):

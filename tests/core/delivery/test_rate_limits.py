@@ -112,3 +112,53 @@ async def test_two_instances_sending_to_one_conversation_lose_nothing(engine_fac
     arrivals = [r.received_monotonic for r in engine.stub.delivered(user.conversation_id)]
     for count, seconds in TEAMS_PER_CONVERSATION[:2]:
         assert most_in_any_window(arrivals, seconds) <= count
+
+
+class NoShare:
+    """A send budget that grants this process nothing (yet), as SharedBudget does while its
+    siblings hold the whole ceiling."""
+
+    rate = 0
+    period = 0.05
+
+    def wake(self) -> None:
+        pass
+
+    async def changed(self, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+
+
+async def test_demand_counts_the_sends_waiting_for_the_apps_pace_until_they_stop():
+    limiter = RateLimiter(LimitsConfig(app=((50, 1.0),), channels={"default": ChannelLimits(())}), budget=NoShare())
+    waiting = [asyncio.create_task(limiter.acquire("msteams", f"c{n}")) for n in range(7)]
+    await asyncio.sleep(0.1)
+
+    assert limiter.app_demand() == 7.0  # each holds a place in the app's line
+    for task in waiting[:3]:
+        task.cancel()
+    await asyncio.gather(*waiting[:3], return_exceptions=True)
+    assert limiter.app_demand() == 4.0  # those who gave up hand their place on
+
+    for task in waiting[3:]:
+        task.cancel()
+    await asyncio.gather(*waiting[3:], return_exceptions=True)
+    assert limiter.app_demand() == 0.0
+
+
+async def test_conversations_no_window_remembers_are_forgotten_as_sends_go_on():
+    """A worker lives for hours and sends to many conversations; the limiter keeps a log only
+    for those whose sends are still inside a window (Teams: the hour), swept as sends go on."""
+    from proactive_bot.delivery.rate_limits import SWEEP_EVERY
+
+    now = [10_000.0]
+    limiter = RateLimiter(LimitsConfig(app=((1000, 1.0),)), clock=lambda: now[0])
+    await limiter.acquire("msteams", "an hour ago")
+    now[0] += 60
+    limiter.hold("msteams", "held", 7200)  # a Retry-After longer than the windows: kept
+    now[0] += 3600
+    await limiter.acquire("msteams", "recent")
+    now[0] += SWEEP_EVERY
+
+    await limiter.acquire("msteams", "now")
+
+    assert set(limiter._conversations) == {("msteams", "recent"), ("msteams", "held"), ("msteams", "now")}

@@ -32,11 +32,14 @@ async def test_sent(engine_factory):
     assert sent["text"] == "hello" and sent["recipient"]["id"] == recipient.user_id
 
 
-@pytest.mark.parametrize("retry_after", [1, None], ids=["with-retry-after", "without"])
-async def test_429_is_retried_after_the_channels_wait(engine_factory, retry_after):
+@pytest.mark.parametrize(
+    ("retry_after", "as_date"), [(1, False), (2, True), (None, False)],
+    ids=["with-retry-after", "with-an-http-date", "without"],
+)
+async def test_429_is_retried_after_the_channels_wait(engine_factory, retry_after, as_date):
     engine = await engine_factory()
     recipient = await one_recipient(engine)
-    engine.stub.fail(recipient.conversation_id, [429], retry_after=retry_after)
+    engine.stub.fail(recipient.conversation_id, [429], retry_after=retry_after, retry_after_as_date=as_date)
 
     result = await engine.delivery.send_patiently(recipient, [message("hi")], deadline=patience())
 
@@ -105,3 +108,21 @@ async def test_a_tampered_address_is_refused_once_and_never_retried(engine_facto
     assert (result.outcome, result.retryable, result.attempts) == (Outcome.FAILED, False, 1)
     assert "serviceUrl not allowed" in result.detail
     assert engine.stub.received == []
+
+
+async def test_a_single_attempts_429_holds_the_conversation_for_every_sender(engine_factory):
+    """A reminder or a task's result makes one attempt (`send`); its 429's Retry-After still
+    holds the conversation, so the next send there (another reminder, a notification) waits
+    for it rather than drawing another 429."""
+    from proactive_bot.delivery.rate_limits import LimitsConfig
+
+    engine = await engine_factory(limits=LimitsConfig())
+    recipient = await one_recipient(engine)
+    engine.stub.fail(recipient.conversation_id, [429], retry_after=1)
+
+    first = await engine.delivery.send(recipient, [message("reminder")])
+    second = await engine.delivery.send(recipient, [message("notification")])
+
+    assert (first.outcome, second.outcome) == (Outcome.THROTTLED, Outcome.SENT)
+    throttled, sent = engine.stub.received
+    assert sent.received_monotonic - throttled.received_monotonic >= 1  # the stub's own clock

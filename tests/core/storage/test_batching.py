@@ -51,3 +51,37 @@ async def test_a_create_of_an_existing_row_says_so(new_table):
 
     with pytest.raises(ResourceExistsError):
         await asyncio.wait_for(writes.write([row(1)]), timeout=LONG_WINDOW / 2)
+
+
+async def test_one_existing_row_in_a_shared_transaction_fails_only_its_own_writer(new_table):
+    """A transaction is all or nothing: one row already there sinks it, so the rows go one by
+    one; the others are written and only that row's writer hears ResourceExistsError."""
+    table = await new_table()
+    await table.create_entity(row(5))
+    writes = CoalescedWrites(table, Write.CREATE, window=0.2)
+
+    results = await asyncio.gather(*(writes.write([row(n)]) for n in range(10)), return_exceptions=True)
+
+    failed = [n for n, result in enumerate(results) if isinstance(result, BaseException)]
+    assert failed == [5] and isinstance(results[5], ResourceExistsError)
+    assert sorted([e["n"] async for e in table.list_entities()]) == list(range(10))
+
+
+@pytest.mark.parametrize("together", [1, 10], ids=["lone", "shared-transaction"])
+async def test_storage_unreachable_every_writer_hears_it(together):
+    """Nothing listens where the table should be: every waiting writer gets the error (none
+    hangs, none is told its row is written)."""
+    from azure.core.credentials import AzureNamedKeyCredential
+    from azure.core.exceptions import AzureError
+    from azure.data.tables.aio import TableClient
+
+    from devtools.azurite import ACCOUNT, ACCOUNT_KEY, free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}/{ACCOUNT}"
+    async with TableClient(endpoint, "Down", credential=AzureNamedKeyCredential(ACCOUNT, ACCOUNT_KEY),
+                           retry_total=0) as down:
+        writes = CoalescedWrites(down, Write.UPSERT, window=0.05)
+        results = await asyncio.wait_for(
+            asyncio.gather(*(writes.write([row(n)]) for n in range(together)), return_exceptions=True), timeout=20)
+
+    assert all(isinstance(result, AzureError) for result in results), results
