@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import quote
-
-import aiohttp
-import pytest
 
 from devtools.connector_stub import ConnectorStub
 from devtools.connector_stub.teams import TENANT
@@ -14,19 +10,7 @@ from devtools.connector_stub.teams import TENANT
 TEAM = "19:team-a@thread.tacv2"
 
 
-@pytest.fixture
-async def stub() -> AsyncIterator[ConnectorStub]:
-    async with ConnectorStub() as running:
-        yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def paged(stub: ConnectorStub, team: str, **query: str) -> str:
+def paged(stub: ConnectorStub, team: str) -> str:
     return stub.url + f"v3/conversations/{quote(team, safe='')}/pagedmembers"
 
 
