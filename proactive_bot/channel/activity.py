@@ -149,27 +149,33 @@ def teams_event_of(activity: Activity) -> TeamsEvent | None:
     data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
     team = data.get("team") if isinstance(data.get("team"), dict) else {}
     channel = data.get("channel") if isinstance(data.get("channel"), dict) else {}
-    event_type = data.get("eventType") if isinstance(data.get("eventType"), str) else ""
+    event_type = _text(data.get("eventType"))
     if activity.type == "conversationUpdate" and not (event_type or activity.members_added or activity.members_removed):
         return None
     conversation = activity.conversation
     return TeamsEvent(
         type=activity.type,
         event_type=event_type,
-        action=activity.action if isinstance(activity.action, str) else "",
+        action=_text(activity.action),
         service_url=activity.service_url,
         tenant_id=conversation.tenant_id or "",
         conversation_id=conversation.id,
         conversation_type=conversation.conversation_type or "",
         bot_id=activity.recipient.id if activity.recipient else "",
-        team_id=str(team.get("id") or ""),
-        team_name=str(team.get("name") or ""),
-        team_aad_group_id=str(team.get("aadGroupId") or ""),
-        channel_id=str(channel.get("id") or ""),
-        channel_name=str(channel.get("name") or ""),
+        # channelData is kept as sent: an id that is not a string names no team or channel
+        # (str() would make a team "123" or "{'a': 1}" and walk its roster).
+        team_id=_text(team.get("id")),
+        team_name=_text(team.get("name")),
+        team_aad_group_id=_text(team.get("aadGroupId")),
+        channel_id=_text(channel.get("id")),
+        channel_name=_text(channel.get("name")),
         members_added=tuple(members(activity.members_added)),
         members_removed=tuple(members(activity.members_removed)),
     )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _reported_zone(activity: Activity) -> str | None:

@@ -63,3 +63,23 @@ async def test_ten_thousand_aad_object_ids_over_http(app, channel, work):
     assert status["counts"]["sent"] == 50 and status["counts"]["failed"] == 9950
     assert len([r for r in channel.received if r.route == CREATE]) == 50
     assert len(channel.delivered()) == 50
+
+
+async def test_a_teams_event_whose_team_id_is_not_a_string_names_no_team(app, channel, work):
+    # channelData is kept as sent; str() once made these a team "123" and walked its roster.
+    for team_id in (123, {"id": "19:x@thread.tacv2"}, ["19:x@thread.tacv2"], None):
+        install = activities.teams_install(channel.url, team={"id": team_id, "name": "Contoso Sales"})
+        install["conversation"]["id"] = a_team()["id"]
+        no_team = activities.teams_install(channel.url, team=a_team())
+        del no_team["channelData"]["team"]
+        joined = activities.teams_team_update(channel.url, "teamMemberAdded", team={"id": team_id},
+                                              members_added=[activities.teams_user()])
+        joined["conversation"]["id"] = install["conversation"]["id"]
+
+        for event in (install, no_team, joined):
+            assert (await invoke.http("messages", event)).status_code == 200
+        await work.drain()
+
+        assert await app.teams.store.team(str(team_id)) is None
+    assert [r for r in channel.received if r.route == PAGED_MEMBERS] == []
+
