@@ -38,6 +38,7 @@ def parse_activity(body: Any) -> Activity:
     missing = [path for path in _REQUIRED if not _is_text(_lookup(body, path))]
     if missing:
         raise InvalidActivity("the activity lacks " + ", ".join(missing) + " (non-empty strings)")
+    _check_member_ids(body)
     try:
         activity = Activity().deserialize(body)
     except Exception as error:  # noqa: BLE001 - msrest raises DeserializationError and friends
@@ -51,6 +52,17 @@ def parse_activity(body: Any) -> Activity:
     if len(json.dumps(reference, ensure_ascii=False)) > MAX_REFERENCE_CHARS:
         raise InvalidActivity(f"the conversation reference would exceed {MAX_REFERENCE_CHARS} characters")
     return activity
+
+
+def _check_member_ids(body: dict[str, Any]) -> None:
+    # msrest turns a member's id of 7 or {"a": 1} into "7" or "{'a': 1}": a user nobody is, who
+    # would be welcomed and stored on a roster. A null member names nobody (_drop_nulls).
+    for field in ("membersAdded", "membersRemoved"):
+        accounts = body.get(field)
+        if isinstance(accounts, list) and any(
+            isinstance(account, dict) and not _is_text(account.get("id")) for account in accounts
+        ):
+            raise InvalidActivity(f"every member in {field} needs an id (a non-empty string)")
 
 
 def _drop_nulls(activity: Activity) -> None:

@@ -83,3 +83,25 @@ async def test_a_teams_event_whose_team_id_is_not_a_string_names_no_team(app, ch
         assert await app.teams.store.team(str(team_id)) is None
     assert [r for r in channel.received if r.route == PAGED_MEMBERS] == []
 
+
+async def test_null_members_in_a_team_event_are_ignored_and_a_member_without_a_string_id_is_400(app, channel, work):
+    team = a_team()
+    channel.teams.add_team(team["id"], 2)
+    await invoke.http("messages", activities.teams_install(channel.url, team=team))
+    await work.drain()
+    newcomer = activities.teams_user()
+
+    nulls = activities.teams_team_update(channel.url, "teamMemberAdded", team=team, members_added=[None, newcomer])
+    no_list = {**activities.teams_team_update(channel.url, "teamMemberRemoved", team=team), "membersRemoved": None}
+    assert (await invoke.http("messages", nulls)).status_code == 200
+    assert (await invoke.http("messages", no_list)).status_code == 200
+    assert await app.teams.store.reachable_user(newcomer["id"]) is not None
+
+    for member in ({"id": 7}, {"id": {"id": newcomer["id"]}}, {"name": "Nobody"}, {"id": ""}):
+        for field in ("members_added", "members_removed"):
+            event = activities.teams_team_update(channel.url, "teamMemberAdded", team=team, **{field: [member]})
+            response = await invoke.http("messages", event)
+            assert response.status_code == 400, (field, member)
+            assert "needs an id" in json.loads(response.get_body())["error"]["message"]
+    members, _ = await app.teams.store.roster_page(team["id"], None, 500)
+    assert len(members) == 3
