@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import itertools
 import uuid
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -83,6 +84,7 @@ class TeamsDirectory:
         # Per team: Teams limits roster reads per thread, as sends are limited per conversation.
         self._member_limits = RateLimits(per_conversation=PAGED_MEMBERS_LIMITS)
         self.creates_by_user: dict[str, int] = {}  # accepted 1:1 creates per Teams user id
+        self._garbled: dict[str, deque[Any]] = {}  # team id → bodies its next page reads answer
 
     # ---- set-up ----------------------------------------------------------------------------
 
@@ -108,6 +110,12 @@ class TeamsDirectory:
         installed for them (nor in a team they are in)."""
         self._not_installed.update(user_ids)
 
+    def garble_next_page(self, team_id: str, body: Any) -> None:
+        """The team's next paged members read answers 200 with `body` as it is instead of a page
+        (JSON; bytes: sent raw; None: an empty body): a channel or proxy fault, for tests of
+        what the bot does with a malformed page. Calls queue up, one read each."""
+        self._garbled.setdefault(team_id, deque()).append(body)
+
     def limit(self, on: bool = True) -> None:
         self._limited = on
         self._member_limits.reset()
@@ -125,6 +133,8 @@ class TeamsDirectory:
             retry_after = self._member_limits.try_admit(team_id, now)
             if retry_after is not None:
                 return _error(429, "Throttled", "Too many requests.", retry_after=retry_after)
+        if self._garbled.get(team_id):
+            return Reply(200, self._garbled[team_id].popleft())
         try:
             size = int(query.get("pageSize") or MAX_PAGE_SIZE)
         except ValueError:

@@ -76,13 +76,21 @@ class RosterWalk:
             except ServiceUrlNotAllowed as error:
                 log.warning("roster of %s: serviceUrl not allowed: %s", team_id, error)
                 return
+            except ValueError as error:  # a body that is not JSON
+                page = {"error": f"{type(error).__name__}: {error}"}
+            listed, token = page.get("members"), page.get("continuationToken")
+            if not isinstance(listed, list) or not isinstance(token, (str, type(None))):
+                # Not a page: neither "the last one" (that would end the walk as if complete)
+                # nor worth reading again and again. What was read stands, as for a 403.
+                log.warning("roster of %s: the channel answered a malformed page: %.200s", team_id, page)
+                await self._store.fail_roster(team_id, "roster not readable: the channel answered a malformed page")
+                return
             members = [
                 RosterMember.from_teams(m, team.tenant_id, team.service_url)
-                for m in page.get("members") or [] if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]
+                for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]
             ]
             await self._store.save_members(team_id, members)
-            token = page.get("continuationToken")
-            moved = await self._store.advance_roster(team, cursor=token if isinstance(token, str) and token else None, found=len(members))
+            moved = await self._store.advance_roster(team, cursor=token or None, found=len(members))
             if moved is None:
                 return  # another copy of this message moved the cursor first and carries on
             if moved.roster_state is RosterState.DONE:

@@ -1,4 +1,4 @@
-"""The roster walk when the channel does not serve a page: 429, 403/404.
+"""The roster walk when the channel does not serve a page: 429, 403/404, a malformed page.
 
 Real Azurite and the Connector stub (its Teams directory: devtools/connector_stub/teams.py).
 """
@@ -10,6 +10,9 @@ import json
 import pytest
 
 from devtools.connector_stub import PAGED_MEMBERS
+from proactive_bot.notifications.contract import validate
+from proactive_bot.notifications.records import RecipientState
+from proactive_bot.teams import roster as roster_module
 from proactive_bot.teams.store import RosterState
 from tests import activities
 from tests.core.teams.test_reach import TEAM, event
@@ -51,3 +54,37 @@ async def test_a_roster_the_channel_refuses_fails_after_one_read(engine_factory,
     team = await engine.teams.store.team(TEAM)
     assert team.roster_state is RosterState.FAILED and str(status) in team.inactive_reason
     assert reads(engine) == [status]
+
+
+@pytest.mark.parametrize("body", [{"members": "x"}, [], None, b"<html>Bad gateway", {"members": [], "continuationToken": 5}],
+                         ids=["members-not-a-list", "a-list", "empty", "not-json", "token-not-a-string"])
+async def test_a_malformed_roster_page_fails_the_roster_instead_of_ending_it_as_complete(engine_factory, body) -> None:
+    engine = await engine_factory()
+    engine.stub.teams.add_team(TEAM, 3)
+    engine.stub.teams.garble_next_page(TEAM, body)
+    await event(engine, activities.teams_install(engine.stub.url))
+    await engine.drain()
+
+    team = await engine.teams.store.team(TEAM)
+    assert team.roster_state is RosterState.FAILED and "malformed page" in team.inactive_reason
+    assert reads(engine) == [200]  # not read again and again
+
+
+async def test_after_a_malformed_page_the_members_already_read_are_reached(engine_factory, monkeypatch) -> None:
+    monkeypatch.setattr(roster_module, "WALK_BUDGET", 0.0)  # one page per work message
+    engine = await engine_factory()
+    engine.stub.teams.add_team(TEAM, 600)
+    await event(engine, activities.teams_install(engine.stub.url))
+    [first] = [m async for m in engine.work_queue.receive_messages(max_messages=32)]
+    await engine.handle(json.loads(first.content))  # page 1: 500 members
+    await engine.work_queue.delete_message(first)
+    engine.stub.teams.garble_next_page(TEAM, {"value": []})
+    await engine.drain()
+
+    team = await engine.teams.store.team(TEAM)
+    assert (team.roster_state, team.roster_members) == (RosterState.FAILED, 500)
+    await engine.fanout.start(validate({"id": "part", "to": {"teamId": TEAM}, "text": "x"}), "test")
+    await engine.drain()
+    status = await engine.records.status("part")
+    assert status.state.value == "done" and "only part of the roster" in status.header.note
+    assert status.counts[RecipientState.SENT] == 500

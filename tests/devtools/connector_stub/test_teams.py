@@ -83,3 +83,16 @@ async def test_channel_post_starts_a_thread(stub, http) -> None:
         answer = await response.json()
     assert answer["id"] == f"{TEAM};messageid={answer['activityId']}"
     assert stub.texts(answer["id"]) == ["hello channel"]
+
+
+async def test_a_garbled_page_is_answered_once_as_it_is(stub, http) -> None:
+    stub.teams.add_team(TEAM, 3)
+    stub.teams.garble_next_page(TEAM, b"<html>Bad gateway")
+    stub.teams.garble_next_page(TEAM, None)
+
+    async with http.get(paged(stub, TEAM)) as response:
+        assert (response.status, await response.read()) == (200, b"<html>Bad gateway")
+    async with http.get(paged(stub, TEAM)) as response:
+        assert (response.status, await response.read()) == (200, b"")
+    async with http.get(paged(stub, TEAM)) as response:
+        assert len((await response.json())["members"]) == 3
