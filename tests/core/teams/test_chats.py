@@ -1,0 +1,63 @@
+"""Creating conversations when the channel says no for now (429) or for good (403).
+
+Real Azurite and the Connector stub (its Teams directory: devtools/connector_stub/teams.py).
+"""
+
+from __future__ import annotations
+
+from devtools.connector_stub import CREATE
+from proactive_bot.notifications.contract import validate
+from proactive_bot.notifications.records import RecipientState
+from tests.core.teams.test_reach import TEAM, installed
+
+CHANNEL = "19:c0ffee@thread.tacv2"
+
+
+def statuses(engine) -> list[int]:
+    return [r.status for r in engine.stub.received if r.route == CREATE]
+
+
+async def test_a_create_whose_retry_after_outlasts_the_budget_is_handed_back_not_hammered(engine_factory) -> None:
+    engine = await engine_factory(retry_budget=1.0)
+    await installed(engine, 1)
+    engine.stub.clear()
+    engine.stub.fail(None, statuses=[429], retry_after=30)
+
+    await engine.fanout.start(validate({"id": "later", "to": {"teamId": TEAM}, "text": "hi"}), "test")
+    await engine.drain()
+
+    assert statuses(engine) == [429]
+    status = await engine.records.status("later", detail=True)
+    assert status.counts[RecipientState.RETRY] == 1 and status.pending == 1
+    assert engine.stub.delivered() == []
+
+
+async def test_a_channel_post_answered_429_is_posted_once_after_its_retry_after(engine_factory) -> None:
+    engine = await engine_factory()
+    await installed(engine, 1)
+    engine.stub.clear()
+    engine.stub.fail(None, statuses=[429], retry_after=1)
+
+    await engine.fanout.start(validate({"id": "post", "to": {"teamChannel": {"teamId": TEAM, "channelId": CHANNEL}},
+                                        "text": "launch"}), "test")
+    await engine.drain(wait_for_delayed=4)
+
+    assert statuses(engine) == [429, 200]
+    status = await engine.records.status("post", detail=True)
+    assert status.counts[RecipientState.SENT] == 1 and status.state.value == "done"
+    assert engine.stub.texts(status.rows[0].conversation_id) == ["launch"]
+
+
+async def test_a_channel_post_answered_403_is_not_retried(engine_factory) -> None:
+    engine = await engine_factory()
+    await installed(engine, 1)
+    engine.stub.clear()
+    engine.stub.fail(None, statuses=[403])
+
+    await engine.fanout.start(validate({"id": "no", "to": {"teamChannel": {"teamId": TEAM, "channelId": CHANNEL}},
+                                        "text": "launch"}), "test")
+    await engine.drain(wait_for_delayed=2)
+
+    assert statuses(engine) == [403]
+    status = await engine.records.status("no", detail=True)
+    assert status.counts[RecipientState.GONE] == 1 and status.pending == 0 and status.rows[0].status == 403
