@@ -518,9 +518,10 @@ class _Batch:
                 log.warning("notification %s to %s: no chat: %s", self._notification.id, member.user_id, row.detail)
             return
         result = await fanout.delivery.send_patiently(opened.reference, [self._activity], deadline=self._deadline)
+        row = settled(opened.reference, granted, result, whole_run=True)
         row = dataclasses.replace(
-            settled(opened.reference, granted, result, whole_run=True), version=self._version, chat_created=True,
-            conversation=opened.reference.conversation_id,
+            row, version=self._version, chat_created=True, conversation=opened.reference.conversation_id,
+            throttled=row.throttled + opened.throttled,  # the create's 429s count as the send's do
         )
         self._settled.append(row)
         if row.state is RecipientState.RETRY:

@@ -8,13 +8,28 @@ from __future__ import annotations
 from devtools.connector_stub import CREATE
 from proactive_bot.notifications.contract import validate
 from proactive_bot.notifications.records import RecipientState
-from tests.core.teams.test_reach import TEAM, installed
+from tests.core.teams.test_reach import TEAM, creates, installed
 
 CHANNEL = "19:c0ffee@thread.tacv2"
 
 
 def statuses(engine) -> list[int]:
     return [r.status for r in engine.stub.received if r.route == CREATE]
+
+
+async def test_a_create_answered_429_is_made_again_after_its_retry_after_and_opens_one_chat(engine_factory) -> None:
+    engine = await engine_factory()
+    [member] = await installed(engine, 1)
+    engine.stub.clear()
+    engine.stub.fail(None, statuses=[429], retry_after=1)
+
+    await engine.fanout.start(validate({"id": "n429", "to": {"teamId": TEAM}, "text": "hi"}), "test")
+    await engine.drain()
+
+    assert statuses(engine) == [429, 200] and creates(engine) == {member["id"]: 2}
+    status = await engine.records.status("n429", detail=True)
+    assert status.counts[RecipientState.SENT] == 1 and status.throttled == 1
+    assert status.rows[0].chat_created and engine.stub.texts(status.rows[0].conversation_id) == ["hi"]
 
 
 async def test_a_create_whose_retry_after_outlasts_the_budget_is_handed_back_not_hammered(engine_factory) -> None:
