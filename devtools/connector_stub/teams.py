@@ -154,7 +154,8 @@ class TeamsDirectory:
 
     def handles(self, body: Any) -> bool:
         """Whether a create is Teams' to answer: a channel post, or a 1:1 chat with a user this
-        directory knows (from a roster, or named by `not_installed_for`)."""
+        directory knows (from a roster, or named by `not_installed_for`) or one named by Entra
+        object id ("8:orgid:...", a form only Teams takes: unknown ones are its 404)."""
         if not isinstance(body, dict):
             return False
         channel_data = body.get("channelData") if isinstance(body.get("channelData"), dict) else {}
@@ -162,7 +163,7 @@ class TeamsDirectory:
             return True
         members = body.get("members")
         ids = {str(m.get("id")) for m in members if isinstance(m, dict)} if isinstance(members, list) else set()
-        return bool(ids & (self._by_user.keys() | self._not_installed))
+        return bool(ids & (self._by_user.keys() | self._not_installed)) or any(i.startswith(ORG_ID_PREFIX) for i in ids)
 
     def create_conversation(self, body: Mapping[str, Any], new_activity_id: str) -> Reply:
         """POST /v3/conversations: a 1:1 chat, or (isGroup with a channel) a new channel thread."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from devtools.connector_stub import CREATE
 from proactive_bot.notifications.contract import validate
 from proactive_bot.notifications.records import RecipientState
+from tests.activities import TENANT
 from tests.core.teams.test_reach import TEAM, creates, installed
 
 CHANNEL = "19:c0ffee@thread.tacv2"
@@ -76,3 +77,20 @@ async def test_a_channel_post_answered_403_is_not_retried(engine_factory) -> Non
     assert statuses(engine) == [403]
     status = await engine.records.status("no", detail=True)
     assert status.counts[RecipientState.GONE] == 1 and status.pending == 0 and status.rows[0].status == 403
+
+
+async def test_a_create_answered_404_fails_that_user_as_not_found_and_is_not_retried(engine_factory) -> None:
+    engine = await engine_factory()
+    await installed(engine, 1)  # an install in the tenant: its serviceUrl is known
+    engine.stub.clear()
+    nobody = "00000000-0000-0000-0000-0000000000ff"  # an object id Teams does not know
+
+    await engine.fanout.start(validate({"id": "n404", "to": {"aadObjectIds": [nobody], "tenantId": TENANT},
+                                        "text": "hi"}), "test")
+    await engine.drain(wait_for_delayed=2)
+
+    assert statuses(engine) == [404]
+    status = await engine.records.status("n404", detail=True)
+    [row] = status.rows
+    assert row.state is RecipientState.FAILED and row.status == 404 and "user not found" in row.detail
+    assert status.pending == 0 and status.state.value == "done"

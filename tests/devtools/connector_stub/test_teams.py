@@ -70,6 +70,8 @@ async def test_create_one_to_one_gives_the_same_chat_and_403_where_not_installed
     assert await create("8:orgid:" + first["aadObjectId"]) == (200, body)
     status, body = await create(second["id"])
     assert status == 403 and body["error"]["code"] == "BotNotInConversationRoster"
+    status, body = await create("8:orgid:00000000-0000-0000-0000-0000000000ff")  # nobody Teams knows
+    assert status == 404 and body["error"]["code"] == "NotFound"
     assert stub.teams.creates_by_user == {first["id"]: 3}
 
 
