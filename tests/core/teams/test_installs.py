@@ -10,7 +10,6 @@ import pytest
 from azure.core.exceptions import ServiceRequestError
 from azure.storage.queue.aio import QueueClient
 
-from devtools.azurite import ACCOUNT, ACCOUNT_KEY, free_port
 from devtools.connector_stub import PAGED_MEMBERS
 from proactive_bot.channel import ChannelAdapter
 from proactive_bot.channel import activity as channel_module
@@ -21,16 +20,13 @@ from proactive_bot.teams.installs import TeamsInstalls
 from proactive_bot.teams.roster import RosterWalk
 from proactive_bot.teams.store import RosterState
 from tests import activities
+from tests.conftest import unreachable_connection
 from tests.core.teams.test_reach import TEAM, event
 
 
 @pytest.fixture
 async def unreachable_queue():
-    connection = (
-        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-        f"QueueEndpoint=http://127.0.0.1:{free_port()}/{ACCOUNT};"
-    )
-    async with QueueClient.from_connection_string(connection, "work", retry_total=0) as queue:
+    async with QueueClient.from_connection_string(unreachable_connection(), "work", retry_total=0) as queue:
         yield queue
 
 
