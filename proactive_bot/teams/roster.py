@@ -74,7 +74,10 @@ class RosterWalk:
                 await self._work.put({"kind": "roster", "team": team_id}, delay=RETRY_DELAY)
                 return
             except ServiceUrlNotAllowed as error:
+                # Final too (the setting changed since the install): left "walking", the team's
+                # notifications would wait for the walk forever.
                 log.warning("roster of %s: serviceUrl not allowed: %s", team_id, error)
+                await self._store.fail_roster(team_id, f"roster not readable: serviceUrl not allowed: {error}")
                 return
             except ValueError as error:  # a body that is not JSON
                 page = {"error": f"{type(error).__name__}: {error}"}

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from devtools.connector_stub import PAGED_MEMBERS
+from proactive_bot import clock
 from proactive_bot.notifications.contract import validate
 from proactive_bot.notifications.records import RecipientState
 from proactive_bot.teams import roster as roster_module
@@ -88,3 +89,16 @@ async def test_after_a_malformed_page_the_members_already_read_are_reached(engin
     status = await engine.records.status("part")
     assert status.state.value == "done" and "only part of the roster" in status.header.note
     assert status.counts[RecipientState.SENT] == 500
+
+
+async def test_a_roster_whose_service_url_is_no_longer_allowed_fails_instead_of_waiting_forever(engine_factory) -> None:
+    engine = await engine_factory()
+    # Stored by an install when the setting allowed it; AllowedServiceUrlHosts has changed since.
+    await engine.teams.store.install_team(TEAM, "Contoso Sales", activities.TENANT, "https://smba.example.org/",
+                                          "", clock.now())
+    await engine.teams.roster.start(TEAM)
+    await engine.drain()
+
+    team = await engine.teams.store.team(TEAM)
+    assert team.roster_state is RosterState.FAILED and "serviceUrl not allowed" in team.inactive_reason
+    assert reads(engine) == []
