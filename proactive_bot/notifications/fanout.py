@@ -360,7 +360,8 @@ class Fanout:
         if isinstance(work, dict) and work.get("kind") == "roster" and isinstance(work.get("team"), str):
             if self.teams is None:
                 raise InvalidWork("a roster walk, but Teams reach is not configured")
-            await self.teams.roster.next_pages(work["team"])
+            failures = work.get("failures", 0)
+            await self.teams.roster.next_pages(work["team"], failures if isinstance(failures, int) else 0)
             return
         if not isinstance(work, dict) or not isinstance(work.get("notification"), str):
             raise InvalidWork("expected an object with a 'notification' id")

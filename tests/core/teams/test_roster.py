@@ -11,6 +11,7 @@ import pytest
 
 from devtools.connector_stub import PAGED_MEMBERS
 from proactive_bot import clock
+from proactive_bot.delivery.retries import RetryPolicy
 from proactive_bot.notifications.contract import validate
 from proactive_bot.notifications.records import RecipientState
 from proactive_bot.teams import roster as roster_module
@@ -102,3 +103,37 @@ async def test_a_roster_whose_service_url_is_no_longer_allowed_fails_instead_of_
     team = await engine.teams.store.team(TEAM)
     assert team.roster_state is RosterState.FAILED and "serviceUrl not allowed" in team.inactive_reason
     assert reads(engine) == []
+
+
+async def test_a_roster_page_the_channel_keeps_failing_is_given_up_after_the_policys_attempts(engine_factory) -> None:
+    engine = await engine_factory()
+    engine.teams.roster._retries = RetryPolicy(max_attempts=3, first_delay=0.0, max_delay=0.0)  # noqa: SLF001
+    engine.stub.teams.add_team(TEAM, 3)
+    engine.stub.fail(TEAM, statuses=[500] * 10)
+    await event(engine, activities.teams_install(engine.stub.url))
+    await engine.drain()
+
+    team = await engine.teams.store.team(TEAM)
+    assert team.roster_state is RosterState.FAILED and "3 failed reads" in team.inactive_reason
+    assert reads(engine) == [500] * 3
+
+
+async def test_failed_reads_are_counted_in_a_row_a_page_served_between_them_resets_the_count(
+    engine_factory, monkeypatch
+) -> None:
+    monkeypatch.setattr(roster_module, "WALK_BUDGET", 0.0)  # one page per work message
+    engine = await engine_factory()
+    engine.teams.roster._retries = RetryPolicy(max_attempts=3, first_delay=0.0, max_delay=0.0)  # noqa: SLF001
+    engine.stub.teams.add_team(TEAM, 600)  # two pages
+    engine.stub.fail(TEAM, statuses=[503, 502])
+    await event(engine, activities.teams_install(engine.stub.url))
+    while (await engine.teams.store.team(TEAM)).roster_pages == 0:
+        [walk] = [m async for m in engine.work_queue.receive_messages(max_messages=1)]
+        await engine.handle(json.loads(walk.content))
+        await engine.work_queue.delete_message(walk)
+    engine.stub.fail(TEAM, statuses=[503, 502])  # two more: four in all, but never three in a row
+    await engine.drain()
+
+    team = await engine.teams.store.team(TEAM)
+    assert (team.roster_state, team.roster_members) == (RosterState.DONE, 600)
+    assert reads(engine) == [503, 502, 200, 503, 502, 200]
