@@ -26,6 +26,7 @@ from azure.data.tables.aio import TableClient
 
 from . import clock
 from .storage.keys import table_key
+from .storage.paging import one_page
 
 # A repeat message does not rewrite its row; "last seen" is refreshed at most this often.
 LAST_SEEN_RESOLUTION = timedelta(hours=24)
@@ -190,15 +191,8 @@ class ReferenceStore:
         message, by whichever instance takes it.
         """
         query, params = _active_query(channel_id, tenant_id, include_opted_out=False)
-        pages = self._table.query_entities(query, parameters=params, results_per_page=size).by_page(
-            continuation_token=cursor
-        )
-        try:
-            page = await pages.__anext__()
-        except StopAsyncIteration:
-            return [], None
-        found = [_from_entity(entity) async for entity in page]
-        return found, pages.continuation_token
+        rows, following = await one_page(self._table, query, params, cursor, size)
+        return [_from_entity(entity) for entity in rows], following
 
     async def set_opted_out(self, channel_id: str, conversation_id: str, opted_out: bool) -> bool:
         """Record "stop"/"start"; returns False if the conversation is not known."""

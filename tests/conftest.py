@@ -186,3 +186,13 @@ def identity_storage(emulator: azurite_process.Azurite):
         blob_uri=emulator.service_uri("blob"), queue_uri=emulator.service_uri("queue"),
         table_uri=emulator.service_uri("table"), credential="managedidentity", client_id=STORAGE_CLIENT_ID,
     )
+
+
+def unreachable_connection() -> str:
+    """A connection string to a storage account that does not answer: nothing listens on its port."""
+    endpoint = f"http://127.0.0.1:{azurite_process.free_port()}/{azurite_process.ACCOUNT}"
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={azurite_process.ACCOUNT};"
+        f"AccountKey={azurite_process.ACCOUNT_KEY};"
+        f"BlobEndpoint={endpoint};QueueEndpoint={endpoint};TableEndpoint={endpoint};"
+    )

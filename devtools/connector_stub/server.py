@@ -624,6 +624,8 @@ def _respond(answer: _Answer) -> web.Response:
         headers = {"Retry-After": value}
     if answer.payload is None:
         return web.Response(status=answer.status, headers=headers)
+    if isinstance(answer.payload, bytes):  # a malformed body, sent as it is (teams.garble_next_page)
+        return web.Response(status=answer.status, body=answer.payload, content_type="application/json", headers=headers)
     return web.json_response(answer.payload, status=answer.status, headers=headers)
 
 

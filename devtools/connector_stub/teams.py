@@ -25,17 +25,18 @@ from __future__ import annotations
 
 import base64
 import itertools
-import math
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+
+from .teams_limits import RateLimits, Window
 
 TENANT: Final = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 MAX_PAGE_SIZE: Final = 500
 MIN_PAGE_SIZE: Final = 50  # Teams serves smaller pages as 50 (pageSize below it is raised)
-PAGED_MEMBERS_LIMITS: Final[tuple[tuple[int, float], ...]] = ((14, 1.0), (16, 2.0), (120, 30.0), (3600, 3600.0))
+PAGED_MEMBERS_LIMITS: Final[tuple[Window, ...]] = ((14, 1.0), (16, 2.0), (120, 30.0), (3600, 3600.0))
 ORG_ID_PREFIX: Final = "8:orgid:"  # a member named by Entra object id instead of Teams user id
 
 
@@ -66,26 +67,6 @@ def teams_member(index: int, tenant_id: str = TENANT, *, team: str = "t") -> dic
     }
 
 
-class _Windows:
-    """Sliding windows over accepted requests of one key."""
-
-    def __init__(self, spec: Sequence[tuple[int, float]]) -> None:
-        self._windows = [(limit, span, deque[float]()) for limit, span in spec]
-
-    def wait(self, now: float) -> float:
-        longest = 0.0
-        for limit, span, stamps in self._windows:
-            while stamps and stamps[0] <= now - span:
-                stamps.popleft()
-            if len(stamps) >= limit:
-                longest = max(longest, stamps[len(stamps) - limit] + span - now)
-        return longest
-
-    def admit(self, now: float) -> None:
-        for _, _, stamps in self._windows:
-            stamps.append(now)
-
-
 def _error(status: int, code: str, message: str, retry_after: int | None = None) -> Reply:
     return Reply(status, {"error": {"code": code, "message": message}}, code, retry_after=retry_after)
 
@@ -100,8 +81,10 @@ class TeamsDirectory:
         self._chats: dict[str, str] = {}  # Teams user id → the 1:1 chat's id
         self._ids = itertools.count(1)
         self._limited = False
-        self._member_windows: dict[str, _Windows] = {}
+        # Per team: Teams limits roster reads per thread, as sends are limited per conversation.
+        self._member_limits = RateLimits(per_conversation=PAGED_MEMBERS_LIMITS)
         self.creates_by_user: dict[str, int] = {}  # accepted 1:1 creates per Teams user id
+        self._garbled: dict[str, deque[Any]] = {}  # team id → bodies its next page reads answer
 
     # ---- set-up ----------------------------------------------------------------------------
 
@@ -127,9 +110,15 @@ class TeamsDirectory:
         installed for them (nor in a team they are in)."""
         self._not_installed.update(user_ids)
 
+    def garble_next_page(self, team_id: str, body: Any) -> None:
+        """The team's next paged members read answers 200 with `body` as it is instead of a page
+        (JSON; bytes: sent raw; None: an empty body): a channel or proxy fault, for tests of
+        what the bot does with a malformed page. Calls queue up, one read each."""
+        self._garbled.setdefault(team_id, deque()).append(body)
+
     def limit(self, on: bool = True) -> None:
         self._limited = on
-        self._member_windows.clear()
+        self._member_limits.reset()
 
     def chat_of(self, user_id: str) -> str | None:
         return self._chats.get(user_id)
@@ -141,11 +130,11 @@ class TeamsDirectory:
         if roster is None:
             return _error(404, "ConversationNotFound", "Conversation not found.")
         if self._limited:
-            windows = self._member_windows.setdefault(team_id, _Windows(PAGED_MEMBERS_LIMITS))
-            wait = windows.wait(now)
-            if wait > 0:
-                return _error(429, "Throttled", "Too many requests.", retry_after=max(1, math.ceil(wait)))
-            windows.admit(now)
+            retry_after = self._member_limits.try_admit(team_id, now)
+            if retry_after is not None:
+                return _error(429, "Throttled", "Too many requests.", retry_after=retry_after)
+        if self._garbled.get(team_id):
+            return Reply(200, self._garbled[team_id].popleft())
         try:
             size = int(query.get("pageSize") or MAX_PAGE_SIZE)
         except ValueError:
@@ -165,7 +154,8 @@ class TeamsDirectory:
 
     def handles(self, body: Any) -> bool:
         """Whether a create is Teams' to answer: a channel post, or a 1:1 chat with a user this
-        directory knows (from a roster, or named by `not_installed_for`)."""
+        directory knows (from a roster, or named by `not_installed_for`) or one named by Entra
+        object id ("8:orgid:...", a form only Teams takes: unknown ones are its 404)."""
         if not isinstance(body, dict):
             return False
         channel_data = body.get("channelData") if isinstance(body.get("channelData"), dict) else {}
@@ -173,7 +163,7 @@ class TeamsDirectory:
             return True
         members = body.get("members")
         ids = {str(m.get("id")) for m in members if isinstance(m, dict)} if isinstance(members, list) else set()
-        return bool(ids & (self._by_user.keys() | self._not_installed))
+        return bool(ids & (self._by_user.keys() | self._not_installed)) or any(i.startswith(ORG_ID_PREFIX) for i in ids)
 
     def create_conversation(self, body: Mapping[str, Any], new_activity_id: str) -> Reply:
         """POST /v3/conversations: a 1:1 chat, or (isGroup with a channel) a new channel thread."""

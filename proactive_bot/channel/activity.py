@@ -38,6 +38,7 @@ def parse_activity(body: Any) -> Activity:
     missing = [path for path in _REQUIRED if not _is_text(_lookup(body, path))]
     if missing:
         raise InvalidActivity("the activity lacks " + ", ".join(missing) + " (non-empty strings)")
+    _check_member_ids(body)
     try:
         activity = Activity().deserialize(body)
     except Exception as error:  # noqa: BLE001 - msrest raises DeserializationError and friends
@@ -51,6 +52,17 @@ def parse_activity(body: Any) -> Activity:
     if len(json.dumps(reference, ensure_ascii=False)) > MAX_REFERENCE_CHARS:
         raise InvalidActivity(f"the conversation reference would exceed {MAX_REFERENCE_CHARS} characters")
     return activity
+
+
+def _check_member_ids(body: dict[str, Any]) -> None:
+    # msrest turns a member's id of 7 or {"a": 1} into "7" or "{'a': 1}": a user nobody is, who
+    # would be welcomed and stored on a roster. A null member names nobody (_drop_nulls).
+    for field in ("membersAdded", "membersRemoved"):
+        accounts = body.get(field)
+        if isinstance(accounts, list) and any(
+            isinstance(account, dict) and not _is_text(account.get("id")) for account in accounts
+        ):
+            raise InvalidActivity(f"every member in {field} needs an id (a non-empty string)")
 
 
 def _drop_nulls(activity: Activity) -> None:
@@ -149,27 +161,33 @@ def teams_event_of(activity: Activity) -> TeamsEvent | None:
     data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
     team = data.get("team") if isinstance(data.get("team"), dict) else {}
     channel = data.get("channel") if isinstance(data.get("channel"), dict) else {}
-    event_type = data.get("eventType") if isinstance(data.get("eventType"), str) else ""
+    event_type = _text(data.get("eventType"))
     if activity.type == "conversationUpdate" and not (event_type or activity.members_added or activity.members_removed):
         return None
     conversation = activity.conversation
     return TeamsEvent(
         type=activity.type,
         event_type=event_type,
-        action=activity.action if isinstance(activity.action, str) else "",
+        action=_text(activity.action),
         service_url=activity.service_url,
         tenant_id=conversation.tenant_id or "",
         conversation_id=conversation.id,
         conversation_type=conversation.conversation_type or "",
         bot_id=activity.recipient.id if activity.recipient else "",
-        team_id=str(team.get("id") or ""),
-        team_name=str(team.get("name") or ""),
-        team_aad_group_id=str(team.get("aadGroupId") or ""),
-        channel_id=str(channel.get("id") or ""),
-        channel_name=str(channel.get("name") or ""),
+        # channelData is kept as sent: an id that is not a string names no team or channel
+        # (str() would make a team "123" or "{'a': 1}" and walk its roster).
+        team_id=_text(team.get("id")),
+        team_name=_text(team.get("name")),
+        team_aad_group_id=_text(team.get("aadGroupId")),
+        channel_id=_text(channel.get("id")),
+        channel_name=_text(channel.get("name")),
         members_added=tuple(members(activity.members_added)),
         members_removed=tuple(members(activity.members_removed)),
     )
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _reported_zone(activity: Activity) -> str | None:

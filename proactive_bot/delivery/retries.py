@@ -11,6 +11,10 @@ How patiently to try differs by kind of work, because each waits in a different 
 - `REMINDERS`: one attempt per timer run, so the delays are in minutes (2, 4, 8, 16) and the
   minute-grained timer could not honour less; given up after 5, since a reminder's moment
   passes (a recurring series goes on with its next occurrence).
+- `ROSTERS`: a team roster page the channel failed to serve (5xx, 412, network) is read again
+  from the work queue after 5 s, doubling to 5 minutes; after 8 failed reads in a row the
+  roster is failed (what was read stands) rather than tried forever, since notifications to the
+  team wait for the walk. A 429 is not a failure: its Retry-After is honoured and not counted.
 - Long tasks have no policy of their own: a result that cannot be delivered fails the
   invocation, and the queue retries it (host.json: 5 deliveries, 30 s apart, then the poison
   queue), which is what a whole task re-run should be paced by.
@@ -47,3 +51,4 @@ class RetryPolicy:
 
 NOTIFICATIONS = RetryPolicy(max_attempts=8, first_delay=0.5, max_delay=30.0, jitter=True)
 REMINDERS = RetryPolicy(max_attempts=5, first_delay=120.0, max_delay=3600.0)
+ROSTERS = RetryPolicy(max_attempts=8, first_delay=5.0, max_delay=300.0)

@@ -360,7 +360,8 @@ class Fanout:
         if isinstance(work, dict) and work.get("kind") == "roster" and isinstance(work.get("team"), str):
             if self.teams is None:
                 raise InvalidWork("a roster walk, but Teams reach is not configured")
-            await self.teams.roster.next_pages(work["team"])
+            failures = work.get("failures", 0)
+            await self.teams.roster.next_pages(work["team"], failures if isinstance(failures, int) else 0)
             return
         if not isinstance(work, dict) or not isinstance(work.get("notification"), str):
             raise InvalidWork("expected an object with a 'notification' id")
@@ -518,9 +519,10 @@ class _Batch:
                 log.warning("notification %s to %s: no chat: %s", self._notification.id, member.user_id, row.detail)
             return
         result = await fanout.delivery.send_patiently(opened.reference, [self._activity], deadline=self._deadline)
+        row = settled(opened.reference, granted, result, whole_run=True)
         row = dataclasses.replace(
-            settled(opened.reference, granted, result, whole_run=True), version=self._version, chat_created=True,
-            conversation=opened.reference.conversation_id,
+            row, version=self._version, chat_created=True, conversation=opened.reference.conversation_id,
+            throttled=row.throttled + opened.throttled,  # the create's 429s count as the send's do
         )
         self._settled.append(row)
         if row.state is RecipientState.RETRY:

@@ -24,7 +24,7 @@ from .. import clock
 from ..channel.turn import TeamsEvent
 from ..references import TEAMS, ReferenceStore
 from .roster import RosterWalk
-from .store import RosterMember, TeamsStore
+from .store import RosterMember, RosterState, TeamsStore
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,10 @@ class TeamsInstalls:
                 await self._store.save_channel(team.team_id, team.general_channel_id, "General")
                 if fresh:
                     log.info("installed in team %s (%s): reading its roster", event.team_id, event.team_name)
+                if team.roster_state is RosterState.WALKING:
+                    # Also on a repeated event while the walk is unfinished: if queueing failed
+                    # after the team was recorded (storage down, a crash), nothing else would
+                    # ever start it. A second walk message is harmless (roster.py).
                     await self._roster.start(team.team_id)
             elif event.conversation_type == "groupChat":
                 await self._store.save_chat(event.conversation_id, event.tenant_id, event.service_url, active=True)

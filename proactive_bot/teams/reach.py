@@ -62,12 +62,14 @@ class TeamsReach:
     async def resolve_aad(self, ids: Sequence[str], tenant_id: str | None) -> tuple[list[StoredReference | RosterMember], list[RosterMember]]:
         """Recipients for Entra object ids: their personal chat, else their roster entry, else
         (with the tenant given and an install known in it) a chat to create by object id."""
-        found = await asyncio.gather(*(self._one_aad(aad, tenant_id) for aad in ids))
+        # Every id of the audience is in the one tenant: one read of its serviceUrl serves them.
+        tenant_url = (await self.store.tenant_service_url(tenant_id) or "") if tenant_id else ""
+        found = await asyncio.gather(*(self._one_aad(aad, tenant_id or "", tenant_url) for aad in ids))
         known = [r for r in found if not (isinstance(r, RosterMember) and not r.service_url)]
         unknown = [r for r in found if isinstance(r, RosterMember) and not r.service_url]
         return known, unknown
 
-    async def _one_aad(self, aad: str, tenant_id: str | None) -> StoredReference | RosterMember:
+    async def _one_aad(self, aad: str, tenant_id: str, tenant_url: str) -> StoredReference | RosterMember:
         stored = await self.references.find_aad_user(aad)
         if stored is not None and stored.teams_user:
             return stored
@@ -77,7 +79,6 @@ class TeamsReach:
             return member
         if stored is not None:
             return stored  # a group chat is the only way we know them
-        service_url = await self.store.tenant_service_url(tenant_id) if tenant_id else None
         # An empty serviceUrl marks a user nobody can reach (recorded as failed by the caller).
-        return RosterMember(ORG_ID + aad, aad, "", tenant_id or "", service_url or "")
+        return RosterMember(ORG_ID + aad, aad, "", tenant_id, tenant_url)
 

@@ -7,6 +7,8 @@ message on the queue. Each such message reads pages of
 the members, and moves the cursor kept on the team's row under its ETag. A crash resumes from
 the last stored cursor; a duplicated message cannot fork the walk (the ETag lets one copy move
 the cursor, the other stops); storing members is an upsert, so a page read twice is harmless.
+A page the channel fails to serve is read again later, and given up after `ROSTERS` allows
+(delivery/retries.py); a 403/404 or a malformed page fails the roster at once.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..channel.adapter import ChannelAdapter
 from ..channel.connector import ConnectorError
 from ..channel.service_urls import ServiceUrlNotAllowed
 from ..delivery.rate_limits import RateLimiter
-from ..delivery.retries import RETRY_STATUSES
+from ..delivery.retries import RETRY_STATUSES, ROSTERS, RetryPolicy
 from ..references import TEAMS
 from .store import RosterMember, RosterState, TeamsStore
 
@@ -29,7 +31,6 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500  # the most Teams serves in one page
 WALK_BUDGET = 10.0  # seconds of reading before handing the cursor on through the queue
-RETRY_DELAY = 5.0  # seconds before a page that met 5xx/412 or a network error is tried again
 
 
 class Enqueue(Protocol):
@@ -37,18 +38,23 @@ class Enqueue(Protocol):
 
 
 class RosterWalk:
-    def __init__(self, store: TeamsStore, adapter: ChannelAdapter, limiter: RateLimiter, work: Enqueue) -> None:
+    def __init__(
+        self, store: TeamsStore, adapter: ChannelAdapter, limiter: RateLimiter, work: Enqueue,
+        retries: RetryPolicy = ROSTERS,
+    ) -> None:
         self._store = store
         self._adapter = adapter
         self._limiter = limiter
         self._work = work
+        self._retries = retries
 
     async def start(self, team_id: str) -> None:
         await self._work.put({"kind": "roster", "team": team_id})
 
-    async def next_pages(self, team_id: str) -> None:
+    async def next_pages(self, team_id: str, failures: int = 0) -> None:
         """Read pages of the team's roster until done, the budget is spent (then hand on), or
-        the channel asks to wait (then come back after its Retry-After)."""
+        the channel asks to wait (then come back after its Retry-After). `failures`: the reads
+        the channel failed in a row before this one (carried by the work message)."""
         started = time.monotonic()
         while True:
             team = await self._store.team(team_id)
@@ -59,10 +65,12 @@ class RosterWalk:
             try:
                 page = await self._adapter.paged_members(team.service_url, team_id, PAGE_SIZE, team.roster_cursor)
             except ConnectorError as error:
-                if error.status in RETRY_STATUSES:
-                    delay = error.retry_after if error.retry_after is not None else RETRY_DELAY
+                if error.status == 429:
+                    delay = error.retry_after if error.retry_after is not None else self._retries.first_delay
                     log.info("roster of %s: %s; again in %.0f s", team_id, error, delay)
-                    await self._work.put({"kind": "roster", "team": team_id}, delay=delay)
+                    await self._work.put({"kind": "roster", "team": team_id, "failures": failures}, delay=delay)
+                elif error.status in RETRY_STATUSES:
+                    await self._failed_read(team_id, failures + 1, error)
                 else:
                     # 403/404: the bot is no longer in the team (its uninstall event says so too).
                     # Not retried; notifications to the team reach what was read.
@@ -70,19 +78,30 @@ class RosterWalk:
                     await self._store.fail_roster(team_id, f"roster not readable: {error}")
                 return
             except (aiohttp.ClientError, TimeoutError) as error:
-                log.info("roster of %s: %s; again in %.0f s", team_id, error, RETRY_DELAY)
-                await self._work.put({"kind": "roster", "team": team_id}, delay=RETRY_DELAY)
+                await self._failed_read(team_id, failures + 1, error)
                 return
             except ServiceUrlNotAllowed as error:
+                # Final too (the setting changed since the install): left "walking", the team's
+                # notifications would wait for the walk forever.
                 log.warning("roster of %s: serviceUrl not allowed: %s", team_id, error)
+                await self._store.fail_roster(team_id, f"roster not readable: serviceUrl not allowed: {error}")
+                return
+            except ValueError as error:  # a body that is not JSON
+                page = {"error": f"{type(error).__name__}: {error}"}
+            listed, token = page.get("members"), page.get("continuationToken")
+            if not isinstance(listed, list) or not isinstance(token, (str, type(None))):
+                # Not a page: neither "the last one" (that would end the walk as if complete)
+                # nor worth reading again and again. What was read stands, as for a 403.
+                log.warning("roster of %s: the channel answered a malformed page: %.200s", team_id, page)
+                await self._store.fail_roster(team_id, "roster not readable: the channel answered a malformed page")
                 return
             members = [
                 RosterMember.from_teams(m, team.tenant_id, team.service_url)
-                for m in page.get("members") or [] if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]
+                for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]
             ]
+            failures = 0
             await self._store.save_members(team_id, members)
-            token = page.get("continuationToken")
-            moved = await self._store.advance_roster(team, cursor=token if isinstance(token, str) and token else None, found=len(members))
+            moved = await self._store.advance_roster(team, cursor=token or None, found=len(members))
             if moved is None:
                 return  # another copy of this message moved the cursor first and carries on
             if moved.roster_state is RosterState.DONE:
@@ -91,3 +110,13 @@ class RosterWalk:
             if time.monotonic() - started > WALK_BUDGET:
                 await self._work.put({"kind": "roster", "team": team_id})
                 return
+
+    async def _failed_read(self, team_id: str, failures: int, error: Exception) -> None:
+        """The channel failed to serve a page (5xx, 412, network): again later, or give up."""
+        if self._retries.exhausted(failures):
+            log.warning("roster of %s: %d failed reads in a row, the last: %s; giving up", team_id, failures, error)
+            await self._store.fail_roster(team_id, f"roster not readable: {failures} failed reads, the last: {error}")
+            return
+        delay = self._retries.delay(failures, getattr(error, "retry_after", None))
+        log.info("roster of %s: %s; again in %.0f s", team_id, error, delay)
+        await self._work.put({"kind": "roster", "team": team_id, "failures": failures}, delay=delay)

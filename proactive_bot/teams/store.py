@@ -35,6 +35,7 @@ from azure.data.tables.aio import TableClient
 
 from ..references import TEAMS
 from ..storage.keys import table_key
+from ..storage.paging import one_page
 
 _TEAM = "team"
 _CHANNEL = "channel|"
@@ -300,30 +301,17 @@ class TeamsStore:
         self, team_id: str, cursor: dict[str, str] | None, size: int
     ) -> tuple[list[RosterMember], dict[str, str] | None]:
         """One page of a team's active roster members and the cursor of the next."""
-        pages = self._table.query_entities(
-            "PartitionKey eq @pk and active eq true", parameters={"pk": _MEMBER + table_key(team_id)},
-            results_per_page=size,
-        ).by_page(continuation_token=cursor)
-        try:
-            page = await pages.__anext__()
-        except StopAsyncIteration:
-            return [], None
-        found = [_member(entity) async for entity in page]
-        return found, pages.continuation_token
+        rows, following = await one_page(
+            self._table, "PartitionKey eq @pk and active eq true", {"pk": _MEMBER + table_key(team_id)}, cursor, size
+        )
+        return [_member(entity) for entity in rows], following
 
     async def users_page(
         self, cursor: dict[str, str] | None, size: int
     ) -> tuple[list[RosterMember], dict[str, str] | None]:
         """One page of every user known from a roster, reachable through an active team."""
-        pages = self._table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": _USER}, results_per_page=size
-        ).by_page(continuation_token=cursor)
-        try:
-            page = await pages.__anext__()
-        except StopAsyncIteration:
-            return [], None
-        found = [_member(entity) async for entity in page if _reachable(entity)]
-        return found, pages.continuation_token
+        rows, following = await one_page(self._table, "PartitionKey eq @pk", {"pk": _USER}, cursor, size)
+        return [_member(entity) for entity in rows if _reachable(entity)], following
 
     async def reachable_user(self, user_id: str) -> RosterMember | None:
         """The user, if a roster of an active team holds them."""

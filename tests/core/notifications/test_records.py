@@ -8,10 +8,10 @@ import pytest
 from azure.core.exceptions import ServiceRequestError
 from azure.data.tables.aio import TableClient
 
-from devtools.azurite import ACCOUNT, ACCOUNT_KEY, free_port
 from proactive_bot import clock
 from proactive_bot.notifications.records import NotificationStore, RecipientState, Settled, Verdict, shard_of
 from proactive_bot.references import StoredReference
+from tests.conftest import unreachable_connection
 
 
 def recipient(n: int):
@@ -43,11 +43,7 @@ def same_shard(count: int):
 @pytest.fixture
 async def unreachable_store():
     """A store whose storage account does not answer (nothing listens on the port)."""
-    connection = (
-        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-        f"TableEndpoint=http://127.0.0.1:{free_port()}/{ACCOUNT};"
-    )
-    async with TableClient.from_connection_string(connection, "Notifications", retry_total=0) as table:
+    async with TableClient.from_connection_string(unreachable_connection(), "Notifications", retry_total=0) as table:
         yield NotificationStore(table)
 
 

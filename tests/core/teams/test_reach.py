@@ -5,15 +5,20 @@ Real Azurite and the Connector stub (its Teams directory: devtools/connector_stu
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import uuid
 from collections import Counter
+from urllib.parse import unquote
+
+from azure.data.tables.aio import TableClient
 
 from devtools.connector_stub import CREATE, PAGED_MEMBERS
 from proactive_bot import clock
 from proactive_bot.channel import activity as channel_module
 from proactive_bot.notifications.contract import validate
 from proactive_bot.notifications.records import RecipientState
-from proactive_bot.teams.store import RosterState
+from proactive_bot.teams.store import RosterState, TeamsStore
 from tests import activities
 
 TEAM = activities.TEAM["id"]
@@ -278,3 +283,22 @@ async def test_a_roster_the_channel_refuses_is_not_retried_and_the_team_is_reach
     await engine.drain()
     status = await engine.records.status("partial")
     assert status.state.value == "done" and "only part of the roster" in status.header.note
+
+
+async def test_aad_object_ids_of_one_tenant_read_its_service_url_once(engine_factory, new_table, storage_connection):
+    engine = await engine_factory()
+    table = await new_table()
+    await TeamsStore(table).install_team("19:t@thread.tacv2", "T", activities.TENANT, engine.stub.url, "", clock.now())
+    tenant_reads: list[str] = []
+
+    def count(request) -> None:
+        if "PartitionKey='tenant'" in unquote(request.http_request.url):
+            tenant_reads.append(request.http_request.url)
+
+    async with TableClient.from_connection_string(storage_connection, table.table_name, raw_request_hook=count) as counted:
+        reach = dataclasses.replace(engine.teams, store=TeamsStore(counted))
+        known, unknown = await reach.resolve_aad([str(uuid.uuid4()) for _ in range(20)], activities.TENANT)
+
+    assert unknown == [] and len(known) == 20
+    assert all(m.user_id.startswith("8:orgid:") and m.service_url == engine.stub.url for m in known)
+    assert len(tenant_reads) == 1

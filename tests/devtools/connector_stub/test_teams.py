@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import quote
-
-import aiohttp
-import pytest
 
 from devtools.connector_stub import ConnectorStub
 from devtools.connector_stub.teams import TENANT
@@ -14,19 +10,7 @@ from devtools.connector_stub.teams import TENANT
 TEAM = "19:team-a@thread.tacv2"
 
 
-@pytest.fixture
-async def stub() -> AsyncIterator[ConnectorStub]:
-    async with ConnectorStub() as running:
-        yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def paged(stub: ConnectorStub, team: str, **query: str) -> str:
+def paged(stub: ConnectorStub, team: str) -> str:
     return stub.url + f"v3/conversations/{quote(team, safe='')}/pagedmembers"
 
 
@@ -86,6 +70,8 @@ async def test_create_one_to_one_gives_the_same_chat_and_403_where_not_installed
     assert await create("8:orgid:" + first["aadObjectId"]) == (200, body)
     status, body = await create(second["id"])
     assert status == 403 and body["error"]["code"] == "BotNotInConversationRoster"
+    status, body = await create("8:orgid:00000000-0000-0000-0000-0000000000ff")  # nobody Teams knows
+    assert status == 404 and body["error"]["code"] == "NotFound"
     assert stub.teams.creates_by_user == {first["id"]: 3}
 
 
@@ -99,3 +85,16 @@ async def test_channel_post_starts_a_thread(stub, http) -> None:
         answer = await response.json()
     assert answer["id"] == f"{TEAM};messageid={answer['activityId']}"
     assert stub.texts(answer["id"]) == ["hello channel"]
+
+
+async def test_a_garbled_page_is_answered_once_as_it_is(stub, http) -> None:
+    stub.teams.add_team(TEAM, 3)
+    stub.teams.garble_next_page(TEAM, b"<html>Bad gateway")
+    stub.teams.garble_next_page(TEAM, None)
+
+    async with http.get(paged(stub, TEAM)) as response:
+        assert (response.status, await response.read()) == (200, b"<html>Bad gateway")
+    async with http.get(paged(stub, TEAM)) as response:
+        assert (response.status, await response.read()) == (200, b"")
+    async with http.get(paged(stub, TEAM)) as response:
+        assert len((await response.json())["members"]) == 3

@@ -1,0 +1,27 @@
+"""One page of a table query, and where the next one starts.
+
+The cursor is the table service's continuation (a plain JSON-able dict), so a long walk (a
+broadcast's audience, a team's roster) can go on in another queue message, on another instance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.data.tables import TableEntity
+from azure.data.tables.aio import TableClient
+
+
+async def one_page(
+    table: TableClient, query: str, parameters: dict[str, Any], cursor: dict[str, str] | None, size: int
+) -> tuple[list[TableEntity], dict[str, str] | None]:
+    """Up to `size` rows of `query` from `cursor` (None: the start), and the cursor of the next
+    page (None: this was the last)."""
+    pages = table.query_entities(query, parameters=parameters, results_per_page=size).by_page(
+        continuation_token=cursor
+    )
+    try:
+        page = await pages.__anext__()
+    except StopAsyncIteration:
+        return [], None
+    return [entity async for entity in page], pages.continuation_token
