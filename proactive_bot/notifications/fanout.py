@@ -181,6 +181,9 @@ class Fanout:
         header = await self.records.header(notification_id)
         if header is None:
             raise InvalidWork(f"no notification {notification_id!r}")
+        if not header.notification.is_broadcast:
+            # Its one recipient is delivered inline; walking would reach everyone its `to` filters by.
+            raise InvalidWork(f"notification {notification_id!r} is not a broadcast: no audience to walk")
         if header.planned or header.cancelled:
             return  # walked, or cancelled: the rest of the audience is never looked at
         audience: list[str] | None = None
@@ -356,27 +359,38 @@ class Fanout:
         return self.teams.chats.bot_account
 
     async def handle(self, work: Any) -> None:
-        """One work-queue message."""
-        if isinstance(work, dict) and work.get("kind") == "roster" and isinstance(work.get("team"), str):
+        """One work-queue message; one it cannot act on raises InvalidWork (for the poison queue)."""
+        if not isinstance(work, dict):
+            raise InvalidWork("expected an object with a 'notification' id")
+        kind = work.get("kind")
+        if kind == "roster":
+            if not isinstance(work.get("team"), str):
+                raise InvalidWork("a roster walk needs a 'team' id")
             if self.teams is None:
                 raise InvalidWork("a roster walk, but Teams reach is not configured")
             await self.teams.roster.next_pages(work["team"])
             return
-        if not isinstance(work, dict) or not isinstance(work.get("notification"), str):
+        if not isinstance(work.get("notification"), str):
             raise InvalidWork("expected an object with a 'notification' id")
-        if work.get("kind") == "page":
-            await self.next_page(work["notification"])
-        elif work.get("kind") == "batch" and isinstance(work.get("recipients", []), list) and isinstance(work.get("members", []), list):
-            await self.deliver_batch(work["notification"], work.get("recipients", []), work.get("members", []))
-        elif work.get("kind") == "release":
-            await self.release(work["notification"])
-        elif work.get("kind") == "post":
-            header = await self.records.header(work["notification"])
+        notification_id = work["notification"]
+        if kind == "page":
+            await self.next_page(notification_id)
+        elif kind == "batch":
+            references, members = work.get("recipients", []), work.get("members", [])
+            if not isinstance(references, list) or not isinstance(members, list):
+                raise InvalidWork("a batch's recipients and members are lists")
+            await self.deliver_batch(notification_id, references, members)
+        elif kind == "release":
+            await self.release(notification_id)
+        elif kind == "post":
+            header = await self.records.header(notification_id)
             if header is None:
-                raise InvalidWork(f"no notification {work['notification']!r}")
+                raise InvalidWork(f"no notification {notification_id!r}")
+            if "teamChannel" not in header.notification.to:
+                raise InvalidWork(f"notification {notification_id!r} is not a teamChannel post")
             await self._post_to_channel(header.notification, header)
         else:
-            raise InvalidWork(f"unknown work kind {work.get('kind')!r}")
+            raise InvalidWork(f"unknown work kind {kind!r}")
 
 
 class _Batch:
