@@ -349,10 +349,14 @@ class Fanout:
             await self.work.put({"kind": "post", "notification": notification.id}, delay=answer.retry_after or 1.0)
 
     async def _thread_of(self, notification_id: str) -> str | None:
-        status = await self.records.status(notification_id, detail=True, limit=1)
-        if status is None or not status.rows or status.rows[0].state is not RecipientState.SENT:
+        """The thread an earlier teamChannel notification started: its one row, read by its key."""
+        header = await self.records.header(notification_id)
+        if header is None or "teamChannel" not in header.notification.to:
+            return None  # any other notification's rows are chats, not threads to reply in
+        row = await self.records.row(notification_id, _ChannelPost(header.notification.to["teamChannel"]["channelId"]))
+        if row is None or row.state is not RecipientState.SENT:
             return None
-        return status.rows[0].conversation_id or None
+        return row.conversation_id or None
 
     def _bot_account(self) -> dict[str, str]:
         assert self.teams is not None

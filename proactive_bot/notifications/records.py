@@ -408,6 +408,14 @@ class NotificationStore:
             return Claim(Verdict.BUSY)
         return Claim(Verdict.CLAIMED, int(existing.get("attempts", 0)), int(existing.get("throttled", 0)), resends, now)
 
+    async def row(self, notification_id: str, recipient: Recipient) -> RecipientRow | None:
+        """One recipient's row, by its key (None: no delivery to them has begun)."""
+        try:
+            entity = await self._table.get_entity(*row_address(notification_id, recipient))
+        except ResourceNotFoundError:
+            return None
+        return _row(entity, RecipientState(entity.get("state")))
+
     async def hand_out_again(self, notification_id: str, state: RecipientState, now: datetime) -> list[RecipientRow]:
         """An operator's resend: every row in `state` (unconfirmed) becomes RETRY, one resend more,
         each under its ETag (so two concurrent resends hand a row out once). Returns those rows;

@@ -213,6 +213,24 @@ async def test_channel_post_starts_a_thread_and_replyto_answers_in_it(engine_fac
     assert status.counts[RecipientState.SENT] == 1 and status.rows[0].conversation_id == thread
 
 
+async def test_replyto_a_notification_that_started_no_thread_fails_and_posts_nothing(engine_factory) -> None:
+    engine = await engine_factory()
+    await installed(engine, 1)
+    await engine.fanout.start(validate({"id": "to-team", "to": {"teamId": TEAM}, "text": "hello"}), "test")
+    await engine.drain()
+    assert engine.stub.texts() == ["hello"]  # in the member's 1:1 chat, which the bot created
+    channel = "19:c0ffee@thread.tacv2"
+
+    for reply_to in ("to-team", "never-sent"):
+        await engine.fanout.start(validate({"id": f"reply-{reply_to}", "to": {"teamChannel": {
+            "teamId": TEAM, "channelId": channel, "replyTo": reply_to}}, "text": "a reply"}), "test")
+
+        status = await engine.records.status(f"reply-{reply_to}", detail=True)
+        assert status.counts[RecipientState.FAILED] == 1 and status.pending == 0
+        assert status.rows[0].detail == f"no thread started by {reply_to!r}"
+    assert engine.stub.texts() == ["hello"]
+
+
 async def test_the_roster_walk_resumes_and_a_redelivered_roster_message_does_not_fork_it(engine_factory, monkeypatch):
     from proactive_bot.teams import roster as roster_module
 
