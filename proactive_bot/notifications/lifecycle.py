@@ -201,8 +201,9 @@ class _Change:
         attempts = int(row.get("changeAttempts", 0)) + result.attempts
         fields: dict[str, Any] = {"changeUntil": now, "changeAttempts": attempts, "updatedAt": now}
         recall = self._kind is Kind.RECALL
-        if result.outcome is Outcome.SENT or (recall and result.outcome is Outcome.GONE):
-            # A recall answered 404 finds the message gone already: recalled all the same.
+        if result.outcome is Outcome.SENT or (recall and result.outcome is Outcome.GONE and result.status == 404):
+            # A recall answered 404 finds the message gone already: recalled all the same. A 403
+            # (the user blocked the bot, the bot left the team) is GONE too, but the message stays.
             if recall:
                 return {**fields, "state": RecipientState.RECALLED.value, "recalledAt": now, "change": "",
                         "changeAttempts": 0}

@@ -225,6 +225,29 @@ async def test_recall_waits_out_429_and_retries_5xx(engine_factory):
     assert (await status(engine, "bumpy"))["counts"]["recalled"] == 1
 
 
+async def test_a_403_leaves_the_message_failed_to_change_and_a_404_recall_finds_it_gone(engine_factory):
+    engine = await engine_factory()
+    blocked, deleted, fine = (u["conversation"]["id"] for u in await engine.users(3))
+    await engine.fanout.start(to_everyone("refused", "v0"), source="test")
+    await engine.drain()
+
+    engine.stub.block(blocked, 403)  # the user blocked the bot since: the message stays where it is
+    engine.stub.refuse_changes(deleted, 404)  # no longer there (deleted by its reader, say)
+    await engine.lifecycle.edit("refused", "v1", None)
+    await engine.drain()
+    await engine.lifecycle.cancel("refused")
+    await engine.drain()
+
+    changes = Counter((r.route, r.conversation_id) for r in engine.stub.received if r.route in (UPDATE, DELETE))
+    assert changes == {(route, c): 1 for route in (UPDATE, DELETE) for c in (blocked, deleted, fine)}  # none retried
+    body = await status(engine, "refused", detail=True)
+    assert body["counts"]["recalled"] == 2 and body["counts"]["sent"] == 1 and body["counts"]["pending"] == 0
+    rows = {r["conversationId"]: r for r in body["recipients"]}
+    assert rows[blocked]["state"] == "sent" and rows[blocked]["change"] == "failed"
+    assert rows[blocked]["detail"].startswith("recall:") and rows[blocked]["recalledAt"] is None
+    assert rows[deleted]["state"] == rows[fine]["state"] == "recalled"
+
+
 # ---- expiry ---------------------------------------------------------------------------------
 
 
