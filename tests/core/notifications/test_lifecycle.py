@@ -4,16 +4,21 @@ the Connector stub."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from azure.core.exceptions import ServiceRequestError
+from azure.storage.queue.aio import QueueClient
 
+from devtools.azurite import ACCOUNT, ACCOUNT_KEY, free_port
 from devtools.connector_stub import DELETE, UPDATE
 from proactive_bot import clock
 from proactive_bot.app import status_body
 from proactive_bot.notifications import Notification
+from proactive_bot.notifications.fanout import WorkQueue
 from proactive_bot.notifications.receipts import ordered_id
 
 pytestmark = pytest.mark.timeout(120)
@@ -355,6 +360,28 @@ async def test_a_failed_cancel_check_hands_the_recipient_back_instead_of_sending
     assert failures["raised"] == 1
     assert len(engine.stub.delivered()) == 1
     assert (await status(engine, "flaky"))["counts"]["sent"] == 1
+
+
+async def test_a_cancel_whose_recall_cannot_be_queued_fails_loudly_and_repeating_it_recalls(engine_factory):
+    engine = await engine_factory()
+    await engine.users(1)
+    await engine.fanout.start(to_everyone("unqueued"), source="test")
+    await engine.drain()
+    # The queue service does not answer (nothing listens on the port); the table does.
+    connection = (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+                  f"QueueEndpoint=http://127.0.0.1:{free_port()}/{ACCOUNT};")
+    async with QueueClient.from_connection_string(connection, "work", retry_total=0) as nowhere:
+        offline = dataclasses.replace(engine.lifecycle, work=WorkQueue(nowhere))
+        with pytest.raises(ServiceRequestError):
+            await asyncio.wait_for(offline.cancel("unqueued"), timeout=20)  # the DELETE fails: no 202
+
+    cancelled = await status(engine, "unqueued")
+    assert cancelled["state"] == "cancelled" and cancelled["counts"]["recalled"] == 0  # marked: nothing more sent
+    assert (await engine.lifecycle.cancel("unqueued")).refusal is None  # its caller repeats the DELETE
+    await engine.drain()
+
+    assert [r.status for r in engine.stub.received if r.route == DELETE] == [200]
+    assert (await status(engine, "unqueued"))["counts"]["recalled"] == 1
 
 
 async def test_an_edit_in_the_middle_of_a_walk_does_not_stop_it(engine_factory, monkeypatch):
