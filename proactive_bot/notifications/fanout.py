@@ -145,7 +145,7 @@ class Fanout:
                         await first[0]  # cancelled with us: it stops as any batch does
             return
         if "teamChannel" in notification.to:
-            await self._post_to_channel(notification, header)
+            await self._post_to_channel(header)
             return
         recipient = await self._resolve(notification)
         if not header.planned:  # else a redelivery: the recipient's row says what is left to do
@@ -304,29 +304,41 @@ class Fanout:
         log.info("notification %s: %d %s recipient(s) handed out again", notification_id, len(found), state.public)
         return len(rows)
 
-    async def _post_to_channel(self, notification: Notification, header: Header) -> None:
+    async def _post_to_channel(self, header: Header) -> None:
         """A new thread in a channel, or (replyTo) a reply in the thread an earlier one started."""
+        notification = header.notification
         spec = notification.to["teamChannel"]
         post = _ChannelPost(spec["channelId"])
-        if self.teams is None:
-            await self.records.advance(header, found=0, cursor=None, planned=True, note="Teams audiences are not configured")
-            return
-        team = await self.teams.store.team(spec["teamId"])
+        team = await self.teams.store.team(spec["teamId"]) if self.teams is not None else None
         if team is None or not team.active:
             if not header.planned:
-                await self.records.advance(header, found=0, cursor=None, planned=True, note="team not installed: nothing sent")
+                note = "team not installed: nothing sent" if self.teams else "Teams audiences are not configured"
+                await self._advance(header, found=0, cursor=None, planned=True, note=note)
             return
         if not header.planned:
-            await self.records.advance(header, found=1, cursor=None, planned=True)
+            await self._advance(header, found=1, cursor=None, planned=True)
         claim = await self.records.claim(notification.id, post, clock.now())
         if claim.verdict is not Verdict.CLAIMED:
             return
-        activity = notification.activity()
+        # The record read again after the claim, as a batch's may_send does: a DELETE that marked
+        # it first stops the post (one that marks it later waits for this row), and an edit
+        # meanwhile is what gets posted (a post's row cannot be edited later).
+        try:
+            current = await self.records.header(notification.id)
+        except Exception as error:  # noqa: BLE001 - storage failed us: hand it back, do not guess
+            row = Settled(post, RecipientState.RETRY, claim.attempts, claim.throttled, detail=f"cancel check failed: {error}")
+            await self._settle_post(notification.id, row, 1.0)
+            return
+        if current is None or current.cancelled or current.notification.expired(clock.now()):
+            stop = RecipientState.EXPIRED if current is not None and not current.cancelled else RecipientState.CANCELLED
+            await self._settle_post(notification.id, Settled(post, stop, claim.attempts, claim.throttled), None)
+            return
+        activity = current.notification.activity()
         if spec.get("replyTo"):
             thread = await self._thread_of(spec["replyTo"])
             if thread is None:
-                await self.records.settle(notification.id, [Settled(post, RecipientState.FAILED, claim.attempts + 1,
-                                          detail=f"no thread started by {spec['replyTo']!r}")], clock.now(), at_once=True)
+                row = Settled(post, RecipientState.FAILED, claim.attempts + 1, detail=f"no thread started by {spec['replyTo']!r}")
+                await self._settle_post(notification.id, row, None)
                 return
             reference = {
                 "bot": self._bot_account(), "channelId": TEAMS, "serviceUrl": team.service_url,
@@ -336,17 +348,23 @@ class Fanout:
                 StoredReference.from_reference(reference, clock.now()), [outgoing(activity)],
                 deadline=time.monotonic() + self.retry_budget,
             )
-            row = settled(post, claim, result, whole_run=True)
-            await self.records.settle(notification.id, [dataclasses.replace(row, conversation=thread)], clock.now(), at_once=True)
-            return
-        answer = await self.teams.chats.post_to_channel(team.service_url, team.tenant_id, spec["channelId"], activity)
-        if isinstance(answer, dict):
-            row = Settled(post, RecipientState.SENT, claim.attempts + 1, status=200, conversation=str(answer.get("id", "")))
+            row = dataclasses.replace(settled(post, claim, result, whole_run=True), conversation=thread)
+            retry_after = result.retry_after
         else:
-            row = settled(post, claim, answer, whole_run=True)
-        await self.records.settle(notification.id, [row], clock.now(), at_once=True)
+            assert self.teams is not None
+            answer = await self.teams.chats.post_to_channel(team.service_url, team.tenant_id, spec["channelId"], activity)
+            if isinstance(answer, dict):
+                row = Settled(post, RecipientState.SENT, claim.attempts + 1, status=200, conversation=str(answer.get("id", "")))
+                retry_after = None
+            else:
+                row, retry_after = settled(post, claim, answer, whole_run=True), answer.retry_after
+        await self._settle_post(notification.id, dataclasses.replace(row, version=current.version), retry_after)
+
+    async def _settle_post(self, notification_id: str, row: Settled, retry_after: float | None) -> None:
+        """A channel post's row; one to retry comes back as a "post" work message."""
+        await self.records.settle(notification_id, [row], clock.now(), at_once=True)
         if row.state is RecipientState.RETRY:
-            await self.work.put({"kind": "post", "notification": notification.id}, delay=answer.retry_after or 1.0)
+            await self.work.put({"kind": "post", "notification": notification_id}, delay=retry_after or 1.0)
 
     async def _thread_of(self, notification_id: str) -> str | None:
         """The thread an earlier teamChannel notification started: its one row, read by its key."""
@@ -392,7 +410,7 @@ class Fanout:
                 raise InvalidWork(f"no notification {notification_id!r}")
             if "teamChannel" not in header.notification.to:
                 raise InvalidWork(f"notification {notification_id!r} is not a teamChannel post")
-            await self._post_to_channel(header.notification, header)
+            await self._post_to_channel(header)
         else:
             raise InvalidWork(f"unknown work kind {kind!r}")
 

@@ -231,6 +231,53 @@ async def test_replyto_a_notification_that_started_no_thread_fails_and_posts_not
     assert engine.stub.texts() == ["hello"]
 
 
+async def test_a_channel_post_raced_by_an_edit_completes_and_by_a_delete_is_never_posted(engine_factory, monkeypatch):
+    engine = await engine_factory()
+    await installed(engine, 1)
+    engine.stub.clear()
+    channel = "19:c0ffee@thread.tacv2"
+    real_team, racing = engine.teams.store.team, []
+
+    async def team_then(team_id):
+        found = await real_team(team_id)
+        await racing.pop()()  # the record changes between the post's read of it and its claim
+        return found
+
+    monkeypatch.setattr(engine.teams.store, "team", team_then)
+    racing.append(lambda: engine.lifecycle.edit("edited-post", "v1", None))
+    await engine.fanout.start(validate({"id": "edited-post", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}},
+                                        "text": "v0"}), "test")
+    racing.append(lambda: engine.lifecycle.cancel("deleted-post"))
+    await engine.fanout.start(validate({"id": "deleted-post", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}},
+                                        "text": "never"}), "test")
+    await engine.drain()
+
+    assert [r.body["activity"]["text"] for r in engine.stub.received if r.route == CREATE] == ["v1"]
+    edited = await engine.records.status("edited-post")
+    assert edited.state.value == "done" and edited.counts[RecipientState.SENT] == 1
+    deleted = await engine.records.status("deleted-post")
+    assert deleted.state.value == "cancelled" and deleted.counts[RecipientState.SENT] == 0
+
+
+async def test_a_throttled_reply_comes_back_through_the_work_queue(engine_factory) -> None:
+    engine = await engine_factory(retry_budget=0.5)
+    await installed(engine, 1)
+    channel = "19:c0ffee@thread.tacv2"
+    await engine.fanout.start(validate({"id": "thread", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}},
+                                        "text": "launch today"}), "test")
+    [create] = [r for r in engine.stub.received if r.route == CREATE and r.body.get("isGroup")]
+    engine.stub.fail(create.conversation_id, [429], retry_after=1)  # longer than this invocation's budget
+
+    await engine.fanout.start(validate({"id": "reply", "to": {"teamChannel": {
+        "teamId": TEAM, "channelId": channel, "replyTo": "thread"}}, "text": "it is live"}), "test")
+    assert (await engine.records.status("reply")).counts[RecipientState.RETRY] == 1
+    await engine.drain(wait_for_delayed=2.5)
+
+    assert engine.stub.texts(create.conversation_id) == ["launch today", "it is live"]
+    status = await engine.records.status("reply")
+    assert status.counts[RecipientState.SENT] == 1 and status.state.value == "done" and status.throttled == 1
+
+
 async def test_the_roster_walk_resumes_and_a_redelivered_roster_message_does_not_fork_it(engine_factory, monkeypatch):
     from proactive_bot.teams import roster as roster_module
 
