@@ -150,7 +150,7 @@ class Fanout:
         recipient = await self._resolve(notification)
         if not header.planned:  # else a redelivery: the recipient's row says what is left to do
             note = "" if recipient else "recipient not known"
-            await self._advance(header, found=int(bool(recipient)), cursor=None, planned=True, note=note)
+            await self.records.advance(header, found=int(bool(recipient)), cursor=None, planned=True, note=note)
         if recipient is None:
             log.warning("notification %s: recipient %s is not known; nothing sent", notification.id, notification.to)
             return
@@ -202,7 +202,7 @@ class Fanout:
                 first_batch(_recipients_of(work, clock.now()))
                 first_batch = None
             cursor = page.cursor
-            moved = await self._advance(
+            moved = await self.records.advance(
                 header, found=len(page.found) + page.recorded, cursor=cursor, planned=cursor is None, note=page.note
             )
             if moved is None:
@@ -213,18 +213,6 @@ class Fanout:
             if time.monotonic() - started > WALK_BUDGET:
                 break
         await self.work.put({"kind": "page", "notification": notification_id})
-
-    async def _advance(self, header: Header, **moves: Any) -> Header | None:
-        """records.advance, again after a write that did not move the walk (an edit, say); None
-        when another copy of the page message moved it first, or the notification was cancelled."""
-        while True:
-            moved = await self.records.advance(header, **moves)
-            if moved is not None:
-                return moved
-            current = await self.records.header(header.notification.id)
-            if current is None or current.cancelled or (current.pages, current.planned) != (header.pages, header.planned):
-                return None
-            header = current
 
     async def _page(self, header: Header, audience: Sequence[str]) -> Page:
         """The next page of a notification's audience, whichever kind it is."""
@@ -313,10 +301,10 @@ class Fanout:
         if team is None or not team.active:
             if not header.planned:
                 note = "team not installed: nothing sent" if self.teams else "Teams audiences are not configured"
-                await self._advance(header, found=0, cursor=None, planned=True, note=note)
+                await self.records.advance(header, found=0, cursor=None, planned=True, note=note)
             return
         if not header.planned:
-            await self._advance(header, found=1, cursor=None, planned=True)
+            await self.records.advance(header, found=1, cursor=None, planned=True)
         claim = await self.records.claim(notification.id, post, clock.now())
         if claim.verdict is not Verdict.CLAIMED:
             return

@@ -306,28 +306,21 @@ class NotificationStore:
     async def advance(
         self, header: Header, *, found: int, cursor: dict[str, str] | None, planned: bool, note: str = ""
     ) -> Header | None:
-        """Move a broadcast's cursor on, if nobody else did since `header` was read; returns the
-        record as it now stands (None: another writer moved it first)."""
-        moved = dataclasses.replace(
-            header, recipients=header.recipients + found, planned=planned, cursor=cursor,
-            pages=header.pages + 1, note=note or header.note,
-        )
-        entity = {
-            "PartitionKey": table_key(header.notification.id),
-            "RowKey": _HEADER,
-            "recipients": moved.recipients,
-            "planned": moved.planned,
-            "cursor": json.dumps(cursor) if cursor else "",
-            "pages": moved.pages,
-            "note": moved.note,
-        }
-        try:
-            written = await self._table.update_entity(
-                entity, mode=UpdateMode.MERGE, etag=header.etag, match_condition=MatchConditions.IfNotModified
-            )
-        except ResourceModifiedError:
-            return None
-        return dataclasses.replace(moved, etag=written["etag"])
+        """Move a walk on from where `header` left it (its cursor, count and plan); returns the
+        record as it now stands. None: another writer moved the walk first (a redelivered page
+        message, say), or the notification was cancelled. A write that did not move the walk (an
+        edit) does not stop it: the move is made again on the record as it now reads."""
+        while True:
+            moves = {"recipients": header.recipients + found, "planned": planned, "pages": header.pages + 1,
+                     "note": note or header.note}
+            fields = {**moves, "cursor": json.dumps(cursor) if cursor else ""}
+            moved = await self._merge_header(header, fields, cursor=cursor, **moves)
+            if moved is not None:
+                return moved
+            current = await self.header(header.notification.id)
+            if current is None or current.cancelled or (current.pages, current.planned) != (header.pages, header.planned):
+                return None
+            header = current
 
     async def cancel(self, header: Header, now: datetime) -> Header | None:
         """Mark the notification cancelled, if nobody wrote it since `header` was read."""
