@@ -499,13 +499,16 @@ class NotificationStore:
             return False
         return True
 
-    async def sending(self, notification_id: str, now: datetime) -> int:
-        """How many of its rows are being sent right now (claimed, lease running; a row whose
-        lease ran out belongs to a sender that died, and is reported unconfirmed)."""
+    async def sending(self, notification_id: str, now: datetime) -> bool:
+        """Whether any of its rows is being sent right now (claimed, lease running; a row whose
+        lease ran out belongs to a sender that died, and is reported unconfirmed). The first one
+        found answers: a DELETE polls this while a broadcast's sends land, so no more pages."""
         query = "PartitionKey gt @lo and PartitionKey lt @hi and state eq @state and leaseUntil gt @now"
         key = table_key(notification_id)
         params = {"lo": key + _SHARD, "hi": key + _AFTER_SHARDS, "state": RecipientState.SENDING.value, "now": now}
-        return len([e async for e in self._table.query_entities(query, parameters=params, select=["state"])])
+        async for _ in self._table.query_entities(query, parameters=params, select=["state"]):
+            return True
+        return False
 
     # status
 
