@@ -194,12 +194,12 @@ class Fanout:
             if page.wait:
                 await self.work.put({"kind": "page", "notification": notification_id}, delay=page.wait)
                 return
-            for work in _batches(page.found):
+            for batch in _batches(page.found):
                 if first_batch is None:
-                    await self.work.put({"kind": "batch", "notification": notification_id, **work})
+                    await self.work.put(_batch_message(notification_id, batch))
                     continue
-                await self.work.put({"kind": "batch", "notification": notification_id, **work}, FIRST_BATCH_NET)
-                first_batch(_recipients_of(work, clock.now()))
+                await self.work.put(_batch_message(notification_id, batch), FIRST_BATCH_NET)
+                first_batch(batch)
                 first_batch = None
             cursor = page.cursor
             moved = await self.records.advance(
@@ -253,7 +253,7 @@ class Fanout:
             raise InvalidWork(f"no notification {notification_id!r}")
         now = clock.now()
         try:
-            recipients = _recipients_of({"recipients": references, "members": members}, now)
+            recipients = _recipients_of(references, members, now)
         except (ValueError, AttributeError, TypeError) as error:
             raise InvalidWork(f"a batch recipient is not a conversation reference or roster member: {error}") from None
         if header.cancelled:
@@ -267,10 +267,7 @@ class Fanout:
         await batch.run(recipients)
         if batch.later:
             delay = max(wait for _, wait in batch.later)
-            await self.work.put(
-                {"kind": "batch", "notification": notification.id, **_batch_body([r for r, _ in batch.later])},
-                delay=delay,
-            )
+            await self.work.put(_batch_message(notification.id, [r for r, _ in batch.later]), delay=delay)
             log.info("notification %s: %d recipient(s) again in %.0f s", notification.id, len(batch.later), delay)
 
     async def resend(self, notification_id: str, state: RecipientState) -> int | None:
@@ -287,8 +284,8 @@ class Fanout:
             recipient = await self.references.get(row.channel_id, row.conversation_id)
             if recipient is not None:
                 found.append(recipient)
-        for work in _batches(found):
-            await self.work.put({"kind": "batch", "notification": notification_id, **work})
+        for batch in _batches(found):
+            await self.work.put(_batch_message(notification_id, batch))
         log.info("notification %s: %d %s recipient(s) handed out again", notification_id, len(found), state.public)
         return len(rows)
 
@@ -592,9 +589,9 @@ class _Claimant:
         batch._claiming.discard(recipient_key(self._recipient))
 
 
-def _batches(found: Sequence[StoredReference | RosterMember]) -> list[dict[str, list[dict[str, Any]]]]:
-    """Split a page into batch message bodies that fit a queue message, one shard per batch, so
-    that a batch's claims and outcomes go to one partition together."""
+def _batches(found: Sequence[StoredReference | RosterMember]) -> list[list[StoredReference | RosterMember]]:
+    """Split a page into batches that fit a queue message, one shard per batch, so that a
+    batch's claims and outcomes go to one partition together."""
     by_shard: dict[int, list[StoredReference | RosterMember]] = {}
     for recipient in found:
         by_shard.setdefault(shard_of(recipient), []).append(recipient)
@@ -608,31 +605,34 @@ def _batches(found: Sequence[StoredReference | RosterMember]) -> list[dict[str, 
                 size = 0
             batches[-1].append(recipient)
             size += weight
-    return [_batch_body(batch) for batch in batches]
+    return batches
 
 
-def _recipients_of(work: dict[str, Any], now: datetime) -> list[StoredReference | RosterMember]:
-    """A batch body's recipients (see _batch_body): stored conversations, then roster members."""
+def _batch_message(notification_id: str, recipients: Sequence[StoredReference | RosterMember]) -> dict[str, Any]:
+    """A batch work message: stored conversations' references, and roster members (their chat to
+    be created) apart. `_recipients_of` reads them back."""
+    message: dict[str, Any] = {
+        "kind": "batch", "notification": notification_id,
+        "recipients": [r.reference for r in recipients if isinstance(r, StoredReference)],
+    }
+    members = [r.to_json() for r in recipients if isinstance(r, RosterMember)]
+    if members:
+        message["members"] = members
+    return message
+
+
+def _recipients_of(
+    references: Sequence[dict[str, Any]], members: Sequence[dict[str, Any]], now: datetime
+) -> list[StoredReference | RosterMember]:
+    """A batch message's recipients (see _batch_message): stored conversations, then roster members."""
     recipients: list[StoredReference | RosterMember] = [
-        StoredReference.from_reference(reference, now) for reference in work.get("recipients", [])
+        StoredReference.from_reference(reference, now) for reference in references
     ]
-    return recipients + [RosterMember.from_json(member) for member in work.get("members", [])]
+    return recipients + [RosterMember.from_json(member) for member in members]
 
 
 def _json_of(recipient: StoredReference | RosterMember) -> dict[str, Any]:
     return recipient.to_json() if isinstance(recipient, RosterMember) else recipient.reference
-
-
-def _batch_body(recipients: Sequence[StoredReference | RosterMember]) -> dict[str, list[dict[str, Any]]]:
-    """A batch message's recipients: stored conversations, and roster members (their chat to be
-    created) apart."""
-    body: dict[str, list[dict[str, Any]]] = {
-        "recipients": [r.reference for r in recipients if isinstance(r, StoredReference)]
-    }
-    members = [r.to_json() for r in recipients if isinstance(r, RosterMember)]
-    if members:
-        body["members"] = members
-    return body
 
 
 @dataclasses.dataclass(frozen=True)
