@@ -42,7 +42,8 @@ from ..teams.store import RosterMember
 from .contract import Notification, OnCrash
 from .receipts import ReadReceipts
 from .records import (
-    SEND_LEASE, Claim, Header, NotificationStore, Recipient, RecipientState, Settled, Verdict, recipient_key, shard_of,
+    SEND_LEASE, Claim, Header, NotificationStore, Recipient, RecipientRow, RecipientState, Settled, Verdict, recipient_key,
+    shard_of,
 )
 from .schedule import Schedule
 
@@ -274,20 +275,31 @@ class Fanout:
         """Send once more to the recipients in `state` (unconfirmed): the operator's call, since
         only they know whether a duplicate is worse than a miss. Returns how many, None if there
         is no such notification."""
-        if await self.records.header(notification_id) is None:
+        header = await self.records.header(notification_id)
+        if header is None:
             return None
         rows = await self.records.hand_out_again(notification_id, state, clock.now())
-        found = []
-        for row in rows:
-            # References are never deleted (a gone one is only marked inactive, and the batch
-            # settles it `gone`), so every row's address is still there.
-            recipient = await self.references.get(row.channel_id, row.conversation_id)
-            if recipient is not None:
-                found.append(recipient)
+        if rows and "teamChannel" in header.notification.to:
+            # Its one row is the channel's: posted again as at first (a new thread, or a reply).
+            await self.work.put({"kind": "post", "notification": notification_id})
+            return len(rows)
+        found = [r for r in await asyncio.gather(*(self._recipient_of(row) for row in rows)) if r is not None]
         for batch in _batches(found):
             await self.work.put(_batch_message(notification_id, batch))
         log.info("notification %s: %d %s recipient(s) handed out again", notification_id, len(found), state.public)
         return len(rows)
+
+    async def _recipient_of(self, row: RecipientRow) -> StoredReference | RosterMember | None:
+        """Whom a row is about, found again: its conversation, or (a Teams user known from a
+        roster, claimed before their chat was created) the roster member."""
+        if row.conversation_id:
+            # References are never deleted (a gone one is only marked inactive, and the batch
+            # settles it `gone`), so every row's address is still there.
+            return await self.references.get(row.channel_id, row.conversation_id)
+        if self.teams is not None and row.user_id:
+            return await self.teams.store.reachable_user(row.user_id)
+        log.warning("a %s row of no conversation, and no Teams reach to find its user", row.state.public)
+        return None
 
     async def _post_to_channel(self, header: Header) -> None:
         """A new thread in a channel, or (replyTo) a reply in the thread an earlier one started."""

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
 
 from devtools.connector_stub import CREATE, PAGED_MEMBERS
 from proactive_bot import clock
 from proactive_bot.channel import activity as channel_module
 from proactive_bot.notifications.contract import validate
-from proactive_bot.notifications.records import RecipientState
+from proactive_bot.notifications.records import SEND_LEASE, RecipientState
 from proactive_bot.teams.store import RosterState
 from tests import activities
 
@@ -276,6 +278,54 @@ async def test_a_throttled_reply_comes_back_through_the_work_queue(engine_factor
     assert engine.stub.texts(create.conversation_id) == ["launch today", "it is live"]
     status = await engine.records.status("reply")
     assert status.counts[RecipientState.SENT] == 1 and status.state.value == "done" and status.throttled == 1
+
+
+async def test_a_resend_reaches_a_roster_member_whose_chat_create_was_cut_short(engine_factory) -> None:
+    engine = await engine_factory()
+    await installed(engine, 1)
+    [member], _ = await engine.teams.store.roster_page(TEAM, None, 500)
+    # A sender claimed the member, then died creating their chat: the row has no conversation.
+    header = await engine.records.create(validate({"id": "cut", "to": {"teamId": TEAM}, "text": "x"}), clock.now(), "test")
+    await engine.records.advance(header, found=1, cursor=None, planned=True)
+    await engine.records.claim("cut", member, clock.now() - SEND_LEASE - timedelta(seconds=1))
+    assert (await engine.records.status("cut")).counts[RecipientState.UNCONFIRMED] == 1
+
+    assert await engine.fanout.resend("cut", RecipientState.UNCONFIRMED) == 1
+    await engine.drain()
+
+    assert creates(engine) == {member.user_id: 1} and engine.stub.texts() == ["x"]
+    status = await engine.records.status("cut")
+    assert status.counts[RecipientState.SENT] == 1 and status.state.value == "done" and status.resent == 1
+
+
+async def test_a_resend_of_a_channel_post_cut_short_posts_it_again(engine_factory) -> None:
+    engine = await engine_factory()
+    await installed(engine, 1)
+    engine.stub.clear()
+    channel = "19:c0ffee@thread.tacv2"
+    document = {"id": "cut-post", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}}, "text": "launch"}
+    header = await engine.records.create(validate(document), clock.now(), "test")
+    await engine.records.advance(header, found=1, cursor=None, planned=True)
+    # Its sender died posting: the row, keyed by the channel, is left `sending`.
+    await engine.records.claim("cut-post", ChannelRow(channel), clock.now() - SEND_LEASE - timedelta(seconds=1))
+
+    assert await engine.fanout.resend("cut-post", RecipientState.UNCONFIRMED) == 1
+    await engine.drain()
+
+    [create] = [r for r in engine.stub.received if r.route == CREATE]
+    assert create.conversation_id.startswith(channel + ";messageid=") and engine.stub.texts() == ["launch"]
+    status = await engine.records.status("cut-post")
+    assert status.counts[RecipientState.SENT] == 1 and status.state.value == "done"
+
+
+@dataclass(frozen=True)
+class ChannelRow:
+    """Whom a teamChannel notification's row is about: the channel (records.Recipient)."""
+
+    conversation_id: str
+    channel_id: str = "msteams"
+    user_id: str = ""
+    teams_user: str = ""
 
 
 async def test_the_roster_walk_resumes_and_a_redelivered_roster_message_does_not_fork_it(engine_factory, monkeypatch):
