@@ -707,9 +707,8 @@ class Cancellation:
     async def _read(self, result: asyncio.Future[bool]) -> None:
         self._next = None  # from here on the read is on its way: later askers need a new one
         try:
-            header = await self._records.header(self._id)
+            self._known = await self._records.cancelled(self._id)
         except Exception as error:  # noqa: BLE001 - every asker hears it
             result.set_exception(error)
             return
-        self._known = header is None or header.cancelled
         result.set_result(self._known)

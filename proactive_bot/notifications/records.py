@@ -294,6 +294,15 @@ class NotificationStore:
             audience=int(entity.get("audience", 0)),
         )
 
+    async def cancelled(self, notification_id: str) -> bool:
+        """Whether a DELETE has marked it (or its record is gone): the one property, not the
+        document, for the cancel check every claim transaction makes (fanout.Cancellation)."""
+        try:
+            entity = await self._table.get_entity(table_key(notification_id), _HEADER, select=["cancelledAt"])
+        except ResourceNotFoundError:
+            return True
+        return isinstance(entity.get("cancelledAt"), datetime)
+
     async def audience(self, notification_id: str) -> list[str]:
         """The aadObjectIds a notification names, as stored beside its header."""
         ids: list[str] = []

@@ -338,21 +338,21 @@ async def test_a_sender_that_died_mid_send_neither_holds_up_a_delete_nor_its_rec
 async def test_a_failed_cancel_check_hands_the_recipient_back_instead_of_sending_blind(engine_factory, monkeypatch):
     engine = await engine_factory()
     await engine.users(1)
-    real_header, real_claim = engine.records.header, engine.records.claim
+    real_cancelled, real_claim = engine.records.cancelled, engine.records.claim
     failures = {"armed": False, "raised": 0}
 
     async def claim(*args, **kwargs):
         failures["armed"] = failures["raised"] == 0  # the first claim's cancel check will fail
         return await real_claim(*args, **kwargs)
 
-    async def flaky_header(notification_id):
+    async def flaky_cancelled(notification_id):
         if failures["armed"]:
             failures["armed"], failures["raised"] = False, 1
             raise ConnectionError("storage hiccup")
-        return await real_header(notification_id)
+        return await real_cancelled(notification_id)
 
     monkeypatch.setattr(engine.records, "claim", claim)
-    monkeypatch.setattr(engine.records, "header", flaky_header)
+    monkeypatch.setattr(engine.records, "cancelled", flaky_cancelled)
     await engine.fanout.start(to_everyone("flaky"), source="test")
     assert engine.stub.delivered() == []
     await engine.drain(wait_for_delayed=2.5)
