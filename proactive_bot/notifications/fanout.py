@@ -476,7 +476,7 @@ class _Batch:
             recipient, [self._activity], deadline=self._deadline, claimant=claimant
         )
         if result.outcome is Outcome.SKIPPED:
-            if claimant.taken and claimant.taken[-1].verdict is Verdict.BUSY:
+            if claimant.busy:
                 self.later.append((recipient, SEND_LEASE.total_seconds()))
             return
         row = dataclasses.replace(settled(recipient, claimant.taken[-1], result), version=self._version)
@@ -522,24 +522,16 @@ class _Batch:
         if existing is not None:
             await self._one(existing)  # the same recipient row: keyed by the Teams user
             return
-        taken: list[Claim] = []
-
-        async def claim() -> bool:
-            # One claim for the create and the send after it: a create's retries hold the row
-            # (a second create for the same user would open the same chat, but is not needed).
-            self._claiming.add(recipient_key(member))
-            taken.append(await fanout.records.claim(
-                self._notification.id, member, clock.now(),
-                resend_on_crash=self._notification.on_crash is OnCrash.RESEND,
-            ))
-            return taken[-1].verdict is Verdict.CLAIMED and await self.may_send(member, taken[-1])
-
-        opened = await chats.open(member, deadline=self._deadline, claim=claim)
-        if not taken or taken[-1].verdict is not Verdict.CLAIMED:
-            if taken and taken[-1].verdict is Verdict.BUSY:
+        # One claim for the create and the send after it: a create's retries hold the row
+        # (a second create for the same user would open the same chat, but is not needed).
+        claimant = _Claimant(self, member)
+        opened = await chats.open(member, deadline=self._deadline, claim=claimant.claim)
+        if opened.failure is not None and opened.failure.outcome is Outcome.SKIPPED:
+            # Not claimed, or claimed and then stopped (may_send recorded why): nothing created.
+            if claimant.busy:
                 self.later.append((member, SEND_LEASE.total_seconds()))
             return
-        granted = taken[-1]
+        granted = claimant.taken[-1]
         if opened.reference is None:
             assert opened.failure is not None
             failure = dataclasses.replace(opened.failure, attempts=opened.attempts, throttled=opened.throttled)
@@ -573,12 +565,18 @@ class _Batch:
 
 
 class _Claimant:
-    """One recipient's row, held only while a request to it is in flight (`delivery.Claimant`)."""
+    """One recipient's row, held only while a request to it is in flight (`delivery.Claimant`);
+    for a roster member, `claim` is the hook of their chat's create, held through the send after."""
 
-    def __init__(self, batch: _Batch, recipient: StoredReference) -> None:
+    def __init__(self, batch: _Batch, recipient: Recipient) -> None:
         self._batch = batch
         self._recipient = recipient
         self.taken: list[Claim] = []
+
+    @property
+    def busy(self) -> bool:
+        """Its last claim found the row held by another sender: look again once its lease is up."""
+        return bool(self.taken) and self.taken[-1].verdict is Verdict.BUSY
 
     async def claim(self) -> bool:
         batch, recipient = self._batch, self._recipient

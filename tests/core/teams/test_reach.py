@@ -328,6 +328,26 @@ class ChannelRow:
     teams_user: str = ""
 
 
+async def test_a_roster_member_claimed_as_a_delete_lands_is_cancelled_and_no_chat_is_created(engine_factory, monkeypatch):
+    engine = await engine_factory()
+    await installed(engine, 1)
+    engine.stub.clear()
+    real_cancelled = engine.records.cancelled
+
+    async def cancelled_just_before(notification_id):
+        # The DELETE's mark is written after the member's claim, before its cancel check reads.
+        await engine.records.cancel(await engine.records.header(notification_id), clock.now())
+        return await real_cancelled(notification_id)
+
+    monkeypatch.setattr(engine.records, "cancelled", cancelled_just_before)
+    await engine.fanout.start(validate({"id": "late-delete", "to": {"teamId": TEAM}, "text": "x"}), "test")
+    await engine.drain()
+
+    assert engine.stub.received == []  # no chat created, nothing sent
+    [row] = (await engine.records.status("late-delete", detail=True)).rows
+    assert row.state is RecipientState.CANCELLED and row.attempts == 0
+
+
 async def test_the_roster_walk_resumes_and_a_redelivered_roster_message_does_not_fork_it(engine_factory, monkeypatch):
     from proactive_bot.teams import roster as roster_module
 
