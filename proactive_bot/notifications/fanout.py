@@ -9,7 +9,7 @@
   ids (`aadObjectIds`, stored beside the record), every roster user after everyone with a
   conversation (`includeRoster`). A roster member without a chat travels in the batch as a
   member; the batch claims them, creates the chat (teams.chats) and sends. A `teamChannel`
-  notification is one new thread (or a reply in one), delivered inline.
+  notification is one new thread (or a reply in one), delivered inline (posts.py).
 - A batch claims each recipient's row right before sending (see NotificationStore.claim) and
   settles it after; whatever runs out of this invocation's retry budget goes back on the work
   queue with a visibility delay instead of keeping the function asleep.
@@ -34,16 +34,16 @@ from azure.storage.queue.aio import QueueClient
 from .. import clock
 from ..channel.activity import outgoing
 from ..delivery.outcome import Outcome, Result
-from ..delivery.retries import NOTIFICATIONS
 from ..delivery.sender import Delivery
 from ..references import TEAMS, ReferenceStore, StoredReference
 from ..teams.reach import ROSTER_PHASE, Page, TeamsReach
 from ..teams.store import RosterMember
 from .contract import Notification, OnCrash
 from .receipts import ReadReceipts
+from .posts import ChannelPosts
 from .records import (
     SEND_LEASE, Claim, Header, NotificationStore, Recipient, RecipientRow, RecipientState, Settled, Verdict, recipient_key,
-    shard_of,
+    settled, shard_of,
 )
 from .schedule import Schedule
 
@@ -146,7 +146,7 @@ class Fanout:
                         await first[0]  # cancelled with us: it stops as any batch does
             return
         if "teamChannel" in notification.to:
-            await self._post_to_channel(header)
+            await self._posts.post(header)
             return
         recipient = await self._resolve(notification)
         if not header.planned:  # else a redelivery: the recipient's row says what is left to do
@@ -301,81 +301,9 @@ class Fanout:
         log.warning("a %s row of no conversation, and no Teams reach to find its user", row.state.public)
         return None
 
-    async def _post_to_channel(self, header: Header) -> None:
-        """A new thread in a channel, or (replyTo) a reply in the thread an earlier one started."""
-        notification = header.notification
-        spec = notification.to["teamChannel"]
-        post = _ChannelPost(spec["channelId"])
-        team = await self.teams.store.team(spec["teamId"]) if self.teams is not None else None
-        if team is None or not team.active:
-            if not header.planned:
-                note = "team not installed: nothing sent" if self.teams else "Teams audiences are not configured"
-                await self.records.advance(header, found=0, cursor=None, planned=True, note=note)
-            return
-        if not header.planned:
-            await self.records.advance(header, found=1, cursor=None, planned=True)
-        claim = await self.records.claim(notification.id, post, clock.now())
-        if claim.verdict is not Verdict.CLAIMED:
-            return
-        # The record read again after the claim, as a batch's may_send does: a DELETE that marked
-        # it first stops the post (one that marks it later waits for this row), and an edit
-        # meanwhile is what gets posted (a post's row cannot be edited later).
-        try:
-            current = await self.records.header(notification.id)
-        except Exception as error:  # noqa: BLE001 - storage failed us: hand it back, do not guess
-            row = Settled(post, RecipientState.RETRY, claim.attempts, claim.throttled, detail=f"cancel check failed: {error}")
-            await self._settle_post(notification.id, row, 1.0)
-            return
-        if current is None or current.cancelled or current.notification.expired(clock.now()):
-            stop = RecipientState.EXPIRED if current is not None and not current.cancelled else RecipientState.CANCELLED
-            await self._settle_post(notification.id, Settled(post, stop, claim.attempts, claim.throttled), None)
-            return
-        activity = current.notification.activity()
-        if spec.get("replyTo"):
-            thread = await self._thread_of(spec["replyTo"])
-            if thread is None:
-                row = Settled(post, RecipientState.FAILED, claim.attempts + 1, detail=f"no thread started by {spec['replyTo']!r}")
-                await self._settle_post(notification.id, row, None)
-                return
-            reference = {
-                "bot": self._bot_account(), "channelId": TEAMS, "serviceUrl": team.service_url,
-                "conversation": {"id": thread, "isGroup": True, "conversationType": "channel", "tenantID": team.tenant_id},
-            }
-            result = await self.delivery.send_patiently(
-                StoredReference.from_reference(reference, clock.now()), [outgoing(activity)],
-                deadline=time.monotonic() + self.retry_budget,
-            )
-            row = dataclasses.replace(settled(post, claim, result, whole_run=True), conversation=thread)
-            retry_after = result.retry_after
-        else:
-            assert self.teams is not None
-            answer = await self.teams.chats.post_to_channel(team.service_url, team.tenant_id, spec["channelId"], activity)
-            if isinstance(answer, dict):
-                row = Settled(post, RecipientState.SENT, claim.attempts + 1, status=200, conversation=str(answer.get("id", "")))
-                retry_after = None
-            else:
-                row, retry_after = settled(post, claim, answer, whole_run=True), answer.retry_after
-        await self._settle_post(notification.id, dataclasses.replace(row, version=current.version), retry_after)
-
-    async def _settle_post(self, notification_id: str, row: Settled, retry_after: float | None) -> None:
-        """A channel post's row; one to retry comes back as a "post" work message."""
-        await self.records.settle(notification_id, [row], clock.now(), at_once=True)
-        if row.state is RecipientState.RETRY:
-            await self.work.put({"kind": "post", "notification": notification_id}, delay=retry_after or 1.0)
-
-    async def _thread_of(self, notification_id: str) -> str | None:
-        """The thread an earlier teamChannel notification started: its one row, read by its key."""
-        header = await self.records.header(notification_id)
-        if header is None or "teamChannel" not in header.notification.to:
-            return None  # any other notification's rows are chats, not threads to reply in
-        row = await self.records.row(notification_id, _ChannelPost(header.notification.to["teamChannel"]["channelId"]))
-        if row is None or row.state is not RecipientState.SENT:
-            return None
-        return row.conversation_id or None
-
-    def _bot_account(self) -> dict[str, str]:
-        assert self.teams is not None
-        return self.teams.chats.bot_account
+    @property
+    def _posts(self) -> ChannelPosts:
+        return ChannelPosts(self.records, self.delivery, self.work, self.teams, self.retry_budget)
 
     async def handle(self, work: Any) -> None:
         """One work-queue message; one it cannot act on raises InvalidWork (for the poison queue)."""
@@ -407,7 +335,7 @@ class Fanout:
                 raise InvalidWork(f"no notification {notification_id!r}")
             if "teamChannel" not in header.notification.to:
                 raise InvalidWork(f"notification {notification_id!r} is not a teamChannel post")
-            await self._post_to_channel(header)
+            await self._posts.post(header)
         else:
             raise InvalidWork(f"unknown work kind {kind!r}")
 
@@ -643,40 +571,6 @@ def _recipients_of(
 
 def _json_of(recipient: StoredReference | RosterMember) -> dict[str, Any]:
     return recipient.to_json() if isinstance(recipient, RosterMember) else recipient.reference
-
-
-@dataclasses.dataclass(frozen=True)
-class _ChannelPost:
-    """A teamChannel notification's one recipient: the channel (its row stays keyed by the
-    channel; the thread it started is recorded as the row's conversation)."""
-
-    conversation_id: str
-    channel_id: str = TEAMS
-    user_id: str = ""
-    teams_user: str = ""
-
-
-def settled(recipient: Recipient, claim: Claim, result: Result, *, whole_run: bool = False) -> Settled:
-    """The row a delivery result leads to; whether to try again is the notifications' retry
-    policy (delivery.retries.NOTIFICATIONS).
-
-    Attempts are counted from the claim: by default `result` is the one attempt made under it
-    (earlier ones were released with their counts, see _Claimant); `whole_run`: every attempt
-    `result` reports was made under this one claim."""
-    attempts = claim.attempts + (result.attempts if whole_run else 1)
-    if result.outcome is Outcome.SENT:
-        state = RecipientState.SENT
-    elif result.outcome is Outcome.GONE:
-        state = RecipientState.GONE
-    elif result.retryable and not NOTIFICATIONS.exhausted(attempts):
-        state = RecipientState.RETRY
-    else:
-        state = RecipientState.FAILED
-    throttled = claim.throttled + (result.throttled if whole_run else result.outcome is Outcome.THROTTLED)
-    return Settled(
-        recipient, state, attempts, throttled, result.status, result.detail, claim.resends, claim.claimed_at,
-        activity_id=result.activity_id,
-    )
 
 
 class Cancellation:

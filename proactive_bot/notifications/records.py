@@ -41,6 +41,8 @@ from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from .. import clock
+from ..delivery.outcome import Outcome, Result
+from ..delivery.retries import NOTIFICATIONS
 from ..storage.batching import CoalescedWrites, Write
 from ..storage.keys import table_key
 from .contract import Notification
@@ -158,6 +160,29 @@ class Settled:
     version: int = 0  # SENT: the content version sent
     chat_created: bool = False  # the bot created the recipient's 1:1 chat for this notification
     conversation: str = ""  # where it went, if not the recipient's own (a created chat or thread)
+
+
+def settled(recipient: Recipient, claim: Claim, result: Result, *, whole_run: bool = False) -> Settled:
+    """The row a delivery result leads to; whether to try again is the notifications' retry
+    policy (delivery.retries.NOTIFICATIONS).
+
+    Attempts are counted from the claim: by default `result` is the one attempt made under it
+    (earlier ones were released with their counts, see fanout._Claimant); `whole_run`: every attempt
+    `result` reports was made under this one claim."""
+    attempts = claim.attempts + (result.attempts if whole_run else 1)
+    if result.outcome is Outcome.SENT:
+        state = RecipientState.SENT
+    elif result.outcome is Outcome.GONE:
+        state = RecipientState.GONE
+    elif result.retryable and not NOTIFICATIONS.exhausted(attempts):
+        state = RecipientState.RETRY
+    else:
+        state = RecipientState.FAILED
+    throttled = claim.throttled + (result.throttled if whole_run else result.outcome is Outcome.THROTTLED)
+    return Settled(
+        recipient, state, attempts, throttled, result.status, result.detail, claim.resends, claim.claimed_at,
+        activity_id=result.activity_id,
+    )
 
 
 class Recipient(Protocol):
