@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
 from datetime import timedelta
 
 from devtools.connector_stub import CREATE, PAGED_MEMBERS
 from proactive_bot import clock
 from proactive_bot.channel import activity as channel_module
 from proactive_bot.notifications.contract import validate
+from proactive_bot.notifications.posts import ChannelPost
 from proactive_bot.notifications.records import SEND_LEASE, RecipientState
 from proactive_bot.teams.store import RosterState
 from tests import activities
@@ -307,7 +307,7 @@ async def test_a_resend_of_a_channel_post_cut_short_posts_it_again(engine_factor
     header = await engine.records.create(validate(document), clock.now(), "test")
     await engine.records.advance(header, found=1, cursor=None, planned=True)
     # Its sender died posting: the row, keyed by the channel, is left `sending`.
-    await engine.records.claim("cut-post", ChannelRow(channel), clock.now() - SEND_LEASE - timedelta(seconds=1))
+    await engine.records.claim("cut-post", ChannelPost(channel), clock.now() - SEND_LEASE - timedelta(seconds=1))
 
     assert await engine.fanout.resend("cut-post", RecipientState.UNCONFIRMED) == 1
     await engine.drain()
@@ -316,16 +316,6 @@ async def test_a_resend_of_a_channel_post_cut_short_posts_it_again(engine_factor
     assert create.conversation_id.startswith(channel + ";messageid=") and engine.stub.texts() == ["launch"]
     status = await engine.records.status("cut-post")
     assert status.counts[RecipientState.SENT] == 1 and status.state.value == "done"
-
-
-@dataclass(frozen=True)
-class ChannelRow:
-    """Whom a teamChannel notification's row is about: the channel (records.Recipient)."""
-
-    conversation_id: str
-    channel_id: str = "msteams"
-    user_id: str = ""
-    teams_user: str = ""
 
 
 async def test_a_roster_member_claimed_as_a_delete_lands_is_cancelled_and_no_chat_is_created(engine_factory, monkeypatch):
