@@ -5,6 +5,7 @@
 - `NotificationStore`, `RecipientState`, `NotificationState`, `Status` (records): each
   notification's record and one row per recipient.
 - `Fanout`, `WorkQueue`, `InvalidWork` (fanout): a notification → pages → batches → deliveries.
+- `ChannelPosts` (posts): teamChannel notifications, a thread or a reply in one.
 - `Schedule` (schedule): notBefore's due-minute rows, released by the timer.
 - `Lifecycle` (lifecycle): DELETE (cancel, recall) and PATCH (edit) after acceptance.
 - `ReadReceipts`, `READ_RECEIPT` (receipts): which deliveries their users have read.
@@ -17,7 +18,7 @@ _NAMES = {
     "InvalidNotification": "contract",
     "NotificationStore": "records", "RecipientState": "records", "NotificationState": "records",
     "Status": "records",
-    "Fanout": "fanout", "WorkQueue": "fanout", "InvalidWork": "fanout",
+    "Fanout": "fanout", "WorkQueue": "fanout", "InvalidWork": "fanout", "ChannelPosts": "posts",
     "Schedule": "schedule", "Lifecycle": "lifecycle", "ReadReceipts": "receipts", "READ_RECEIPT": "receipts",
 }
 __all__ = sorted(_NAMES)

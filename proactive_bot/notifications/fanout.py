@@ -9,7 +9,7 @@
   ids (`aadObjectIds`, stored beside the record), every roster user after everyone with a
   conversation (`includeRoster`). A roster member without a chat travels in the batch as a
   member; the batch claims them, creates the chat (teams.chats) and sends. A `teamChannel`
-  notification is one new thread (or a reply in one), delivered inline.
+  notification is one new thread (or a reply in one), delivered inline (posts.py).
 - A batch claims each recipient's row right before sending (see NotificationStore.claim) and
   settles it after; whatever runs out of this invocation's retry budget goes back on the work
   queue with a visibility delay instead of keeping the function asleep.
@@ -34,15 +34,16 @@ from azure.storage.queue.aio import QueueClient
 from .. import clock
 from ..channel.activity import outgoing
 from ..delivery.outcome import Outcome, Result
-from ..delivery.retries import NOTIFICATIONS
 from ..delivery.sender import Delivery
 from ..references import TEAMS, ReferenceStore, StoredReference
 from ..teams.reach import ROSTER_PHASE, Page, TeamsReach
 from ..teams.store import RosterMember
 from .contract import Notification, OnCrash
 from .receipts import ReadReceipts
+from .posts import ChannelPosts
 from .records import (
-    SEND_LEASE, Claim, Header, NotificationStore, Recipient, RecipientState, Settled, Verdict, recipient_key, shard_of,
+    SEND_LEASE, Claim, Header, NotificationStore, Recipient, RecipientRow, RecipientState, Settled, Verdict, recipient_key,
+    settled, shard_of,
 )
 from .schedule import Schedule
 
@@ -145,12 +146,12 @@ class Fanout:
                         await first[0]  # cancelled with us: it stops as any batch does
             return
         if "teamChannel" in notification.to:
-            await self._post_to_channel(notification, header)
+            await self._posts.post(header)
             return
         recipient = await self._resolve(notification)
         if not header.planned:  # else a redelivery: the recipient's row says what is left to do
             note = "" if recipient else "recipient not known"
-            await self._advance(header, found=int(bool(recipient)), cursor=None, planned=True, note=note)
+            await self.records.advance(header, found=int(bool(recipient)), cursor=None, planned=True, note=note)
         if recipient is None:
             log.warning("notification %s: recipient %s is not known; nothing sent", notification.id, notification.to)
             return
@@ -181,6 +182,9 @@ class Fanout:
         header = await self.records.header(notification_id)
         if header is None:
             raise InvalidWork(f"no notification {notification_id!r}")
+        if not header.notification.is_broadcast:
+            # Its one recipient is delivered inline; walking would reach everyone its `to` filters by.
+            raise InvalidWork(f"notification {notification_id!r} is not a broadcast: no audience to walk")
         if header.planned or header.cancelled:
             return  # walked, or cancelled: the rest of the audience is never looked at
         audience: list[str] | None = None
@@ -191,15 +195,15 @@ class Fanout:
             if page.wait:
                 await self.work.put({"kind": "page", "notification": notification_id}, delay=page.wait)
                 return
-            for work in _batches(page.found):
+            for batch in _batches(page.found):
                 if first_batch is None:
-                    await self.work.put({"kind": "batch", "notification": notification_id, **work})
+                    await self.work.put(_batch_message(notification_id, batch))
                     continue
-                await self.work.put({"kind": "batch", "notification": notification_id, **work}, FIRST_BATCH_NET)
-                first_batch(_recipients_of(work, clock.now()))
+                await self.work.put(_batch_message(notification_id, batch), FIRST_BATCH_NET)
+                first_batch(batch)
                 first_batch = None
             cursor = page.cursor
-            moved = await self._advance(
+            moved = await self.records.advance(
                 header, found=len(page.found) + page.recorded, cursor=cursor, planned=cursor is None, note=page.note
             )
             if moved is None:
@@ -210,18 +214,6 @@ class Fanout:
             if time.monotonic() - started > WALK_BUDGET:
                 break
         await self.work.put({"kind": "page", "notification": notification_id})
-
-    async def _advance(self, header: Header, **moves: Any) -> Header | None:
-        """records.advance, again after a write that did not move the walk (an edit, say); None
-        when another copy of the page message moved it first, or the notification was cancelled."""
-        while True:
-            moved = await self.records.advance(header, **moves)
-            if moved is not None:
-                return moved
-            current = await self.records.header(header.notification.id)
-            if current is None or current.cancelled or (current.pages, current.planned) != (header.pages, header.planned):
-                return None
-            header = current
 
     async def _page(self, header: Header, audience: Sequence[str]) -> Page:
         """The next page of a notification's audience, whichever kind it is."""
@@ -262,7 +254,7 @@ class Fanout:
             raise InvalidWork(f"no notification {notification_id!r}")
         now = clock.now()
         try:
-            recipients = _recipients_of({"recipients": references, "members": members}, now)
+            recipients = _recipients_of(references, members, now)
         except (ValueError, AttributeError, TypeError) as error:
             raise InvalidWork(f"a batch recipient is not a conversation reference or roster member: {error}") from None
         if header.cancelled:
@@ -276,108 +268,77 @@ class Fanout:
         await batch.run(recipients)
         if batch.later:
             delay = max(wait for _, wait in batch.later)
-            await self.work.put(
-                {"kind": "batch", "notification": notification.id, **_batch_body([r for r, _ in batch.later])},
-                delay=delay,
-            )
+            await self.work.put(_batch_message(notification.id, [r for r, _ in batch.later]), delay=delay)
             log.info("notification %s: %d recipient(s) again in %.0f s", notification.id, len(batch.later), delay)
 
     async def resend(self, notification_id: str, state: RecipientState) -> int | None:
         """Send once more to the recipients in `state` (unconfirmed): the operator's call, since
         only they know whether a duplicate is worse than a miss. Returns how many, None if there
         is no such notification."""
-        if await self.records.header(notification_id) is None:
+        header = await self.records.header(notification_id)
+        if header is None:
             return None
         rows = await self.records.hand_out_again(notification_id, state, clock.now())
-        found = []
-        for row in rows:
-            # References are never deleted (a gone one is only marked inactive, and the batch
-            # settles it `gone`), so every row's address is still there.
-            recipient = await self.references.get(row.channel_id, row.conversation_id)
-            if recipient is not None:
-                found.append(recipient)
-        for work in _batches(found):
-            await self.work.put({"kind": "batch", "notification": notification_id, **work})
+        if rows and "teamChannel" in header.notification.to:
+            # Its one row is the channel's: posted again as at first (a new thread, or a reply).
+            await self.work.put({"kind": "post", "notification": notification_id})
+            return len(rows)
+        found = [r for r in await asyncio.gather(*(self._recipient_of(row) for row in rows)) if r is not None]
+        for batch in _batches(found):
+            await self.work.put(_batch_message(notification_id, batch))
         log.info("notification %s: %d %s recipient(s) handed out again", notification_id, len(found), state.public)
         return len(rows)
 
-    async def _post_to_channel(self, notification: Notification, header: Header) -> None:
-        """A new thread in a channel, or (replyTo) a reply in the thread an earlier one started."""
-        spec = notification.to["teamChannel"]
-        post = _ChannelPost(spec["channelId"])
-        if self.teams is None:
-            await self.records.advance(header, found=0, cursor=None, planned=True, note="Teams audiences are not configured")
-            return
-        team = await self.teams.store.team(spec["teamId"])
-        if team is None or not team.active:
-            if not header.planned:
-                await self.records.advance(header, found=0, cursor=None, planned=True, note="team not installed: nothing sent")
-            return
-        if not header.planned:
-            await self.records.advance(header, found=1, cursor=None, planned=True)
-        claim = await self.records.claim(notification.id, post, clock.now())
-        if claim.verdict is not Verdict.CLAIMED:
-            return
-        activity = notification.activity()
-        if spec.get("replyTo"):
-            thread = await self._thread_of(spec["replyTo"])
-            if thread is None:
-                await self.records.settle(notification.id, [Settled(post, RecipientState.FAILED, claim.attempts + 1,
-                                          detail=f"no thread started by {spec['replyTo']!r}")], clock.now(), at_once=True)
-                return
-            reference = {
-                "bot": self._bot_account(), "channelId": TEAMS, "serviceUrl": team.service_url,
-                "conversation": {"id": thread, "isGroup": True, "conversationType": "channel", "tenantID": team.tenant_id},
-            }
-            result = await self.delivery.send_patiently(
-                StoredReference.from_reference(reference, clock.now()), [outgoing(activity)],
-                deadline=time.monotonic() + self.retry_budget,
-            )
-            row = settled(post, claim, result, whole_run=True)
-            await self.records.settle(notification.id, [dataclasses.replace(row, conversation=thread)], clock.now(), at_once=True)
-            return
-        answer = await self.teams.chats.post_to_channel(team.service_url, team.tenant_id, spec["channelId"], activity)
-        if isinstance(answer, dict):
-            row = Settled(post, RecipientState.SENT, claim.attempts + 1, status=200, conversation=str(answer.get("id", "")))
-        else:
-            row = settled(post, claim, answer, whole_run=True)
-        await self.records.settle(notification.id, [row], clock.now(), at_once=True)
-        if row.state is RecipientState.RETRY:
-            await self.work.put({"kind": "post", "notification": notification.id}, delay=answer.retry_after or 1.0)
+    async def _recipient_of(self, row: RecipientRow) -> StoredReference | RosterMember | None:
+        """Whom a row is about, found again: its conversation, or (a Teams user known from a
+        roster, claimed before their chat was created) the roster member."""
+        if row.conversation_id:
+            # References are never deleted (a gone one is only marked inactive, and the batch
+            # settles it `gone`), so every row's address is still there.
+            return await self.references.get(row.channel_id, row.conversation_id)
+        if self.teams is not None and row.user_id:
+            return await self.teams.store.reachable_user(row.user_id)
+        log.warning("a %s row of no conversation, and no Teams reach to find its user", row.state.public)
+        return None
 
-    async def _thread_of(self, notification_id: str) -> str | None:
-        status = await self.records.status(notification_id, detail=True, limit=1)
-        if status is None or not status.rows or status.rows[0].state is not RecipientState.SENT:
-            return None
-        return status.rows[0].conversation_id or None
-
-    def _bot_account(self) -> dict[str, str]:
-        assert self.teams is not None
-        return self.teams.chats.bot_account
+    @property
+    def _posts(self) -> ChannelPosts:
+        return ChannelPosts(self.records, self.delivery, self.work, self.teams, self.retry_budget)
 
     async def handle(self, work: Any) -> None:
-        """One work-queue message."""
-        if isinstance(work, dict) and work.get("kind") == "roster" and isinstance(work.get("team"), str):
+        """One work-queue message; one it cannot act on raises InvalidWork (for the poison queue)."""
+        if not isinstance(work, dict):
+            raise InvalidWork("expected an object with a 'notification' id")
+        kind = work.get("kind")
+        if kind == "roster":
+            if not isinstance(work.get("team"), str):
+                raise InvalidWork("a roster walk needs a 'team' id")
             if self.teams is None:
                 raise InvalidWork("a roster walk, but Teams reach is not configured")
             failures = work.get("failures", 0)
             await self.teams.roster.next_pages(work["team"], failures if isinstance(failures, int) else 0)
             return
-        if not isinstance(work, dict) or not isinstance(work.get("notification"), str):
+        if not isinstance(work.get("notification"), str):
             raise InvalidWork("expected an object with a 'notification' id")
-        if work.get("kind") == "page":
-            await self.next_page(work["notification"])
-        elif work.get("kind") == "batch" and isinstance(work.get("recipients", []), list) and isinstance(work.get("members", []), list):
-            await self.deliver_batch(work["notification"], work.get("recipients", []), work.get("members", []))
-        elif work.get("kind") == "release":
-            await self.release(work["notification"])
-        elif work.get("kind") == "post":
-            header = await self.records.header(work["notification"])
+        notification_id = work["notification"]
+        if kind == "page":
+            await self.next_page(notification_id)
+        elif kind == "batch":
+            references, members = work.get("recipients", []), work.get("members", [])
+            if not isinstance(references, list) or not isinstance(members, list):
+                raise InvalidWork("a batch's recipients and members are lists")
+            await self.deliver_batch(notification_id, references, members)
+        elif kind == "release":
+            await self.release(notification_id)
+        elif kind == "post":
+            header = await self.records.header(notification_id)
             if header is None:
-                raise InvalidWork(f"no notification {work['notification']!r}")
-            await self._post_to_channel(header.notification, header)
+                raise InvalidWork(f"no notification {notification_id!r}")
+            if "teamChannel" not in header.notification.to:
+                raise InvalidWork(f"notification {notification_id!r} is not a teamChannel post")
+            await self._posts.post(header)
         else:
-            raise InvalidWork(f"unknown work kind {work.get('kind')!r}")
+            raise InvalidWork(f"unknown work kind {kind!r}")
 
 
 class _Batch:
@@ -444,7 +405,7 @@ class _Batch:
             recipient, [self._activity], deadline=self._deadline, claimant=claimant
         )
         if result.outcome is Outcome.SKIPPED:
-            if claimant.taken and claimant.taken[-1].verdict is Verdict.BUSY:
+            if claimant.busy:
                 self.later.append((recipient, SEND_LEASE.total_seconds()))
             return
         row = dataclasses.replace(settled(recipient, claimant.taken[-1], result), version=self._version)
@@ -490,24 +451,16 @@ class _Batch:
         if existing is not None:
             await self._one(existing)  # the same recipient row: keyed by the Teams user
             return
-        taken: list[Claim] = []
-
-        async def claim() -> bool:
-            # One claim for the create and the send after it: a create's retries hold the row
-            # (a second create for the same user would open the same chat, but is not needed).
-            self._claiming.add(recipient_key(member))
-            taken.append(await fanout.records.claim(
-                self._notification.id, member, clock.now(),
-                resend_on_crash=self._notification.on_crash is OnCrash.RESEND,
-            ))
-            return taken[-1].verdict is Verdict.CLAIMED and await self.may_send(member, taken[-1])
-
-        opened = await chats.open(member, deadline=self._deadline, claim=claim)
-        if not taken or taken[-1].verdict is not Verdict.CLAIMED:
-            if taken and taken[-1].verdict is Verdict.BUSY:
+        # One claim for the create and the send after it: a create's retries hold the row
+        # (a second create for the same user would open the same chat, but is not needed).
+        claimant = _Claimant(self, member)
+        opened = await chats.open(member, deadline=self._deadline, claim=claimant.claim)
+        if opened.failure is not None and opened.failure.outcome is Outcome.SKIPPED:
+            # Not claimed, or claimed and then stopped (may_send recorded why): nothing created.
+            if claimant.busy:
                 self.later.append((member, SEND_LEASE.total_seconds()))
             return
-        granted = taken[-1]
+        granted = claimant.taken[-1]
         if opened.reference is None:
             assert opened.failure is not None
             failure = dataclasses.replace(opened.failure, attempts=opened.attempts, throttled=opened.throttled)
@@ -542,12 +495,18 @@ class _Batch:
 
 
 class _Claimant:
-    """One recipient's row, held only while a request to it is in flight (`delivery.Claimant`)."""
+    """One recipient's row, held only while a request to it is in flight (`delivery.Claimant`);
+    for a roster member, `claim` is the hook of their chat's create, held through the send after."""
 
-    def __init__(self, batch: _Batch, recipient: StoredReference) -> None:
+    def __init__(self, batch: _Batch, recipient: Recipient) -> None:
         self._batch = batch
         self._recipient = recipient
         self.taken: list[Claim] = []
+
+    @property
+    def busy(self) -> bool:
+        """Its last claim found the row held by another sender: look again once its lease is up."""
+        return bool(self.taken) and self.taken[-1].verdict is Verdict.BUSY
 
     async def claim(self) -> bool:
         batch, recipient = self._batch, self._recipient
@@ -570,9 +529,9 @@ class _Claimant:
         batch._claiming.discard(recipient_key(self._recipient))
 
 
-def _batches(found: Sequence[StoredReference | RosterMember]) -> list[dict[str, list[dict[str, Any]]]]:
-    """Split a page into batch message bodies that fit a queue message, one shard per batch, so
-    that a batch's claims and outcomes go to one partition together."""
+def _batches(found: Sequence[StoredReference | RosterMember]) -> list[list[StoredReference | RosterMember]]:
+    """Split a page into batches that fit a queue message, one shard per batch, so that a
+    batch's claims and outcomes go to one partition together."""
     by_shard: dict[int, list[StoredReference | RosterMember]] = {}
     for recipient in found:
         by_shard.setdefault(shard_of(recipient), []).append(recipient)
@@ -586,65 +545,34 @@ def _batches(found: Sequence[StoredReference | RosterMember]) -> list[dict[str, 
                 size = 0
             batches[-1].append(recipient)
             size += weight
-    return [_batch_body(batch) for batch in batches]
+    return batches
 
 
-def _recipients_of(work: dict[str, Any], now: datetime) -> list[StoredReference | RosterMember]:
-    """A batch body's recipients (see _batch_body): stored conversations, then roster members."""
+def _batch_message(notification_id: str, recipients: Sequence[StoredReference | RosterMember]) -> dict[str, Any]:
+    """A batch work message: stored conversations' references, and roster members (their chat to
+    be created) apart. `_recipients_of` reads them back."""
+    message: dict[str, Any] = {
+        "kind": "batch", "notification": notification_id,
+        "recipients": [r.reference for r in recipients if isinstance(r, StoredReference)],
+    }
+    members = [r.to_json() for r in recipients if isinstance(r, RosterMember)]
+    if members:
+        message["members"] = members
+    return message
+
+
+def _recipients_of(
+    references: Sequence[dict[str, Any]], members: Sequence[dict[str, Any]], now: datetime
+) -> list[StoredReference | RosterMember]:
+    """A batch message's recipients (see _batch_message): stored conversations, then roster members."""
     recipients: list[StoredReference | RosterMember] = [
-        StoredReference.from_reference(reference, now) for reference in work.get("recipients", [])
+        StoredReference.from_reference(reference, now) for reference in references
     ]
-    return recipients + [RosterMember.from_json(member) for member in work.get("members", [])]
+    return recipients + [RosterMember.from_json(member) for member in members]
 
 
 def _json_of(recipient: StoredReference | RosterMember) -> dict[str, Any]:
     return recipient.to_json() if isinstance(recipient, RosterMember) else recipient.reference
-
-
-def _batch_body(recipients: Sequence[StoredReference | RosterMember]) -> dict[str, list[dict[str, Any]]]:
-    """A batch message's recipients: stored conversations, and roster members (their chat to be
-    created) apart."""
-    body: dict[str, list[dict[str, Any]]] = {
-        "recipients": [r.reference for r in recipients if isinstance(r, StoredReference)]
-    }
-    members = [r.to_json() for r in recipients if isinstance(r, RosterMember)]
-    if members:
-        body["members"] = members
-    return body
-
-
-@dataclasses.dataclass(frozen=True)
-class _ChannelPost:
-    """A teamChannel notification's one recipient: the channel (its row stays keyed by the
-    channel; the thread it started is recorded as the row's conversation)."""
-
-    conversation_id: str
-    channel_id: str = TEAMS
-    user_id: str = ""
-    teams_user: str = ""
-
-
-def settled(recipient: Recipient, claim: Claim, result: Result, *, whole_run: bool = False) -> Settled:
-    """The row a delivery result leads to; whether to try again is the notifications' retry
-    policy (delivery.retries.NOTIFICATIONS).
-
-    Attempts are counted from the claim: by default `result` is the one attempt made under it
-    (earlier ones were released with their counts, see _Claimant); `whole_run`: every attempt
-    `result` reports was made under this one claim."""
-    attempts = claim.attempts + (result.attempts if whole_run else 1)
-    if result.outcome is Outcome.SENT:
-        state = RecipientState.SENT
-    elif result.outcome is Outcome.GONE:
-        state = RecipientState.GONE
-    elif result.retryable and not NOTIFICATIONS.exhausted(attempts):
-        state = RecipientState.RETRY
-    else:
-        state = RecipientState.FAILED
-    throttled = claim.throttled + (result.throttled if whole_run else result.outcome is Outcome.THROTTLED)
-    return Settled(
-        recipient, state, attempts, throttled, result.status, result.detail, claim.resends, claim.claimed_at,
-        activity_id=result.activity_id,
-    )
 
 
 class Cancellation:
@@ -673,9 +601,8 @@ class Cancellation:
     async def _read(self, result: asyncio.Future[bool]) -> None:
         self._next = None  # from here on the read is on its way: later askers need a new one
         try:
-            header = await self._records.header(self._id)
+            self._known = await self._records.cancelled(self._id)
         except Exception as error:  # noqa: BLE001 - every asker hears it
             result.set_exception(error)
             return
-        self._known = header is None or header.cancelled
         result.set_result(self._known)

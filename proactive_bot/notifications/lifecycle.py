@@ -115,11 +115,13 @@ class Lifecycle:
     async def change(self, work: dict[str, Any]) -> None:
         """One "recall" or "edit" work message: one shard's sent rows."""
         try:
-            kind, shard = Kind(work["kind"]), int(work["shard"])
-        except (KeyError, ValueError, TypeError):
-            raise InvalidWork(f"a {work.get('kind')} message needs a shard (0-{SHARDS - 1})") from None
-        if not 0 <= shard < SHARDS:
-            raise InvalidWork(f"shard {shard} is not one of 0-{SHARDS - 1}")
+            kind = Kind(work.get("kind"))
+        except ValueError:
+            raise InvalidWork(f"unknown work kind {work.get('kind')!r}") from None
+        shard = work.get("shard")
+        # A whole number, as _put writes it (bool is an int to Python, not to the sender).
+        if not isinstance(shard, int) or isinstance(shard, bool) or not 0 <= shard < SHARDS:
+            raise InvalidWork(f"a {kind.value} message needs a shard (0-{SHARDS - 1}), not {shard!r}")
         header = await self.records.header(work["notification"])
         if header is None:
             raise InvalidWork(f"no notification {work['notification']!r}")
@@ -199,8 +201,9 @@ class _Change:
         attempts = int(row.get("changeAttempts", 0)) + result.attempts
         fields: dict[str, Any] = {"changeUntil": now, "changeAttempts": attempts, "updatedAt": now}
         recall = self._kind is Kind.RECALL
-        if result.outcome is Outcome.SENT or (recall and result.outcome is Outcome.GONE):
-            # A recall answered 404 finds the message gone already: recalled all the same.
+        if result.outcome is Outcome.SENT or (recall and result.outcome is Outcome.GONE and result.status == 404):
+            # A recall answered 404 finds the message gone already: recalled all the same. A 403
+            # (the user blocked the bot, the bot left the team) is GONE too, but the message stays.
             if recall:
                 return {**fields, "state": RecipientState.RECALLED.value, "recalledAt": now, "change": "",
                         "changeAttempts": 0}

@@ -41,6 +41,8 @@ from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from .. import clock
+from ..delivery.outcome import Outcome, Result
+from ..delivery.retries import NOTIFICATIONS
 from ..storage.batching import CoalescedWrites, Write
 from ..storage.keys import table_key
 from .contract import Notification
@@ -158,6 +160,29 @@ class Settled:
     version: int = 0  # SENT: the content version sent
     chat_created: bool = False  # the bot created the recipient's 1:1 chat for this notification
     conversation: str = ""  # where it went, if not the recipient's own (a created chat or thread)
+
+
+def settled(recipient: Recipient, claim: Claim, result: Result, *, whole_run: bool = False) -> Settled:
+    """The row a delivery result leads to; whether to try again is the notifications' retry
+    policy (delivery.retries.NOTIFICATIONS).
+
+    Attempts are counted from the claim: by default `result` is the one attempt made under it
+    (earlier ones were released with their counts, see fanout._Claimant); `whole_run`: every attempt
+    `result` reports was made under this one claim."""
+    attempts = claim.attempts + (result.attempts if whole_run else 1)
+    if result.outcome is Outcome.SENT:
+        state = RecipientState.SENT
+    elif result.outcome is Outcome.GONE:
+        state = RecipientState.GONE
+    elif result.retryable and not NOTIFICATIONS.exhausted(attempts):
+        state = RecipientState.RETRY
+    else:
+        state = RecipientState.FAILED
+    throttled = claim.throttled + (result.throttled if whole_run else result.outcome is Outcome.THROTTLED)
+    return Settled(
+        recipient, state, attempts, throttled, result.status, result.detail, claim.resends, claim.claimed_at,
+        activity_id=result.activity_id,
+    )
 
 
 class Recipient(Protocol):
@@ -294,6 +319,15 @@ class NotificationStore:
             audience=int(entity.get("audience", 0)),
         )
 
+    async def cancelled(self, notification_id: str) -> bool:
+        """Whether a DELETE has marked it (or its record is gone): the one property, not the
+        document, for the cancel check every claim transaction makes (fanout.Cancellation)."""
+        try:
+            entity = await self._table.get_entity(table_key(notification_id), _HEADER, select=["cancelledAt"])
+        except ResourceNotFoundError:
+            return True
+        return isinstance(entity.get("cancelledAt"), datetime)
+
     async def audience(self, notification_id: str) -> list[str]:
         """The aadObjectIds a notification names, as stored beside its header."""
         ids: list[str] = []
@@ -306,28 +340,21 @@ class NotificationStore:
     async def advance(
         self, header: Header, *, found: int, cursor: dict[str, str] | None, planned: bool, note: str = ""
     ) -> Header | None:
-        """Move a broadcast's cursor on, if nobody else did since `header` was read; returns the
-        record as it now stands (None: another writer moved it first)."""
-        moved = dataclasses.replace(
-            header, recipients=header.recipients + found, planned=planned, cursor=cursor,
-            pages=header.pages + 1, note=note or header.note,
-        )
-        entity = {
-            "PartitionKey": table_key(header.notification.id),
-            "RowKey": _HEADER,
-            "recipients": moved.recipients,
-            "planned": moved.planned,
-            "cursor": json.dumps(cursor) if cursor else "",
-            "pages": moved.pages,
-            "note": moved.note,
-        }
-        try:
-            written = await self._table.update_entity(
-                entity, mode=UpdateMode.MERGE, etag=header.etag, match_condition=MatchConditions.IfNotModified
-            )
-        except ResourceModifiedError:
-            return None
-        return dataclasses.replace(moved, etag=written["etag"])
+        """Move a walk on from where `header` left it (its cursor, count and plan); returns the
+        record as it now stands. None: another writer moved the walk first (a redelivered page
+        message, say), or the notification was cancelled. A write that did not move the walk (an
+        edit) does not stop it: the move is made again on the record as it now reads."""
+        while True:
+            moves = {"recipients": header.recipients + found, "planned": planned, "pages": header.pages + 1,
+                     "note": note or header.note}
+            fields = {**moves, "cursor": json.dumps(cursor) if cursor else ""}
+            moved = await self._merge_header(header, fields, cursor=cursor, **moves)
+            if moved is not None:
+                return moved
+            current = await self.header(header.notification.id)
+            if current is None or current.cancelled or (current.pages, current.planned) != (header.pages, header.planned):
+                return None
+            header = current
 
     async def cancel(self, header: Header, now: datetime) -> Header | None:
         """Mark the notification cancelled, if nobody wrote it since `header` was read."""
@@ -407,6 +434,14 @@ class NotificationStore:
         if not await self._replace_if_unchanged(retaken, existing):
             return Claim(Verdict.BUSY)
         return Claim(Verdict.CLAIMED, int(existing.get("attempts", 0)), int(existing.get("throttled", 0)), resends, now)
+
+    async def row(self, notification_id: str, recipient: Recipient) -> RecipientRow | None:
+        """One recipient's row, by its key (None: no delivery to them has begun)."""
+        try:
+            entity = await self._table.get_entity(*row_address(notification_id, recipient))
+        except ResourceNotFoundError:
+            return None
+        return _row(entity, RecipientState(entity.get("state")))
 
     async def hand_out_again(self, notification_id: str, state: RecipientState, now: datetime) -> list[RecipientRow]:
         """An operator's resend: every row in `state` (unconfirmed) becomes RETRY, one resend more,
@@ -498,13 +533,16 @@ class NotificationStore:
             return False
         return True
 
-    async def sending(self, notification_id: str, now: datetime) -> int:
-        """How many of its rows are being sent right now (claimed, lease running; a row whose
-        lease ran out belongs to a sender that died, and is reported unconfirmed)."""
+    async def sending(self, notification_id: str, now: datetime) -> bool:
+        """Whether any of its rows is being sent right now (claimed, lease running; a row whose
+        lease ran out belongs to a sender that died, and is reported unconfirmed). The first one
+        found answers: a DELETE polls this while a broadcast's sends land, so no more pages."""
         query = "PartitionKey gt @lo and PartitionKey lt @hi and state eq @state and leaseUntil gt @now"
         key = table_key(notification_id)
         params = {"lo": key + _SHARD, "hi": key + _AFTER_SHARDS, "state": RecipientState.SENDING.value, "now": now}
-        return len([e async for e in self._table.query_entities(query, parameters=params, select=["state"])])
+        async for _ in self._table.query_entities(query, parameters=params, select=["state"]):
+            return True
+        return False
 
     # status
 

@@ -4,16 +4,21 @@ the Connector stub."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from azure.core.exceptions import ServiceRequestError
+from azure.storage.queue.aio import QueueClient
 
+from devtools.azurite import ACCOUNT, ACCOUNT_KEY, free_port
 from devtools.connector_stub import DELETE, UPDATE
 from proactive_bot import clock
 from proactive_bot.app import status_body
 from proactive_bot.notifications import Notification
+from proactive_bot.notifications.fanout import WorkQueue
 from proactive_bot.notifications.receipts import ordered_id
 
 pytestmark = pytest.mark.timeout(120)
@@ -225,6 +230,29 @@ async def test_recall_waits_out_429_and_retries_5xx(engine_factory):
     assert (await status(engine, "bumpy"))["counts"]["recalled"] == 1
 
 
+async def test_a_403_leaves_the_message_failed_to_change_and_a_404_recall_finds_it_gone(engine_factory):
+    engine = await engine_factory()
+    blocked, deleted, fine = (u["conversation"]["id"] for u in await engine.users(3))
+    await engine.fanout.start(to_everyone("refused", "v0"), source="test")
+    await engine.drain()
+
+    engine.stub.block(blocked, 403)  # the user blocked the bot since: the message stays where it is
+    engine.stub.refuse_changes(deleted, 404)  # no longer there (deleted by its reader, say)
+    await engine.lifecycle.edit("refused", "v1", None)
+    await engine.drain()
+    await engine.lifecycle.cancel("refused")
+    await engine.drain()
+
+    changes = Counter((r.route, r.conversation_id) for r in engine.stub.received if r.route in (UPDATE, DELETE))
+    assert changes == {(route, c): 1 for route in (UPDATE, DELETE) for c in (blocked, deleted, fine)}  # none retried
+    body = await status(engine, "refused", detail=True)
+    assert body["counts"]["recalled"] == 2 and body["counts"]["sent"] == 1 and body["counts"]["pending"] == 0
+    rows = {r["conversationId"]: r for r in body["recipients"]}
+    assert rows[blocked]["state"] == "sent" and rows[blocked]["change"] == "failed"
+    assert rows[blocked]["detail"].startswith("recall:") and rows[blocked]["recalledAt"] is None
+    assert rows[deleted]["state"] == rows[fine]["state"] == "recalled"
+
+
 # ---- expiry ---------------------------------------------------------------------------------
 
 
@@ -310,21 +338,21 @@ async def test_a_sender_that_died_mid_send_neither_holds_up_a_delete_nor_its_rec
 async def test_a_failed_cancel_check_hands_the_recipient_back_instead_of_sending_blind(engine_factory, monkeypatch):
     engine = await engine_factory()
     await engine.users(1)
-    real_header, real_claim = engine.records.header, engine.records.claim
+    real_cancelled, real_claim = engine.records.cancelled, engine.records.claim
     failures = {"armed": False, "raised": 0}
 
     async def claim(*args, **kwargs):
         failures["armed"] = failures["raised"] == 0  # the first claim's cancel check will fail
         return await real_claim(*args, **kwargs)
 
-    async def flaky_header(notification_id):
+    async def flaky_cancelled(notification_id):
         if failures["armed"]:
             failures["armed"], failures["raised"] = False, 1
             raise ConnectionError("storage hiccup")
-        return await real_header(notification_id)
+        return await real_cancelled(notification_id)
 
     monkeypatch.setattr(engine.records, "claim", claim)
-    monkeypatch.setattr(engine.records, "header", flaky_header)
+    monkeypatch.setattr(engine.records, "cancelled", flaky_cancelled)
     await engine.fanout.start(to_everyone("flaky"), source="test")
     assert engine.stub.delivered() == []
     await engine.drain(wait_for_delayed=2.5)
@@ -332,6 +360,28 @@ async def test_a_failed_cancel_check_hands_the_recipient_back_instead_of_sending
     assert failures["raised"] == 1
     assert len(engine.stub.delivered()) == 1
     assert (await status(engine, "flaky"))["counts"]["sent"] == 1
+
+
+async def test_a_cancel_whose_recall_cannot_be_queued_fails_loudly_and_repeating_it_recalls(engine_factory):
+    engine = await engine_factory()
+    await engine.users(1)
+    await engine.fanout.start(to_everyone("unqueued"), source="test")
+    await engine.drain()
+    # The queue service does not answer (nothing listens on the port); the table does.
+    connection = (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+                  f"QueueEndpoint=http://127.0.0.1:{free_port()}/{ACCOUNT};")
+    async with QueueClient.from_connection_string(connection, "work", retry_total=0) as nowhere:
+        offline = dataclasses.replace(engine.lifecycle, work=WorkQueue(nowhere))
+        with pytest.raises(ServiceRequestError):
+            await asyncio.wait_for(offline.cancel("unqueued"), timeout=20)  # the DELETE fails: no 202
+
+    cancelled = await status(engine, "unqueued")
+    assert cancelled["state"] == "cancelled" and cancelled["counts"]["recalled"] == 0  # marked: nothing more sent
+    assert (await engine.lifecycle.cancel("unqueued")).refusal is None  # its caller repeats the DELETE
+    await engine.drain()
+
+    assert [r.status for r in engine.stub.received if r.route == DELETE] == [200]
+    assert (await status(engine, "unqueued"))["counts"]["recalled"] == 1
 
 
 async def test_an_edit_in_the_middle_of_a_walk_does_not_stop_it(engine_factory, monkeypatch):

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import uuid
 from collections import Counter
+from datetime import timedelta
 from urllib.parse import unquote
 
 from azure.data.tables.aio import TableClient
@@ -17,7 +18,8 @@ from devtools.connector_stub import CREATE, PAGED_MEMBERS
 from proactive_bot import clock
 from proactive_bot.channel import activity as channel_module
 from proactive_bot.notifications.contract import validate
-from proactive_bot.notifications.records import RecipientState
+from proactive_bot.notifications.posts import ChannelPost
+from proactive_bot.notifications.records import SEND_LEASE, RecipientState
 from proactive_bot.teams.store import RosterState, TeamsStore
 from tests import activities
 
@@ -216,6 +218,129 @@ async def test_channel_post_starts_a_thread_and_replyto_answers_in_it(engine_fac
     assert engine.stub.texts(thread) == ["launch today", "it is live"]
     status = await engine.records.status("post", detail=True)
     assert status.counts[RecipientState.SENT] == 1 and status.rows[0].conversation_id == thread
+
+
+async def test_replyto_a_notification_that_started_no_thread_fails_and_posts_nothing(engine_factory) -> None:
+    engine = await engine_factory()
+    await installed(engine, 1)
+    await engine.fanout.start(validate({"id": "to-team", "to": {"teamId": TEAM}, "text": "hello"}), "test")
+    await engine.drain()
+    assert engine.stub.texts() == ["hello"]  # in the member's 1:1 chat, which the bot created
+    channel = "19:c0ffee@thread.tacv2"
+
+    for reply_to in ("to-team", "never-sent"):
+        await engine.fanout.start(validate({"id": f"reply-{reply_to}", "to": {"teamChannel": {
+            "teamId": TEAM, "channelId": channel, "replyTo": reply_to}}, "text": "a reply"}), "test")
+
+        status = await engine.records.status(f"reply-{reply_to}", detail=True)
+        assert status.counts[RecipientState.FAILED] == 1 and status.pending == 0
+        assert status.rows[0].detail == f"no thread started by {reply_to!r}"
+    assert engine.stub.texts() == ["hello"]
+
+
+async def test_a_channel_post_raced_by_an_edit_completes_and_by_a_delete_is_never_posted(engine_factory, monkeypatch):
+    engine = await engine_factory()
+    await installed(engine, 1)
+    engine.stub.clear()
+    channel = "19:c0ffee@thread.tacv2"
+    real_team, racing = engine.teams.store.team, []
+
+    async def team_then(team_id):
+        found = await real_team(team_id)
+        await racing.pop()()  # the record changes between the post's read of it and its claim
+        return found
+
+    monkeypatch.setattr(engine.teams.store, "team", team_then)
+    racing.append(lambda: engine.lifecycle.edit("edited-post", "v1", None))
+    await engine.fanout.start(validate({"id": "edited-post", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}},
+                                        "text": "v0"}), "test")
+    racing.append(lambda: engine.lifecycle.cancel("deleted-post"))
+    await engine.fanout.start(validate({"id": "deleted-post", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}},
+                                        "text": "never"}), "test")
+    await engine.drain()
+
+    assert [r.body["activity"]["text"] for r in engine.stub.received if r.route == CREATE] == ["v1"]
+    edited = await engine.records.status("edited-post")
+    assert edited.state.value == "done" and edited.counts[RecipientState.SENT] == 1
+    deleted = await engine.records.status("deleted-post")
+    assert deleted.state.value == "cancelled" and deleted.counts[RecipientState.SENT] == 0
+
+
+async def test_a_throttled_reply_comes_back_through_the_work_queue(engine_factory) -> None:
+    engine = await engine_factory(retry_budget=0.5)
+    await installed(engine, 1)
+    channel = "19:c0ffee@thread.tacv2"
+    await engine.fanout.start(validate({"id": "thread", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}},
+                                        "text": "launch today"}), "test")
+    [create] = [r for r in engine.stub.received if r.route == CREATE and r.body.get("isGroup")]
+    engine.stub.fail(create.conversation_id, [429], retry_after=1)  # longer than this invocation's budget
+
+    await engine.fanout.start(validate({"id": "reply", "to": {"teamChannel": {
+        "teamId": TEAM, "channelId": channel, "replyTo": "thread"}}, "text": "it is live"}), "test")
+    assert (await engine.records.status("reply")).counts[RecipientState.RETRY] == 1
+    await engine.drain(wait_for_delayed=2.5)
+
+    assert engine.stub.texts(create.conversation_id) == ["launch today", "it is live"]
+    status = await engine.records.status("reply")
+    assert status.counts[RecipientState.SENT] == 1 and status.state.value == "done" and status.throttled == 1
+
+
+async def test_a_resend_reaches_a_roster_member_whose_chat_create_was_cut_short(engine_factory) -> None:
+    engine = await engine_factory()
+    await installed(engine, 1)
+    [member], _ = await engine.teams.store.roster_page(TEAM, None, 500)
+    # A sender claimed the member, then died creating their chat: the row has no conversation.
+    header = await engine.records.create(validate({"id": "cut", "to": {"teamId": TEAM}, "text": "x"}), clock.now(), "test")
+    await engine.records.advance(header, found=1, cursor=None, planned=True)
+    await engine.records.claim("cut", member, clock.now() - SEND_LEASE - timedelta(seconds=1))
+    assert (await engine.records.status("cut")).counts[RecipientState.UNCONFIRMED] == 1
+
+    assert await engine.fanout.resend("cut", RecipientState.UNCONFIRMED) == 1
+    await engine.drain()
+
+    assert creates(engine) == {member.user_id: 1} and engine.stub.texts() == ["x"]
+    status = await engine.records.status("cut")
+    assert status.counts[RecipientState.SENT] == 1 and status.state.value == "done" and status.resent == 1
+
+
+async def test_a_resend_of_a_channel_post_cut_short_posts_it_again(engine_factory) -> None:
+    engine = await engine_factory()
+    await installed(engine, 1)
+    engine.stub.clear()
+    channel = "19:c0ffee@thread.tacv2"
+    document = {"id": "cut-post", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}}, "text": "launch"}
+    header = await engine.records.create(validate(document), clock.now(), "test")
+    await engine.records.advance(header, found=1, cursor=None, planned=True)
+    # Its sender died posting: the row, keyed by the channel, is left `sending`.
+    await engine.records.claim("cut-post", ChannelPost(channel), clock.now() - SEND_LEASE - timedelta(seconds=1))
+
+    assert await engine.fanout.resend("cut-post", RecipientState.UNCONFIRMED) == 1
+    await engine.drain()
+
+    [create] = [r for r in engine.stub.received if r.route == CREATE]
+    assert create.conversation_id.startswith(channel + ";messageid=") and engine.stub.texts() == ["launch"]
+    status = await engine.records.status("cut-post")
+    assert status.counts[RecipientState.SENT] == 1 and status.state.value == "done"
+
+
+async def test_a_roster_member_claimed_as_a_delete_lands_is_cancelled_and_no_chat_is_created(engine_factory, monkeypatch):
+    engine = await engine_factory()
+    await installed(engine, 1)
+    engine.stub.clear()
+    real_cancelled = engine.records.cancelled
+
+    async def cancelled_just_before(notification_id):
+        # The DELETE's mark is written after the member's claim, before its cancel check reads.
+        await engine.records.cancel(await engine.records.header(notification_id), clock.now())
+        return await real_cancelled(notification_id)
+
+    monkeypatch.setattr(engine.records, "cancelled", cancelled_just_before)
+    await engine.fanout.start(validate({"id": "late-delete", "to": {"teamId": TEAM}, "text": "x"}), "test")
+    await engine.drain()
+
+    assert engine.stub.received == []  # no chat created, nothing sent
+    [row] = (await engine.records.status("late-delete", detail=True)).rows
+    assert row.state is RecipientState.CANCELLED and row.attempts == 0
 
 
 async def test_the_roster_walk_resumes_and_a_redelivered_roster_message_does_not_fork_it(engine_factory, monkeypatch):
