@@ -131,8 +131,12 @@ class Recurrence:
 
     @classmethod
     def decode(cls, text: str) -> Recurrence:
+        """The stored form back (`encode`); ValueError if it is not one (a row edited by hand)."""
         days, _, at = text.partition("@")
-        return cls(frozenset(int(day) for day in days.split(",")), time.fromisoformat(at))
+        weekdays = frozenset(int(day) for day in days.split(","))
+        if not weekdays <= frozenset(range(7)):
+            raise ValueError(f"weekdays are 0 to 6: {text!r}")  # next_after would find no day
+        return cls(weekdays, time.fromisoformat(at))
 
     def next_after(self, moment: datetime, zone: ZoneInfo) -> datetime:
         """The first occurrence strictly after `moment` (UTC)."""
