@@ -71,10 +71,16 @@ class Clients:
         if self.budget is not None:
             await self.budget.close()  # hands this instance's share back to its siblings
         await self.http.close()
-        await self.tables.close()
-        await self.queues.close()
-        if self.credential is not None:
-            await self.credential.close()
+        await _close_storage(self.tables, self.queues, self.credential)
+
+
+async def _close_storage(
+    tables: TableServiceClient, queues: QueueServiceClient, credential: AsyncTokenCredential | None
+) -> None:
+    await tables.close()
+    await queues.close()
+    if credential is not None:
+        await credential.close()
 
 
 _Built = tuple[Settings, "asyncio.Task[Clients]"]
@@ -180,18 +186,24 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
         settings.app_password, settings.identity_header, *redaction.storage_secrets(settings.storage_connection)
     ])
     tables, queues, credential = storage_clients(settings, **storage_options)
-    references_table, reminders_table, notifications_table, teams_table, budget_table = await asyncio.gather(
-        tables.create_table_if_not_exists(settings.references_table),
-        tables.create_table_if_not_exists(settings.reminders_table),
-        tables.create_table_if_not_exists(settings.notifications_table),
-        tables.create_table_if_not_exists(settings.teams_table),
-        tables.create_table_if_not_exists(settings.budget_table),
-    )
-    notifications_queue, work_queue, tasks_queue = await asyncio.gather(
-        _queue(queues, settings.notifications_queue),
-        _queue(queues, settings.work_queue),
-        _queue(queues, settings.tasks_queue),
-    )
+    try:
+        references_table, reminders_table, notifications_table, teams_table, budget_table = await asyncio.gather(
+            tables.create_table_if_not_exists(settings.references_table),
+            tables.create_table_if_not_exists(settings.reminders_table),
+            tables.create_table_if_not_exists(settings.notifications_table),
+            tables.create_table_if_not_exists(settings.teams_table),
+            tables.create_table_if_not_exists(settings.budget_table),
+        )
+        notifications_queue, work_queue, tasks_queue = await asyncio.gather(
+            _queue(queues, settings.notifications_queue),
+            _queue(queues, settings.work_queue),
+            _queue(queues, settings.tasks_queue),
+        )
+    except BaseException:
+        # Storage unreachable (or refusing us): the invocation fails with that error and the next
+        # one builds again (`get`), so these must not stay open, one set per failed invocation.
+        await _close_storage(tables, queues, credential)
+        raise
     # Enough pooled connections for every send in flight, plus storage calls of our own.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.delivery_concurrency + 16))
     adapter = ChannelAdapter(settings, http)
