@@ -4,7 +4,7 @@ Built once per process (per event loop, since aio clients belong to the loop tha
 reused by every invocation, which keeps cold start to a single set-up and warm calls free of it.
 The storage I/O (tables and queues made sure of) happens in `build`; the objects on top are made
 on first use, so a function imports and builds only what it touches (queue_notify never loads the
-reminder dialogs, long_tasks never the fan-out).
+reminders nor the bot; long_tasks builds no fan-out).
 """
 
 from __future__ import annotations
