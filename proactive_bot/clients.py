@@ -14,6 +14,7 @@ import contextlib
 import functools
 import os
 import weakref
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -248,6 +249,21 @@ def storage_uses_environment() -> bool:
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")  # what aiohttp reads
 
 
+async def _all_or_none(*steps: Awaitable[Any]) -> list[Any]:
+    """Every step's result; at the first failure the others are cancelled (and have ended) before
+    it is raised. The storage SDKs retry a refused connection for up to a minute and more (the
+    queue client's backoff), so one failed step is the answer, and a step cut off by the clients
+    closing under it would only add noise to the log."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 async def _queue(service: QueueServiceClient, name: str) -> QueueClient:
     client = service.get_queue_client(name)
     with contextlib.suppress(ResourceExistsError):
@@ -310,13 +326,16 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
                    settings.teams_table, settings.budget_table)
     queue_names = (settings.notifications_queue, settings.work_queue, settings.tasks_queue)
     try:
-        table_clients = await asyncio.gather(*(tables.create_table_if_not_exists(name) for name in table_names))
-        queue_clients = await asyncio.gather(*(_queue(queues, name) for name in queue_names))
+        made = await _all_or_none(
+            *(tables.create_table_if_not_exists(name) for name in table_names),
+            *(_queue(queues, name) for name in queue_names),
+        )
     except BaseException:
         # Storage unreachable (or refusing us): the invocation fails with that error and the next
         # one builds again (`get`), so these must not stay open, one set per failed invocation.
         await _close_storage(tables, queues, credential)
         raise
+    table_clients, queue_clients = made[:len(table_names)], made[len(table_names):]
     # Enough pooled connections for every send in flight, plus storage calls of our own.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.delivery_concurrency + 16))
     return Clients(
