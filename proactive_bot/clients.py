@@ -24,6 +24,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from . import redaction
+from .delivery.rate_limits import LimitsConfig, RateLimiter
 from .delivery.retries import NOTIFICATIONS, RetryPolicy
 from .settings import Settings, StorageIdentity
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from .bot import ProactiveBot
     from .channel.adapter import ChannelAdapter
     from .delivery.budget import SharedBudget
-    from .delivery.rate_limits import LimitsConfig, RateLimiter
     from .delivery.sender import Delivery
     from .notifications.fanout import Fanout, WorkQueue
     from .notifications.lifecycle import Lifecycle
@@ -55,7 +55,7 @@ class Clients:
     def __init__(
         self, settings: Settings, tables: TableServiceClient, queues: QueueServiceClient,
         credential: AsyncTokenCredential | None, table_clients: dict[str, TableClient],
-        queue_clients: dict[str, QueueClient], http: aiohttp.ClientSession,
+        queue_clients: dict[str, QueueClient], http: aiohttp.ClientSession, limits: LimitsConfig,
     ) -> None:
         self.settings = settings
         self.tables = tables
@@ -65,6 +65,7 @@ class Clients:
         self._tables = table_clients  # by table name, each made sure of by `build`
         self._queues = queue_clients
         self.notifications_queue = queue_clients[settings.notifications_queue]
+        self._limits = limits
 
     @cached
     def adapter(self) -> ChannelAdapter:
@@ -102,16 +103,8 @@ class Clients:
                             limits.app[0][0])
 
     @cached
-    def _limits(self) -> LimitsConfig:
-        from .delivery.rate_limits import LimitsConfig
-
-        settings = self.settings
-        return LimitsConfig.parse(settings.max_sends_per_second, settings.rate_limits, settings.rate_limits_enabled)
-
-    @cached
     def limiter(self) -> RateLimiter:
-        from .delivery.rate_limits import RateLimiter
-
+    
         return RateLimiter(self._limits, budget=self.budget)
 
     @cached
@@ -318,6 +311,8 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
     """The app's clients, from settings: the storage I/O here, the parts on first use (Clients);
     `get()` calls this once per process."""
     settings.check()
+    # Parsed here, not at the first send: a malformed RateLimits fails every cold start at once.
+    limits = LimitsConfig.parse(settings.max_sends_per_second, settings.rate_limits, settings.rate_limits_enabled)
     redaction.install([
         settings.app_password, settings.identity_header, *redaction.storage_secrets(settings.storage_connection)
     ])
@@ -340,5 +335,5 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.delivery_concurrency + 16))
     return Clients(
         settings, tables, queues, credential, dict(zip(table_names, table_clients)), dict(zip(queue_names, queue_clients)),
-        http,
+        http, limits,
     )
