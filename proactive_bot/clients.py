@@ -24,13 +24,13 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from . import redaction
+from .channel.adapter import ChannelAdapter
 from .delivery.rate_limits import LimitsConfig, RateLimiter
 from .delivery.retries import NOTIFICATIONS, RetryPolicy
 from .settings import Settings, StorageIdentity
 
 if TYPE_CHECKING:
     from .bot import ProactiveBot
-    from .channel.adapter import ChannelAdapter
     from .delivery.budget import SharedBudget
     from .delivery.sender import Delivery
     from .notifications.fanout import Fanout, WorkQueue
@@ -55,23 +55,19 @@ class Clients:
     def __init__(
         self, settings: Settings, tables: TableServiceClient, queues: QueueServiceClient,
         credential: AsyncTokenCredential | None, table_clients: dict[str, TableClient],
-        queue_clients: dict[str, QueueClient], http: aiohttp.ClientSession, limits: LimitsConfig,
+        queue_clients: dict[str, QueueClient], http: aiohttp.ClientSession, adapter: ChannelAdapter,
+        limits: LimitsConfig,
     ) -> None:
         self.settings = settings
         self.tables = tables
         self.queues = queues
         self.credential = credential  # identity-based storage
         self.http = http
+        self.adapter = adapter
         self._tables = table_clients  # by table name, each made sure of by `build`
         self._queues = queue_clients
         self.notifications_queue = queue_clients[settings.notifications_queue]
         self._limits = limits
-
-    @cached
-    def adapter(self) -> ChannelAdapter:
-        from .channel.adapter import ChannelAdapter
-
-        return ChannelAdapter(self.settings, self.http)
 
     @cached
     def references(self) -> ReferenceStore:
@@ -317,10 +313,13 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
         settings.app_password, settings.identity_header, *redaction.storage_secrets(settings.storage_connection)
     ])
     tables, queues, credential = storage_clients(settings, **storage_options)
+    # Enough pooled connections for every send in flight, plus storage calls of our own.
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.delivery_concurrency + 16))
     table_names = (settings.references_table, settings.reminders_table, settings.notifications_table,
                    settings.teams_table, settings.budget_table)
     queue_names = (settings.notifications_queue, settings.work_queue, settings.tasks_queue)
     try:
+        adapter = ChannelAdapter(settings, http)  # refuses a malformed AllowedServiceUrlHosts
         made = await _all_or_none(
             *(tables.create_table_if_not_exists(name) for name in table_names),
             *(_queue(queues, name) for name in queue_names),
@@ -328,12 +327,11 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
     except BaseException:
         # Storage unreachable (or refusing us): the invocation fails with that error and the next
         # one builds again (`get`), so these must not stay open, one set per failed invocation.
+        await http.close()
         await _close_storage(tables, queues, credential)
         raise
     table_clients, queue_clients = made[:len(table_names)], made[len(table_names):]
-    # Enough pooled connections for every send in flight, plus storage calls of our own.
-    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.delivery_concurrency + 16))
     return Clients(
         settings, tables, queues, credential, dict(zip(table_names, table_clients)), dict(zip(queue_names, queue_clients)),
-        http, limits,
+        http, adapter, limits,
     )
