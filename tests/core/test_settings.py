@@ -169,3 +169,8 @@ def test_a_single_tenant_bot_with_its_tenant_is_a_complete_configuration():
     })
 
     assert settings.single_tenant and not settings.local_mode
+
+
+def test_a_delivery_concurrency_below_one_is_refused():
+    with pytest.raises(SettingsError, match="DeliveryConcurrency must be at least 1, not 0"):
+        Settings.from_env({"AzureWebJobsStorage": CONNECTION, "DeliveryConcurrency": "0"})
