@@ -10,7 +10,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from . import clients, clock, json_input, tasks
@@ -19,7 +19,9 @@ from .channel.auth import AuthenticationError, AuthenticationUnavailable
 from .notifications import contract, lifecycle
 from .notifications.fanout import InvalidWork
 from .notifications.records import RecipientRow, RecipientState, Status
-from .reminders.timer import RunSummary
+
+if TYPE_CHECKING:
+    from .reminders.timer import RunSummary
 
 log = logging.getLogger(__name__)
 

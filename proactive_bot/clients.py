@@ -2,6 +2,9 @@
 
 Built once per process (per event loop, since aio clients belong to the loop that made them) and
 reused by every invocation, which keeps cold start to a single set-up and warm calls free of it.
+The storage I/O (tables and queues made sure of) happens in `build`; the objects on top are made
+on first use, so a function imports and builds only what it touches (queue_notify never loads the
+reminders nor the bot; long_tasks builds no fan-out).
 """
 
 from __future__ import annotations
@@ -11,70 +14,178 @@ import contextlib
 import functools
 import os
 import weakref
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ResourceExistsError
-from azure.data.tables.aio import TableServiceClient
+from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from . import redaction
-from .bot import ProactiveBot
 from .channel.adapter import ChannelAdapter
-from .delivery.budget import BudgetTable, SharedBudget
 from .delivery.rate_limits import LimitsConfig, RateLimiter
 from .delivery.retries import NOTIFICATIONS, RetryPolicy
-from .delivery.sender import Delivery
-from .notifications.fanout import Fanout, WorkQueue
-from .notifications.lifecycle import Lifecycle
-from .notifications.receipts import ReadReceipts
-from .notifications.records import NotificationStore
-from .notifications.schedule import Schedule
-from .references import ReferenceStore
-from .reminders import report
-from .reminders.dialogs import ReminderDialogs
-from .reminders.store import ReminderStore
-from .reminders.timer import ReminderTimer
 from .settings import Settings, StorageIdentity
-from .tasks import LongTasks
-from .teams.chats import ChatOpener
-from .teams.installs import TeamsInstalls
-from .teams.reach import TeamsReach
-from .teams.roster import RosterWalk
-from .teams.store import TeamsStore
+
+if TYPE_CHECKING:
+    from .bot import ProactiveBot
+    from .delivery.budget import SharedBudget
+    from .delivery.sender import Delivery
+    from .notifications.fanout import Fanout, WorkQueue
+    from .notifications.lifecycle import Lifecycle
+    from .notifications.receipts import ReadReceipts
+    from .notifications.records import NotificationStore
+    from .notifications.schedule import Schedule
+    from .references import ReferenceStore
+    from .reminders.store import ReminderStore
+    from .reminders.timer import ReminderTimer
+    from .tasks import LongTasks
+    from .teams.reach import TeamsReach
+    from .teams.store import TeamsStore
+
+cached = functools.cached_property
 
 
-@dataclass
 class Clients:
-    settings: Settings
-    tables: TableServiceClient
-    queues: QueueServiceClient
-    notifications_queue: QueueClient
-    http: aiohttp.ClientSession
-    adapter: ChannelAdapter
-    references: ReferenceStore
-    reminders: ReminderStore
-    notifications: NotificationStore
-    delivery: Delivery
-    fanout: Fanout
-    lifecycle: Lifecycle
-    reminder_timer: ReminderTimer
-    tasks: LongTasks
-    teams: TeamsReach
-    bot: ProactiveBot
-    credential: AsyncTokenCredential | None = None  # identity-based storage
-    budget: SharedBudget | None = None
+    """The app's parts. Storage clients, tables, queues and the HTTP session are made by `build`;
+    every other part on first use (each imports its modules then), sharing one another."""
+
+    def __init__(
+        self, settings: Settings, tables: TableServiceClient, queues: QueueServiceClient,
+        credential: AsyncTokenCredential | None, table_clients: dict[str, TableClient],
+        queue_clients: dict[str, QueueClient], http: aiohttp.ClientSession, adapter: ChannelAdapter,
+        limits: LimitsConfig,
+    ) -> None:
+        self.settings = settings
+        self.tables = tables
+        self.queues = queues
+        self.credential = credential  # identity-based storage
+        self.http = http
+        self.adapter = adapter
+        self._tables = table_clients  # by table name, each made sure of by `build`
+        self._queues = queue_clients
+        self.notifications_queue = queue_clients[settings.notifications_queue]
+        self._limits = limits
+
+    @cached
+    def references(self) -> ReferenceStore:
+        from .references import ReferenceStore
+
+        return ReferenceStore(self._tables[self.settings.references_table])
+
+    @cached
+    def reminders(self) -> ReminderStore:
+        from .reminders.store import ReminderStore
+
+        return ReminderStore(self._tables[self.settings.reminders_table])
+
+    @cached
+    def notifications(self) -> NotificationStore:
+        from .notifications.records import NotificationStore
+
+        return NotificationStore(self._tables[self.settings.notifications_table])
+
+    @cached
+    def budget(self) -> SharedBudget | None:
+        """The app's ceiling is one budget for all its instances (delivery/budget.py)."""
+        from .delivery.budget import BudgetTable, SharedBudget
+
+        limits = self._limits
+        if not (limits.enabled and limits.app):
+            return None
+        return SharedBudget(BudgetTable(self._tables[self.settings.budget_table], self.settings.app_id or "local"),
+                            limits.app[0][0])
+
+    @cached
+    def limiter(self) -> RateLimiter:
+    
+        return RateLimiter(self._limits, budget=self.budget)
+
+    @cached
+    def delivery(self) -> Delivery:
+        from .delivery.sender import Delivery
+
+        return Delivery(self.adapter, self.references, self.limiter, self.settings.delivery_concurrency)
+
+    @cached
+    def schedule(self) -> Schedule:
+        from .notifications.schedule import Schedule
+
+        return Schedule(self._tables[self.settings.notifications_table])
+
+    @cached
+    def receipts(self) -> ReadReceipts:
+        from .notifications.receipts import ReadReceipts
+
+        return ReadReceipts(self._tables[self.settings.notifications_table])
+
+    @cached
+    def work(self) -> WorkQueue:
+        from .notifications.fanout import WorkQueue
+
+        return WorkQueue(self._queues[self.settings.work_queue])
+
+    @cached
+    def teams(self) -> TeamsReach:
+        from .teams.store import TeamsStore
+
+        return teams_reach(self.adapter, self.references, TeamsStore(self._tables[self.settings.teams_table]),
+                           self.limiter, self.work, self.delivery)
+
+    @cached
+    def tasks(self) -> LongTasks:
+        from .reminders import report
+        from .tasks import LongTasks
+
+        kinds = {report.KIND: functools.partial(report.build, self.reminders)}
+        return LongTasks(self._queues[self.settings.tasks_queue], self.references, self.delivery, kinds=kinds)
+
+    @cached
+    def fanout(self) -> Fanout:
+        from .notifications.fanout import Fanout
+
+        return Fanout(self.references, self.notifications, self.delivery, self.work,
+                      self.settings.retry_budget_seconds, self.schedule, self.receipts, self.teams)
+
+    @cached
+    def lifecycle(self) -> Lifecycle:
+        from .notifications.lifecycle import Lifecycle
+
+        return Lifecycle(self.notifications, self.delivery, self.work, self.schedule, self.settings.retry_budget_seconds)
+
+    @cached
+    def reminder_timer(self) -> ReminderTimer:
+        from .reminders.timer import ReminderTimer
+
+        return ReminderTimer(self.reminders, self.references, self.delivery)
+
+    @cached
+    def bot(self) -> ProactiveBot:
+        from .bot import ProactiveBot
+        from .reminders.dialogs import ReminderDialogs
+        from .teams.installs import TeamsInstalls
+
+        teams = self.teams
+        installs = TeamsInstalls(teams.store, teams.roster, self.references)
+        return ProactiveBot(self.references, ReminderDialogs(self.reminders), self.tasks, self.receipts, installs)
 
     async def close(self) -> None:
-        if self.budget is not None:
-            await self.budget.close()  # hands this instance's share back to its siblings
+        budget = self.__dict__.get("budget")  # only if it was ever made
+        if budget is not None:
+            await budget.close()  # hands this instance's share back to its siblings
         await self.http.close()
-        await self.tables.close()
-        await self.queues.close()
-        if self.credential is not None:
-            await self.credential.close()
+        await _close_storage(self.tables, self.queues, self.credential)
+
+
+async def _close_storage(
+    tables: TableServiceClient, queues: QueueServiceClient, credential: AsyncTokenCredential | None
+) -> None:
+    await tables.close()
+    await queues.close()
+    if credential is not None:
+        await credential.close()
 
 
 _Built = tuple[Settings, "asyncio.Task[Clients]"]
@@ -127,6 +238,21 @@ def storage_uses_environment() -> bool:
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")  # what aiohttp reads
 
 
+async def _all_or_none(*steps: Awaitable[Any]) -> list[Any]:
+    """Every step's result; at the first failure the others are cancelled (and have ended) before
+    it is raised. The storage SDKs retry a refused connection for up to a minute and more (the
+    queue client's backoff), so one failed step is the answer, and a step cut off by the clients
+    closing under it would only add noise to the log."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 async def _queue(service: QueueServiceClient, name: str) -> QueueClient:
     client = service.get_queue_client(name)
     with contextlib.suppress(ResourceExistsError):
@@ -140,6 +266,10 @@ def teams_reach(
 ) -> TeamsReach:
     """Teams installs, rosters and chat creation, paced by the same limiter as sends and bounded
     by the same requests in flight."""
+    from .teams.chats import ChatOpener
+    from .teams.reach import TeamsReach
+    from .teams.roster import RosterWalk
+
     chats = ChatOpener(adapter, references, limiter, delivery.slots, retries)
     return TeamsReach(store, chats, RosterWalk(store, adapter, limiter, work), references)
 
@@ -174,64 +304,34 @@ def storage_clients(
 
 
 async def build(settings: Settings, **storage_options: Any) -> Clients:
-    """Everything the app needs, from settings; `get()` calls this once per process."""
+    """The app's clients, from settings: the storage I/O here, the parts on first use (Clients);
+    `get()` calls this once per process."""
     settings.check()
+    # Parsed here, not at the first send: a malformed RateLimits fails every cold start at once.
+    limits = LimitsConfig.parse(settings.max_sends_per_second, settings.rate_limits, settings.rate_limits_enabled)
     redaction.install([
         settings.app_password, settings.identity_header, *redaction.storage_secrets(settings.storage_connection)
     ])
     tables, queues, credential = storage_clients(settings, **storage_options)
-    references_table, reminders_table, notifications_table, teams_table, budget_table = await asyncio.gather(
-        tables.create_table_if_not_exists(settings.references_table),
-        tables.create_table_if_not_exists(settings.reminders_table),
-        tables.create_table_if_not_exists(settings.notifications_table),
-        tables.create_table_if_not_exists(settings.teams_table),
-        tables.create_table_if_not_exists(settings.budget_table),
-    )
-    notifications_queue, work_queue, tasks_queue = await asyncio.gather(
-        _queue(queues, settings.notifications_queue),
-        _queue(queues, settings.work_queue),
-        _queue(queues, settings.tasks_queue),
-    )
     # Enough pooled connections for every send in flight, plus storage calls of our own.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.delivery_concurrency + 16))
-    adapter = ChannelAdapter(settings, http)
-    references = ReferenceStore(references_table)
-    reminders = ReminderStore(reminders_table)
-    notifications = NotificationStore(notifications_table)
-    limits = LimitsConfig.parse(settings.max_sends_per_second, settings.rate_limits, settings.rate_limits_enabled)
-    # The app's ceiling is one budget for all its instances (delivery/budget.py).
-    budget = (
-        SharedBudget(BudgetTable(budget_table, settings.app_id or "local"), limits.app[0][0])
-        if limits.enabled and limits.app else None
-    )
-    limiter = RateLimiter(limits, budget=budget)
-    delivery = Delivery(adapter, references, limiter, settings.delivery_concurrency)
-    schedule = Schedule(notifications_table)
-    receipts = ReadReceipts(notifications_table)
-    work = WorkQueue(work_queue)
-    teams = teams_reach(adapter, references, TeamsStore(teams_table), limiter, work, delivery)
-    tasks = LongTasks(
-        tasks_queue, references, delivery, kinds={report.KIND: functools.partial(report.build, reminders)}
-    )
+    table_names = (settings.references_table, settings.reminders_table, settings.notifications_table,
+                   settings.teams_table, settings.budget_table)
+    queue_names = (settings.notifications_queue, settings.work_queue, settings.tasks_queue)
+    try:
+        adapter = ChannelAdapter(settings, http)  # refuses a malformed AllowedServiceUrlHosts
+        made = await _all_or_none(
+            *(tables.create_table_if_not_exists(name) for name in table_names),
+            *(_queue(queues, name) for name in queue_names),
+        )
+    except BaseException:
+        # Storage unreachable (or refusing us): the invocation fails with that error and the next
+        # one builds again (`get`), so these must not stay open, one set per failed invocation.
+        await http.close()
+        await _close_storage(tables, queues, credential)
+        raise
+    table_clients, queue_clients = made[:len(table_names)], made[len(table_names):]
     return Clients(
-        settings=settings,
-        tables=tables,
-        queues=queues,
-        notifications_queue=notifications_queue,
-        http=http,
-        adapter=adapter,
-        references=references,
-        reminders=reminders,
-        notifications=notifications,
-        delivery=delivery,
-        fanout=Fanout(references, notifications, delivery, work, settings.retry_budget_seconds, schedule, receipts, teams),
-        lifecycle=Lifecycle(notifications, delivery, work, schedule, settings.retry_budget_seconds),
-        reminder_timer=ReminderTimer(reminders, references, delivery),
-        tasks=tasks,
-        teams=teams,
-        bot=ProactiveBot(
-            references, ReminderDialogs(reminders), tasks, receipts, TeamsInstalls(teams.store, teams.roster, references)
-        ),
-        credential=credential,
-        budget=budget,
+        settings, tables, queues, credential, dict(zip(table_names, table_clients)), dict(zip(queue_names, queue_clients)),
+        http, adapter, limits,
     )

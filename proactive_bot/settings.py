@@ -216,6 +216,9 @@ class Settings:
     def check(self) -> Settings:
         """Refuse combinations that would fail later, or fail open."""
         kind = self.kind  # raises on an unknown app type
+        if self.delivery_concurrency < 1:
+            raise SettingsError(f"DeliveryConcurrency must be at least 1, not {self.delivery_concurrency} "
+                                "(no send would ever get a slot)")
         if self.storage_connection and self.storage_identity is not None:
             raise SettingsError(
                 f"{STORAGE} (a connection string) and {STORAGE_IDENTITY_PREFIX}* (identity) are both set: keep one"

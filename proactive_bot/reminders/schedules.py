@@ -23,7 +23,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from functools import cache
+from functools import cache, cached_property
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 MAX_TEXT = 1000
@@ -73,35 +74,57 @@ def _alternatives(words: Iterable[str]) -> str:
     return "|".join(sorted(map(re.escape, words), key=len, reverse=True))
 
 
+class _Pattern:
+    """A regular expression compiled on first use. Only the messages function reads what people
+    type; the timer and the report load this module for Recurrence and zones, and compiling these
+    patterns at import was a few milliseconds of every such cold start."""
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self._source = (pattern, flags)
+
+    @cached_property
+    def _compiled(self) -> re.Pattern[str]:
+        return re.compile(*self._source)
+
+    def fullmatch(self, text: str) -> re.Match[str] | None:
+        return self._compiled.fullmatch(text)
+
+    def findall(self, text: str) -> list[Any]:
+        return self._compiled.findall(text)
+
+    def sub(self, replacement: str, text: str) -> str:
+        return self._compiled.sub(replacement, text)
+
+
 _DAY = _alternatives(_WEEKDAYS)
 _MONTH = _alternatives(_MONTHS)
 _UNIT = _alternatives(_UNITS)
 _AMOUNT = r"\d{1,6}|(?:an?|one)(?=\s)"
 # Possessive `*+`: each space belongs to one place, so a near-miss fails in linear time instead of
 # trying every split of the spaces between parts (exponential backtracking).
-_DURATION = re.compile(rf"(?:(?:{_AMOUNT})\s*+(?:{_UNIT})(?![a-z])\s*+(?:(?:,\s*+and|,|and)\s*+)?)+", re.IGNORECASE)
-_DURATION_PART = re.compile(rf"({_AMOUNT})\s*({_UNIT})(?![a-z])", re.IGNORECASE)
+_DURATION = _Pattern(rf"(?:(?:{_AMOUNT})\s*+(?:{_UNIT})(?![a-z])\s*+(?:(?:,\s*+and|,|and)\s*+)?)+", re.IGNORECASE)
+_DURATION_PART = _Pattern(rf"({_AMOUNT})\s*({_UNIT})(?![a-z])", re.IGNORECASE)
 _TIME = r"noon|midnight|\d{1,2}(?:[:.]\d{2})?\s*(?:[ap]\.?m\.?)?"
-_CLOCK = re.compile(r"(\d{1,2})(?:[:.](\d{2}))?\s*(?:([ap])\.?m\.?)?", re.IGNORECASE)
-_TIME_FIRST = re.compile(rf"at\s+({_TIME})(?:\s+(.*))?", re.IGNORECASE | re.DOTALL)
-_TIME_LAST = re.compile(rf"(.*?)\s*\bat\s+({_TIME})", re.IGNORECASE | re.DOTALL)
+_CLOCK = _Pattern(r"(\d{1,2})(?:[:.](\d{2}))?\s*(?:([ap])\.?m\.?)?", re.IGNORECASE)
+_TIME_FIRST = _Pattern(rf"at\s+({_TIME})(?:\s+(.*))?", re.IGNORECASE | re.DOTALL)
+_TIME_LAST = _Pattern(rf"(.*?)\s*\bat\s+({_TIME})", re.IGNORECASE | re.DOTALL)
 _DAY_LIST = rf"(?:{_DAY})s?(?:\s*(?:,\s*and|,|and|&)\s*(?:{_DAY})s?)*"
-_EVERY = re.compile(
+_EVERY = _Pattern(
     rf"(?:every\s+(?P<any>day|weekday|working\s+day|week\s*day|(?:week\s+on\s+)?(?P<days>{_DAY_LIST}))"
     rf"|(?P<daily>daily)|(?:on\s+)?(?P<weekdays>weekdays))",
     re.IGNORECASE,
 )
-_ISO_DATE = re.compile(r"(?:on\s+)?(\d{4})-(\d{1,2})-(\d{1,2})", re.IGNORECASE)
-_DAY_MONTH = re.compile(
+_ISO_DATE = _Pattern(r"(?:on\s+)?(\d{4})-(\d{1,2})-(\d{1,2})", re.IGNORECASE)
+_DAY_MONTH = _Pattern(
     rf"(?:on\s+)?(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+({_MONTH})\.?(?:,?\s+(\d{{4}}))?",
     re.IGNORECASE,
 )
-_MONTH_DAY = re.compile(
+_MONTH_DAY = _Pattern(
     rf"(?:on\s+)?({_MONTH})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(\d{{4}}))?", re.IGNORECASE
 )
-_WEEKDAY = re.compile(rf"(?:on\s+|next\s+|this\s+)?({_DAY})", re.IGNORECASE)
-_LAST_WEEKDAY = re.compile(rf"last\s+({_DAY})", re.IGNORECASE)
-_SPACES = re.compile(r"\s+")
+_WEEKDAY = _Pattern(rf"(?:on\s+|next\s+|this\s+)?({_DAY})", re.IGNORECASE)
+_LAST_WEEKDAY = _Pattern(rf"last\s+({_DAY})", re.IGNORECASE)
+_SPACES = _Pattern(r"\s+")
 
 
 class ScheduleError(ValueError):
@@ -131,8 +154,12 @@ class Recurrence:
 
     @classmethod
     def decode(cls, text: str) -> Recurrence:
+        """The stored form back (`encode`); ValueError if it is not one (a row edited by hand)."""
         days, _, at = text.partition("@")
-        return cls(frozenset(int(day) for day in days.split(",")), time.fromisoformat(at))
+        weekdays = frozenset(int(day) for day in days.split(","))
+        if not weekdays <= frozenset(range(7)):
+            raise ValueError(f"weekdays are 0 to 6: {text!r}")  # next_after would find no day
+        return cls(weekdays, time.fromisoformat(at))
 
     def next_after(self, moment: datetime, zone: ZoneInfo) -> datetime:
         """The first occurrence strictly after `moment` (UTC)."""

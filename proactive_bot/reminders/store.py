@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -41,6 +42,8 @@ from azure.data.tables.aio import TableClient
 from .. import clock
 from ..storage.keys import table_key
 from .schedules import UTC, Recurrence, zone_named
+
+log = logging.getLogger(__name__)
 
 CLAIM_LEASE = timedelta(minutes=2)
 MAX_PENDING = 100  # per user
@@ -282,7 +285,12 @@ class ReminderStore:
             found, read = [], 0
             async for entity in page:
                 read += 1
-                reminder = _reminder(entity)
+                try:
+                    reminder = _reminder(entity)
+                except MalformedRow as error:
+                    # Left in place for a person to look at; one bad row must not stop every run.
+                    log.error("skipped a reminder that cannot be read: %s", error)
+                    continue
                 if reminder.due_at <= now and (reminder.not_before is None or reminder.not_before <= now):
                     found.append(reminder)
             yield DueBatch(found, read)
@@ -415,10 +423,26 @@ def entry_row(reminder: Reminder) -> dict[str, Any]:
 
 def _recurrence(entity: dict[str, Any]) -> Recurrence | None:
     encoded = entity.get("recurrence")
-    return Recurrence.decode(encoded) if encoded else None
+    return Recurrence.decode(str(encoded)) if encoded else None
+
+
+class MalformedRow(ValueError):
+    """A stored row this code cannot read (edited by hand, or by something else that writes there)."""
 
 
 def _reminder(entity: dict[str, Any]) -> Reminder:
+    try:
+        reminder = _due_reminder(entity)
+    except (KeyError, TypeError, ValueError) as error:
+        raise MalformedRow(f"due row {entity.get('PartitionKey')!r}/{entity.get('RowKey')!r}: {error!r}") from None
+    moments = (reminder.due_at, reminder.created_at, reminder.not_before or reminder.due_at)
+    if not isinstance(reminder.text, str) or not all(isinstance(m, datetime) for m in moments):
+        raise MalformedRow(f"due row {entity.get('PartitionKey')!r}/{entity.get('RowKey')!r}: "
+                           "text must be a string, dueAt, createdAt and notBefore times")
+    return reminder
+
+
+def _due_reminder(entity: dict[str, Any]) -> Reminder:
     return Reminder(
         id=entity["RowKey"],
         channel_id=entity["channelId"],

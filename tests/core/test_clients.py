@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from proactive_bot import clients
 
 
@@ -12,3 +14,18 @@ def test_storage_reads_proxy_settings_only_when_a_proxy_is_set(monkeypatch):
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     assert clients.storage_uses_environment() is True
+
+
+async def test_a_malformed_rate_limits_setting_fails_the_cold_start_not_a_later_send(storage_connection):
+    from proactive_bot.settings import Settings
+
+    with pytest.raises(ValueError):
+        await clients.build(Settings(storage_connection=storage_connection, rate_limits='{"msteams": {"channel": [[0, 1]]}}'))
+
+
+async def test_a_malformed_allowed_service_url_hosts_fails_the_cold_start(storage_connection):
+    from proactive_bot.settings import Settings
+
+    with pytest.raises(ValueError, match="AllowedServiceUrlHosts takes host names"):
+        await clients.build(Settings(storage_connection=storage_connection,
+                                     allowed_service_url_hosts=("https://smba.trafficmanager.net/",)))

@@ -3,6 +3,8 @@ storage (Azurite over https with `--oauth basic`), no account key anywhere."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 
 import pytest
@@ -75,3 +77,18 @@ def test_identity_settings_reach_the_clients_endpoints():
     assert tables.url.startswith("https://contosobot.table.core.windows.net")
     assert queues.url.startswith("https://contosobot.queue.core.windows.net")
     assert credential is not None
+
+
+async def test_an_identity_the_platform_does_not_know_fails_the_cold_start_with_its_answer(oauth_azurite, identity_endpoint):
+    """A client id of no identity assigned to the app (a typo, or the assignment not made yet)."""
+    storage = dataclasses.replace(identity_storage(oauth_azurite), client_id="00000000-0000-4000-8000-000000000000")
+
+    running = asyncio.all_tasks()
+    with pytest.raises(HttpResponseError, match="Unable to load the proper Managed Identity"):
+        await clients.build(Settings(storage_identity=storage), connection_verify=str(oauth_azurite.certificate.cert))
+
+    assert identity_endpoint.requests_for(STORAGE_RESOURCE)  # it asked, and was refused
+    # The first refusal is the answer: the other tables' and queues' requests were stopped, not
+    # left retrying against clients that are closed.
+    steps = ("TableServiceClient.create_table_if_not_exists", "_queue")  # what build makes sure of
+    assert [t for t in asyncio.all_tasks() - running if not t.done() and t.get_coro().__qualname__ in steps] == []

@@ -145,3 +145,32 @@ def test_user_assigned_msi_without_a_password_is_a_complete_configuration():
 
     assert settings.managed_identity and not settings.local_mode and settings.app_password == ""
     assert "0123456789abcdef" not in repr(settings)  # IDENTITY_HEADER is a secret
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"MicrosoftAppId": APP_ID}, "MicrosoftAppId is set but MicrosoftAppPassword is not"),
+        ({"MicrosoftAppPassword": "a-secret"}, "MicrosoftAppPassword is set but MicrosoftAppId is not"),
+        ({"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "a-secret", "MicrosoftAppType": "SingleTenant"},
+         "SingleTenant needs MicrosoftAppTenantId"),
+        ({"MicrosoftAppType": "SystemAssignedMSI"}, "MicrosoftAppType must be one of MultiTenant, SingleTenant, UserAssignedMSI"),
+    ],
+)
+def test_a_half_configured_bot_identity_is_refused_with_what_is_missing(env, problem):
+    with pytest.raises(SettingsError, match=problem):
+        Settings.from_env({"AzureWebJobsStorage": CONNECTION, **env})
+
+
+def test_a_single_tenant_bot_with_its_tenant_is_a_complete_configuration():
+    settings = Settings.from_env({
+        "AzureWebJobsStorage": CONNECTION, "MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "a-secret",
+        "MicrosoftAppType": "SingleTenant", "MicrosoftAppTenantId": "contoso.onmicrosoft.com",
+    })
+
+    assert settings.single_tenant and not settings.local_mode
+
+
+def test_a_delivery_concurrency_below_one_is_refused():
+    with pytest.raises(SettingsError, match="DeliveryConcurrency must be at least 1, not 0"):
+        Settings.from_env({"AzureWebJobsStorage": CONNECTION, "DeliveryConcurrency": "0"})

@@ -7,12 +7,14 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
 
 from proactive_bot import app as app_entry
 from proactive_bot import clock
 from proactive_bot.reminders import timer as reminder_timer
 from proactive_bot.delivery.retries import REMINDERS
-from proactive_bot.reminders.store import EntryState, Owner, Reminder
+from proactive_bot.reminders.store import EntryState, Owner, Reminder, due_row
 from proactive_bot.reminders.schedules import Recurrence
 from tests import activities
 from tests.functions import invoke
@@ -186,3 +188,39 @@ async def test_a_send_that_can_never_work_is_not_retried(app, channel, at):
     assert statuses(channel, conversation_id) == [400]
     [entry] = (await app.reminders.agenda(stretch.owner)).entries
     assert entry.state is EntryState.FAILED
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda row: row.pop("text"),
+        lambda row: row.update(dueAt="yesterday"),
+        lambda row: row.update(notBefore="soon"),
+        lambda row: row.update(recurrence="9@09:00"),  # no such weekday: no next occurrence
+        lambda row: row.update(recurrence="every day"),
+        lambda row: row.update(occurrence="many"),
+    ],
+    ids=["no-text", "dueAt-string", "notBefore-string", "weekday-9", "recurrence-prose", "occurrence-string"],
+)
+async def test_a_tampered_due_row_is_logged_and_left_and_the_others_still_go_out(
+    app, channel, at, storage_connection, caplog, tamper
+):
+    message = await known_conversation(channel)
+    conversation_id = message["conversation"]["id"]
+    await app.reminders.add(reminder_for(message, "stretch", NOW - timedelta(seconds=30)))
+    tampered = reminder_for(message, "tampered", NOW - timedelta(seconds=30))
+    await app.reminders.add(tampered)
+    row = due_row(tampered)
+    tamper(row)
+    async with TableClient.from_connection_string(storage_connection, app.settings.reminders_table) as table:
+        await table.upsert_entity(row, mode=UpdateMode.REPLACE)
+        try:
+            with caplog.at_level(logging.ERROR, logger="proactive_bot"):
+                await invoke.timer("timer_notify")
+            left = await table.get_entity(row["PartitionKey"], row["RowKey"])
+        finally:
+            await table.delete_entity(row["PartitionKey"], row["RowKey"])
+
+    assert [a["text"] for a in channel.activities(conversation_id)] == ["⏰ Reminder: stretch"]
+    assert f"{row['RowKey']!r}" in caplog.text and "cannot be read" in caplog.text
+    assert left.metadata["etag"]  # still there, for a person to look at
