@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from .teams.reach import TeamsReach
     from .teams.store import TeamsStore
 
-cached = functools.cached_property
 
 
 class Clients:
@@ -69,25 +68,25 @@ class Clients:
         self.notifications_queue = queue_clients[settings.notifications_queue]
         self._limits = limits
 
-    @cached
+    @functools.cached_property
     def references(self) -> ReferenceStore:
         from .references import ReferenceStore
 
         return ReferenceStore(self._tables[self.settings.references_table])
 
-    @cached
+    @functools.cached_property
     def reminders(self) -> ReminderStore:
         from .reminders.store import ReminderStore
 
         return ReminderStore(self._tables[self.settings.reminders_table])
 
-    @cached
+    @functools.cached_property
     def notifications(self) -> NotificationStore:
         from .notifications.records import NotificationStore
 
         return NotificationStore(self._tables[self.settings.notifications_table])
 
-    @cached
+    @functools.cached_property
     def budget(self) -> SharedBudget | None:
         """The app's ceiling is one budget for all its instances (delivery/budget.py)."""
         from .delivery.budget import BudgetTable, SharedBudget
@@ -98,43 +97,42 @@ class Clients:
         return SharedBudget(BudgetTable(self._tables[self.settings.budget_table], self.settings.app_id or "local"),
                             limits.app[0][0])
 
-    @cached
+    @functools.cached_property
     def limiter(self) -> RateLimiter:
-    
         return RateLimiter(self._limits, budget=self.budget)
 
-    @cached
+    @functools.cached_property
     def delivery(self) -> Delivery:
         from .delivery.sender import Delivery
 
         return Delivery(self.adapter, self.references, self.limiter, self.settings.delivery_concurrency)
 
-    @cached
+    @functools.cached_property
     def schedule(self) -> Schedule:
         from .notifications.schedule import Schedule
 
         return Schedule(self._tables[self.settings.notifications_table])
 
-    @cached
+    @functools.cached_property
     def receipts(self) -> ReadReceipts:
         from .notifications.receipts import ReadReceipts
 
         return ReadReceipts(self._tables[self.settings.notifications_table])
 
-    @cached
+    @functools.cached_property
     def work(self) -> WorkQueue:
         from .notifications.fanout import WorkQueue
 
         return WorkQueue(self._queues[self.settings.work_queue])
 
-    @cached
+    @functools.cached_property
     def teams(self) -> TeamsReach:
         from .teams.store import TeamsStore
 
         return teams_reach(self.adapter, self.references, TeamsStore(self._tables[self.settings.teams_table]),
                            self.limiter, self.work, self.delivery)
 
-    @cached
+    @functools.cached_property
     def tasks(self) -> LongTasks:
         from .reminders import report
         from .tasks import LongTasks
@@ -142,26 +140,26 @@ class Clients:
         kinds = {report.KIND: functools.partial(report.build, self.reminders)}
         return LongTasks(self._queues[self.settings.tasks_queue], self.references, self.delivery, kinds=kinds)
 
-    @cached
+    @functools.cached_property
     def fanout(self) -> Fanout:
         from .notifications.fanout import Fanout
 
         return Fanout(self.references, self.notifications, self.delivery, self.work,
                       self.settings.retry_budget_seconds, self.schedule, self.receipts, self.teams)
 
-    @cached
+    @functools.cached_property
     def lifecycle(self) -> Lifecycle:
         from .notifications.lifecycle import Lifecycle
 
         return Lifecycle(self.notifications, self.delivery, self.work, self.schedule, self.settings.retry_budget_seconds)
 
-    @cached
+    @functools.cached_property
     def reminder_timer(self) -> ReminderTimer:
         from .reminders.timer import ReminderTimer
 
         return ReminderTimer(self.reminders, self.references, self.delivery)
 
-    @cached
+    @functools.cached_property
     def bot(self) -> ProactiveBot:
         from .bot import ProactiveBot
         from .reminders.dialogs import ReminderDialogs
