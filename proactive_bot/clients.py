@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from .teams.store import TeamsStore
 
 
-
 class Clients:
     """The app's parts. Storage clients, tables, queues and the HTTP session are made by `build`;
     every other part on first use (each imports its modules then), sharing one another."""
