@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 
 import pytest
 from azure.data.tables.aio import TableClient, TableServiceClient
@@ -196,3 +197,22 @@ def unreachable_connection() -> str:
         f"AccountKey={azurite_process.ACCOUNT_KEY};"
         f"BlobEndpoint={endpoint};QueueEndpoint={endpoint};TableEndpoint={endpoint};"
     )
+
+
+def clock_at(start: datetime) -> Callable[..., Callable[[datetime], None]]:
+    """A test module's `at` fixture: the app's clock reads `start`, and `at(moment)` moves it.
+
+    In a test module: `at = clock_at(NOW)`.
+    """
+
+    @pytest.fixture
+    def at(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
+        from proactive_bot import clock
+
+        def set_clock(moment: datetime) -> None:
+            monkeypatch.setattr(clock, "now", lambda: moment)
+
+        set_clock(start)
+        return set_clock
+
+    return at

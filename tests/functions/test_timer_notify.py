@@ -11,27 +11,19 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from proactive_bot import app as app_entry
-from proactive_bot import clock
 from proactive_bot.reminders import timer as reminder_timer
 from proactive_bot.delivery.retries import REMINDERS
 from proactive_bot.reminders.store import EntryState, Owner, Reminder, due_row
 from proactive_bot.reminders.schedules import Recurrence
 from tests import activities
+from tests.conftest import clock_at
 from tests.functions import invoke
 
 # Thursday 26 November 2026, 11:00:30 in Berlin.
 NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def at(monkeypatch):
-    """Set the app's clock: `at(moment)`."""
-
-    def set_clock(moment: datetime) -> None:
-        monkeypatch.setattr(clock, "now", lambda: moment)
-
-    set_clock(NOW)
-    return set_clock
+at = clock_at(NOW)
 
 
 async def known_conversation(channel) -> dict:

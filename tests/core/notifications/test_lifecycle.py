@@ -20,21 +20,14 @@ from proactive_bot.app import status_body
 from proactive_bot.notifications import Notification
 from proactive_bot.notifications.fanout import WorkQueue
 from proactive_bot.notifications.receipts import ordered_id
+from tests.conftest import clock_at
 
 pytestmark = pytest.mark.timeout(120)
 
 NOW = datetime(2026, 12, 24, 7, 59, 10, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def at(monkeypatch):
-    """Set the app's clock: `at(moment)`."""
-
-    def set_clock(moment: datetime) -> None:
-        monkeypatch.setattr(clock, "now", lambda: moment)
-
-    set_clock(NOW)
-    return set_clock
+at = clock_at(NOW)
 
 
 def to_everyone(nid: str, text: str = "Maintenance at 22:00", **extra) -> Notification:
