@@ -45,10 +45,21 @@ ARRIVAL_MARGIN = 0.03
 # while none comes. In small steps: a 429 costs its slot, and every millisecond of margin costs
 # a thousandth of every slot for as long as it lasts (0.005 a 429 kept a 10,000-recipient
 # broadcast at 0.94 of the bound for 0.2 % 429s). At equilibrium, about a 429 per 500 sends.
+# Once per window, not per 429: the 429s of one window are one crowding (a send that arrived
+# late makes the few after it early), and widening for each stacked the steps (four 429s in a
+# second kept the margin up for 2,000 sends, not 4 x 500).
 APP_MARGIN_MIN, APP_MARGIN_MAX = 0.01, 0.05
-APP_MARGIN_WIDEN = 0.002  # per 429
+APP_MARGIN_WIDEN = 0.002  # per window with a 429
 APP_MARGIN_NARROW = APP_MARGIN_WIDEN / 500  # per send
 _WAKE_TOLERANCE = 0.01
+# A send that leaves late (its claim write was slow, the loop was busy, a garbage collection)
+# is counted from when it left, which pushes back the send one window later, and the even pace
+# would carry that delay on to every send after it. Instead the pace keeps its place and the
+# sends after a late one catch up, at most this much faster than the pace and for at most
+# CATCH_UP_LIMIT seconds of delay (a longer gap is idleness, not delay: the pace restarts).
+# Every window is still checked send by send, so catching up never exceeds one.
+CATCH_UP_SPACING = 0.5
+CATCH_UP_LIMIT = 0.3
 SWEEP_EVERY = 600.0  # seconds between looks for conversations no window remembers any more
 _APP_RECHECK = 0.5  # seconds; a send waiting for the app's pace looks again at least this often
 
@@ -102,13 +113,15 @@ class _Log:
     Kept sorted: a stamp can move later when its send leaves later than planned (`restamp`).
     """
 
-    __slots__ = ("times", "blocked_until", "last_slot", "margin")
+    __slots__ = ("times", "blocked_until", "last_slot", "paced", "step", "margin")
 
     def __init__(self, margin: float = ARRIVAL_MARGIN) -> None:
         self.margin = margin
         self.times: list[float] = []
         self.blocked_until = 0.0
         self.last_slot = float("-inf")  # the latest slot handed out, as planned (not restamped)
+        self.paced = float("-inf")  # where the even pace has got to (at or before last_slot)
+        self.step = 0.0  # how far the last send moved it
 
     def move(self, old: float, new: float | None) -> None:
         """Move (or, with None, drop) one stamp."""
@@ -117,6 +130,20 @@ class _Log:
             del self.times[index]
         if new is not None:
             bisect.insort(self.times, new)
+
+    def spacing(self, windows: Sequence[Window]) -> float:
+        """Seconds between sends at the even pace of the first (shortest) window."""
+        count, seconds = windows[0]
+        return (seconds + self.margin) / count if count > 0 else math.inf
+
+    def take(self, stamp: float, windows: Sequence[Window]) -> None:
+        """Count a send at its slot `stamp`, and move the even pace on by one."""
+        bisect.insort(self.times, stamp)
+        self.last_slot = max(self.last_slot, stamp)
+        if windows:
+            due = self.paced + self.spacing(windows)
+            self.step = self.spacing(windows) if 0 <= stamp - due <= CATCH_UP_LIMIT else 0.0
+            self.paced = due if self.step else stamp
 
     def earliest(self, windows: Sequence[Window], now: float) -> float:
         """The first moment another send fits every window (may be in the past)."""
@@ -130,11 +157,11 @@ class _Log:
         # Evenly spaced at the shortest window's rate rather than in bursts: a burst of 50
         # requests leaves over tens of milliseconds of CPU time, which is enough to make the
         # channel count 51 in its window. Spaced from the planned slots, so that sends leaving
-        # late do not slow the pace down.
-        count, seconds = windows[0]
-        if count <= 0:
+        # late do not slow the pace down, and behind the pace, closer (CATCH_UP_SPACING).
+        spacing = self.spacing(windows)
+        if spacing == math.inf:
             return math.inf  # no share of the budget at the moment
-        earliest = max(earliest, self.last_slot + (seconds + self.margin) / count)
+        earliest = max(earliest, self.paced + spacing, self.last_slot + CATCH_UP_SPACING * spacing)
         for count, seconds in windows:
             if len(self.times) >= count:
                 # The send `count` places back must leave the window before another may go.
@@ -161,6 +188,7 @@ class RateLimiter:
         self._clock = clock
         self._budget = budget
         self._app = _Log(APP_MARGIN_MIN)
+        self._widened_at = -math.inf  # when a 429 last widened the app's margin
         self._channels: dict[str, _Log] = {}
         self._conversations: dict[tuple[str, str], _Log] = {}
         self._next_sweep = 0.0  # when acquire next drops forgotten conversations (forget_idle)
@@ -204,7 +232,8 @@ class RateLimiter:
         ticket: int | None = None  # our place among those waiting for the app's pace
         while True:
             now = self._clock()
-            app = self._app.earliest(self._app_windows(), now)
+            app_windows = self._app_windows()
+            app = self._app.earliest(app_windows, now)
             mine = max(log.earliest(windows, now) for log, windows in own)
             earliest = max(app, mine)
             if earliest - lead <= now:
@@ -212,10 +241,9 @@ class RateLimiter:
                 # it was given, not the wake-up time, keeps those delays from adding up.
                 stamp = earliest if now - earliest < _WAKE_TOLERANCE else now
                 # Checking and recording with no await in between keeps this atomic on the loop.
+                for log, windows in ((self._app, app_windows), *own):
+                    log.take(stamp, windows)
                 logs = (self._app, *(log for log, _ in own))
-                for log in logs:
-                    bisect.insort(log.times, stamp)
-                    log.last_slot = max(log.last_slot, stamp)
                 self._app.margin = max(APP_MARGIN_MIN, self._app.margin - APP_MARGIN_NARROW)
                 if ticket is not None:
                     self._served += 1
@@ -255,13 +283,13 @@ class RateLimiter:
         await asyncio.sleep(min(seconds, recheck))
 
     async def wait_for_slot(self, permit: Permit) -> None:
-        """Sleep until the permit's slot; if it has passed by more than the margin covers, count
-        the send from now (`restamp`)."""
+        """Sleep until the permit's slot; if it has passed by more than the margin covers (a slow
+        claim, or a sleep that ended late: a busy loop, a garbage collection), count the send
+        from now (`restamp`)."""
         early = permit.stamp - self._clock()
         if early > 0:
             await asyncio.sleep(early)
-        else:
-            self.restamp(permit)
+        self.restamp(permit)
 
     def restamp(self, permit: Permit) -> None:
         """The send leaves now: count it from now, if that is later than its slot.
@@ -277,14 +305,20 @@ class RateLimiter:
                 log.move(permit.stamp, now)
 
     def release(self, permit: Permit) -> None:
-        """The slot was not used (the claim went to another sender)."""
+        """The slot was not used (the claim went to another sender): it is handed back, and the
+        sends after it catch up."""
         for log in permit.logs:
             log.move(permit.stamp, None)
+            log.paced -= log.step
 
     def throttled(self, channel_id: str, conversation_id: str, retry_after: float | None) -> None:
-        """The channel said 429: widen the app's arrival margin, and with a Retry-After, send
-        nothing more to that conversation until then."""
-        self._app.margin = min(APP_MARGIN_MAX, self._app.margin + APP_MARGIN_WIDEN)
+        """The channel said 429: widen the app's arrival margin (once per window), and with a
+        Retry-After, send nothing more to that conversation until then."""
+        now = self._clock()
+        window = self._config.app[0][1] if self._config.app else 1.0
+        if now - self._widened_at >= window:
+            self._widened_at = now
+            self._app.margin = min(APP_MARGIN_MAX, self._app.margin + APP_MARGIN_WIDEN)
         if retry_after is not None:
             self.hold(channel_id, conversation_id, retry_after)
 

@@ -70,12 +70,15 @@ def test_nonsense_windows_are_refused():
         LimitsConfig.parse(50, '{"msteams": {"perConversation": [[0, 1]]}}')
 
 
-async def test_a_429_widens_the_app_margin_and_quiet_sends_narrow_it_again():
+async def test_a_429_widens_the_app_margin_once_a_window_and_quiet_sends_narrow_it_again():
     from proactive_bot.delivery import rate_limits
 
-    limiter = RateLimiter(LimitsConfig(app=((1000, 1.0),)))
+    later = [0.0]  # the clock runs, and can be moved on
+    limiter = RateLimiter(LimitsConfig(app=((1000, 1.0),)), clock=lambda: time.monotonic() + later[0])
     limiter.throttled("msteams", "a", retry_after=None)
-    limiter.throttled("msteams", "a", retry_after=None)
+    limiter.throttled("msteams", "b", retry_after=None)  # the same crowding: no second step
+    later[0] += 1.0
+    limiter.throttled("msteams", "c", retry_after=None)  # a window later: another step
     widened = limiter._app.margin
     assert widened == pytest.approx(rate_limits.APP_MARGIN_MIN + 2 * rate_limits.APP_MARGIN_WIDEN)
 
@@ -112,6 +115,59 @@ async def test_two_instances_sending_to_one_conversation_lose_nothing(engine_fac
     arrivals = [r.received_monotonic for r in engine.stub.delivered(user.conversation_id)]
     for count, seconds in TEAMS_PER_CONVERSATION[:2]:
         assert most_in_any_window(arrivals, seconds) <= count
+
+
+UNLIMITED_CONVERSATIONS = {"default": ChannelLimits(())}
+
+
+async def test_a_send_that_leaves_late_is_counted_from_when_it_left():
+    """A send whose sleep ended late (a busy loop, a garbage collection) reached the channel
+    late; the send a window after it is paced from when it left, not from its slot."""
+    later = [0.0]  # the clock runs, and can be moved on
+    limiter = RateLimiter(LimitsConfig(app=((2, 1.0),), channels=UNLIMITED_CONVERSATIONS),
+                          clock=lambda: time.monotonic() + later[0])
+    await limiter.acquire("msteams", "a")
+    second = await limiter.acquire("msteams", "b", lead=10)  # its slot is half a second on
+    leaving = asyncio.create_task(limiter.wait_for_slot(second))
+    await asyncio.sleep(0.05)
+    later[0] += 0.3  # while it sleeps, the loop is held up
+    await leaving
+
+    await limiter.acquire("msteams", "c", lead=10)
+    fourth = await limiter.acquire("msteams", "d", lead=10)  # two to a window: after the second
+
+    assert fourth.stamp >= second.stamp + 0.3 + 1.0
+
+
+async def test_the_sends_after_a_late_one_catch_up_with_the_pace():
+    from proactive_bot.delivery import rate_limits
+
+    now = [1000.0]
+    limiter = RateLimiter(LimitsConfig(app=((5, 1.0),), channels=UNLIMITED_CONVERSATIONS), clock=lambda: now[0])
+    permits = [await limiter.acquire("msteams", f"c{n}", lead=100) for n in range(5)]
+    start, spacing = permits[0].stamp, (1.0 + rate_limits.APP_MARGIN_MIN) / 5
+    now[0] = start + 0.1
+    limiter.restamp(permits[0])  # the first left 0.1 s late
+
+    sixth, seventh, eighth = [(await limiter.acquire("msteams", f"d{n}", lead=100)).stamp for n in range(3)]
+
+    assert sixth == pytest.approx(start + 0.1 + 1.0 + rate_limits.APP_MARGIN_MIN)  # a window after it left
+    assert seventh == pytest.approx(start + 6 * spacing)  # closer than the pace, back on it: no slot lost
+    assert eighth == pytest.approx(start + 7 * spacing)
+
+
+async def test_a_slot_handed_back_is_used_by_the_sends_after_it():
+    now = [1000.0]
+    limiter = RateLimiter(LimitsConfig(app=((50, 1.0),), channels=UNLIMITED_CONVERSATIONS), clock=lambda: now[0])
+    first, second, third = [await limiter.acquire("msteams", f"c{n}", lead=100) for n in range(3)]
+    spacing = third.stamp - second.stamp
+
+    limiter.release(second)  # its recipient was someone else's to send to
+    fourth = await limiter.acquire("msteams", "d", lead=100)
+    fifth = await limiter.acquire("msteams", "e", lead=100)
+
+    assert fourth.stamp == pytest.approx(third.stamp + spacing / 2)
+    assert fifth.stamp == pytest.approx(first.stamp + 3 * spacing)  # on the pace again: nothing lost
 
 
 class NoShare:
