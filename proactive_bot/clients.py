@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import os
 import weakref
 from collections.abc import Awaitable
@@ -300,6 +301,17 @@ def storage_clients(
     )
 
 
+def _spare_collections() -> None:
+    """Move everything the cold start made (modules, the SDKs' classes, these clients) out of the
+    collector's sight, once per process: it lives as long as the process, and every full
+    collection walked all of it (70,000 objects, about 50 ms here; a host sending a 10,000-user
+    broadcast stopped for 75-107 ms sixteen times, each stop making the sends then due leave
+    late). Without a collection first: the few cycles already garbage stay, once, rather
+    than adding that collection to every cold start."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+
+
 async def build(settings: Settings, **storage_options: Any) -> Clients:
     """The app's clients, from settings: the storage I/O here, the parts on first use (Clients);
     `get()` calls this once per process."""
@@ -328,6 +340,7 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
         await _close_storage(tables, queues, credential)
         raise
     table_clients, queue_clients = made[:len(table_names)], made[len(table_names):]
+    _spare_collections()
     return Clients(
         settings, tables, queues, credential, dict(zip(table_names, table_clients)), dict(zip(queue_names, queue_clients)),
         http, adapter, limits,
