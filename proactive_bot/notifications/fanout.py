@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from azure.core.exceptions import AzureError
 from azure.storage.queue.aio import QueueClient
 
 from .. import clock
@@ -70,11 +71,29 @@ class WorkQueue:
     def __init__(self, client: QueueClient) -> None:
         self._client = client
 
-    async def put(self, work: dict[str, Any], delay: float = 0) -> None:
+    async def put(self, work: dict[str, Any], delay: float = 0) -> Posted:
         # The queue counts whole seconds; rounding down would bring a throttled batch back early.
-        await self._client.send_message(
+        sent = await self._client.send_message(
             json.dumps(work, separators=(",", ":")), visibility_timeout=math.ceil(delay) or None
         )
+        return Posted(sent.id, sent.pop_receipt)
+
+    async def withdraw(self, posted: Posted) -> None:
+        """Delete a message put here, if it is still waiting. One a worker has taken meanwhile
+        (it has a new pop receipt), or that cannot be deleted now, is left to run: every message
+        here is safe to run late or twice."""
+        try:
+            await self._client.delete_message(posted.id, posted.pop_receipt)
+        except AzureError as error:
+            log.info("work message %s left to run: %s", posted.id, type(error).__name__)
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A message as put on the work queue: what it takes to withdraw it."""
+
+    id: str
+    pop_receipt: str | None
 
 
 @dataclass
@@ -135,12 +154,18 @@ class Fanout:
                 # message walks nothing twice: the cursor moves under its ETag.
                 first: list[asyncio.Task[None]] = []
 
-                def deliver_first(recipients: list[StoredReference | RosterMember]) -> None:
+                async def deliver_first(recipients: list[StoredReference | RosterMember], net: Posted) -> None:
+                    await self.deliver(notification, recipients, header.version)
+                    # Done: its copy on the queue would only find every recipient settled, after
+                    # taking a rate slot for each (the claim comes just before the send).
+                    await self.work.withdraw(net)
+
+                def start_first(recipients: list[StoredReference | RosterMember], net: Posted) -> None:
                     # While the walk goes on: the first users need not wait for the last page.
-                    first.append(asyncio.create_task(self.deliver(notification, recipients, header.version)))
+                    first.append(asyncio.create_task(deliver_first(recipients, net)))
 
                 try:
-                    await self.next_page(notification.id, first_batch=deliver_first)
+                    await self.next_page(notification.id, first_batch=start_first)
                 finally:
                     if first:
                         await first[0]  # cancelled with us: it stops as any batch does
@@ -167,7 +192,7 @@ class Fanout:
 
     async def next_page(
         self, notification_id: str,
-        *, first_batch: Callable[[list[StoredReference | RosterMember]], None] | None = None,
+        *, first_batch: Callable[[list[StoredReference | RosterMember], Posted], None] | None = None,
     ) -> None:
         """Walk the next pages of a broadcast's audience into batch messages, then hand on the cursor.
 
@@ -176,7 +201,7 @@ class Fanout:
 
         `first_batch`: the caller delivers the first batch itself, handed to it as soon as it is
         cut. Its message is still written, hidden for FIRST_BATCH_NET seconds: if the caller dies
-        before it is done, the batch is delivered from the queue; if not, that copy finds it done.
+        before it is done, the batch is delivered from the queue; if not, the caller withdraws it.
         """
         started = time.monotonic()
         header = await self.records.header(notification_id)
@@ -199,8 +224,8 @@ class Fanout:
                 if first_batch is None:
                     await self.work.put(_batch_message(notification_id, batch))
                     continue
-                await self.work.put(_batch_message(notification_id, batch), FIRST_BATCH_NET)
-                first_batch(batch)
+                net = await self.work.put(_batch_message(notification_id, batch), FIRST_BATCH_NET)
+                first_batch(batch, net)
                 first_batch = None
             cursor = page.cursor
             moved = await self.records.advance(

@@ -74,12 +74,25 @@ async def test_a_first_batch_whose_walker_died_comes_back_from_the_queue(engine_
 
     # The walk happens; the invocation dies before delivering the batch it was handed.
     kept: list = []
-    await engine.fanout.next_page(notification.id, first_batch=kept.append)
+    await engine.fanout.next_page(notification.id, first_batch=lambda batch, net: kept.append(batch))
     await engine.drain(wait_for_delayed=3)
 
     assert kept
     assert deliveries_per_conversation(engine) == Counter({u["conversation"]["id"]: 1 for u in users})
     assert status_body(await engine.records.status(notification.id))["state"] == "done"
+
+
+async def test_a_first_batch_delivered_by_its_walker_leaves_no_copy_on_the_queue(engine_factory, small_pages):
+    """The copy kept on the queue for a walker that dies is withdrawn once the walker has
+    delivered the batch: left there, it would come back at the end of the broadcast and take a
+    rate slot for every one of its (settled) recipients before finding them done."""
+    engine = await engine_factory()
+    await engine.users(12)
+
+    await engine.fanout.start(broadcast(), source="test")
+    await engine.drain()  # the visible messages: the other batches
+
+    assert (await engine.work_queue.get_queue_properties()).approximate_message_count == 0  # hidden ones too
 
 
 async def test_a_duplicated_page_message_does_not_duplicate_anything(engine_factory, small_pages):
