@@ -113,7 +113,7 @@ class _Log:
     Kept sorted: a stamp can move later when its send leaves later than planned (`restamp`).
     """
 
-    __slots__ = ("times", "blocked_until", "last_slot", "paced", "step", "margin")
+    __slots__ = ("times", "blocked_until", "last_slot", "paced", "margin")
 
     def __init__(self, margin: float = ARRIVAL_MARGIN) -> None:
         self.margin = margin
@@ -121,7 +121,6 @@ class _Log:
         self.blocked_until = 0.0
         self.last_slot = float("-inf")  # the latest slot handed out, as planned (not restamped)
         self.paced = float("-inf")  # where the even pace has got to (at or before last_slot)
-        self.step = 0.0  # how far the last send moved it
 
     def move(self, old: float, new: float | None) -> None:
         """Move (or, with None, drop) one stamp."""
@@ -136,14 +135,19 @@ class _Log:
         count, seconds = windows[0]
         return (seconds + self.margin) / count if count > 0 else math.inf
 
-    def take(self, stamp: float, windows: Sequence[Window]) -> None:
-        """Count a send at its slot `stamp`, and move the even pace on by one."""
+    def take(self, stamp: float, windows: Sequence[Window]) -> float:
+        """Count a send at its slot `stamp` and move the even pace on by one; returns how far
+        it moved (0: the pace started again from `stamp`), for `hand_back`. Only for a scope
+        with windows: one without keeps no stamps (nothing would ever drop them)."""
         bisect.insort(self.times, stamp)
         self.last_slot = max(self.last_slot, stamp)
-        if windows:
-            due = self.paced + self.spacing(windows)
-            self.step = self.spacing(windows) if 0 <= stamp - due <= CATCH_UP_LIMIT else 0.0
-            self.paced = due if self.step else stamp
+        spacing = self.spacing(windows)
+        due = self.paced + spacing
+        if stamp - due > CATCH_UP_LIMIT:
+            self.paced = stamp
+            return 0.0
+        self.paced = due
+        return spacing
 
     def earliest(self, windows: Sequence[Window], now: float) -> float:
         """The first moment another send fits every window (may be in the past)."""
@@ -171,8 +175,9 @@ class _Log:
 
 @dataclass(frozen=True)
 class Permit:
-    logs: tuple[_Log, ...]
+    logs: tuple[_Log, ...]  # the scopes with windows the send counts in
     stamp: float
+    steps: tuple[float, ...] = ()  # how far it moved each scope's pace (`_Log.take`)
 
 
 class RateLimiter:
@@ -196,6 +201,11 @@ class RateLimiter:
         self._served = 0  # of those, the ones that got a slot or stopped waiting (each once)
         if budget is not None:
             budget.demand = self.app_demand
+
+    @property
+    def app_margin(self) -> float:
+        """Seconds the app's window is widened by for arrival jitter (adapts to 429s)."""
+        return self._app.margin
 
     def app_demand(self) -> float:
         """Sends per second this process wants: taken in the last second, plus those waiting
@@ -241,13 +251,12 @@ class RateLimiter:
                 # it was given, not the wake-up time, keeps those delays from adding up.
                 stamp = earliest if now - earliest < _WAKE_TOLERANCE else now
                 # Checking and recording with no await in between keeps this atomic on the loop.
-                for log, windows in ((self._app, app_windows), *own):
-                    log.take(stamp, windows)
-                logs = (self._app, *(log for log, _ in own))
+                scopes = [(log, windows) for log, windows in ((self._app, app_windows), *own) if windows]
+                steps = tuple(log.take(stamp, windows) for log, windows in scopes)
                 self._app.margin = max(APP_MARGIN_MIN, self._app.margin - APP_MARGIN_NARROW)
                 if ticket is not None:
                     self._served += 1
-                return Permit(logs, stamp)
+                return Permit(tuple(log for log, _ in scopes), stamp, steps)
             app_bound = app >= mine
             delay = earliest - lead - now
             if app_bound:
@@ -304,12 +313,12 @@ class RateLimiter:
             if now - permit.stamp > log.margin / 2:
                 log.move(permit.stamp, now)
 
-    def release(self, permit: Permit) -> None:
-        """The slot was not used (the claim went to another sender): it is handed back, and the
-        sends after it catch up."""
-        for log in permit.logs:
+    def hand_back(self, permit: Permit) -> None:
+        """The slot was not used (the claim went to another sender): the sends after it catch
+        up with the pace it held."""
+        for log, step in zip(permit.logs, permit.steps):
             log.move(permit.stamp, None)
-            log.paced -= log.step
+            log.paced -= step
 
     def throttled(self, channel_id: str, conversation_id: str, retry_after: float | None) -> None:
         """The channel said 429: widen the app's arrival margin (once per window), and with a

@@ -104,7 +104,7 @@ class Delivery:
                 claimed = await claim()
                 self._claim_latency.observe(time.monotonic() - started)
                 if not claimed:
-                    self._limiter.release(permit)
+                    self._limiter.hand_back(permit)
                     return Result(Outcome.SKIPPED, attempts=0)
             await self._limiter.wait_for_slot(permit)
             return await self._attempt(recipient, activities)

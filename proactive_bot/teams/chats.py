@@ -100,7 +100,7 @@ class ChatOpener:
         # early: a create that leaves late pushes back every later slot.
         permit = await self._limiter.acquire(TEAMS, "create|" + member.user_id, lead=CLAIM_LEAD if claim else 0.0)
         if claim is not None and not await claim():
-            self._limiter.release(permit)
+            self._limiter.hand_back(permit)
             return Result(Outcome.SKIPPED, attempts=0)
         await self._limiter.wait_for_slot(permit)
         try:

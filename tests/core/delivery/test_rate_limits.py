@@ -79,13 +79,13 @@ async def test_a_429_widens_the_app_margin_once_a_window_and_quiet_sends_narrow_
     limiter.throttled("msteams", "b", retry_after=None)  # the same crowding: no second step
     later[0] += 1.0
     limiter.throttled("msteams", "c", retry_after=None)  # a window later: another step
-    widened = limiter._app.margin
+    widened = limiter.app_margin
     assert widened == pytest.approx(rate_limits.APP_MARGIN_MIN + 2 * rate_limits.APP_MARGIN_WIDEN)
 
     for n in range(2000):
         await limiter.acquire("msteams", f"c{n}")
 
-    assert limiter._app.margin == rate_limits.APP_MARGIN_MIN
+    assert limiter.app_margin == rate_limits.APP_MARGIN_MIN
 
 
 async def test_two_instances_sending_to_one_conversation_lose_nothing(engine_factory):
@@ -162,12 +162,28 @@ async def test_a_slot_handed_back_is_used_by_the_sends_after_it():
     first, second, third = [await limiter.acquire("msteams", f"c{n}", lead=100) for n in range(3)]
     spacing = third.stamp - second.stamp
 
-    limiter.release(second)  # its recipient was someone else's to send to
+    limiter.hand_back(second)  # its recipient was someone else's to send to
     fourth = await limiter.acquire("msteams", "d", lead=100)
     fifth = await limiter.acquire("msteams", "e", lead=100)
 
     assert fourth.stamp == pytest.approx(third.stamp + spacing / 2)
     assert fifth.stamp == pytest.approx(first.stamp + 3 * spacing)  # on the pace again: nothing lost
+
+
+async def test_a_slot_handed_back_gives_back_its_own_place_only():
+    """A send whose slot started the pace afresh (after a pause) handed back moves the pace
+    back by nothing: only the places it took are given back."""
+    now = [1000.0]
+    limiter = RateLimiter(LimitsConfig(app=((50, 1.0),), channels=UNLIMITED_CONVERSATIONS), clock=lambda: now[0])
+    first = await limiter.acquire("msteams", "a", lead=100)  # starts the pace
+    second = await limiter.acquire("msteams", "b", lead=100)
+    spacing = second.stamp - first.stamp
+
+    limiter.hand_back(first)
+    limiter.hand_back(first)  # twice, by mistake: still nothing more than its own place
+    third = await limiter.acquire("msteams", "c", lead=100)
+
+    assert third.stamp == pytest.approx(second.stamp + spacing)
 
 
 class NoShare:
