@@ -111,6 +111,9 @@ class ChatOpener:
             if error.status == 404:
                 return Result(Outcome.FAILED, 404, f"{USER_NOT_FOUND} ({error})", permanent=True)
             if error.status == 429:
+                # A create counts in the app's window as a send does: widen its margin, as
+                # Delivery._attempt does for every 429.
+                self._limiter.throttled(TEAMS, "create|" + member.user_id, error.retry_after)
                 return Result(Outcome.THROTTLED, 429, str(error), error.retry_after)
             return Result(Outcome.FAILED, error.status, str(error), permanent=error.status not in RETRY_STATUSES)
         except (aiohttp.ClientError, TimeoutError) as error:
@@ -152,7 +155,7 @@ class ChatOpener:
             return await self._adapter.create_conversation_json(service_url, parameters)
         except ConnectorError as error:
             if error.status == 429:
-                self._limiter.hold(TEAMS, channel_id, error.retry_after or 1.0)
+                self._limiter.throttled(TEAMS, channel_id, error.retry_after or 1.0)
                 return Result(Outcome.THROTTLED, 429, str(error), error.retry_after)
             gone = error.status in (403, 404)
             return Result(Outcome.GONE if gone else Outcome.FAILED, error.status, str(error))

@@ -43,6 +43,7 @@ class Engine:
     receipts: ReadReceipts
     teams: TeamsReach
     installs: TeamsInstalls
+    limiter: RateLimiter  # shared by delivery, chat creates and roster reads, as in the app
 
     async def users(self, n: int, channel_id: str = "msteams") -> list[dict]:
         """n users who talked to the bot (their references stored); returns the references."""
@@ -107,7 +108,7 @@ async def engine_factory(storage_connection, new_table) -> AsyncIterator:
         lifecycle = Lifecycle(records, delivery, WorkQueue(queue), schedule, retry_budget)
         made.append((stub, http, queue))
         return Engine(stub, references, records, delivery, fanout, queue, lifecycle, schedule, receipts, teams,
-                      TeamsInstalls(teams.store, teams.roster, references))
+                      TeamsInstalls(teams.store, teams.roster, references), limiter)
 
     yield make
     for stub, http, queue in made:

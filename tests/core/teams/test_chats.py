@@ -6,6 +6,7 @@ Real Azurite and the Connector stub (its Teams directory: devtools/connector_stu
 from __future__ import annotations
 
 from devtools.connector_stub import CREATE
+from proactive_bot.delivery.rate_limits import APP_MARGIN_MIN
 from proactive_bot.notifications.contract import validate
 from proactive_bot.notifications.records import RecipientState
 from tests.activities import TENANT
@@ -29,6 +30,7 @@ async def test_a_create_answered_429_is_made_again_after_its_retry_after_and_ope
 
     assert statuses(engine) == [429, 200] and creates(engine) == {member["id"]: 2}
     status = await engine.records.status("n429", detail=True)
+    assert engine.limiter.app_margin > APP_MARGIN_MIN  # a create's 429 tells the pace, as a send's does
     assert status.counts[RecipientState.SENT] == 1 and status.throttled == 1
     assert status.rows[0].chat_created and engine.stub.texts(status.rows[0].conversation_id) == ["hi"]
 
@@ -62,6 +64,7 @@ async def test_a_channel_post_answered_429_is_posted_once_after_its_retry_after(
     status = await engine.records.status("post", detail=True)
     assert status.counts[RecipientState.SENT] == 1 and status.state.value == "done"
     assert engine.stub.texts(status.rows[0].conversation_id) == ["launch"]
+    assert engine.limiter.app_margin > APP_MARGIN_MIN
 
 
 async def test_a_channel_post_answered_403_is_not_retried(engine_factory) -> None:
