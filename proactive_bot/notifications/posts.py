@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 
 from .. import clock
 from ..channel.activity import outgoing
+from ..delivery.outcome import Outcome, Result
 from ..delivery.sender import Delivery
 from ..references import TEAMS, StoredReference
 from ..teams.reach import TeamsReach
-from .records import Header, NotificationStore, RecipientState, Settled, Verdict, settled
+from .contract import OnCrash
+from .records import SEND_LEASE, Header, NotificationStore, RecipientState, Settled, Verdict, settled
 
 if TYPE_CHECKING:
     from .fanout import WorkQueue
@@ -58,7 +60,15 @@ class ChannelPosts:
             return
         if not header.planned:
             await self.records.advance(header, found=1, cursor=None, planned=True)
-        claim = await self.records.claim(notification.id, post, clock.now())
+        claim = await self.records.claim(
+            notification.id, post, clock.now(), resend_on_crash=notification.on_crash is OnCrash.RESEND
+        )
+        if claim.verdict is Verdict.BUSY:
+            # Held by a post in flight, or by one whose invocation died mid-request: looked at
+            # again once its lease is out (settled then, or resent with onCrash "resend"), as a
+            # batch does with its busy recipients.
+            await self.work.put({"kind": "post", "notification": notification.id}, delay=SEND_LEASE.total_seconds())
+            return
         if claim.verdict is not Verdict.CLAIMED:
             return
         # The record read again after the claim, as a batch's may_send does: a DELETE that marked
@@ -95,10 +105,11 @@ class ChannelPosts:
             assert self.teams is not None
             answer = await self.teams.chats.post_to_channel(team.service_url, team.tenant_id, spec["channelId"], activity)
             if isinstance(answer, dict):
-                row = Settled(post, RecipientState.SENT, claim.attempts + 1, status=200, conversation=str(answer.get("id", "")))
+                sent = Result(Outcome.SENT, 200, activity_id=answer.get("activityId"))
+                row = dataclasses.replace(settled(post, claim, sent), conversation=str(answer.get("id", "")))
                 retry_after = None
             else:
-                row, retry_after = settled(post, claim, answer, whole_run=True), answer.retry_after
+                row, retry_after = settled(post, claim, answer), answer.retry_after  # one attempt
         await self._settle(notification.id, dataclasses.replace(row, version=current.version), retry_after)
 
     async def _settle(self, notification_id: str, row: Settled, retry_after: float | None) -> None:

@@ -64,7 +64,27 @@ async def test_a_channel_post_answered_429_is_posted_once_after_its_retry_after(
     status = await engine.records.status("post", detail=True)
     assert status.counts[RecipientState.SENT] == 1 and status.state.value == "done"
     assert engine.stub.texts(status.rows[0].conversation_id) == ["launch"]
+    assert status.rows[0].throttled == 1 and status.rows[0].attempts == 2  # the 429 is still counted
     assert engine.limiter.app_margin > APP_MARGIN_MIN
+
+
+async def test_a_channel_post_held_by_another_invocation_is_looked_at_again_after_its_lease(engine_factory) -> None:
+    """An invocation that died mid-post leaves the row held; the host's retry of the message
+    must not just end there, or nobody ever settles that row."""
+    from proactive_bot import clock
+    from proactive_bot.notifications.posts import ChannelPost
+
+    engine = await engine_factory()
+    await installed(engine, 1)
+    notification = validate({"id": "held", "to": {"teamChannel": {"teamId": TEAM, "channelId": CHANNEL}}, "text": "x"})
+    await engine.records.create(notification, clock.now(), "test")
+    await engine.records.claim("held", ChannelPost(CHANNEL), clock.now())  # the invocation that died
+    engine.stub.clear()
+
+    await engine.fanout.release("held")
+
+    assert statuses(engine) == []
+    assert (await engine.work_queue.get_queue_properties()).approximate_message_count == 1  # hidden for the lease
 
 
 async def test_a_channel_post_answered_403_is_not_retried(engine_factory) -> None:
