@@ -84,7 +84,7 @@ class WorkQueue:
         here is safe to run late or twice."""
         try:
             await self._client.delete_message(posted.id, posted.pop_receipt)
-        except AzureError as error:
+        except (AzureError, OSError, TimeoutError) as error:  # as the budget's storage calls
             log.info("work message %s left to run: %s", posted.id, type(error).__name__)
 
 

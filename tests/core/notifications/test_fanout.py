@@ -210,3 +210,17 @@ async def test_broadcast_filters_and_opt_outs(engine_factory):
     await engine.drain()
 
     assert sorted(deliveries_per_conversation(engine)) == sorted(u["conversation"]["id"] for u in teams[1:])
+
+
+async def test_a_copy_that_cannot_be_withdrawn_is_left_to_run(engine_factory):
+    """Withdrawing is a saving, not a duty: a copy a worker has taken meanwhile (its pop receipt
+    has changed) stays, and it finds its recipients done."""
+    from proactive_bot.notifications.fanout import Posted
+
+    engine = await engine_factory()
+    posted = await engine.fanout.work.put({"kind": "page", "notification": "nobody"})
+    taken = Posted(posted.id, "a-receipt-from-before-a-worker-took-it")
+
+    await engine.fanout.work.withdraw(taken)
+
+    assert (await engine.work_queue.get_queue_properties()).approximate_message_count == 1
