@@ -340,8 +340,9 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
         await _close_storage(tables, queues, credential)
         raise
     table_clients, queue_clients = made[:len(table_names)], made[len(table_names):]
-    _spare_collections()
-    return Clients(
+    app = Clients(
         settings, tables, queues, credential, dict(zip(table_names, table_clients)), dict(zip(queue_names, queue_clients)),
         http, adapter, limits,
     )
+    _spare_collections()
+    return app
