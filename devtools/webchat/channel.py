@@ -333,11 +333,7 @@ class WebChatChannel:
             return body
         if not isinstance(body.get("type"), str) or not body["type"]:
             return web.json_response(error_body("BadArgument", "The activity needs a type."), status=400)
-        activity = {k: v for k, v in body.items() if k not in ("id", "timestamp")}
-        sender = activity.get("from") if isinstance(activity.get("from"), dict) else {}
-        # Web Chat tells the bot's messages from the user's by role.
-        activity["from"] = {**BOT, **sender, "role": "bot"}
-        activity["channelId"] = CHANNEL_ID
+        activity = _from_bot(body, dropping=("id", "timestamp"))
         if "activity_id" in request.match_info:
             activity["replyToId"] = request.match_info["activity_id"]
         stored = conversation.append(activity)
@@ -353,13 +349,7 @@ class WebChatChannel:
         body = await _json_object(request)
         if isinstance(body, web.Response):
             return body
-        sender = body.get("from") if isinstance(body.get("from"), dict) else {}
-        edited = {
-            **{k: v for k, v in body.items() if k not in ("id", "timestamp", "replyToId")},
-            "type": "message",
-            "from": {**BOT, **sender, "role": "bot"},
-            "channelId": CHANNEL_ID,
-        }
+        edited = {**_from_bot(body, dropping=("id", "timestamp", "replyToId")), "type": "message"}
         stored = conversation.replace(original["id"], edited)
         self._print(conversation, "bot (edited)", stored)
         return web.json_response({"id": stored["id"]})
@@ -445,6 +435,18 @@ async def _drain(ws: web.WebSocketResponse) -> None:
 def _watermark(request: web.Request) -> int | None:
     text = request.query.get("watermark", "") or "0"
     return int(text) if text.isdigit() else None
+
+
+def _from_bot(body: dict[str, Any], *, dropping: tuple[str, ...]) -> dict[str, Any]:
+    """An activity the bot sent (or edited), as the page keeps it: the fields the channel sets
+    itself dropped, and the bot as its sender. Web Chat tells the bot's messages from the
+    user's by role."""
+    sender = body.get("from") if isinstance(body.get("from"), dict) else {}
+    return {
+        **{k: v for k, v in body.items() if k not in dropping},
+        "from": {**BOT, **sender, "role": "bot"},
+        "channelId": CHANNEL_ID,
+    }
 
 
 async def _json_object(request: web.Request, *, required: bool = True) -> dict[str, Any] | web.Response:
