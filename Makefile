@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 # Noto Color Emoji make the page (and its screenshot) look as it does on a desktop.
 BROWSER_PACKAGES := chromium fonts-liberation fonts-noto-color-emoji
 
-.PHONY: run test deps browser clean package
+.PHONY: run test check deps browser clean package
 
 # e.g. make run RUN_ARGS="--webchat-port 4000"
 run: deps
@@ -17,6 +17,13 @@ run: deps
 
 test: deps browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Lint, format and types (settings in pyproject.toml).
+check: deps
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy proactive_bot
+	$(PY) -m mypy devtools tests bench
 
 deps: $(VENV)/.installed node_modules/.installed
 

@@ -158,8 +158,9 @@ class Rig:
     notifications_queue: str
 
 
-def start_stub(port: int, workdir: Path, *, teams_limits: bool, env: Mapping[str, str] | None = None,
-               log: str = "stub.log") -> subprocess.Popen:
+def start_stub(
+    port: int, workdir: Path, *, teams_limits: bool, env: Mapping[str, str] | None = None, log: str = "stub.log"
+) -> subprocess.Popen:
     """The Connector stub in its own process, LATENCY per request, Teams' limits if asked."""
     args = [sys.executable, "-m", "devtools.connector_stub", "--port", str(port), "--latency", str(LATENCY), "--quiet"]
     if teams_limits:
@@ -168,18 +169,32 @@ def start_stub(port: int, workdir: Path, *, teams_limits: bool, env: Mapping[str
 
 
 @contextlib.asynccontextmanager
-async def rig(connection: str, n: int, workdir: Path, *, teams_limits: bool, hosts: int = 1, name: str = "",
-              settings: Mapping[str, str] | None = None) -> AsyncIterator[Rig]:
+async def rig(
+    connection: str,
+    n: int,
+    workdir: Path,
+    *,
+    teams_limits: bool,
+    hosts: int = 1,
+    name: str = "",
+    settings: Mapping[str, str] | None = None,
+) -> AsyncIterator[Rig]:
     """The set-up of a benchmark run: N Teams users stored (serviceUrl: the stub), the stub and
     K local Functions hosts (`python -m devtools.funchost`, a process each) on `connection`,
     all listening; everything stopped afterwards. `name`: tables and a queue of the run's own
     (else the app's defaults); `settings`: more app settings."""
     stub_port = free_port()
     stub_url = f"http://127.0.0.1:{stub_port}/"
-    names = {
-        "ReferencesTable": f"Refs{name}", "NotificationsTable": f"Notes{name}",
-        "RemindersTable": f"Rem{name}", "NotificationsQueue": name,
-    } if name else {}
+    names = (
+        {
+            "ReferencesTable": f"Refs{name}",
+            "NotificationsTable": f"Notes{name}",
+            "RemindersTable": f"Rem{name}",
+            "NotificationsQueue": name,
+        }
+        if name
+        else {}
+    )
     env = {
         **os.environ,
         "AzureWebJobsStorage": connection,
@@ -194,8 +209,11 @@ async def rig(connection: str, n: int, workdir: Path, *, teams_limits: bool, hos
     stub = start_stub(stub_port, workdir, teams_limits=teams_limits, env=env)
     ports = [free_port() for _ in range(hosts)]
     processes = [
-        start_process([sys.executable, "-m", "devtools.funchost", "--port", str(port)], env,
-                      workdir / (f"host{i}.log" if hosts > 1 else "host.log"))
+        start_process(
+            [sys.executable, "-m", "devtools.funchost", "--port", str(port)],
+            env,
+            workdir / (f"host{i}.log" if hosts > 1 else "host.log"),
+        )
         for i, port in enumerate(ports)
     ]
     try:
@@ -204,8 +222,16 @@ async def rig(connection: str, n: int, workdir: Path, *, teams_limits: bool, hos
             host_urls = [f"http://127.0.0.1:{port}" for port in ports]
             for url in host_urls:
                 await wait_listening(session, f"{url}/admin/host/status")
-            yield Rig(connection, stub_url, host_urls, processes, stub, session, references_table,
-                      names.get("NotificationsQueue", "notifications"))
+            yield Rig(
+                connection,
+                stub_url,
+                host_urls,
+                processes,
+                stub,
+                session,
+                references_table,
+                names.get("NotificationsQueue", "notifications"),
+            )
     finally:
         for process in processes:
             stop_process(process)
@@ -284,17 +310,25 @@ async def main(n: int, baseline_n: int, limited_n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         base = await baseline(baseline_n, workdir)
-        print(f"baseline (sequential continue_conversation, stock adapter): N={base['n']}, "
-              f"{base['per_second']:.1f} msg/s ({1000 * base['seconds'] / base['n']:.1f} ms/message)", flush=True)
+        print(
+            f"baseline (sequential continue_conversation, stock adapter): N={base['n']}, "
+            f"{base['per_second']:.1f} msg/s ({1000 * base['seconds'] / base['n']:.1f} ms/message)",
+            flush=True,
+        )
         fast = await on_fresh_storage(n, teams_limits=False, workdir=workdir)
-        print(f"ours, limits off: N={fast['n']}, {fast['seconds']:.1f} s, {fast['per_second']:.1f} msg/s, "
-              f"ratio to baseline {fast['per_second'] / base['per_second']:.1f}x (goal >= 20x), "
-              f"lost {fast['lost']}, duplicated {fast['duplicated']}, 429s {fast['throttled_429']}", flush=True)
+        print(
+            f"ours, limits off: N={fast['n']}, {fast['seconds']:.1f} s, {fast['per_second']:.1f} msg/s, "
+            f"ratio to baseline {fast['per_second'] / base['per_second']:.1f}x (goal >= 20x), "
+            f"lost {fast['lost']}, duplicated {fast['duplicated']}, 429s {fast['throttled_429']}",
+            flush=True,
+        )
         print(f"  {timeline(fast)}", flush=True)
         limited = await on_fresh_storage(limited_n, teams_limits=True, workdir=workdir)
-        print(f"ours, Teams limits on (stub and limiter): N={limited['n']}, {limited['seconds']:.1f} s, "
-              f"{limited['per_second']:.1f} msg/s = {limited['per_second'] / APP_BOUND:.3f} of the {APP_BOUND:.0f}/s bound "
-              f"(goal >= 0.95), 429s {limited['throttled_429']}, lost {limited['lost']}, duplicated {limited['duplicated']}")
+        print(
+            f"ours, Teams limits on (stub and limiter): N={limited['n']}, {limited['seconds']:.1f} s, "
+            f"{limited['per_second']:.1f} msg/s = {limited['per_second'] / APP_BOUND:.3f} of the {APP_BOUND:.0f}/s bound "
+            f"(goal >= 0.95), 429s {limited['throttled_429']}, lost {limited['lost']}, duplicated {limited['duplicated']}"
+        )
         print(f"  {timeline(limited)}")
 
 
@@ -305,8 +339,9 @@ def timeline(run: dict) -> str:
         return "too few deliveries for a timeline"
     tenth = len(stamps) // 10
     rates = [tenth / max(1e-9, stamps[(k + 1) * tenth - 1] - stamps[k * tenth]) for k in range(10)]
-    return (f"first delivery after {stamps[0] - run['enqueued_at']:.1f} s; msg/s by tenth: "
-            + " ".join(f"{r:.0f}" for r in rates))
+    return f"first delivery after {stamps[0] - run['enqueued_at']:.1f} s; msg/s by tenth: " + " ".join(
+        f"{r:.0f}" for r in rates
+    )
 
 
 if __name__ == "__main__":

@@ -122,19 +122,46 @@ class Gen:
 
     def weird_id(self) -> Any:
         r = self.r
-        return r.choice([
-            self.text(30), self.text(1200), "", " ", "a/b\\c#d?e%f'g", "\x00", "..", "\u202egnp.exe",
-            None, 0, [], {}, {"id": "x"}, "a" * 1025, f"19:{uuid.uuid4().hex}@thread.tacv2;messageid=1",
-        ])
+        return r.choice(
+            [
+                self.text(30),
+                self.text(1200),
+                "",
+                " ",
+                "a/b\\c#d?e%f'g",
+                "\x00",
+                "..",
+                "\u202egnp.exe",
+                None,
+                0,
+                [],
+                {},
+                {"id": "x"},
+                "a" * 1025,
+                f"19:{uuid.uuid4().hex}@thread.tacv2;messageid=1",
+            ]
+        )
 
     def hostile_url(self) -> str:
-        return self.r.choice([
-            "https://evil.example/", "http://smba.trafficmanager.net/amer/", "https://attacker.trafficmanager.net/",
-            "https://smba.trafficmanager.net@evil.example/", "https://evil.example#@smba.trafficmanager.net/",
-            "https://evil.example\\@webchat.botframework.com/", "https://webchat.botframework.com\n.evil.example/",
-            "http://169.254.169.254/metadata/", "file:///etc/passwd", "javascript:alert(1)", "//evil.example/",
-            "https://botframework.com.evil.example/", "https://exämple.botframework.com/", "", "http://10.0.0.1/",
-        ])
+        return self.r.choice(
+            [
+                "https://evil.example/",
+                "http://smba.trafficmanager.net/amer/",
+                "https://attacker.trafficmanager.net/",
+                "https://smba.trafficmanager.net@evil.example/",
+                "https://evil.example#@smba.trafficmanager.net/",
+                "https://evil.example\\@webchat.botframework.com/",
+                "https://webchat.botframework.com\n.evil.example/",
+                "http://169.254.169.254/metadata/",
+                "file:///etc/passwd",
+                "javascript:alert(1)",
+                "//evil.example/",
+                "https://botframework.com.evil.example/",
+                "https://exämple.botframework.com/",
+                "",
+                "http://10.0.0.1/",
+            ]
+        )
 
     def garbage_body(self) -> bytes:
         r = self.r
@@ -213,23 +240,70 @@ def table_names() -> dict[str, str]:
 
 
 def complete_reference(reference: dict[str, Any]) -> bool:
-    return all(isinstance(v, str) and v for v in (
-        reference.get("channelId"), reference.get("serviceUrl"), (reference.get("conversation") or {}).get("id"),
-        (reference.get("user") or {}).get("id"), (reference.get("bot") or {}).get("id"),
-    ))
+    return all(
+        isinstance(v, str) and v
+        for v in (
+            reference.get("channelId"),
+            reference.get("serviceUrl"),
+            (reference.get("conversation") or {}).get("id"),
+            (reference.get("user") or {}).get("id"),
+            (reference.get("bot") or {}).get("id"),
+        )
+    )
 
 
 # --- messages/ -------------------------------------------------------------------------------------
 
-FIELDS = ["type", "id", "serviceUrl", "channelId", "from", "recipient", "conversation", "text", "channelData",
-          "entities", "membersAdded", "membersRemoved", "timestamp", "attachments", "value", "replyToId", "locale",
-          "name", "deliveryMode", "reactionsAdded", "action", "relatesTo", "suggestedActions", "textFormat"]
+FIELDS = [
+    "type",
+    "id",
+    "serviceUrl",
+    "channelId",
+    "from",
+    "recipient",
+    "conversation",
+    "text",
+    "channelData",
+    "entities",
+    "membersAdded",
+    "membersRemoved",
+    "timestamp",
+    "attachments",
+    "value",
+    "replyToId",
+    "locale",
+    "name",
+    "deliveryMode",
+    "reactionsAdded",
+    "action",
+    "relatesTo",
+    "suggestedActions",
+    "textFormat",
+]
 
 
-OTHER_TYPES = ["invoke", "event", "messageReaction", "installationUpdate", "typing", "endOfConversation",
-               "messageUpdate", "messageDelete", "command", "trace"]
-INVOKE_NAMES = ["adaptiveCard/action", "signin/verifyState", "signin/tokenExchange", "healthCheck",
-                "composeExtension/query", "task/fetch", "fileConsent/invoke", "actionableMessage/executeAction"]
+OTHER_TYPES = [
+    "invoke",
+    "event",
+    "messageReaction",
+    "installationUpdate",
+    "typing",
+    "endOfConversation",
+    "messageUpdate",
+    "messageDelete",
+    "command",
+    "trace",
+]
+INVOKE_NAMES = [
+    "adaptiveCard/action",
+    "signin/verifyState",
+    "signin/tokenExchange",
+    "healthCheck",
+    "composeExtension/query",
+    "task/fetch",
+    "fileConsent/invoke",
+    "actionableMessage/executeAction",
+]
 
 
 def real_activity(g: Gen, service_url: str) -> dict[str, Any]:
@@ -237,7 +311,7 @@ def real_activity(g: Gen, service_url: str) -> dict[str, Any]:
     if kind == 5:
         activity = activities.webchat_message("x", service_url)
         activity["type"] = g.r.choice(OTHER_TYPES)
-        activity["name"] = g.r.choice(INVOKE_NAMES + [g.text(12)])
+        activity["name"] = g.r.choice([*INVOKE_NAMES, g.text(12)])
         if g.chance(0.5):
             activity["value"] = g.json_value(surrogates=False)
         return activity
@@ -248,8 +322,9 @@ def real_activity(g: Gen, service_url: str) -> dict[str, Any]:
     if kind == 0:
         return activities.teams_message(g.text(80), service_url)
     if kind == 1:
-        return activities.teams_message(g.r.choice(["help", "hi", g.text(20)]), service_url,
-                                        conversation=activities.teams_channel_conversation())
+        return activities.teams_message(
+            g.r.choice(["help", "hi", g.text(20)]), service_url, conversation=activities.teams_channel_conversation()
+        )
     if kind == 2:
         return activities.webchat_message(g.r.choice(["help", "remind me in 5 minutes to x", g.text(200)]), service_url)
     if kind == 3:
@@ -296,7 +371,7 @@ async def one_message(app: clients.Clients, case: tuple[str, Any, dict[str, str]
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     try:
         response = await invoke.http("messages", raw, headers=headers)
-    except Exception as error:  # noqa: BLE001 - counting them is the point
+    except Exception as error:
         tally.crash(error, body)
         return
     status = response.status_code
@@ -313,8 +388,12 @@ async def one_message(app: clients.Clients, case: tuple[str, Any, dict[str, str]
         tally.lose(f"{label} activity answered {status}: {response.get_body()[:200]!r}")
     if label in ("spoofed", "forged") and not refused:
         tally.lose(f"{label} activity was accepted: {json.dumps(body)[:200]}")
-    if isinstance(body, dict) and isinstance(body.get("channelId"), str) and isinstance(body.get("conversation"), dict) \
-            and isinstance(body["conversation"].get("id"), str):
+    if (
+        isinstance(body, dict)
+        and isinstance(body.get("channelId"), str)
+        and isinstance(body.get("conversation"), dict)
+        and isinstance(body["conversation"].get("id"), str)
+    ):
         stored = await app.references.get(body["channelId"], body["conversation"]["id"])
         if not refused and (stored is None or not complete_reference(stored.reference)):
             tally.lose(f"a turn ran ({status}) but the stored address is {stored and stored.reference}")
@@ -323,15 +402,26 @@ async def one_message(app: clients.Clients, case: tuple[str, Any, dict[str, str]
 
 
 async def fuzz_auth(g: Gen, n: int, channel: ConnectorStub, openid: OpenIdStub, tally: Tally) -> None:
-    app = await use(Settings(
-        storage_connection=STORAGE, app_id=APP_ID, app_password="fuzz-secret", token_endpoint=openid.token_endpoint,
-        open_id_metadata=openid.metadata_url, allowed_service_url_hosts=("default", "127.0.0.1"), **table_names(),
-    ))
+    app = await use(
+        Settings(
+            storage_connection=STORAGE,
+            app_id=APP_ID,
+            app_password="fuzz-secret",
+            token_endpoint=openid.token_endpoint,
+            open_id_metadata=openid.metadata_url,
+            allowed_service_url_hosts=("default", "127.0.0.1"),
+            **table_names(),
+        )
+    )
     channel.expect_bearer(openid.access_token)
     now = int(time.time())
     forgeries = [
-        lambda: {"exp": now - 3600}, lambda: {"aud": "someone-else"}, lambda: {"iss": "https://evil.example"},
-        lambda: {"serviceurl": "https://evil.example/"}, lambda: {"exp": None}, lambda: {"nbf": now + 3600},
+        lambda: {"exp": now - 3600},
+        lambda: {"aud": "someone-else"},
+        lambda: {"iss": "https://evil.example"},
+        lambda: {"serviceurl": "https://evil.example/"},
+        lambda: {"exp": None},
+        lambda: {"nbf": now + 3600},
     ]
     cases: list[tuple[str, Any, dict[str, str]]] = []
     for _ in range(n):
@@ -372,8 +462,14 @@ class Pool:
         return (personal or found or [None])[0]
 
     def by_conversation(self, channel_id: str, conversation_id: str) -> dict[str, Any] | None:
-        return next((a for a in self.conversations if a["channelId"] == channel_id
-                     and a["conversation"]["id"] == conversation_id), None)
+        return next(
+            (
+                a
+                for a in self.conversations
+                if a["channelId"] == channel_id and a["conversation"]["id"] == conversation_id
+            ),
+            None,
+        )
 
     def by_aad(self, aad: str) -> dict[str, Any] | None:
         found = [a for a in self.conversations if a["from"].get("aadObjectId") == aad]
@@ -384,8 +480,11 @@ class Pool:
         def tenant(a: dict[str, Any]) -> str:
             return a["conversation"].get("tenantId") or (a.get("channelData") or {}).get("tenant", {}).get("id", "")
 
-        return [a for a in self.conversations if (channel_id is None or a["channelId"] == channel_id)
-                and (tenant_id is None or tenant(a) == tenant_id)]
+        return [
+            a
+            for a in self.conversations
+            if (channel_id is None or a["channelId"] == channel_id) and (tenant_id is None or tenant(a) == tenant_id)
+        ]
 
 
 async def make_pool(channel: ConnectorStub) -> Pool:
@@ -418,8 +517,11 @@ def notification(g: Gen, pool: Pool, n: int) -> dict[str, Any]:
     elif kind == 4:
         to = {"aadObjectId": str(uuid.uuid4())}
     elif kind == 5 and g.chance(0.3):
-        to = {"all": True, **({"channelId": r.choice(["msteams", "webchat"])} if g.chance(0.8) else {}),
-              **({"tenantId": activities.TENANT} if g.chance(0.3) else {})}
+        to = {
+            "all": True,
+            **({"channelId": r.choice(["msteams", "webchat"])} if g.chance(0.8) else {}),
+            **({"tenantId": activities.TENANT} if g.chance(0.3) else {}),
+        }
     else:
         to = {"conversationId": target["conversation"]["id"], "channelId": target["channelId"]}
     document: dict[str, Any] = {"to": to, "id": f"fz-{n}"}
@@ -427,9 +529,16 @@ def notification(g: Gen, pool: Pool, n: int) -> dict[str, Any]:
     if g.chance(0.8):
         document["text"] = g.text(300).replace("#fz-", "") + marker
     if "text" not in document or g.chance(0.2):
-        document["attachments"] = [{"contentType": "application/vnd.microsoft.card.adaptive",
-                                    "content": {"type": "AdaptiveCard", "version": "1.5",
-                                                "body": [{"type": "TextBlock", "text": g.text(50) + marker}]}}]
+        document["attachments"] = [
+            {
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "content": {
+                    "type": "AdaptiveCard",
+                    "version": "1.5",
+                    "body": [{"type": "TextBlock", "text": g.text(50) + marker}],
+                },
+            }
+        ]
     return document
 
 
@@ -482,11 +591,11 @@ async def fuzz_queue(g: Gen, n: int, channel: ConnectorStub, log: LogByInput, ta
     poisoned: dict[int, bool] = {}
 
     async def one(i: int, case: tuple[str, bytes]) -> None:
-        label, body = case
+        _label, body = case
         for dequeue_count in range(1, 6):  # host.json maxDequeueCount
             try:
                 outputs = await invoke.queue("queue_notify", body, dequeue_count=dequeue_count)
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 tally.crash(error, body)
                 continue  # the host would retry it too
             poisoned[i] = outputs["poison"].value is not None
@@ -503,7 +612,9 @@ async def fuzz_queue(g: Gen, n: int, channel: ConnectorStub, log: LogByInput, ta
         for marker in set(MARK.findall(json.dumps(record.activity))):
             deliveries[(int(marker), record.conversation_id)] += 1
     accepted_ids = Counter(
-        notifications.parse_queue_message(body).id for i, (_, body) in enumerate(cases) if i in poisoned and not poisoned[i]
+        notifications.parse_queue_message(body).id
+        for i, (_, body) in enumerate(cases)
+        if i in poisoned and not poisoned[i]
     )
     for i, (label, body) in enumerate(cases):
         if i not in poisoned:
@@ -519,7 +630,9 @@ async def fuzz_queue(g: Gen, n: int, channel: ConnectorStub, log: LogByInput, ta
             tally.lose(f"accepted but invalid ({error}): {body[:200]!r}")
             continue
         expected = expected_recipients(pool, document.to)
-        got = {conversation for (marker, conversation), count in deliveries.items() if marker == i for _ in range(count)}
+        got = {
+            conversation for (marker, conversation), count in deliveries.items() if marker == i for _ in range(count)
+        }
         counts = [deliveries[(i, a["conversation"]["id"])] for a in expected]
         if expected and counts == [1] * len(expected) and len(got) == len(expected):
             tally.outcomes["delivered"] += 1
@@ -543,7 +656,7 @@ async def run_work_queue(app: clients.Clients, tally: Tally) -> None:
             body = message.content.encode()
             try:
                 outputs = await invoke.queue("deliver_batch", body, dequeue_count=message.dequeue_count)
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 tally.crash(error, body)
             else:
                 if outputs["poison"].value is not None:
@@ -582,32 +695,42 @@ async def fuzz_timer(g: Gen, n: int, channel: ConnectorStub, log: LogByInput, ta
     async def ask(i: int, item: tuple[dict[str, Any], str]) -> None:
         target, text = item
         if target["channelId"] == "webchat":
-            activity = activities.webchat_message(text, channel.url, user_id=target["from"]["id"],
-                                                  conversation_id=target["conversation"]["id"])
+            activity = activities.webchat_message(
+                text, channel.url, user_id=target["from"]["id"], conversation_id=target["conversation"]["id"]
+            )
         else:
-            activity = activities.teams_message(text, channel.url, user=target["from"], conversation=target["conversation"])
+            activity = activities.teams_message(
+                text, channel.url, user=target["from"], conversation=target["conversation"]
+            )
         try:
             response = await invoke.http("messages", activity)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             tally.crash(error, text)
             return
         if response.status_code != 200:
             tally.lose(f"a reminder request answered {response.status_code}")
 
     await bounded(asks, ask)
-    confirmed = {int(m) for r in channel.delivered() if (r.text or "").startswith("OK, I will remind you")
-                 for m in MARK.findall(r.text)}
+    confirmed = {
+        int(m)
+        for r in channel.delivered()
+        if (r.text or "").startswith("OK, I will remind you")
+        for m in MARK.findall(r.text)
+    }
     tally.outcomes["reminders set"] = len(confirmed)
     tally.outcomes["explained instead"] = len(asks) - len(confirmed)
     # Rows edited in storage: their serviceUrl now names a stranger.
     for conversation_id in tampered:
-        activity = pool.by_conversation(next(a["channelId"] for a in pool.conversations
-                                             if a["conversation"]["id"] == conversation_id), conversation_id)
+        activity = pool.by_conversation(
+            next(a["channelId"] for a in pool.conversations if a["conversation"]["id"] == conversation_id),
+            conversation_id,
+        )
         stored = await app.references.get(activity["channelId"], conversation_id)
-        entity = await app.references._table.get_entity(  # noqa: SLF001 - tampering, as an attacker would
-            "ref|" + table_key(activity["channelId"]), table_key(conversation_id))
+        entity = await app.references._table.get_entity(
+            "ref|" + table_key(activity["channelId"]), table_key(conversation_id)
+        )
         entity["reference"] = json.dumps({**stored.reference, "serviceUrl": g.hostile_url() or "https://evil.example/"})
-        await app.references._table.update_entity(entity)  # noqa: SLF001
+        await app.references._table.update_entity(entity)
     channel.clear()
     real_now = clock.now
     later = real_now() + timedelta(hours=2)
@@ -617,7 +740,7 @@ async def fuzz_timer(g: Gen, n: int, channel: ConnectorStub, log: LogByInput, ta
         for _ in range(2):  # the second run must find nothing left to send
             try:
                 await invoke.timer("timer_notify")
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 tally.crash(error, "timer run")
     finally:
         clock.now = real_now  # type: ignore[assignment]
@@ -690,8 +813,11 @@ def report(tallies: dict[str, Tally], timings: dict[str, float], elapsed: float,
     inputs = sum(t.inputs for t in tallies.values())
     unhandled = sum(sum(t.unhandled.values()) for t in tallies.values())
     lost = sum(t.lost for t in tallies.values())
-    print(f"{'total':<14}{inputs:>8}{unhandled:>11}{lost:>6}   ({inputs / elapsed:.0f} inputs/s; "
-          + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + ")")
+    print(
+        f"{'total':<14}{inputs:>8}{unhandled:>11}{lost:>6}   ({inputs / elapsed:.0f} inputs/s; "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+        + ")"
+    )
     for tally in tallies.values():
         for key, count in tally.unhandled.most_common(10):
             print(f"  {tally.name} unhandled x{count}: {key}\n      e.g. {tally.unhandled_examples[key]}")

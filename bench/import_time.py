@@ -76,7 +76,10 @@ def self_times(folder: str, root: Path, env: dict[str, str]) -> tuple[int, int, 
     """(everything, ours) self times in µs for the import, then the same through the first call."""
     report = subprocess.run(
         [sys.executable, "-X", "importtime", __file__, "--child", folder],
-        cwd=root, env=env, capture_output=True, text=True,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if report.returncode != 0:
         raise SystemExit(f"{folder}: the first call failed:\n{report.stderr[-3000:]}")
@@ -116,12 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     async def measure() -> list[float]:
         async with ConnectorStub() as channel:
             env = {
-                **os.environ, "PYTHONPATH": str(root), "AzureWebJobsStorage": emulator.connection_string,
-                "MicrosoftAppId": "", "BENCH_CHANNEL_URL": channel.url,
+                **os.environ,
+                "PYTHONPATH": str(root),
+                "AzureWebJobsStorage": emulator.connection_string,
+                "MicrosoftAppId": "",
+                "BENCH_CHANNEL_URL": channel.url,
             }
             print(f"app root {root}; medians of {args.runs} cold starts each")
-            print(f"{'function':<20} {'import (ms)':>12} {'ours':>7} {'ratio':>7}   "
-                  f"{'+ 1st call (ms)':>15} {'ours':>7} {'ratio':>7}")
+            print(
+                f"{'function':<20} {'import (ms)':>12} {'ours':>7} {'ratio':>7}   "
+                f"{'+ 1st call (ms)':>15} {'ours':>7} {'ratio':>7}"
+            )
             ratios = []
             for folder in folders:
                 runs = [await asyncio.to_thread(self_times, folder, root, env) for _ in range(args.runs)]
@@ -129,8 +137,11 @@ def main(argv: list[str] | None = None) -> int:
                 at_import = statistics.median(t / (t - o) for t, o, _, _ in runs)
                 through_call = statistics.median(t / (t - o) for _, _, t, o in runs)
                 ratios.append(through_call)
-                print(f"{folder:<20} {row[0]:>12.1f} {row[1]:>7.1f} {at_import:>7.3f}   "
-                      f"{row[2]:>15.1f} {row[3]:>7.1f} {through_call:>7.3f}", flush=True)
+                print(
+                    f"{folder:<20} {row[0]:>12.1f} {row[1]:>7.1f} {at_import:>7.3f}   "
+                    f"{row[2]:>15.1f} {row[3]:>7.1f} {through_call:>7.3f}",
+                    flush=True,
+                )
             return ratios
 
     try:

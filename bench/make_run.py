@@ -36,8 +36,19 @@ async def main(n: int, hosts: int, runs: int) -> None:
     port, channel_port, webchat_port = free_port(), free_port(), free_port()
     channel = f"http://127.0.0.1:{channel_port}/"
     with tempfile.TemporaryDirectory() as tmp:
-        args = [sys.executable, "-m", "devtools.run", "--port", str(port), "--channel-port", str(channel_port),
-                "--webchat-port", str(webchat_port), "--hosts", str(hosts)]
+        args = [
+            sys.executable,
+            "-m",
+            "devtools.run",
+            "--port",
+            str(port),
+            "--channel-port",
+            str(channel_port),
+            "--webchat-port",
+            str(webchat_port),
+            "--hosts",
+            str(hosts),
+        ]
         app = start_process(args, dict(os.environ), Path(os.environ.get("BENCH_LOG_DIR", tmp)) / "run.log")
         try:
             async with aiohttp.ClientSession() as session:
@@ -53,9 +64,15 @@ async def main(n: int, hosts: int, runs: int) -> None:
                     await asyncio.sleep(3)  # the host's pollers back off as they would between uses
                     async with QueueClient.from_connection_string(DEV_STORAGE, "notifications") as queue:
                         enqueued_at = time.time()
-                        await queue.send_message(json.dumps({
-                            "id": f"make-run-{run_id}-{attempt}", "to": {"all": True, "tenantId": f"tenant-{run_id}"},
-                            "text": "Town hall at 16:00"}))
+                        await queue.send_message(
+                            json.dumps(
+                                {
+                                    "id": f"make-run-{run_id}-{attempt}",
+                                    "to": {"all": True, "tenantId": f"tenant-{run_id}"},
+                                    "text": "Town hall at 16:00",
+                                }
+                            )
+                        )
                     started = time.monotonic()
                     while time.monotonic() - started < 120:
                         async with session.get(channel + "_stub/stats") as response:
@@ -64,9 +81,12 @@ async def main(n: int, hosts: int, runs: int) -> None:
                         await asyncio.sleep(0.05)
                     stamps = sorted(r["received_wall"] for r in await delivered(session, channel))
                     rate = len(stamps) / (stamps[-1] - enqueued_at) / APP_BOUND
-                    print(f"make run, K={hosts}, N={n}, run {attempt + 1}: {len(stamps)} delivered, first after "
-                          f"{stamps[0] - enqueued_at:.2f} s, {rate:.3f} of the bound from enqueue (goal <= 1 s, >= 0.9)\n  "
-                          + timeline({"delivered_at": stamps, "enqueued_at": enqueued_at}), flush=True)
+                    print(
+                        f"make run, K={hosts}, N={n}, run {attempt + 1}: {len(stamps)} delivered, first after "
+                        f"{stamps[0] - enqueued_at:.2f} s, {rate:.3f} of the bound from enqueue (goal <= 1 s, >= 0.9)\n  "
+                        + timeline({"delivered_at": stamps, "enqueued_at": enqueued_at}),
+                        flush=True,
+                    )
         finally:
             stop_process(app)
 

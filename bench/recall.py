@@ -34,8 +34,9 @@ async def recall(connection: str, n: int, workdir: Path) -> dict:
         throttled_before = (await stub_stats(session, stub_url))["throttled"]
 
         started = time.monotonic()
-        async with session.delete(f"{host_url}/api/notifications/bench-recall",
-                                  headers={"x-functions-key": HOST_KEY}) as resp:
+        async with session.delete(
+            f"{host_url}/api/notifications/bench-recall", headers={"x-functions-key": HOST_KEY}
+        ) as resp:
             answer = resp.status
         await until_count(session, stub_url, "deleted", n)
         await asyncio.sleep(2)  # anything doubled has time to arrive
@@ -43,9 +44,11 @@ async def recall(connection: str, n: int, workdir: Path) -> dict:
         deletes = [r for r in records if r["route"] == "delete"]
         done = [r for r in deletes if 200 <= r["status"] < 300]
         elapsed = max((r["received_monotonic"] for r in done), default=0.0) - min(
-            (r["received_monotonic"] for r in deletes), default=0.0)
-        async with session.get(f"{host_url}/api/notifications/bench-recall",
-                               headers={"x-functions-key": HOST_KEY}) as resp:
+            (r["received_monotonic"] for r in deletes), default=0.0
+        )
+        async with session.get(
+            f"{host_url}/api/notifications/bench-recall", headers={"x-functions-key": HOST_KEY}
+        ) as resp:
             status = await resp.json()
         # The stub's clock and ours differ; the DELETE call's own time is added to be fair.
         total = time.monotonic() - started
@@ -76,11 +79,13 @@ async def main(n: int) -> None:
             run = await recall(emulator.connection_string, n, workdir)
         finally:
             emulator.stop()
-    print(f"recall, Teams limits on (stub and limiter): N={run['n']}, DELETE answered {run['answer']}, "
-          f"{run['deleted']} of {run['sent']} sent deleted in {run['seconds']:.1f} s "
-          f"({run['seconds_from_delete_call']:.1f} s from the DELETE call to the status read), "
-          f"{run['per_second']:.1f} deletions/s = {run['per_second'] / APP_BOUND:.3f} of the {APP_BOUND:.0f}/s bound "
-          f"(goal >= 0.9), missed {run['missed']}, doubled {run['doubled']}, 429s {run['throttled_429']}")
+    print(
+        f"recall, Teams limits on (stub and limiter): N={run['n']}, DELETE answered {run['answer']}, "
+        f"{run['deleted']} of {run['sent']} sent deleted in {run['seconds']:.1f} s "
+        f"({run['seconds_from_delete_call']:.1f} s from the DELETE call to the status read), "
+        f"{run['per_second']:.1f} deletions/s = {run['per_second'] / APP_BOUND:.3f} of the {APP_BOUND:.0f}/s bound "
+        f"(goal >= 0.9), missed {run['missed']}, doubled {run['doubled']}, 429s {run['throttled_429']}"
+    )
     print(f"  status: {run['state']} {json.dumps(run['counts'])}")
 
 

@@ -83,14 +83,21 @@ class Run:
 
     def line(self) -> str:
         share = 100 * self.throttled / max(1, self.requests)
-        return (f"N={self.n} K={self.hosts}: {self.from_enqueue:.3f} of the bound from enqueue "
-                f"({self.pace:.3f} steady, first delivery after {self.first_delivery:.2f} s), "
-                f"429s {self.throttled} of {self.requests} requests ({share:.2f} %), "
-                f"lost {self.lost}, duplicated {self.duplicated}; host CPU "
-                + "+".join(f"{cpu:.0f}" for cpu in self.host_cpu) + " s; "
-                + (f"grants summed to {sum(self.granted) / len(self.granted):.1f}/s on average, "
-                   f"{max(self.granted)} at most\n  " if self.granted else "\n  ")
-                + timeline({"delivered_at": self.delivered_at, "enqueued_at": self.enqueued_at}))
+        return (
+            f"N={self.n} K={self.hosts}: {self.from_enqueue:.3f} of the bound from enqueue "
+            f"({self.pace:.3f} steady, first delivery after {self.first_delivery:.2f} s), "
+            f"429s {self.throttled} of {self.requests} requests ({share:.2f} %), "
+            f"lost {self.lost}, duplicated {self.duplicated}; host CPU "
+            + "+".join(f"{cpu:.0f}" for cpu in self.host_cpu)
+            + " s; "
+            + (
+                f"grants summed to {sum(self.granted) / len(self.granted):.1f}/s on average, "
+                f"{max(self.granted)} at most\n  "
+                if self.granted
+                else "\n  "
+            )
+            + timeline({"delivered_at": self.delivered_at, "enqueued_at": self.enqueued_at})
+        )
 
 
 async def broadcast(n: int, hosts: int, workdir: Path, *, kill: bool = False, resend: bool = False) -> Run:
@@ -107,7 +114,8 @@ async def _broadcast(connection: str, n: int, hosts: int, workdir: Path, kill: b
     run = Run(n, hosts)
     async with contextlib.AsyncExitStack() as stack:
         rigged = await stack.enter_async_context(
-            rig(connection, n, workdir, teams_limits=True, hosts=hosts, settings=settings))
+            rig(connection, n, workdir, teams_limits=True, hosts=hosts, settings=settings)
+        )
         # Read before the rig stops the hosts (a stopped process has no CPU time to read).
         stack.callback(lambda: run.host_cpu.extend(cpu_seconds(process.pid) for process in rigged.hosts))
         notes = await stack.enter_async_context(TableClient.from_connection_string(connection, "Notifications"))
@@ -200,8 +208,13 @@ async def sample_grants(budget: TableClient, into: list[int]) -> None:
             rows = [e async for e in budget.query_entities("PartitionKey eq 'local'")]
             if rows:
                 newest = max(e.metadata["timestamp"] for e in rows)
-                into.append(sum(int(e.get("granted", 0)) for e in rows
-                                if (newest - e.metadata["timestamp"]).total_seconds() <= 3))
+                into.append(
+                    sum(
+                        int(e.get("granted", 0))
+                        for e in rows
+                        if (newest - e.metadata["timestamp"]).total_seconds() <= 3
+                    )
+                )
         await asyncio.sleep(0.2)
 
 
@@ -234,14 +247,20 @@ async def main(n: int, hosts: list[int], kill_n: int, big_n: int, resend: bool =
         if kill_n:
             run = await broadcast(kill_n, 3, workdir, kill=True, resend=resend)
             missing = run.lost
-            print(f"{run.line()}\n  one of K=3 SIGKILLed after {run.killed_after} delivered: survivors' grants back at "
-                  f"the ceiling after {run.reclaim_seconds if run.reclaim_seconds is None else round(run.reclaim_seconds, 2)} s; "
-                  f"missing {missing} (held in 'sending' by the dead host {run.held}, unconfirmed {run.unconfirmed}), "
-                  f"duplicated {run.duplicated}", flush=True)
+            print(
+                f"{run.line()}\n  one of K=3 SIGKILLed after {run.killed_after} delivered: survivors' grants back at "
+                f"the ceiling after {run.reclaim_seconds if run.reclaim_seconds is None else round(run.reclaim_seconds, 2)} s; "
+                f"missing {missing} (held in 'sending' by the dead host {run.held}, unconfirmed {run.unconfirmed}), "
+                f"duplicated {run.duplicated}",
+                flush=True,
+            )
             if run.resent is not None:
-                print(f"  after the operator's resend of the unconfirmed ({run.resent} handed out): missing "
-                      f"{run.lost_after_resend}, duplicated {run.duplicated_after_resend} (a resend is at least once: "
-                      f"a held row whose message had arrived gets it twice)", flush=True)
+                print(
+                    f"  after the operator's resend of the unconfirmed ({run.resent} handed out): missing "
+                    f"{run.lost_after_resend}, duplicated {run.duplicated_after_resend} (a resend is at least once: "
+                    f"a held row whose message had arrived gets it twice)",
+                    flush=True,
+                )
         if big_n:
             print((await broadcast(big_n, 1, workdir)).line(), flush=True)
 

@@ -54,7 +54,7 @@ async def play_work_queue(app: clients.Clients, until: asyncio.Event) -> int:
     async def one(message) -> None:
         try:
             await app.fanout.handle(json.loads(message.content))
-        except Exception as error:  # noqa: BLE001 - a failed invocation, as the host sees it
+        except Exception as error:
             failures.append(f"{type(error).__name__}: {error}")
             # The host makes a failed message visible again at once (visibilityTimeout 0).
             await queue.update_message(message, visibility_timeout=0)
@@ -63,7 +63,11 @@ async def play_work_queue(app: clients.Clients, until: asyncio.Event) -> int:
 
     while not until.is_set():
         room = HANDLERS - len(running)
-        messages = [m async for m in queue.receive_messages(max_messages=min(32, room), visibility_timeout=300)] if room else []
+        messages = (
+            [m async for m in queue.receive_messages(max_messages=min(32, room), visibility_timeout=300)]
+            if room
+            else []
+        )
         for message in messages:
             task = asyncio.create_task(one(message))
             running.add(task)
@@ -89,8 +93,11 @@ async def run(n: int, workdir: Path) -> dict:
     emulator = azurite.start(workdir / "azurite", in_memory=True)
     port = free_port()
     stub_url = f"http://127.0.0.1:{port}/"
-    stub = start_process([sys.executable, "-m", "bench.teams_reach", "--serve-stub", str(port), "--n", str(n)],
-                         dict(os.environ), workdir / "stub.log")
+    stub = start_process(
+        [sys.executable, "-m", "bench.teams_reach", "--serve-stub", str(port), "--n", str(n)],
+        dict(os.environ),
+        workdir / "stub.log",
+    )
     try:
         async with aiohttp.ClientSession() as session:
             await wait_listening(session, stub_url + "_stub/stats")
@@ -131,13 +138,22 @@ async def run(n: int, workdir: Path) -> dict:
     chat_of = {r["body"]["members"][0]["id"]: r["response_id"] for r in ok if r["route"] == CREATE}
     deliveries = Counter(r["conversation_id"] for r in ok if r["route"] != CREATE)
     lost = sum(1 for m in roster if deliveries.get(chat_of.get(m["id"], ""), 0) == 0)
-    duplicated = sum(1 for m in roster if creates.get(m["id"], 0) > 1 or deliveries.get(chat_of.get(m["id"], ""), 0) > 1)
+    duplicated = sum(
+        1 for m in roster if creates.get(m["id"], 0) > 1 or deliveries.get(chat_of.get(m["id"], ""), 0) > 1
+    )
     seconds = last - enqueued_wall
     return {
-        "n": n, "roster_seconds": roster_seconds, "seconds": seconds, "requests": len(ok),
-        "per_second": len(ok) / seconds, "steady_per_second": len(ok) / (last - first),
-        "throttled": sum(1 for r in records if r["status"] == 429), "lost": lost, "duplicated": duplicated,
-        "creates": sum(creates.values()), "failed_invocations": len(failures),
+        "n": n,
+        "roster_seconds": roster_seconds,
+        "seconds": seconds,
+        "requests": len(ok),
+        "per_second": len(ok) / seconds,
+        "steady_per_second": len(ok) / (last - first),
+        "throttled": sum(1 for r in records if r["status"] == 429),
+        "lost": lost,
+        "duplicated": duplicated,
+        "creates": sum(creates.values()),
+        "failed_invocations": len(failures),
     }
 
 
@@ -152,11 +168,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         result = asyncio.run(run(args.n, Path(tmp)))
     print(f"roster of {result['n']} read and stored in {result['roster_seconds']:.1f} s")
-    print(f"teamId to N={result['n']}: {result['creates']} creates + sends = {result['requests']} requests in "
-          f"{result['seconds']:.1f} s = {result['per_second']:.1f}/s = {result['per_second'] / APP_BOUND:.3f} "
-          f"of the {APP_BOUND:.0f}/s bound (first to last request: {result['steady_per_second'] / APP_BOUND:.3f}); "
-          f"429s: {result['throttled']}; lost: {result['lost']}; duplicated: {result['duplicated']}; "
-          f"failed invocations (retried): {result['failed_invocations']}")
+    print(
+        f"teamId to N={result['n']}: {result['creates']} creates + sends = {result['requests']} requests in "
+        f"{result['seconds']:.1f} s = {result['per_second']:.1f}/s = {result['per_second'] / APP_BOUND:.3f} "
+        f"of the {APP_BOUND:.0f}/s bound (first to last request: {result['steady_per_second'] / APP_BOUND:.3f}); "
+        f"429s: {result['throttled']}; lost: {result['lost']}; duplicated: {result['duplicated']}; "
+        f"failed invocations (retried): {result['failed_invocations']}"
+    )
 
 
 if __name__ == "__main__":

@@ -58,9 +58,13 @@ def future_reminders(count: int, now: datetime) -> Iterable[Reminder]:
     for n in range(count):
         user = n // MAX_PENDING
         yield Reminder(
-            channel_id="msteams", conversation_id=f"a:1future-{user}", user_id=f"29:1future-{user}",
-            text=f"future {n}", due_at=start + rng.randrange(slots) * timedelta(minutes=15),
-            zone="Europe/Berlin", created_at=now,
+            channel_id="msteams",
+            conversation_id=f"a:1future-{user}",
+            user_id=f"29:1future-{user}",
+            text=f"future {n}",
+            due_at=start + rng.randrange(slots) * timedelta(minutes=15),
+            zone="Europe/Berlin",
+            created_at=now,
         )
 
 
@@ -68,9 +72,13 @@ def due_reminders(count: int, now: datetime) -> Iterable[Reminder]:
     rng = random.Random(-count)
     for n in range(count):
         yield Reminder(
-            channel_id="msteams", conversation_id=f"a:1due-{n}", user_id=f"29:1due-{n}",
-            text=f"due {n}", due_at=now - timedelta(seconds=rng.randrange(300)),
-            zone="Europe/Berlin", created_at=now - timedelta(hours=1),
+            channel_id="msteams",
+            conversation_id=f"a:1due-{n}",
+            user_id=f"29:1due-{n}",
+            text=f"due {n}",
+            due_at=now - timedelta(seconds=rng.randrange(300)),
+            zone="Europe/Berlin",
+            created_at=now - timedelta(hours=1),
         )
 
 

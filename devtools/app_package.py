@@ -53,7 +53,11 @@ def build(bot_id: str, out: Path, source: Path = PACKAGE_SOURCE) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in FILES:
-            data = (json.dumps(manifest, indent=2) + "\n").encode() if name == "manifest.json" else (source / name).read_bytes()
+            data = (
+                (json.dumps(manifest, indent=2) + "\n").encode()
+                if name == "manifest.json"
+                else (source / name).read_bytes()
+            )
             info = zipfile.ZipInfo(name, ZIP_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, data)
@@ -103,8 +107,11 @@ def draw_icons(folder: Path = PACKAGE_SOURCE) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.app_package", description=__doc__.splitlines()[0])
-    parser.add_argument("--bot-id", default=os.environ.get("BOT_APP_ID") or os.environ.get("MicrosoftAppId", ""),
-                        help="the bot's app id (default: $BOT_APP_ID, else $MicrosoftAppId)")
+    parser.add_argument(
+        "--bot-id",
+        default=os.environ.get("BOT_APP_ID") or os.environ.get("MicrosoftAppId", ""),
+        help="the bot's app id (default: $BOT_APP_ID, else $MicrosoftAppId)",
+    )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "appPackage.zip")
     parser.add_argument("--icons", action="store_true", help="redraw the icons in appPackage/ and stop")
     args = parser.parse_args(argv)

@@ -20,9 +20,7 @@ AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite"
 
 # The well-known development account: public, documented, not a secret.
 ACCOUNT = "devstoreaccount1"
-ACCOUNT_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 def free_port() -> int:
@@ -51,23 +49,28 @@ def self_signed_certificate(folder: Path) -> Certificate:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     folder.mkdir(parents=True, exist_ok=True)
     paths = Certificate(folder / "azurite-cert.pem", folder / "azurite-key.pem")
     paths.cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    paths.key.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    paths.key.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return paths
 
 
@@ -123,7 +126,11 @@ def _wait_listening(port: int, process: subprocess.Popen, timeout: float) -> Non
 
 
 def start(
-    location: Path, *, ports: tuple[int, int, int] | None = None, log=None, in_memory: bool = False,
+    location: Path,
+    *,
+    ports: tuple[int, int, int] | None = None,
+    log=None,
+    in_memory: bool = False,
     oauth: Certificate | None = None,
 ) -> Azurite:
     """Start Azurite storing its data under `location`; ports default to free ones.
@@ -147,9 +154,18 @@ def start(
             # The Python SDKs speak a newer API version than Azurite 3.35 knows.
             "--skipApiVersionCheck",
             "--disableTelemetry",
-            "--blobHost", "127.0.0.1", "--blobPort", str(blob),
-            "--queueHost", "127.0.0.1", "--queuePort", str(queue),
-            "--tableHost", "127.0.0.1", "--tablePort", str(table),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(blob),
+            "--queueHost",
+            "127.0.0.1",
+            "--queuePort",
+            str(queue),
+            "--tableHost",
+            "127.0.0.1",
+            "--tablePort",
+            str(table),
             *(["--oauth", "basic", "--cert", str(oauth.cert), "--key", str(oauth.key)] if oauth else []),
         ],
         stdout=log or subprocess.DEVNULL,

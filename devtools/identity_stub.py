@@ -40,8 +40,9 @@ class TokenRequest:
 
 
 class IdentityStub:
-    def __init__(self, client_ids: Iterable[str], *, tenant_id: str = TENANT_ID,
-                 lifetime: int = LIFETIME_SECONDS) -> None:
+    def __init__(
+        self, client_ids: Iterable[str], *, tenant_id: str = TENANT_ID, lifetime: int = LIFETIME_SECONDS
+    ) -> None:
         self.client_ids = set(client_ids)
         self.tenant_id = tenant_id
         self.lifetime = lifetime
@@ -71,8 +72,10 @@ class IdentityStub:
     async def _token(self, request: web.Request) -> web.Response:
         query = request.query
         asked = TokenRequest(
-            resource=query.get("resource", ""), client_id=query.get("client_id", ""),
-            api_version=query.get("api-version", ""), header=request.headers.get("X-IDENTITY-HEADER"),
+            resource=query.get("resource", ""),
+            client_id=query.get("client_id", ""),
+            api_version=query.get("api-version", ""),
+            header=request.headers.get("X-IDENTITY-HEADER"),
         )
         self.requests.append(asked)
         if asked.header != self.header:
@@ -87,17 +90,28 @@ class IdentityStub:
         now = int(time.time())
         expires_on = now + self.lifetime
         claims = {
-            "aud": asked.resource, "iss": f"https://sts.windows.net/{self.tenant_id}/",
-            "iat": now - 60, "nbf": now - 60, "exp": expires_on,
-            "appid": asked.client_id, "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, asked.client_id)),
-            "tid": self.tenant_id, "idtyp": "app", "sub": asked.client_id,
+            "aud": asked.resource,
+            "iss": f"https://sts.windows.net/{self.tenant_id}/",
+            "iat": now - 60,
+            "nbf": now - 60,
+            "exp": expires_on,
+            "appid": asked.client_id,
+            "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, asked.client_id)),
+            "tid": self.tenant_id,
+            "idtyp": "app",
+            "sub": asked.client_id,
         }
         token = jwt.encode(claims, self._key, algorithm="HS256")
         self.issued.append(token)
-        return web.json_response({
-            "access_token": token, "expires_on": str(expires_on), "resource": asked.resource,
-            "token_type": "Bearer", "client_id": asked.client_id,
-        })
+        return web.json_response(
+            {
+                "access_token": token,
+                "expires_on": str(expires_on),
+                "resource": asked.resource,
+                "token_type": "Bearer",
+                "client_id": asked.client_id,
+            }
+        )
 
 
 def _error(status: int, code: str, description: str) -> web.Response:

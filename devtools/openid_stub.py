@@ -80,13 +80,15 @@ class OpenIdStub:
 
     async def _metadata(self, request: web.Request) -> web.Response:
         self.metadata_requests += 1
-        return web.json_response({
-            "issuer": ISSUER,
-            "authorization_endpoint": "https://invalid.example/v1/.well-known/no-authorization",
-            "jwks_uri": f"{self.url}/v1/.well-known/keys",
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-        })
+        return web.json_response(
+            {
+                "issuer": ISSUER,
+                "authorization_endpoint": "https://invalid.example/v1/.well-known/no-authorization",
+                "jwks_uri": f"{self.url}/v1/.well-known/keys",
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            }
+        )
 
     async def _keys(self, request: web.Request) -> web.Response:
         self.keys_requests += 1
@@ -112,8 +114,14 @@ class OpenIdStub:
         claims.update(changes)
         return {k: v for k, v in claims.items() if v is not None}
 
-    def sign(self, claims: dict[str, Any], *, key: rsa.RSAPrivateKey | None = None,
-             kid: str | None = None, algorithm: str = "RS256") -> str:
+    def sign(
+        self,
+        claims: dict[str, Any],
+        *,
+        key: rsa.RSAPrivateKey | None = None,
+        kid: str | None = None,
+        algorithm: str = "RS256",
+    ) -> str:
         return jwt.encode(claims, key or self.key, algorithm=algorithm, headers={"kid": kid or self.kid})
 
     def channel_token(self, app_id: str, service_url: str, **changes: Any) -> str:

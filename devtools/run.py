@@ -124,11 +124,20 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description="Run the bot locally.")
     parser.add_argument("--port", type=int, default=7071, help="the Functions host (default 7071)")
     parser.add_argument("--channel-port", type=int, default=3980, help="the console channel (default 3980)")
-    parser.add_argument("--webchat-port", type=int, default=WEBCHAT_PORT,
-                        help=f"the Web Chat page and its channel (default {WEBCHAT_PORT})")
-    parser.add_argument("--hosts", type=int, default=1, metavar="K",
-                        help="K instances of the app (K-1 more host processes on the ports after --port), "
-                             "on the same storage, as Azure scales out (default 1)")
+    parser.add_argument(
+        "--webchat-port",
+        type=int,
+        default=WEBCHAT_PORT,
+        help=f"the Web Chat page and its channel (default {WEBCHAT_PORT})",
+    )
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=1,
+        metavar="K",
+        help="K instances of the app (K-1 more host processes on the ports after --port), "
+        "on the same storage, as Azure scales out (default 1)",
+    )
     args = parser.parse_args()
     if args.hosts < 1:
         parser.error("--hosts must be at least 1")

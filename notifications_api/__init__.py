@@ -22,10 +22,17 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
     elif req.method == "PATCH" and notification_id and not action:
         result = await app.edit_notification(notification_id, req.get_body(), req.url)
     else:
-        result = app.HttpResult(405, {"error": {"message": (
-            "POST /api/notifications; GET, DELETE or PATCH /api/notifications/{id}; "
-            "POST /api/notifications/{id}/resend?state=unconfirmed"
-        )}})
+        result = app.HttpResult(
+            405,
+            {
+                "error": {
+                    "message": (
+                        "POST /api/notifications; GET, DELETE or PATCH /api/notifications/{id}; "
+                        "POST /api/notifications/{id}/resend?state=unconfirmed"
+                    )
+                }
+            },
+        )
     return func.HttpResponse(
         result.json_body(), status_code=result.status, headers=result.headers, mimetype="application/json"
     )

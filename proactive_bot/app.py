@@ -183,7 +183,9 @@ async def resend_notification(notification_id: str, state: str, status_url: str)
     handed_out = await app.fanout.resend(notification_id, RecipientState.UNCONFIRMED)
     if handed_out is None:
         return _error(404, f"no notification {notification_id!r}")
-    return HttpResult(202, {"id": notification_id, "resending": handed_out, "status": status_url}, {"Location": status_url})
+    return HttpResult(
+        202, {"id": notification_id, "resending": handed_out, "status": status_url}, {"Location": status_url}
+    )
 
 
 def status_body(status: Status) -> dict[str, Any]:
@@ -208,9 +210,11 @@ def status_body(status: Status) -> dict[str, Any]:
     }
     if header.version:
         body["version"] = header.version
-    for name, moment in (("notBefore", header.notification.not_before),
-                         ("expiresAt", header.notification.expires_at),
-                         ("cancelledAt", header.cancelled_at)):
+    for name, moment in (
+        ("notBefore", header.notification.not_before),
+        ("expiresAt", header.notification.expires_at),
+        ("cancelledAt", header.cancelled_at),
+    ):
         if moment is not None:
             body[name] = moment.isoformat()
     if header.audience:
@@ -223,8 +227,15 @@ def status_body(status: Status) -> dict[str, Any]:
 
 
 # What `counts` lists by name; the rest (sending, retrying) is in `pending`.
-_COUNTED = (RecipientState.SENT, RecipientState.FAILED, RecipientState.GONE, RecipientState.SKIPPED,
-            RecipientState.UNCONFIRMED, RecipientState.RECALLED, RecipientState.EXPIRED)
+_COUNTED = (
+    RecipientState.SENT,
+    RecipientState.FAILED,
+    RecipientState.GONE,
+    RecipientState.SKIPPED,
+    RecipientState.UNCONFIRMED,
+    RecipientState.RECALLED,
+    RecipientState.EXPIRED,
+)
 
 
 def _row_body(row: RecipientRow) -> dict[str, Any]:

@@ -51,7 +51,10 @@ def welcome(name: str | None) -> str:
 
 class ProactiveBot:
     def __init__(
-        self, references: ReferenceStore, reminders: ReminderDialogs, tasks: LongTasks,
+        self,
+        references: ReferenceStore,
+        reminders: ReminderDialogs,
+        tasks: LongTasks,
         receipts: ReadReceipts | None = None,
         teams: TeamsInstalls | None = None,
     ) -> None:
@@ -108,10 +111,15 @@ class ProactiveBot:
 
     async def _start_report(self, turn: Turn, asker: Asker) -> str:
         await turn.send(activities.typing())
-        await self._tasks.start(Task(
-            kind=report.KIND, channel_id=asker.channel_id, conversation_id=asker.conversation_id,
-            user_id=asker.user_id, zone=asker.zone_hint,
-        ))
+        await self._tasks.start(
+            Task(
+                kind=report.KIND,
+                channel_id=asker.channel_id,
+                conversation_id=asker.conversation_id,
+                user_id=asker.user_id,
+                zone=asker.zone_hint,
+            )
+        )
         return WORKING
 
 

@@ -78,9 +78,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _front_door_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument(
-        "--url", required=required, help="the app's base URL, e.g. https://NAME.azurewebsites.net or http://localhost:7071"
+        "--url",
+        required=required,
+        help="the app's base URL, e.g. https://NAME.azurewebsites.net or http://localhost:7071",
     )
-    parser.add_argument("--key", default=os.environ.get("FUNCTION_KEY", ""), help="function key (default: $FUNCTION_KEY)")
+    parser.add_argument(
+        "--key", default=os.environ.get("FUNCTION_KEY", ""), help="function key (default: $FUNCTION_KEY)"
+    )
 
 
 def build_notification(args: argparse.Namespace) -> dict[str, Any]:
@@ -154,8 +158,10 @@ async def _call_front_door(method: str, url: str, key: str, body: dict[str, Any]
     headers = {"x-functions-key": key} if key else {}
     timeout = aiohttp.ClientTimeout(total=30)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session, \
-                session.request(method, url, json=body, headers=headers) as resp:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.request(method, url, json=body, headers=headers) as resp,
+        ):
             try:
                 answer = await resp.json(content_type=None)
             except ValueError:  # not JSON: a proxy's error page, say
@@ -219,8 +225,11 @@ def _run(args: argparse.Namespace) -> int:
     queue = args.queue or _setting("NotificationsQueue", "notifications")
     if not connection:
         # A keyless deploy has no connection string to give: its producers use the front door.
-        print("not sent: no storage connection (set AzureWebJobsStorage or pass --connection; "
-              "for a keyless deploy use --url and --key, the HTTP front door)", file=sys.stderr)
+        print(
+            "not sent: no storage connection (set AzureWebJobsStorage or pass --connection; "
+            "for a keyless deploy use --url and --key, the HTTP front door)",
+            file=sys.stderr,
+        )
         return 2
     asyncio.run(enqueue(document, connection, queue, base64=args.base64))
     print(json.dumps({"id": document["id"], "queue": queue}))

@@ -52,9 +52,15 @@ class Clients:
     every other part on first use (each imports its modules then), sharing one another."""
 
     def __init__(
-        self, settings: Settings, tables: TableServiceClient, queues: QueueServiceClient,
-        credential: AsyncTokenCredential | None, table_clients: dict[str, TableClient],
-        queue_clients: dict[str, QueueClient], http: aiohttp.ClientSession, adapter: ChannelAdapter,
+        self,
+        settings: Settings,
+        tables: TableServiceClient,
+        queues: QueueServiceClient,
+        credential: AsyncTokenCredential | None,
+        table_clients: dict[str, TableClient],
+        queue_clients: dict[str, QueueClient],
+        http: aiohttp.ClientSession,
+        adapter: ChannelAdapter,
         limits: LimitsConfig,
     ) -> None:
         self.settings = settings
@@ -94,8 +100,9 @@ class Clients:
         limits = self._limits
         if not (limits.enabled and limits.app):
             return None
-        return SharedBudget(BudgetTable(self._tables[self.settings.budget_table], self.settings.app_id or "local"),
-                            limits.app[0][0])
+        return SharedBudget(
+            BudgetTable(self._tables[self.settings.budget_table], self.settings.app_id or "local"), limits.app[0][0]
+        )
 
     @functools.cached_property
     def limiter(self) -> RateLimiter:
@@ -129,8 +136,14 @@ class Clients:
     def teams(self) -> TeamsReach:
         from .teams.store import TeamsStore
 
-        return teams_reach(self.adapter, self.references, TeamsStore(self._tables[self.settings.teams_table]),
-                           self.limiter, self.work, self.delivery)
+        return teams_reach(
+            self.adapter,
+            self.references,
+            TeamsStore(self._tables[self.settings.teams_table]),
+            self.limiter,
+            self.work,
+            self.delivery,
+        )
 
     @functools.cached_property
     def tasks(self) -> LongTasks:
@@ -144,14 +157,24 @@ class Clients:
     def fanout(self) -> Fanout:
         from .notifications.fanout import Fanout
 
-        return Fanout(self.references, self.notifications, self.delivery, self.work,
-                      self.settings.retry_budget_seconds, self.schedule, self.receipts, self.teams)
+        return Fanout(
+            self.references,
+            self.notifications,
+            self.delivery,
+            self.work,
+            self.settings.retry_budget_seconds,
+            self.schedule,
+            self.receipts,
+            self.teams,
+        )
 
     @functools.cached_property
     def lifecycle(self) -> Lifecycle:
         from .notifications.lifecycle import Lifecycle
 
-        return Lifecycle(self.notifications, self.delivery, self.work, self.schedule, self.settings.retry_budget_seconds)
+        return Lifecycle(
+            self.notifications, self.delivery, self.work, self.schedule, self.settings.retry_budget_seconds
+        )
 
     @functools.cached_property
     def reminder_timer(self) -> ReminderTimer:
@@ -259,8 +282,13 @@ async def _queue(service: QueueServiceClient, name: str) -> QueueClient:
 
 
 def teams_reach(
-    adapter: ChannelAdapter, references: ReferenceStore, store: TeamsStore, limiter: RateLimiter, work: WorkQueue,
-    delivery: Delivery, retries: RetryPolicy = NOTIFICATIONS,
+    adapter: ChannelAdapter,
+    references: ReferenceStore,
+    store: TeamsStore,
+    limiter: RateLimiter,
+    work: WorkQueue,
+    delivery: Delivery,
+    retries: RetryPolicy = NOTIFICATIONS,
 ) -> TeamsReach:
     """Teams installs, rosters and chat creation, paced by the same limiter as sends and bounded
     by the same requests in flight."""
@@ -318,14 +346,19 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
     settings.check()
     # Parsed here, not at the first send: a malformed RateLimits fails every cold start at once.
     limits = LimitsConfig.parse(settings.max_sends_per_second, settings.rate_limits, settings.rate_limits_enabled)
-    redaction.install([
-        settings.app_password, settings.identity_header, *redaction.storage_secrets(settings.storage_connection)
-    ])
+    redaction.install(
+        [settings.app_password, settings.identity_header, *redaction.storage_secrets(settings.storage_connection)]
+    )
     tables, queues, credential = storage_clients(settings, **storage_options)
     # Enough pooled connections for every send in flight, plus storage calls of our own.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.delivery_concurrency + 16))
-    table_names = (settings.references_table, settings.reminders_table, settings.notifications_table,
-                   settings.teams_table, settings.budget_table)
+    table_names = (
+        settings.references_table,
+        settings.reminders_table,
+        settings.notifications_table,
+        settings.teams_table,
+        settings.budget_table,
+    )
     queue_names = (settings.notifications_queue, settings.work_queue, settings.tasks_queue)
     try:
         adapter = ChannelAdapter(settings, http)  # refuses a malformed AllowedServiceUrlHosts
@@ -339,10 +372,17 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
         await http.close()
         await _close_storage(tables, queues, credential)
         raise
-    table_clients, queue_clients = made[:len(table_names)], made[len(table_names):]
+    table_clients, queue_clients = made[: len(table_names)], made[len(table_names) :]
     app = Clients(
-        settings, tables, queues, credential, dict(zip(table_names, table_clients)), dict(zip(queue_names, queue_clients)),
-        http, adapter, limits,
+        settings,
+        tables,
+        queues,
+        credential,
+        dict(zip(table_names, table_clients, strict=False)),
+        dict(zip(queue_names, queue_clients, strict=False)),
+        http,
+        adapter,
+        limits,
     )
     _spare_collections()
     return app

@@ -17,7 +17,12 @@ _PATTERNS = [
     # JSON header ("eyJ" is how '{"' starts in base64).
     (re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*"), MASK),
     (re.compile(r"(?i)(\bbearer\s+)[\w\-.~+/]+=*"), rf"\1{MASK}"),
-    (re.compile(r"(?i)(\b(?:client_secret|password|access_token|refresh_token|id_token|secret)\b[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;}]+"), rf"\1{MASK}"),
+    (
+        re.compile(
+            r"(?i)(\b(?:client_secret|password|access_token|refresh_token|id_token|secret)\b[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;}]+"
+        ),
+        rf"\1{MASK}",
+    ),
     (re.compile(r"(?i)(\b(?:AccountKey|SharedAccessSignature|sig)=)[^;&\s\"']+"), rf"\1{MASK}"),
 ]
 

@@ -41,57 +41,128 @@ STORAGE_IDENTITY_PREFIX = STORAGE + "__"
 MANAGED_IDENTITY = "managedidentity"
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting(STORAGE, "", "storage account connection string (`UseDevelopmentStorage=true` = Azurite); its key "
-            "can rewrite stored addresses. Required: this or the identity form below (not both)", secret=True,
-            required=True),
-    Setting(STORAGE + "__accountName", "", "identity-based storage: the account name (blob, queue and table "
-            "endpoints in Azure's public cloud follow from it)"),
-    Setting(STORAGE + "__blobServiceUri", "", "identity-based storage: the blob endpoint (instead of "
-            "`__accountName`; the host keeps its keys and leases there)"),
-    Setting(STORAGE + "__queueServiceUri", "", "identity-based storage: the queue endpoint (instead of `__accountName`)"),
-    Setting(STORAGE + "__tableServiceUri", "", "identity-based storage: the table endpoint (instead of `__accountName`)"),
-    Setting(STORAGE + "__credential", "", "`managedidentity` with `__clientId` (a user-assigned identity); "
-            "empty = the app's system-assigned identity"),
+    Setting(
+        STORAGE,
+        "",
+        "storage account connection string (`UseDevelopmentStorage=true` = Azurite); its key "
+        "can rewrite stored addresses. Required: this or the identity form below (not both)",
+        secret=True,
+        required=True,
+    ),
+    Setting(
+        STORAGE + "__accountName",
+        "",
+        "identity-based storage: the account name (blob, queue and table "
+        "endpoints in Azure's public cloud follow from it)",
+    ),
+    Setting(
+        STORAGE + "__blobServiceUri",
+        "",
+        "identity-based storage: the blob endpoint (instead of "
+        "`__accountName`; the host keeps its keys and leases there)",
+    ),
+    Setting(
+        STORAGE + "__queueServiceUri", "", "identity-based storage: the queue endpoint (instead of `__accountName`)"
+    ),
+    Setting(
+        STORAGE + "__tableServiceUri", "", "identity-based storage: the table endpoint (instead of `__accountName`)"
+    ),
+    Setting(
+        STORAGE + "__credential",
+        "",
+        "`managedidentity` with `__clientId` (a user-assigned identity); empty = the app's system-assigned identity",
+    ),
     Setting(STORAGE + "__clientId", "", "the user-assigned managed identity's client id for storage"),
-    Setting("MicrosoftAppId", "", "the bot's app id (with `UserAssignedMSI`: the identity's client id); "
-            "empty = local mode (no auth, as the Emulator uses)"),
+    Setting(
+        "MicrosoftAppId",
+        "",
+        "the bot's app id (with `UserAssignedMSI`: the identity's client id); "
+        "empty = local mode (no auth, as the Emulator uses)",
+    ),
     Setting("MicrosoftAppPassword", "", "the bot's client secret (none with `UserAssignedMSI`)", secret=True),
-    Setting("MicrosoftAppType", "MultiTenant", "`MultiTenant`, `SingleTenant` or `UserAssignedMSI` (tokens "
-            "from the app's managed identity, no password)"),
+    Setting(
+        "MicrosoftAppType",
+        "MultiTenant",
+        "`MultiTenant`, `SingleTenant` or `UserAssignedMSI` (tokens from the app's managed identity, no password)",
+    ),
     Setting("MicrosoftAppTenantId", "", "the bot's tenant, for `SingleTenant` and `UserAssignedMSI`"),
-    Setting("IDENTITY_ENDPOINT", "", "the managed identity token endpoint (set by Azure; `UserAssignedMSI`)",
-            reader=Reader.PLATFORM),
-    Setting("IDENTITY_HEADER", "", "the header value that endpoint wants (set by Azure, rotated by it)",
-            secret=True, reader=Reader.PLATFORM),
+    Setting(
+        "IDENTITY_ENDPOINT",
+        "",
+        "the managed identity token endpoint (set by Azure; `UserAssignedMSI`)",
+        reader=Reader.PLATFORM,
+    ),
+    Setting(
+        "IDENTITY_HEADER",
+        "",
+        "the header value that endpoint wants (set by Azure, rotated by it)",
+        secret=True,
+        reader=Reader.PLATFORM,
+    ),
     Setting("ReferencesTable", "ConversationReferences", "table of stored addresses"),
     Setting("RemindersTable", "Reminders", "table of pending reminders"),
-    Setting("NotificationsQueue", "notifications", "queue other systems write to (`<name>-poison` for bad "
-            "messages); `queue_notify/function.json` names it", required=True),
-    Setting("TasksQueue", "tasks", "the app's own queue of long tasks (`<name>-poison` for bad messages); "
-            "`long_tasks/function.json` names it", required=True),
-    Setting("TimerSchedule", "0 */1 * * * *", "NCRONTAB schedule of `timer_notify`, which sends due reminders "
-            "and releases scheduled notifications; read by the host only (`timer_notify/function.json` names it)",
-            required=True,
-            reader=Reader.HOST),
+    Setting(
+        "NotificationsQueue",
+        "notifications",
+        "queue other systems write to (`<name>-poison` for bad messages); `queue_notify/function.json` names it",
+        required=True,
+    ),
+    Setting(
+        "TasksQueue",
+        "tasks",
+        "the app's own queue of long tasks (`<name>-poison` for bad messages); `long_tasks/function.json` names it",
+        required=True,
+    ),
+    Setting(
+        "TimerSchedule",
+        "0 */1 * * * *",
+        "NCRONTAB schedule of `timer_notify`, which sends due reminders "
+        "and releases scheduled notifications; read by the host only (`timer_notify/function.json` names it)",
+        required=True,
+        reader=Reader.HOST,
+    ),
     Setting("NotificationsTable", "Notifications", "each notification's record and its per-recipient deliveries"),
-    Setting("TeamsTable", "Teams", "Teams installs (teams, group chats), their rosters and the users reachable "
-            "through them"),
-    Setting("BotTokenEndpoint", "", "token endpoint override: OAuth (password) or managed identity "
-            "(`UserAssignedMSI`); tests point it at a local server; empty = Microsoft's / Azure's"),
-    Setting("DeliveryConcurrency", "128", "sends in flight per process (latency-bound below ~128 against a "
-            "50 ms channel)"),
-    Setting("MaxSendsPerSecond", "50", "the app's ceiling (Teams: about 50/s per app), one budget shared by all "
-            "its instances through `BudgetTable` (see [One budget for all instances](#one-budget-for-all-instances))"),
-    Setting("BudgetTable", "Budget", "where the app's instances share `MaxSendsPerSecond`: a heartbeat row per "
-            "busy instance"),
-    Setting("RateLimits", "", "JSON per channel id: `{\"slack\": {\"perConversation\": [[1, 1]], \"channel\": []}}`; "
-            "empty = built in"),
+    Setting(
+        "TeamsTable", "Teams", "Teams installs (teams, group chats), their rosters and the users reachable through them"
+    ),
+    Setting(
+        "BotTokenEndpoint",
+        "",
+        "token endpoint override: OAuth (password) or managed identity "
+        "(`UserAssignedMSI`); tests point it at a local server; empty = Microsoft's / Azure's",
+    ),
+    Setting(
+        "DeliveryConcurrency", "128", "sends in flight per process (latency-bound below ~128 against a 50 ms channel)"
+    ),
+    Setting(
+        "MaxSendsPerSecond",
+        "50",
+        "the app's ceiling (Teams: about 50/s per app), one budget shared by all "
+        "its instances through `BudgetTable` (see [One budget for all instances](#one-budget-for-all-instances))",
+    ),
+    Setting(
+        "BudgetTable",
+        "Budget",
+        "where the app's instances share `MaxSendsPerSecond`: a heartbeat row per busy instance",
+    ),
+    Setting(
+        "RateLimits",
+        "",
+        'JSON per channel id: `{"slack": {"perConversation": [[1, 1]], "channel": []}}`; empty = built in',
+    ),
     Setting("RateLimitsEnabled", "true", "`false` turns pacing off (benchmarks, tests)"),
     Setting("DeliveryRetryBudgetSeconds", "45", "retrying inside one invocation before handing back to the queue"),
-    Setting("BotOpenIdMetadata", "https://login.botframework.com/v1/.well-known/openidconfiguration",
-            "where the channel's token signing keys are published (tests point it at a local server)"),
-    Setting("AllowedServiceUrlHosts", "default", "hosts a conversation's serviceUrl may name, comma-separated; "
-            "`*.` for subdomains; `default` = the Bot Framework channel hosts (see [Security](#security))"),
+    Setting(
+        "BotOpenIdMetadata",
+        "https://login.botframework.com/v1/.well-known/openidconfiguration",
+        "where the channel's token signing keys are published (tests point it at a local server)",
+    ),
+    Setting(
+        "AllowedServiceUrlHosts",
+        "default",
+        "hosts a conversation's serviceUrl may name, comma-separated; "
+        "`*.` for subdomains; `default` = the Bot Framework channel hosts (see [Security](#security))",
+    ),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -152,8 +223,10 @@ class StorageIdentity:
         if self.client_id and not self.credential:
             raise SettingsError(f"{prefix}clientId is set but {prefix}credential is not (set it to {MANAGED_IDENTITY})")
         if self.credential and not self.client_id:
-            raise SettingsError(f"{prefix}credential={MANAGED_IDENTITY} needs {prefix}clientId (the user-assigned "
-                                "identity's client id); leave both empty for the system-assigned identity")
+            raise SettingsError(
+                f"{prefix}credential={MANAGED_IDENTITY} needs {prefix}clientId (the user-assigned "
+                "identity's client id); leave both empty for the system-assigned identity"
+            )
         return self
 
 
@@ -217,8 +290,10 @@ class Settings:
         """Refuse combinations that would fail later, or fail open."""
         kind = self.kind  # raises on an unknown app type
         if self.delivery_concurrency < 1:
-            raise SettingsError(f"DeliveryConcurrency must be at least 1, not {self.delivery_concurrency} "
-                                "(no send would ever get a slot)")
+            raise SettingsError(
+                f"DeliveryConcurrency must be at least 1, not {self.delivery_concurrency} "
+                "(no send would ever get a slot)"
+            )
         if self.storage_connection and self.storage_identity is not None:
             raise SettingsError(
                 f"{STORAGE} (a connection string) and {STORAGE_IDENTITY_PREFIX}* (identity) are both set: keep one"

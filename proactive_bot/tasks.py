@@ -31,8 +31,16 @@ log = logging.getLogger(__name__)
 
 VERSION = 1
 MAX_MESSAGE_BYTES = 8 * 1024
-_FIELDS = {"v": int, "id": str, "kind": str, "channelId": str, "conversationId": str, "userId": str,
-           "zone": (str, type(None)), "requestedAt": str}
+_FIELDS = {
+    "v": int,
+    "id": str,
+    "kind": str,
+    "channelId": str,
+    "conversationId": str,
+    "userId": str,
+    "zone": (str, type(None)),
+    "requestedAt": str,
+}
 
 
 class InvalidTask(ValueError):
@@ -54,11 +62,19 @@ class Task:
     requested_at: datetime = field(default_factory=lambda: clock.now())
 
     def to_message(self) -> str:
-        return json.dumps({
-            "v": VERSION, "id": self.id, "kind": self.kind, "channelId": self.channel_id,
-            "conversationId": self.conversation_id, "userId": self.user_id, "zone": self.zone,
-            "requestedAt": self.requested_at.isoformat(),
-        }, separators=(",", ":"))
+        return json.dumps(
+            {
+                "v": VERSION,
+                "id": self.id,
+                "kind": self.kind,
+                "channelId": self.channel_id,
+                "conversationId": self.conversation_id,
+                "userId": self.user_id,
+                "zone": self.zone,
+                "requestedAt": self.requested_at.isoformat(),
+            },
+            separators=(",", ":"),
+        )
 
 
 def parse_task_message(body: bytes) -> Task:
@@ -84,9 +100,13 @@ def parse_task_message(body: bytes) -> Task:
     except ValueError:
         raise InvalidTask("requestedAt: not an ISO 8601 time") from None
     return Task(
-        kind=document["kind"], channel_id=document["channelId"],
-        conversation_id=document["conversationId"], user_id=document["userId"],
-        zone=document["zone"], id=document["id"], requested_at=requested_at,
+        kind=document["kind"],
+        channel_id=document["channelId"],
+        conversation_id=document["conversationId"],
+        user_id=document["userId"],
+        zone=document["zone"],
+        id=document["id"],
+        requested_at=requested_at,
     )
 
 
@@ -121,11 +141,12 @@ class LongTasks:
             raise InvalidTask(f"kind: no such kind of task {task.kind!r}")
         recipient = await self._references.get(task.channel_id, task.conversation_id)
         if recipient is None or not recipient.active:
-            log.warning("task %s (%s): conversation %s is unknown or gone; dropped", task.id, task.kind, task.conversation_id)
+            log.warning(
+                "task %s (%s): conversation %s is unknown or gone; dropped", task.id, task.kind, task.conversation_id
+            )
             return None
         activities = await work(task)
         result = await self._delivery.send(recipient, activities)
         if result.outcome in (Outcome.THROTTLED, Outcome.FAILED):
             raise TaskIncomplete(f"task {task.id} ({task.kind}): {result.outcome.value}: {result.detail}")
         return result
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC
 from typing import Any
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -64,10 +65,10 @@ def teams_message(
     }
     if conversation.get("isGroup"):
         activity["text"] = f"<at>{BOT['name']}</at> {text}"
-        activity["entities"].append(
-            {"mentioned": BOT, "text": f"<at>{BOT['name']}</at>", "type": "mention"}
+        activity["entities"].append({"mentioned": BOT, "text": f"<at>{BOT['name']}</at>", "type": "mention"})
+        activity["channelData"].update(
+            {"teamsChannelId": conversation["id"].split(";")[0], "teamsTeamId": "19:team@thread.tacv2"}
         )
-        activity["channelData"].update({"teamsChannelId": conversation["id"].split(";")[0], "teamsTeamId": "19:team@thread.tacv2"})
     return activity
 
 
@@ -87,8 +88,11 @@ def teams_members_added(service_url: str, *, user: dict[str, Any] | None = None)
     }
 
 
-TEAM = {"id": "19:Xq9rTbWKlmN0pQrS1a2b3c4d5e6f7g8h@thread.tacv2", "name": "Contoso Sales",
-        "aadGroupId": "7d0a5b3c-9e8f-4a1b-8c2d-3e4f5a6b7c8d"}
+TEAM = {
+    "id": "19:Xq9rTbWKlmN0pQrS1a2b3c4d5e6f7g8h@thread.tacv2",
+    "name": "Contoso Sales",
+    "aadGroupId": "7d0a5b3c-9e8f-4a1b-8c2d-3e4f5a6b7c8d",
+}
 
 
 def teams_install(
@@ -106,8 +110,14 @@ def teams_install(
         "from": by or teams_user(),
         "conversation": {"isGroup": True, "conversationType": "channel", "tenantId": TENANT, "id": team["id"]},
         "recipient": BOT,
-        "channelData": {"settings": {"selectedChannel": {"id": team["id"]}}, "channel": {"id": team["id"]},
-                        "team": team, "eventType": "", "tenant": {"id": TENANT}, "source": {"name": "message"}},
+        "channelData": {
+            "settings": {"selectedChannel": {"id": team["id"]}},
+            "channel": {"id": team["id"]},
+            "team": team,
+            "eventType": "",
+            "tenant": {"id": TENANT},
+            "source": {"name": "message"},
+        },
         "locale": "en-US",
     }
 
@@ -143,7 +153,9 @@ def teams_team_update(
     return activity
 
 
-def webchat_message(text: str, service_url: str, *, user_id: str | None = None, conversation_id: str | None = None) -> dict[str, Any]:
+def webchat_message(
+    text: str, service_url: str, *, user_id: str | None = None, conversation_id: str | None = None
+) -> dict[str, Any]:
     return {
         "type": "message",
         "id": f"{conversation_id or 'x'}|0000001",
@@ -158,12 +170,16 @@ def webchat_message(text: str, service_url: str, *, user_id: str | None = None, 
         "textFormat": "plain",
         "locale": "en-US",
         "text": text,
-        "entities": [{"type": "ClientCapabilities", "requiresBotState": True, "supportsListening": True, "supportsTts": True}],
+        "entities": [
+            {"type": "ClientCapabilities", "requiresBotState": True, "supportsListening": True, "supportsTts": True}
+        ],
         "channelData": {"clientActivityID": _id()},
     }
 
 
-def webchat_members_added(service_url: str, *, user_id: str | None = None, conversation_id: str | None = None) -> dict[str, Any]:
+def webchat_members_added(
+    service_url: str, *, user_id: str | None = None, conversation_id: str | None = None
+) -> dict[str, Any]:
     user_id = user_id or f"dl_{_id()}"
     return {
         "type": "conversationUpdate",
@@ -180,15 +196,18 @@ def webchat_members_added(service_url: str, *, user_id: str | None = None, conve
 def reference(activity: dict[str, Any], service_url: str | None = None) -> dict[str, Any]:
     """The ConversationReference a stored row would hold for this activity (serviceUrl overridable)."""
     return {
-        "user": activity["from"], "bot": activity["recipient"], "conversation": activity["conversation"],
-        "channelId": activity["channelId"], "serviceUrl": service_url or activity["serviceUrl"],
+        "user": activity["from"],
+        "bot": activity["recipient"],
+        "conversation": activity["conversation"],
+        "channelId": activity["channelId"],
+        "serviceUrl": service_url or activity["serviceUrl"],
     }
 
 
 def stored(reference: dict[str, Any]) -> Any:
     """A StoredReference as the store would hand it to Delivery."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from proactive_bot.references import StoredReference
 
-    return StoredReference.from_reference(reference, datetime.now(timezone.utc))
+    return StoredReference.from_reference(reference, datetime.now(UTC))

@@ -110,8 +110,11 @@ def authenticated_settings(storage_connection: str, token_endpoint: str, metadat
 def managed_identity_settings(storage_connection: str, identity, metadata_url: str, **changes):
     """The bot as deployed by infra/: UserAssignedMSI, tokens from the platform's identity endpoint."""
     values = dict(
-        app_password="", app_type="UserAssignedMSI", app_tenant_id=identity.tenant_id,
-        identity_endpoint=identity.endpoint, identity_header=identity.header,
+        app_password="",
+        app_type="UserAssignedMSI",
+        app_tenant_id=identity.tenant_id,
+        identity_endpoint=identity.endpoint,
+        identity_header=identity.header,
     )
     return authenticated_settings(storage_connection, "", metadata_url, **{**values, **changes})
 
@@ -184,8 +187,11 @@ def identity_storage(emulator: azurite_process.Azurite):
     from proactive_bot.settings import StorageIdentity
 
     return StorageIdentity(
-        blob_uri=emulator.service_uri("blob"), queue_uri=emulator.service_uri("queue"),
-        table_uri=emulator.service_uri("table"), credential="managedidentity", client_id=STORAGE_CLIENT_ID,
+        blob_uri=emulator.service_uri("blob"),
+        queue_uri=emulator.service_uri("queue"),
+        table_uri=emulator.service_uri("table"),
+        credential="managedidentity",
+        client_id=STORAGE_CLIENT_ID,
     )
 
 

@@ -56,5 +56,5 @@ async def run_while_counting_ticks(work: Awaitable[T]) -> tuple[T | BaseExceptio
         await asyncio.sleep(0.01)
     try:
         return task.result(), ticks
-    except Exception as error:  # noqa: BLE001 - handed back for the test to look at
+    except Exception as error:
         return error, ticks

@@ -38,7 +38,11 @@ RECIPIENTS = 200
 def start_host(env: dict[str, str], port: int) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "devtools.funchost", "--port", str(port)],
-        cwd=APP_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=APP_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
@@ -84,8 +88,10 @@ async def broadcast_killed_midway(
     Returns (everyone, held by the killed worker's claims, deliveries per conversation, delivered at kill).
     """
     env = host_env(storage_connection)
-    async with TableClient.from_connection_string(storage_connection, env["ReferencesTable"]) as references_table, \
-            TableClient.from_connection_string(storage_connection, env["NotificationsTable"]) as notifications_table:
+    async with (
+        TableClient.from_connection_string(storage_connection, env["ReferencesTable"]) as references_table,
+        TableClient.from_connection_string(storage_connection, env["NotificationsTable"]) as notifications_table,
+    ):
         await references_table.create_table()
         references = ReferenceStore(references_table)
         everyone = set()
@@ -101,7 +107,9 @@ async def broadcast_killed_midway(
         try:
             await until_up(first_port)
             async with QueueClient.from_connection_string(storage_connection, env["NotificationsQueue"]) as queue:
-                await queue.send_message(json.dumps({"id": "all-hands", "to": {"all": True}, "text": "All hands at 10"}))
+                await queue.send_message(
+                    json.dumps({"id": "all-hands", "to": {"all": True}, "text": "All hands at 10"})
+                )
             await channel.wait_for(RECIPIENTS // 3, timeout=30)
             if throttle_every:
                 await channel.wait_for(lambda r: r.status == 429, timeout=30)
@@ -126,8 +134,10 @@ async def test_killed_mid_broadcast_then_redelivered(storage_connection):
         everyone, held, per_conversation, delivered_at_kill = await broadcast_killed_midway(storage_connection, channel)
 
     lost = everyone - set(per_conversation)
-    print(f"\nkilled after {delivered_at_kill} of {RECIPIENTS}; held at kill {len(held)}; lost {len(lost)}; "
-          f"duplicated {sum(n - 1 for n in per_conversation.values())}")
+    print(
+        f"\nkilled after {delivered_at_kill} of {RECIPIENTS}; held at kill {len(held)}; lost {len(lost)}; "
+        f"duplicated {sum(n - 1 for n in per_conversation.values())}"
+    )
     assert delivered_at_kill < RECIPIENTS  # the kill really was mid-broadcast
     assert max(per_conversation.values()) == 1  # nobody twice
     assert lost <= held  # anyone not reached is reported, never silently dropped
@@ -143,8 +153,10 @@ async def test_killed_while_recipients_wait_on_retry_after_strands_only_what_was
         throttled = sum(r.status == 429 for r in channel.received)
 
     lost = everyone - set(per_conversation)
-    print(f"\nkilled after {delivered_at_kill} of {RECIPIENTS} with {throttled} answered 429; "
-          f"held at kill {len(held)}; lost {len(lost)}")
+    print(
+        f"\nkilled after {delivered_at_kill} of {RECIPIENTS} with {throttled} answered 429; "
+        f"held at kill {len(held)}; lost {len(lost)}"
+    )
     assert throttled > IN_FLIGHT  # more were waiting on a Retry-After than could be on the wire
     # Those waiting had given their claim back: the second worker delivered them. Only what was
     # on the wire can be missing (held rows also include sends that arrived but whose outcome
@@ -160,8 +172,10 @@ async def settled_except_held(records: NotificationStore, channel: ConnectorStub
         if status is not None:
             held = {r.conversation_id for r in status.rows if r.state is RecipientState.SENDING}
             reached = {r.conversation_id for r in channel.delivered()}
-            if status.recipients == len(everyone) and reached | held >= everyone and (
-                status.counts[RecipientState.SENT] + len(held) >= len(everyone)
+            if (
+                status.recipients == len(everyone)
+                and reached | held >= everyone
+                and (status.counts[RecipientState.SENT] + len(held) >= len(everyone))
             ):
                 return held
         await asyncio.sleep(0.1)

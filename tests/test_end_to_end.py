@@ -48,7 +48,9 @@ async def test_welcome_then_queued_message_then_due_reminder_then_long_task(host
         assert "remind me" in welcome.text
 
         # 2. They ask for a reminder.
-        ask = activities.teams_message("remind me in 1 minute to stretch", channel.url, user=user, conversation=conversation)
+        ask = activities.teams_message(
+            "remind me in 1 minute to stretch", channel.url, user=user, conversation=conversation
+        )
         async with http.post(f"{host.url}/api/messages", json=ask) as response:
             assert response.status == 200
         await channel.wait_for(2, conversation_id=conversation_id)
@@ -56,7 +58,9 @@ async def test_welcome_then_queued_message_then_due_reminder_then_long_task(host
         # 3. Another system enqueues a notification; the host's queue trigger delivers it.
         await cli.enqueue(
             {"id": "build-42", "to": {"aadObjectId": user["aadObjectId"]}, "text": "Build 42 passed"},
-            storage_connection, "e2e-notifications", base64=True,
+            storage_connection,
+            "e2e-notifications",
+            base64=True,
         )
         await channel.wait_for(lambda r: r.text == "Build 42 passed", timeout=15)
 
@@ -82,11 +86,25 @@ async def test_welcome_then_queued_message_then_due_reminder_then_long_task(host
         async with http.post(f"{host.url}/api/notifications", json={"to": {"all": True}, "text": "x"}) as response:
             assert response.status == 401
         notify = await cli_run(
-            "notify", "--all", "--channel", "msteams", "--tenant", activities.TENANT, "--id", "townhall",
-            "--text", "Town hall at 16:00", "--url", host.url, "--key", host.host_key,
+            "notify",
+            "--all",
+            "--channel",
+            "msteams",
+            "--tenant",
+            activities.TENANT,
+            "--id",
+            "townhall",
+            "--text",
+            "Town hall at 16:00",
+            "--url",
+            host.url,
+            "--key",
+            host.host_key,
         )
         assert notify["id"] == "townhall"
-        await channel.wait_for(lambda r: r.text == "Town hall at 16:00" and r.conversation_id == conversation_id, timeout=15)
+        await channel.wait_for(
+            lambda r: r.text == "Town hall at 16:00" and r.conversation_id == conversation_id, timeout=15
+        )
         status = await cli_run("status", "townhall", "--url", host.url, "--key", host.host_key)
         assert status["counts"]["sent"] >= 1
 
@@ -119,7 +137,11 @@ async def test_malformed_messages_go_to_poison_once_and_the_ones_behind_them_are
             await channel.wait_for(lambda r: r.text == "good 2", timeout=15)
             async with QueueClient.from_connection_string(storage_connection, "e2e-notifications-poison") as poison:
                 for _ in range(100):
-                    poisoned = [m.content for m in await poison.peek_messages(max_messages=32)] if await _exists(poison) else []
+                    poisoned = (
+                        [m.content for m in await poison.peek_messages(max_messages=32)]
+                        if await _exists(poison)
+                        else []
+                    )
                     if len(poisoned) == len(bad):
                         break
                     await asyncio.sleep(0.05)

@@ -19,9 +19,16 @@ INFRA = APP_ROOT / "infra"
 HOST_OWN = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
 # Flex Consumption deprecates these (functions-app-settings, "Flex Consumption plan deprecations").
 FLEX_DEPRECATED = {
-    "FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE", "WEBSITE_CONTENTSHARE",
-    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT",
-    "SCM_DO_BUILD_DURING_DEPLOYMENT", "ENABLE_ORYX_BUILD", "WEBSITE_TIME_ZONE", "TZ",
+    "FUNCTIONS_WORKER_RUNTIME",
+    "FUNCTIONS_EXTENSION_VERSION",
+    "WEBSITE_RUN_FROM_PACKAGE",
+    "WEBSITE_CONTENTSHARE",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+    "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT",
+    "SCM_DO_BUILD_DURING_DEPLOYMENT",
+    "ENABLE_ORYX_BUILD",
+    "WEBSITE_TIME_ZONE",
+    "TZ",
 }
 
 
@@ -96,9 +103,20 @@ def test_the_template_writes_no_secret_and_nothing_flex_deprecates():
     assert set(app_settings()) & (secrets | FLEX_DEPRECATED) == set()
 
 
-@pytest.mark.parametrize("name", ["ReferencesTable", "RemindersTable", "NotificationsTable", "NotificationsQueue",
-                                  "TasksQueue", "TimerSchedule", "AllowedServiceUrlHosts", "DeliveryConcurrency",
-                                  "DeliveryRetryBudgetSeconds"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ReferencesTable",
+        "RemindersTable",
+        "NotificationsTable",
+        "NotificationsQueue",
+        "TasksQueue",
+        "TimerSchedule",
+        "AllowedServiceUrlHosts",
+        "DeliveryConcurrency",
+        "DeliveryRetryBudgetSeconds",
+    ],
+)
 def test_defaults_written_out_are_the_apps_defaults(name):
     default = {s.name: s.default for s in SETTINGS}[name]
 
@@ -121,8 +139,12 @@ def test_the_resources_are_the_keyless_flex_consumption_deployment():
     assert "msaAppType: 'UserAssignedMSI'" in app and "msaAppMSIResourceId: identity.id" in app
     assert "endpoint: 'https://${functionApp.properties.defaultHostName}/api/messages'" in app
     assert "channelName: 'MsTeamsChannel'" in app and "isEnabled: true" in app
-    for role in ("b7e6dc6d-f1e8-4753-8033-0f276bb0955b", "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
-                 "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3", "3913510d-42f4-4e42-8a64-420c390055eb"):
+    for role in (
+        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+        "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+        "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+        "3913510d-42f4-4e42-8a64-420c390055eb",
+    ):
         assert role in app
     assert "type: 'UserAssignedIdentity'" in app  # the deployment package, read as the identity
 

@@ -26,8 +26,13 @@ from tests.functions.invoke import APP_ROOT
 CHROMIUM = Path("/usr/bin/chromium")
 # Keep Chromium off the network: no updates, sync, metrics or first-run fetches.
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TIME_ZONE = "Europe/Berlin"
@@ -104,7 +109,9 @@ async def open_tab(browser: Browser, channel: WebChatChannel) -> AsyncIterator[C
     contexts: list[BrowserContext] = []
 
     async def open_one() -> Tab:
-        context = await browser.new_context(timezone_id=TIME_ZONE, locale="en-US", viewport={"width": 1280, "height": 860})
+        context = await browser.new_context(
+            timezone_id=TIME_ZONE, locale="en-US", viewport={"width": 1280, "height": 860}
+        )
         contexts.append(context)
         offsite: list[str] = []
         errors: list[str] = []
@@ -165,7 +172,9 @@ async def test_welcome_reminder_snooze_and_notification_in_the_browser(open_tab,
     # Another system notifies this user; the panel shows what came back, the chat shows it.
     await tab.page.locator("#notification-text").fill("Build 42 passed")
     await tab.page.get_by_role("button", name="Send to me").click()
-    await expect(tab.page.locator("#log")).to_contain_text(re.compile(r"notification to me: (queued|\d{3} from the front door)"))
+    await expect(tab.page.locator("#log")).to_contain_text(
+        re.compile(r"notification to me: (queued|\d{3} from the front door)")
+    )
     await tab.sees("Build 42 passed")
     await expect(tab.page.locator("#log")).to_contain_text(re.compile(r"status of \S+: done: 1 sent"))
 
@@ -208,9 +217,13 @@ async def test_an_adaptive_card_renders_and_its_buttons_answer_the_bot(open_tab,
         ],
     }
     await cli.enqueue(
-        {"id": unique("card-"), "to": {"userId": conversation.user["id"], "channelId": "directline"},
-         "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]},
-        app_settings["AzureWebJobsStorage"], app_settings["NotificationsQueue"],
+        {
+            "id": unique("card-"),
+            "to": {"userId": conversation.user["id"], "channelId": "directline"},
+            "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
+        },
+        app_settings["AzureWebJobsStorage"],
+        app_settings["NotificationsQueue"],
     )
     await tab.sees("Stand-up starts in 5 minutes")
 

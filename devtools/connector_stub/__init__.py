@@ -28,15 +28,28 @@ Names load on first use, so `from devtools.connector_stub.wire import error_body
 from proactive_bot.lazy import exports
 
 _NAMES = {
-    "ConnectorStub": "server", "ReceivedRequest": "server",
-    "summarize": "server", "console_line": "server",
-    "SEND": "server", "REPLY": "server", "UPDATE": "server", "DELETE": "server", "CREATE": "server",
-    "MEMBERS": "server", "PAGED_MEMBERS": "server", "UNKNOWN": "server",
+    "ConnectorStub": "server",
+    "ReceivedRequest": "server",
+    "summarize": "server",
+    "console_line": "server",
+    "SEND": "server",
+    "REPLY": "server",
+    "UPDATE": "server",
+    "DELETE": "server",
+    "CREATE": "server",
+    "MEMBERS": "server",
+    "PAGED_MEMBERS": "server",
+    "UNKNOWN": "server",
     "TeamsDirectory": "teams",
-    "RateLimits": "teams_limits", "Window": "teams_limits",
-    "TEAMS_PER_CONVERSATION": "teams_limits", "TEAMS_GLOBAL": "teams_limits",
-    "Conversations": "activities", "Shown": "activities",
-    "error_body": "wire", "error_code_for": "wire", "describe_activity": "wire",
+    "RateLimits": "teams_limits",
+    "Window": "teams_limits",
+    "TEAMS_PER_CONVERSATION": "teams_limits",
+    "TEAMS_GLOBAL": "teams_limits",
+    "Conversations": "activities",
+    "Shown": "activities",
+    "error_body": "wire",
+    "error_code_for": "wire",
+    "describe_activity": "wire",
 }
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = exports(__name__, _NAMES)

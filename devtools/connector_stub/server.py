@@ -22,9 +22,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from .teams import Reply, TeamsDirectory
-
 from .activities import Conversations, Shown
+from .teams import Reply, TeamsDirectory
 from .teams_limits import TEAMS_GLOBAL, TEAMS_PER_CONVERSATION, RateLimits, Window
 from .wire import describe_activity, error_body, error_code_for
 
@@ -362,7 +361,7 @@ class ConnectorStub:
     def activities(
         self,
         conversation_id: str | None = None,
-        type: str | None = "message",  # noqa: A002 - mirrors the Activity field
+        type: str | None = "message",
     ) -> list[dict[str, Any]]:
         """Delivered activities (bodies), optionally of one conversation and type (None: any)."""
         found = (record.activity for record in self.delivered(conversation_id))
@@ -376,7 +375,8 @@ class ConnectorStub:
     def changes(self, route: str, conversation_id: str | None = None) -> list[ReceivedRequest]:
         """Accepted UPDATE or DELETE requests, optionally in one conversation."""
         return [
-            r for r in self._records
+            r
+            for r in self._records
             if r.route == route and r.ok and (conversation_id is None or r.conversation_id == conversation_id)
         ]
 
@@ -507,9 +507,7 @@ class ConnectorStub:
                 return queue.popleft()
         return None
 
-    def _accept(
-        self, route: str, conversation_id: str | None, activity_id: str | None, body: Any
-    ) -> _Answer:
+    def _accept(self, route: str, conversation_id: str | None, activity_id: str | None, body: Any) -> _Answer:
         if route in _POSTS_ACTIVITY:
             new_id = self._new_activity_id()
             self._shown.posted(conversation_id or "", new_id, body)
@@ -565,9 +563,7 @@ class ConnectorStub:
             case "GET", ["received"]:
                 since = request.query.get("since", "0")
                 if not since.isdigit():
-                    return web.json_response(
-                        error_body("BadArgument", "since: a count"), status=400
-                    )
+                    return web.json_response(error_body("BadArgument", "since: a count"), status=400)
                 return web.json_response([r.to_json() for r in self._records[int(since) :]])
             case "GET", ["stats"]:
                 return web.json_response(self.stats())
@@ -610,8 +606,12 @@ class ConnectorStub:
 
 def _answer_of(reply: Reply) -> _Answer:
     return _Answer(
-        reply.status, reply.payload, reply.error_code, reply.retry_after,
-        response_id=reply.conversation_id, conversation_id=reply.conversation_id,
+        reply.status,
+        reply.payload,
+        reply.error_code,
+        reply.retry_after,
+        response_id=reply.conversation_id,
+        conversation_id=reply.conversation_id,
     )
 
 
@@ -619,8 +619,11 @@ def _respond(answer: _Answer) -> web.Response:
     headers = None
     if answer.retry_after is not None:
         # An HTTP-date has whole seconds: from the next whole second on, so it is never sooner.
-        value = (email.utils.formatdate(math.ceil(time.time()) + answer.retry_after, usegmt=True)
-                 if answer.retry_after_date else str(answer.retry_after))
+        value = (
+            email.utils.formatdate(math.ceil(time.time()) + answer.retry_after, usegmt=True)
+            if answer.retry_after_date
+            else str(answer.retry_after)
+        )
         headers = {"Retry-After": value}
     if answer.payload is None:
         return web.Response(status=answer.status, headers=headers)
@@ -638,17 +641,13 @@ def _waiting_spec(
     where = f" in {conversation_id!r}" if conversation_id is not None else ""
     if isinstance(condition, int):
         return (
-            lambda r: (
-                r.delivered and (conversation_id is None or r.conversation_id == conversation_id)
-            ),
+            lambda r: r.delivered and (conversation_id is None or r.conversation_id == conversation_id),
             condition,
             f"{condition} delivered activit{'y' if condition == 1 else 'ies'}{where}",
         )
     name = getattr(condition, "__name__", repr(condition))
     return (
-        lambda r: (
-            (conversation_id is None or r.conversation_id == conversation_id) and condition(r)
-        ),
+        lambda r: (conversation_id is None or r.conversation_id == conversation_id) and condition(r),
         count,
         f"{count} request(s) matching {name}{where}",
     )

@@ -88,7 +88,9 @@ class TeamsDirectory:
 
     # ---- set-up ----------------------------------------------------------------------------
 
-    def add_team(self, team_id: str, members: int | Iterable[Mapping[str, Any]], tenant_id: str = TENANT) -> list[dict[str, Any]]:
+    def add_team(
+        self, team_id: str, members: int | Iterable[Mapping[str, Any]], tenant_id: str = TENANT
+    ) -> list[dict[str, Any]]:
         """Register a team's roster: n generated members, or the given member dicts."""
         roster = (
             [teams_member(i, tenant_id, team=team_id) for i in range(members)]
@@ -175,7 +177,12 @@ class TeamsDirectory:
             thread = f"{channel['id']};messageid={new_activity_id}"
             return Reply(200, {"id": thread, "activityId": new_activity_id}, conversation_id=thread)
         members = body.get("members")
-        if body.get("isGroup") or not isinstance(members, list) or len(members) != 1 or not isinstance(members[0], dict):
+        if (
+            body.get("isGroup")
+            or not isinstance(members, list)
+            or len(members) != 1
+            or not isinstance(members[0], dict)
+        ):
             return _error(400, "BadArgument", "A 1:1 conversation needs exactly one member and isGroup false.")
         tenant = body.get("tenantId") or (channel_data.get("tenant") or {}).get("id")
         if not tenant:
@@ -184,7 +191,9 @@ class TeamsDirectory:
         if member is None:
             return _error(404, "NotFound", "The user was not found.")
         user_id = member["id"]
-        if user_id in self._not_installed or (member.get("aadObjectId") and member["aadObjectId"] in self._not_installed):
+        if user_id in self._not_installed or (
+            member.get("aadObjectId") and member["aadObjectId"] in self._not_installed
+        ):
             return _error(403, "BotNotInConversationRoster", "The bot is not part of the conversation roster.")
         chat = self._chats.get(user_id)
         if chat is None:

@@ -34,7 +34,7 @@ def check_windows(spec: Sequence[Window] | None) -> tuple[Window, ...]:
 class RateLimits:
     """Windows over accepted sends: per conversation, and app-wide. No windows: no limit."""
 
-    __slots__ = ("_per_conversation_spec", "_global_spec", "_global", "_by_conversation")
+    __slots__ = ("_by_conversation", "_global", "_global_spec", "_per_conversation_spec")
 
     def __init__(
         self,
@@ -71,9 +71,7 @@ class RateLimits:
             return None
         windows = self._by_conversation.get(conversation_id)
         if windows is None:
-            windows = self._by_conversation[conversation_id] = _WindowSet(
-                self._per_conversation_spec
-            )
+            windows = self._by_conversation[conversation_id] = _WindowSet(self._per_conversation_spec)
         return windows
 
 

@@ -59,14 +59,10 @@ def describe_activity(activity: Mapping[str, Any]) -> str:
     attachments = activity.get("attachments") or []
     if attachments:
         kinds = ", ".join(_attachment_kind(a) for a in attachments if isinstance(a, Mapping))
-        parts.append(
-            f"[{len(attachments)} attachment{'s' if len(attachments) != 1 else ''}: {kinds}]"
-        )
+        parts.append(f"[{len(attachments)} attachment{'s' if len(attachments) != 1 else ''}: {kinds}]")
     actions = (activity.get("suggestedActions") or {}).get("actions") or []
     if actions:
-        titles = " | ".join(
-            str(a.get("title") or a.get("value")) for a in actions if isinstance(a, Mapping)
-        )
+        titles = " | ".join(str(a.get("title") or a.get("value")) for a in actions if isinstance(a, Mapping))
         parts.append(f"[actions: {titles}]")
     return " ".join(part for part in parts if part)
 
@@ -74,6 +70,4 @@ def describe_activity(activity: Mapping[str, Any]) -> str:
 def _attachment_kind(attachment: Mapping[str, Any]) -> str:
     content_type = str(attachment.get("contentType", "?"))
     prefix = "application/vnd.microsoft.card."
-    return (
-        f"{content_type[len(prefix) :]} card" if content_type.startswith(prefix) else content_type
-    )
+    return f"{content_type[len(prefix) :]} card" if content_type.startswith(prefix) else content_type

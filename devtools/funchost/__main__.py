@@ -17,17 +17,31 @@ from .instances import SIBLING_FLAG, start_siblings, stop_siblings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m devtools.funchost",
-                                     description="Run a Python (v1 model) Azure Functions app locally.")
-    parser.add_argument("--app-root", type=Path, default=Path.cwd(),
-                        help="folder with host.json and the function folders (default: cwd)")
-    parser.add_argument("--port", type=int, default=None,
-                        help="HTTP port (default: Host.LocalHttpPort in local.settings.json, else 7071)")
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.funchost", description="Run a Python (v1 model) Azure Functions app locally."
+    )
+    parser.add_argument(
+        "--app-root",
+        type=Path,
+        default=Path.cwd(),
+        help="folder with host.json and the function folders (default: cwd)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="HTTP port (default: Host.LocalHttpPort in local.settings.json, else 7071)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--instances", type=int, default=1, metavar="K",
-                        help="run K hosts of the app on the same storage, each its own process, on "
-                             "ports PORT..PORT+K-1, as K scaled-out instances (default 1)")
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        metavar="K",
+        help="run K hosts of the app on the same storage, each its own process, on "
+        "ports PORT..PORT+K-1, as K scaled-out instances (default 1)",
+    )
     parser.add_argument(SIBLING_FLAG, action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.instances < 1:
@@ -46,8 +60,9 @@ def configure_logging(verbose: bool) -> None:
     logging.getLogger("azure").setLevel(logging.WARNING)
 
 
-async def serve(app_root: Path, port: int | None, host: str, *, instances: int = 1, sibling: bool = False,
-                verbose: bool = False) -> int:
+async def serve(
+    app_root: Path, port: int | None, host: str, *, instances: int = 1, sibling: bool = False, verbose: bool = False
+) -> int:
     functions_host = FunctionHost(app_root, host=host, run_timers=not sibling)
     try:
         await functions_host.start(port)
@@ -78,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     app_root = args.app_root.resolve()
     # func start runs the worker in the app root; relative paths in functions resolve there.
     os.chdir(app_root)
-    return asyncio.run(serve(app_root, args.port, args.host, instances=args.instances, sibling=args.sibling,
-                             verbose=args.verbose))
+    return asyncio.run(
+        serve(app_root, args.port, args.host, instances=args.instances, sibling=args.sibling, verbose=args.verbose)
+    )
 
 
 if __name__ == "__main__":

@@ -30,14 +30,20 @@ class AppSettings:
         return self.values.get(name)
 
 
-def load_settings(app_root: Path, explicit: Mapping[str, str] | None = None,
-                  environ: Mapping[str, str] | None = None) -> AppSettings:
+def load_settings(
+    app_root: Path, explicit: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
+) -> AppSettings:
     """Values from local.settings.json (else its .example); a variable already set in the
     environment wins over the file, as with Core Tools; `explicit` (tests, tools) wins over both."""
     environ = os.environ if environ is None else environ
-    source = next((path for path in (app_root / "local.settings.json",
-                                     app_root / "local.settings.json.example") if path.is_file()),
-                  None)
+    source = next(
+        (
+            path
+            for path in (app_root / "local.settings.json", app_root / "local.settings.json.example")
+            if path.is_file()
+        ),
+        None,
+    )
     document: dict[str, Any] = {}
     if source is not None:
         try:
@@ -114,7 +120,7 @@ def load_host_config(app_root: Path) -> HostConfig:
     except json.JSONDecodeError as exc:
         raise HostStartupError(f"{path} is not valid JSON: {exc}") from exc
     if str(document.get("version", "")) != "2.0":
-        raise HostStartupError(f"{path}: only host.json version \"2.0\" is supported")
+        raise HostStartupError(f'{path}: only host.json version "2.0" is supported')
     try:
         return _host_config(document)
     except (ScheduleError, ValueError, TypeError) as exc:
@@ -169,11 +175,14 @@ _SETTING_REFERENCE = re.compile(r"%([^%]+)%")
 
 def resolve_setting_references(text: str, settings: AppSettings) -> str:
     """Replace each %Name% with that app setting, failing like the host on a missing one."""
+
     def substitute(match: re.Match[str]) -> str:
         value = settings.get(match[1])
         if value is None:
-            raise HostStartupError(f"'%{match[1]}%' does not resolve to a value (no app setting "
-                                   f"named {match[1]!r} in local.settings.json or environment)")
+            raise HostStartupError(
+                f"'%{match[1]}%' does not resolve to a value (no app setting "
+                f"named {match[1]!r} in local.settings.json or environment)"
+            )
         return value
 
     return _SETTING_REFERENCE.sub(substitute, text)

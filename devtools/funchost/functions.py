@@ -27,7 +27,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import azure.functions as func
 from azure.functions import _abc as func_abc
@@ -98,8 +98,7 @@ def _read_spec(directory: Path, settings: AppSettings) -> FunctionSpec | None:
     bindings = [_binding(name, raw, settings) for raw in document.get("bindings") or []]
     triggers = [b for b in bindings if b.type.lower().endswith("trigger")]
     if len(triggers) != 1:
-        raise HostStartupError(f"Function '{name}': needs exactly one trigger binding, "
-                               f"found {len(triggers)}")
+        raise HostStartupError(f"Function '{name}': needs exactly one trigger binding, found {len(triggers)}")
     trigger = triggers[0]
     outputs = tuple(b for b in bindings if b is not trigger)
     for binding in bindings:
@@ -107,8 +106,7 @@ def _read_spec(directory: Path, settings: AppSettings) -> FunctionSpec | None:
     script = directory / document.get("scriptFile", "__init__.py")
     if script.suffix != ".py" or not script.is_file():
         raise HostStartupError(f"Function '{name}': script file {script} is missing or not .py")
-    return FunctionSpec(name, directory, script, document.get("entryPoint") or "main",
-                        trigger, outputs)
+    return FunctionSpec(name, directory, script, document.get("entryPoint") or "main", trigger, outputs)
 
 
 def _is_disabled(name: str, document: Mapping[str, Any], settings: AppSettings) -> bool:
@@ -119,14 +117,21 @@ def _is_disabled(name: str, document: Mapping[str, Any], settings: AppSettings) 
 
 def _binding(function: str, raw: Mapping[str, Any], settings: AppSettings) -> Binding:
     try:
-        properties = {key: resolve_setting_references(value, settings) if isinstance(value, str) else value
-                      for key, value in raw.items() if key not in _LITERAL_PROPERTIES}
+        properties = {
+            key: resolve_setting_references(value, settings) if isinstance(value, str) else value
+            for key, value in raw.items()
+            if key not in _LITERAL_PROPERTIES
+        }
     except HostStartupError as exc:
         raise HostStartupError(f"Function '{function}', binding '{raw.get('name')}': {exc}") from exc
     raw_type = str(raw.get("type", ""))
     # The host reads binding types case-insensitively; keep the canonical spelling.
-    return Binding(str(raw.get("name", "")), _CANONICAL_TYPES.get(raw_type.lower(), raw_type),
-                   str(raw.get("direction", "in")).lower(), properties)
+    return Binding(
+        str(raw.get("name", "")),
+        _CANONICAL_TYPES.get(raw_type.lower(), raw_type),
+        str(raw.get("direction", "in")).lower(),
+        properties,
+    )
 
 
 def _check_supported(function: str, binding: Binding, trigger: Binding) -> None:
@@ -135,13 +140,17 @@ def _check_supported(function: str, binding: Binding, trigger: Binding) -> None:
         raise HostStartupError(f"Function '{function}': a binding has no name")
     if binding is trigger:
         if binding.type not in TRIGGER_TYPES:
-            raise HostStartupError(f"{where}: trigger type '{binding.type}' is not supported by "
-                                   f"devtools.funchost (supported: {', '.join(TRIGGER_TYPES)})")
+            raise HostStartupError(
+                f"{where}: trigger type '{binding.type}' is not supported by "
+                f"devtools.funchost (supported: {', '.join(TRIGGER_TYPES)})"
+            )
         return
     if binding.direction != "out" or binding.type not in OUTPUT_TYPES:
-        raise HostStartupError(f"{where}: {binding.direction} binding type '{binding.type}' is not "
-                               f"supported by devtools.funchost (supported outputs: "
-                               f"{', '.join(OUTPUT_TYPES)})")
+        raise HostStartupError(
+            f"{where}: {binding.direction} binding type '{binding.type}' is not "
+            f"supported by devtools.funchost (supported outputs: "
+            f"{', '.join(OUTPUT_TYPES)})"
+        )
     if binding.type == "http" and trigger.type != "httpTrigger":
         raise HostStartupError(f"{where}: an http output needs an httpTrigger")
 
@@ -212,12 +221,12 @@ def load(spec: FunctionSpec, app_root: Path) -> LoadedFunction:
     try:
         module = importlib.import_module(".".join(parts))
     except Exception as exc:
-        raise HostStartupError(f"Function '{spec.name}': importing {spec.script_file} failed:\n"
-                               f"{traceback.format_exc()}") from exc
+        raise HostStartupError(
+            f"Function '{spec.name}': importing {spec.script_file} failed:\n{traceback.format_exc()}"
+        ) from exc
     main = getattr(module, spec.entry_point, None)
     if not callable(main):
-        raise HostStartupError(f"Function '{spec.name}': {spec.entry_point}() is not defined in "
-                               f"{spec.script_file}")
+        raise HostStartupError(f"Function '{spec.name}': {spec.entry_point}() is not defined in {spec.script_file}")
     parameters = dict(inspect.signature(main).parameters)
     _check_parameters(spec, parameters)
     _check_annotations(spec, main)
@@ -229,11 +238,15 @@ def _check_parameters(spec: FunctionSpec, parameters: Mapping[str, inspect.Param
     bound = {spec.trigger.name, *(b.name for b in spec.outputs if b.name != "$return")}
     declared = set(parameters) - {"context"}
     if declared - bound:
-        raise HostStartupError(f"Function '{spec.name}': the following parameters are declared in "
-                               f"Python but not in function.json: {sorted(declared - bound)}")
+        raise HostStartupError(
+            f"Function '{spec.name}': the following parameters are declared in "
+            f"Python but not in function.json: {sorted(declared - bound)}"
+        )
     if bound - declared:
-        raise HostStartupError(f"Function '{spec.name}': the following parameters are declared in "
-                               f"function.json but not in Python: {sorted(bound - declared)}")
+        raise HostStartupError(
+            f"Function '{spec.name}': the following parameters are declared in "
+            f"function.json but not in Python: {sorted(bound - declared)}"
+        )
 
 
 _HOST_CODE = (str(Path(__file__).parent), str(Path(asyncio.__file__).parent))
@@ -255,7 +268,9 @@ def _check_annotations(spec: FunctionSpec, main: Callable[..., Any]) -> None:
     except Exception:  # unresolvable string annotations: the worker would not check them either
         return
     registry = func.get_binding_registry()
-    problem = f"Function '{spec.name}': type of %s binding in function.json \"%s\" does not match its Python annotation \"%s\""
+    problem = (
+        f'Function \'{spec.name}\': type of %s binding in function.json "%s" does not match its Python annotation "%s"'
+    )
     trigger = spec.trigger
     if trigger.name in hints and isinstance(hints[trigger.name], type):
         if not registry.get(trigger.type).check_input_type_annotation(hints[trigger.name]):
@@ -268,16 +283,17 @@ def _check_annotations(spec: FunctionSpec, main: Callable[..., Any]) -> None:
         if key != "return":
             origin = typing.get_origin(annotation) or annotation
             if not (isinstance(origin, type) and issubclass(origin, func_abc.Out)):
-                raise HostStartupError(f"Function '{spec.name}': binding {binding.name} is declared "
-                                       "to have the \"out\" direction, but its annotation in Python "
-                                       "is not a subclass of azure.functions.Out")
+                raise HostStartupError(
+                    f"Function '{spec.name}': binding {binding.name} is declared "
+                    'to have the "out" direction, but its annotation in Python '
+                    "is not a subclass of azure.functions.Out"
+                )
             arguments = typing.get_args(annotation)
             if not arguments:
                 continue
             annotation = arguments[0]
         if not registry.get(binding.type).check_output_type_annotation(annotation):
-            raise HostStartupError(problem % (binding.name, binding.type,
-                                              getattr(annotation, "__name__", annotation)))
+            raise HostStartupError(problem % (binding.name, binding.type, getattr(annotation, "__name__", annotation)))
 
 
 # --- invoking --------------------------------------------------------------------------------
@@ -299,7 +315,7 @@ class Out(func.Out[T], Generic[T]):
 class _TraceContext(func_abc.TraceContext):
     trace_state = ""
     trace_parent = ""
-    attributes: dict[str, str] = {}
+    attributes: ClassVar[dict[str, str]] = {}
 
 
 class _RetryContext(func_abc.RetryContext):
@@ -350,8 +366,9 @@ OutputHandler = Callable[[LoadedFunction, Binding, Any], Awaitable[Any]]
 
 
 class Invoker:
-    def __init__(self, executor: Executor, output_handlers: Mapping[str, OutputHandler],
-                 timeout: timedelta | None) -> None:
+    def __init__(
+        self, executor: Executor, output_handlers: Mapping[str, OutputHandler], timeout: timedelta | None
+    ) -> None:
         self._executor = executor
         self._output_handlers = output_handlers
         self._timeout = timeout.total_seconds() if timeout else None
@@ -370,19 +387,25 @@ class Invoker:
             return f"Executed 'Functions.{function.name}' ({outcome}, Id={invocation_id}, Duration={duration}ms)"
 
         try:
-            results = await asyncio.wait_for(self._run(function, trigger_value, invocation_id),
-                                             self._timeout)
+            results = await asyncio.wait_for(self._run(function, trigger_value, invocation_id), self._timeout)
         except asyncio.CancelledError:
             log.warning("%s: cancelled", executed("Failed"))
             raise
         except Exception as exc:
             if isinstance(exc, TimeoutError):
-                log.error("%s\nTimeout value of %ss exceeded by function 'Functions.%s' "
-                          "(host.json functionTimeout)", executed("Failed"), self._timeout,
-                          function.name)
+                log.error(
+                    "%s\nTimeout value of %ss exceeded by function 'Functions.%s' (host.json functionTimeout)",
+                    executed("Failed"),
+                    self._timeout,
+                    function.name,
+                )
             else:
-                log.error("%s\nException while executing function: Functions.%s\n%s",
-                          executed("Failed"), function.name, _user_traceback(exc))
+                log.error(
+                    "%s\nException while executing function: Functions.%s\n%s",
+                    executed("Failed"),
+                    function.name,
+                    _user_traceback(exc),
+                )
             raise InvocationFailed(f"Functions.{function.name} failed: {exc!r}") from exc
         log.info(executed("Succeeded"))
         return results
@@ -404,14 +427,14 @@ class Invoker:
         return results
 
     @staticmethod
-    def _arguments(function: LoadedFunction, trigger_value: Any, outs: Mapping[str, Out[Any]],
-                   invocation_id: str) -> dict[str, Any]:
+    def _arguments(
+        function: LoadedFunction, trigger_value: Any, outs: Mapping[str, Out[Any]], invocation_id: str
+    ) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(outs)
         trigger = function.trigger.name
         kwargs[trigger] = trigger_value
         if "context" in function.parameters:
-            kwargs["context"] = InvocationContext(invocation_id, function.name,
-                                                  str(function.spec.directory))
+            kwargs["context"] = InvocationContext(invocation_id, function.name, str(function.spec.directory))
         return kwargs
 
 

@@ -10,7 +10,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -41,8 +41,15 @@ class FunctionHost:
     and the settings file's Values, are exported to os.environ while the host runs.
     """
 
-    def __init__(self, app_root: Path, settings: Mapping[str, str] | None = None, *,
-                 host: str = "127.0.0.1", drain_timeout: float = 30.0, run_timers: bool = True) -> None:
+    def __init__(
+        self,
+        app_root: Path,
+        settings: Mapping[str, str] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        drain_timeout: float = 30.0,
+        run_timers: bool = True,
+    ) -> None:
         """`run_timers` False: timers fire only through the admin API (a scaled-out sibling: the
         real host's singleton lock lets one instance run each occurrence)."""
         self.app_root = Path(app_root).resolve()
@@ -88,8 +95,9 @@ class FunctionHost:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.stop()
 
     def find_function(self, name: str) -> LoadedFunction | None:
@@ -110,9 +118,14 @@ class FunctionHost:
             return self._timers[function.name].fire(past_due=False)
         # A queue function gets the input as the body of a message that exists nowhere else,
         # so there is nothing to delete, retry or poison afterwards.
-        now = datetime.now(timezone.utc)
-        message = QueueMessage(id=str(uuid.uuid4()), body=input_text.encode("utf-8"),
-                               dequeue_count=1, insertion_time=now, time_next_visible=now)
+        now = datetime.now(UTC)
+        message = QueueMessage(
+            id=str(uuid.uuid4()),
+            body=input_text.encode("utf-8"),
+            dequeue_count=1,
+            insertion_time=now,
+            time_next_visible=now,
+        )
         return self.spawn(self._invoke_logged(function, message, MANUAL_REASON))
 
     async def start(self, port: int | None = None) -> None:
@@ -148,19 +161,17 @@ class FunctionHost:
         self._env.apply(settings)
         self._functions = self._load_functions(config, settings)
         threads = settings.get("PYTHON_THREADPOOL_THREAD_COUNT")
-        self._executor = ThreadPoolExecutor(int(threads) if threads else None,
-                                            thread_name_prefix="funchost-worker")
+        self._executor = ThreadPoolExecutor(int(threads) if threads else None, thread_name_prefix="funchost-worker")
         self._connections = QueueConnections(settings, config.queues.message_encoding)
-        self._invoker = Invoker(self._executor,
-                                {"http": http_output, "queue": self._connections.send_output},
-                                config.function_timeout)
+        self._invoker = Invoker(
+            self._executor, {"http": http_output, "queue": self._connections.send_output}, config.function_timeout
+        )
         self._build_triggers(config, settings, zone)
         await self._prepare_queues()
         self.host_key = settings.get(HOST_KEY_SETTING) or ""
         if not self.host_key:
             self.host_key = secrets.token_urlsafe(32)
-            log.info("%s is not set; the host key for this run is: %s", HOST_KEY_SETTING,
-                     self.host_key)
+            log.info("%s is not set; the host key for this run is: %s", HOST_KEY_SETTING, self.host_key)
         await self._serve_http(port if port is not None else settings.local_http_port or DEFAULT_PORT)
         self._state = "Running"
         log.info(self._banner(zone))
@@ -210,16 +221,24 @@ class FunctionHost:
                     self._routes.append(http_route(function, config.route_prefix))
                 elif trigger.type == "timerTrigger":
                     schedule = parse_schedule(str(trigger.get("schedule") or ""))
-                    self._timers[function.name] = TimerRunner(function, schedule, zone,
-                                                              self._invoker.invoke, self.spawn)
+                    self._timers[function.name] = TimerRunner(
+                        function, schedule, zone, self._invoker.invoke, self.spawn
+                    )
                 else:
-                    self._pollers.append(QueuePoller(
-                        function, self._connections, connection_string(trigger, function.name, settings),
-                        config.queues, visibility, self._invoker.invoke, self.spawn))
+                    self._pollers.append(
+                        QueuePoller(
+                            function,
+                            self._connections,
+                            connection_string(trigger, function.name, settings),
+                            config.queues,
+                            visibility,
+                            self._invoker.invoke,
+                            self.spawn,
+                        )
+                    )
             except (HostStartupError, ScheduleError, ValueError) as exc:
                 text = str(exc)
-                problems.append(text if text.startswith("Function '") else
-                                f"Function '{function.name}': {text}")
+                problems.append(text if text.startswith("Function '") else f"Function '{function.name}': {text}")
         if problems:
             raise HostStartupError("\n".join(problems))
 
@@ -228,21 +247,24 @@ class FunctionHost:
             try:
                 await poller.prepare()
             except AzureError as exc:
-                raise HostStartupError(f"Function '{poller.function.name}': cannot create queue "
-                                       f"'{poller.queue_name}' (is Azurite running?): {exc}") from exc
+                raise HostStartupError(
+                    f"Function '{poller.function.name}': cannot create queue "
+                    f"'{poller.queue_name}' (is Azurite running?): {exc}"
+                ) from exc
 
     async def _serve_http(self, port: int) -> None:
         # Core Tools leaves the admin API open locally; off loopback it needs the host key.
-        gateway = HttpGateway(self._routes, self._invoke_http, self.host_key, self,
-                              admin_needs_key=not _is_loopback(self.bind_host))
-        self._runner = web.AppRunner(gateway.application(), access_log=None,
-                                     shutdown_timeout=self.drain_timeout)
+        gateway = HttpGateway(
+            self._routes, self._invoke_http, self.host_key, self, admin_needs_key=not _is_loopback(self.bind_host)
+        )
+        self._runner = web.AppRunner(gateway.application(), access_log=None, shutdown_timeout=self.drain_timeout)
         await self._runner.setup()
         try:
             await web.TCPSite(self._runner, self.bind_host, port).start()
         except OSError as exc:
-            raise HostStartupError(f"Cannot listen on {self.bind_host}:{port}: {exc.strerror} "
-                                   "(another host running? pass --port)") from exc
+            raise HostStartupError(
+                f"Cannot listen on {self.bind_host}:{port}: {exc.strerror} (another host running? pass --port)"
+            ) from exc
         self.port = self._runner.addresses[0][1]
 
     def _banner(self, zone: tzinfo) -> str:
@@ -250,8 +272,7 @@ class FunctionHost:
         for function in self._functions:
             route = next((r for r in self._routes if r.function is function), None)
             if route is not None:
-                lines.append(f"        {function.name}: [{route.display_methods}] "
-                             f"{self.url}/{route.template.template}")
+                lines.append(f"        {function.name}: [{route.display_methods}] {self.url}/{route.template.template}")
             else:
                 lines.append(f"        {function.name}: {describe(function)}")
             lines.append("")
@@ -270,8 +291,7 @@ class FunctionHost:
     def _loop_done(self, task: asyncio.Task[None]) -> None:
         self._loops.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("A trigger listener crashed; its function no longer runs.",
-                      exc_info=task.exception())
+            log.error("A trigger listener crashed; its function no longer runs.", exc_info=task.exception())
 
     def _invocation_done(self, task: asyncio.Task[Any]) -> None:
         self._invocations.discard(task)
@@ -338,9 +358,10 @@ def _is_loopback(address: str) -> bool:
 def _time_zone(settings: AppSettings) -> tzinfo:
     name = settings.get("WEBSITE_TIME_ZONE")
     if not name:
-        return timezone.utc
+        return UTC
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise HostStartupError(f"WEBSITE_TIME_ZONE {name!r} is not an IANA time zone name "
-                               "(as Linux plans use, e.g. Europe/Berlin)") from exc
+        raise HostStartupError(
+            f"WEBSITE_TIME_ZONE {name!r} is not an IANA time zone name (as Linux plans use, e.g. Europe/Berlin)"
+        ) from exc

@@ -40,9 +40,12 @@ def http_route(function: LoadedFunction, route_prefix: str) -> HttpRoute:
     route = str(trigger.get("route") or function.name).strip("/")
     template = compile_route(f"{route_prefix}/{route}" if route_prefix else route)
     methods = trigger.get("methods")
-    return HttpRoute(function, template,
-                     frozenset(m.upper() for m in methods) if methods else None,
-                     str(trigger.get("authLevel") or "function").lower())
+    return HttpRoute(
+        function,
+        template,
+        frozenset(m.upper() for m in methods) if methods else None,
+        str(trigger.get("authLevel") or "function").lower(),
+    )
 
 
 def sort_routes(routes: Sequence[HttpRoute]) -> list[HttpRoute]:
@@ -57,13 +60,14 @@ async def http_output(function: LoadedFunction, binding: Binding, value: Any) ->
     if isinstance(value, str):
         return web.Response(text=value, content_type="text/plain", charset="utf-8")
     if not isinstance(value, func_abc.HttpResponse):
-        raise TypeError(f"http output '{binding.name}' of Functions.{function.name} must be "
-                        f"azure.functions.HttpResponse or str, not {type(value).__name__}")
+        raise TypeError(
+            f"http output '{binding.name}' of Functions.{function.name} must be "
+            f"azure.functions.HttpResponse or str, not {type(value).__name__}"
+        )
     headers = CIMultiDict((k, v) for k, v in value.headers.items() if k.lower() not in _HOP_HEADERS)
     if "Content-Type" not in headers:
         mimetype = value.mimetype
-        headers["Content-Type"] = (f"{mimetype}; charset={value.charset}"
-                                   if mimetype.startswith("text/") else mimetype)
+        headers["Content-Type"] = f"{mimetype}; charset={value.charset}" if mimetype.startswith("text/") else mimetype
     return web.Response(status=value.status_code, headers=headers, body=value.get_body())
 
 
@@ -85,8 +89,9 @@ Invoke = Callable[[LoadedFunction, Any, str], Awaitable[dict[str, Any]]]
 
 
 class HttpGateway:
-    def __init__(self, routes: Sequence[HttpRoute], invoke: Invoke, host_key: str,
-                 control: HostControl, admin_needs_key: bool) -> None:
+    def __init__(
+        self, routes: Sequence[HttpRoute], invoke: Invoke, host_key: str, control: HostControl, admin_needs_key: bool
+    ) -> None:
         self._routes = sort_routes(routes)
         self._invoke = invoke
         self._host_key = host_key.encode("utf-8")
@@ -117,20 +122,26 @@ class HttpGateway:
             if values is None or (route.methods and request.method not in route.methods):
                 continue
             if route.auth_level != "anonymous" and not self._authorized(request):
-                return web.Response(status=401, text="Unauthorized: send the host key as ?code= "
-                                                     "or the x-functions-key header.\n")
+                return web.Response(
+                    status=401, text="Unauthorized: send the host key as ?code= or the x-functions-key header.\n"
+                )
             return await self._call(route, request, values)
         return web.Response(status=404, text="Not Found\n")
 
-    async def _call(self, route: HttpRoute, request: web.Request,
-                    route_values: dict[str, str]) -> web.StreamResponse:
+    async def _call(self, route: HttpRoute, request: web.Request, route_values: dict[str, str]) -> web.StreamResponse:
         headers: dict[str, str] = {}
         for name, value in request.headers.items():
             key = name.lower()  # repeated headers arrive joined, as the host passes them
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         params = {key: request.query.getone(key) for key in request.query.keys()}
-        req = func.HttpRequest(method=request.method, url=str(request.url), headers=headers,
-                               params=params, route_params=route_values, body=await request.read())
+        req = func.HttpRequest(
+            method=request.method,
+            url=str(request.url),
+            headers=headers,
+            params=params,
+            route_params=route_values,
+            body=await request.read(),
+        )
         try:
             outputs = await self._invoke(route.function, req, MANUAL_REASON)
         except InvocationFailed:
@@ -150,8 +161,7 @@ class HttpGateway:
         denied = self._admin_denied(request)
         if denied:
             return denied
-        return web.json_response([{"name": f.name, "trigger": f.trigger.type}
-                                  for f in self._control.functions])
+        return web.json_response([{"name": f.name, "trigger": f.trigger.type} for f in self._control.functions])
 
     async def _run_function(self, request: web.Request) -> web.Response:
         """POST /admin/functions/{name} {"input": "..."}: run a non-HTTP function now."""
@@ -164,8 +174,9 @@ class HttpGateway:
         if function is None:
             return web.Response(status=404, text="Function not found.\n")
         if function.trigger.type == "httpTrigger":
-            return web.Response(status=400, text="HTTP-triggered functions run through their "
-                                                 "route, not the admin API.\n")
+            return web.Response(
+                status=400, text="HTTP-triggered functions run through their route, not the admin API.\n"
+            )
         raw = await request.read()
         try:
             document = json.loads(raw) if raw.strip() else {}

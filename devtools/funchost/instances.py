@@ -18,13 +18,24 @@ from pathlib import Path
 SIBLING_FLAG = "--sibling"  # what a sibling is started with: serve, run no timers, spawn nothing
 
 
-def start_siblings(app_root: Path, first_port: int, count: int, host: str = "127.0.0.1",
-                   verbose: bool = False) -> list[subprocess.Popen[bytes]]:
+def start_siblings(
+    app_root: Path, first_port: int, count: int, host: str = "127.0.0.1", verbose: bool = False
+) -> list[subprocess.Popen[bytes]]:
     """Start `count` more hosts of the app at `app_root`, on ports first_port+1, +2, ..."""
     siblings = []
     for n in range(1, count + 1):
-        args = [sys.executable, "-m", "devtools.funchost", "--app-root", str(app_root),
-                "--port", str(first_port + n), "--host", host, SIBLING_FLAG]
+        args = [
+            sys.executable,
+            "-m",
+            "devtools.funchost",
+            "--app-root",
+            str(app_root),
+            "--port",
+            str(first_port + n),
+            "--host",
+            host,
+            SIBLING_FLAG,
+        ]
         if verbose:
             args.append("--verbose")
         # Inherits this process's environment (the app's settings included) and its terminal.

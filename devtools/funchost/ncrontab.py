@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -112,13 +112,11 @@ class CronSchedule:
             fields = ["0", *fields]
         if len(fields) != 6:
             raise ScheduleError(
-                f"{expression!r} has {len(fields)} fields; NCRONTAB needs 6 "
-                "(second minute hour day month day-of-week)"
+                f"{expression!r} has {len(fields)} fields; NCRONTAB needs 6 (second minute hour day month day-of-week)"
             )
-        parsed = [_parse_field(text, field) for text, field in zip(fields, _FIELDS)]
+        parsed = [_parse_field(text, field) for text, field in zip(fields, _FIELDS, strict=False)]
         schedule = cls(expression, *parsed)
-        if not any(day <= _MAX_MONTH_DAYS[month - 1] for month in schedule.months
-                   for day in schedule.days):
+        if not any(day <= _MAX_MONTH_DAYS[month - 1] for month in schedule.months for day in schedule.days):
             raise ScheduleError(f"{expression!r} names no day that exists in its months")
         return schedule
 
@@ -133,11 +131,11 @@ class CronSchedule:
             return self._next_wall_time(after)
         wall = after.replace(tzinfo=None)
         # Compare in UTC: Python compares two datetimes sharing a tzinfo by wall clock only.
-        after_utc = after.astimezone(timezone.utc)
+        after_utc = after.astimezone(UTC)
         while True:
             wall = self._next_wall_time(wall)
             candidate = wall.replace(tzinfo=after.tzinfo)
-            if candidate.astimezone(timezone.utc) > after_utc:
+            if candidate.astimezone(UTC) > after_utc:
                 return candidate
 
     def _next_wall_time(self, after: datetime) -> datetime:
@@ -202,8 +200,7 @@ def parse_timespan(text: str) -> timedelta:
     if hours > 23 or minutes > 59 or seconds > 59:
         raise ScheduleError(f"{text!r} is not a TimeSpan: a component is out of range")
     fraction = float(f"0.{match['fraction']}") if match["fraction"] else 0.0
-    return timedelta(days=int(match["days"] or 0), hours=hours, minutes=minutes,
-                     seconds=seconds + fraction)
+    return timedelta(days=int(match["days"] or 0), hours=hours, minutes=minutes, seconds=seconds + fraction)
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,10 @@ def queue_name(binding: Binding, function: str) -> str:
     """Lower-cased and validated, as the Storage extension normalizes queue names."""
     name = str(binding.get("queueName") or "").lower()
     if not _QUEUE_NAME.match(name):
-        raise HostStartupError(f"Function '{function}', binding '{binding.name}': queue name "
-                               f"{name!r} is invalid (3-63 of a-z, 0-9 and single hyphens)")
+        raise HostStartupError(
+            f"Function '{function}', binding '{binding.name}': queue name "
+            f"{name!r} is invalid (3-63 of a-z, 0-9 and single hyphens)"
+        )
     return name
 
 
@@ -47,10 +49,16 @@ def connection_string(binding: Binding, function: str, settings: AppSettings) ->
     value = settings.get(setting) or settings.get(f"AzureWebJobs{setting}")
     if not value:
         identity = any(name.startswith(f"{setting}__") for name in settings.values)
-        raise HostStartupError(f"Function '{function}', binding '{binding.name}': app setting "
-                               f"{setting!r} (the storage connection string) is not set"
-                               + (f"; this local host does not take the identity form ({setting}__*): "
-                                  "use a connection string (Azurite) locally" if identity else ""))
+        raise HostStartupError(
+            f"Function '{function}', binding '{binding.name}': app setting "
+            f"{setting!r} (the storage connection string) is not set"
+            + (
+                f"; this local host does not take the identity form ({setting}__*): "
+                "use a connection string (Azurite) locally"
+                if identity
+                else ""
+            )
+        )
     return value
 
 
@@ -78,8 +86,9 @@ def _output_messages(value: Any) -> list[str | bytes]:
         if isinstance(item, func.QueueMessage):
             item = item.get_body()
         if not isinstance(item, (str, bytes)):
-            raise TypeError(f"a queue output takes str, bytes, QueueMessage or a list of them, "
-                            f"not {type(item).__name__}")
+            raise TypeError(
+                f"a queue output takes str, bytes, QueueMessage or a list of them, not {type(item).__name__}"
+            )
         messages.append(item)
     return messages
 
@@ -101,7 +110,8 @@ class QueueConnections:
             options: dict[str, Any] = {"api_version": EMULATOR_API_VERSION} if emulator else {}
             # Retry briefly: locally an unreachable emulator should surface in seconds, not minutes.
             service = QueueServiceClient.from_connection_string(
-                connection, initial_backoff=1, increment_base=2, retry_total=2, **options)
+                connection, initial_backoff=1, increment_base=2, retry_total=2, **options
+            )
             self._services[connection] = service
         return service.get_queue_client(name)
 
@@ -119,8 +129,9 @@ class QueueConnections:
         """Output handler for `queue` bindings: one message per item, encoded per host.json."""
         if value is None:
             return
-        client = await self.ensure(connection_string(binding, function.name, self._settings),
-                                   queue_name(binding, function.name))
+        client = await self.ensure(
+            connection_string(binding, function.name, self._settings), queue_name(binding, function.name)
+        )
         for message in _output_messages(value):
             await client.send_message(encode(message, self._encoding))
 
@@ -136,9 +147,16 @@ Invoke = Callable[[LoadedFunction, Any, str], Awaitable[Any]]
 class QueuePoller:
     """Feeds one queue-triggered function: receive, invoke, then delete, retry or poison."""
 
-    def __init__(self, function: LoadedFunction, connections: QueueConnections, connection: str,
-                 options: QueueOptions, processing_visibility: timedelta, invoke: Invoke,
-                 spawn: Callable[[Awaitable[None]], asyncio.Task[None]]) -> None:
+    def __init__(
+        self,
+        function: LoadedFunction,
+        connections: QueueConnections,
+        connection: str,
+        options: QueueOptions,
+        processing_visibility: timedelta,
+        invoke: Invoke,
+        spawn: Callable[[Awaitable[None]], asyncio.Task[None]],
+    ) -> None:
         self.function = function
         self.queue_name = queue_name(function.trigger, function.name)
         self.poison_name = f"{self.queue_name}-poison"
@@ -178,13 +196,14 @@ class QueuePoller:
 
     async def _receive(self, client: QueueClient) -> list[StorageMessage]:
         try:
-            pages = client.receive_messages(messages_per_page=self._options.batch_size,
-                                            max_messages=self._options.batch_size,
-                                            visibility_timeout=self._processing_visibility)
+            pages = client.receive_messages(
+                messages_per_page=self._options.batch_size,
+                max_messages=self._options.batch_size,
+                visibility_timeout=self._processing_visibility,
+            )
             return [message async for message in pages]
         except AzureError as exc:
-            log.warning("Polling queue '%s' for 'Functions.%s' failed: %s", self.queue_name,
-                        self.function.name, exc)
+            log.warning("Polling queue '%s' for 'Functions.%s' failed: %s", self.queue_name, self.function.name, exc)
             return []
 
     async def _process(self, client: QueueClient, message: StorageMessage) -> None:
@@ -192,15 +211,25 @@ class QueuePoller:
             body = decode(message.content or "", self._options.message_encoding)
         except ValueError:
             # Retrying cannot fix the encoding, so the Storage extension poisons it at once.
-            log.error("Message '%s' on queue '%s' is not valid base64 (host.json "
-                      "extensions.queues.messageEncoding is 'base64'). Moving message to queue "
-                      "'%s'.", message.id, self.queue_name, self.poison_name)
+            log.error(
+                "Message '%s' on queue '%s' is not valid base64 (host.json "
+                "extensions.queues.messageEncoding is 'base64'). Moving message to queue "
+                "'%s'.",
+                message.id,
+                self.queue_name,
+                self.poison_name,
+            )
             await self._poison(client, message)
             return
-        trigger = QueueMessage(id=message.id, body=body, dequeue_count=message.dequeue_count,
-                               pop_receipt=message.pop_receipt, insertion_time=message.inserted_on,
-                               expiration_time=message.expires_on,
-                               time_next_visible=message.next_visible_on)
+        trigger = QueueMessage(
+            id=message.id,
+            body=body,
+            dequeue_count=message.dequeue_count,
+            pop_receipt=message.pop_receipt,
+            insertion_time=message.inserted_on,
+            expiration_time=message.expires_on,
+            time_next_visible=message.next_visible_on,
+        )
         reason = f"New queue message detected on '{self.queue_name}'."
         try:
             await self._invoke(self.function, trigger, reason)
@@ -211,13 +240,17 @@ class QueuePoller:
 
     async def _failed(self, client: QueueClient, message: StorageMessage) -> None:
         if (message.dequeue_count or 0) >= self._options.max_dequeue_count:
-            log.warning("Message has reached MaxDequeueCount of %d. Moving message to queue '%s'.",
-                        self._options.max_dequeue_count, self.poison_name)
+            log.warning(
+                "Message has reached MaxDequeueCount of %d. Moving message to queue '%s'.",
+                self._options.max_dequeue_count,
+                self.poison_name,
+            )
             await self._poison(client, message)
             return
         retry_after = math.ceil(self._options.visibility_timeout.total_seconds())
-        await self._settle(client.update_message(message.id, message.pop_receipt,
-                                                 visibility_timeout=retry_after), message)
+        await self._settle(
+            client.update_message(message.id, message.pop_receipt, visibility_timeout=retry_after), message
+        )
 
     async def _poison(self, client: QueueClient, message: StorageMessage) -> None:
         # The original text, still encoded, so it can be moved back to the queue unchanged.
@@ -226,8 +259,13 @@ class QueuePoller:
             poison = await self._connections.ensure(self._connection, self.poison_name)
             await poison.send_message(message.content or "")
         except AzureError as exc:
-            log.error("Could not write message '%s' to '%s' (it stays on '%s'): %s", message.id,
-                      self.poison_name, self.queue_name, exc)
+            log.error(
+                "Could not write message '%s' to '%s' (it stays on '%s'): %s",
+                message.id,
+                self.poison_name,
+                self.queue_name,
+                exc,
+            )
             return
         await self._settle(client.delete_message(message.id, message.pop_receipt), message)
 
@@ -236,5 +274,4 @@ class QueuePoller:
             await operation
         except AzureError as exc:
             # The message reappears after its visibility timeout: processed twice, never lost.
-            log.warning("Updating message '%s' on queue '%s' failed: %s", message.id,
-                        self.queue_name, exc)
+            log.warning("Updating message '%s' on queue '%s' failed: %s", message.id, self.queue_name, exc)

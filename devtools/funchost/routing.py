@@ -73,12 +73,14 @@ def compile_route(template: str) -> RouteTemplate:
         pieces.append(regex)
         precedence.append(rank)
     body = "".join(pieces)
-    return RouteTemplate(template, re.compile(f"^{body}/?$", re.IGNORECASE), tuple(groups),
-                         tuple(defaults), tuple(precedence))
+    return RouteTemplate(
+        template, re.compile(f"^{body}/?$", re.IGNORECASE), tuple(groups), tuple(defaults), tuple(precedence)
+    )
 
 
-def _segment(segment: str, template: str, groups: list[tuple[str, str]],
-             defaults: list[tuple[str, str]]) -> tuple[str, int]:
+def _segment(
+    segment: str, template: str, groups: list[tuple[str, str]], defaults: list[tuple[str, str]]
+) -> tuple[str, int]:
     """Regex for `/segment` and its precedence rank."""
     parts = _TOKEN.split(segment)  # literal, parameter, literal, parameter, ..., literal
     if len(parts) == 1:
@@ -116,5 +118,4 @@ def _parameter(text: str, template: str) -> _Parameter:
     for constraint in constraints:
         pattern = _CONSTRAINT_PATTERNS.get(constraint.lower(), pattern)
     optional = bool(found["optional"]) or found["default"] is not None
-    return _Parameter(found["name"], pattern, optional, found["default"], catch_all,
-                      bool(constraints))
+    return _Parameter(found["name"], pattern, optional, found["default"], catch_all, bool(constraints))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from azure.functions.timer import TimerRequest
@@ -26,12 +26,11 @@ def next_after(schedule: CronSchedule | IntervalSchedule, zone: tzinfo, moment: 
     by wall clock, which is wrong across a DST change.
     """
     if isinstance(schedule, IntervalSchedule):  # elapsed time, not wall clock
-        return schedule.next_occurrence(moment.astimezone(timezone.utc))
-    return schedule.next_occurrence(moment.astimezone(zone)).astimezone(timezone.utc)
+        return schedule.next_occurrence(moment.astimezone(UTC))
+    return schedule.next_occurrence(moment.astimezone(zone)).astimezone(UTC)
 
 
-def is_past_due(schedule: CronSchedule | IntervalSchedule, zone: tzinfo, due: datetime,
-                now: datetime) -> bool:
+def is_past_due(schedule: CronSchedule | IntervalSchedule, zone: tzinfo, due: datetime, now: datetime) -> bool:
     """Late by more than the schedule: the occurrence after `due` has already passed."""
     return next_after(schedule, zone, due) <= now
 
@@ -41,8 +40,14 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 class TimerRunner:
-    def __init__(self, function: LoadedFunction, schedule: CronSchedule | IntervalSchedule,
-                 zone: tzinfo, invoke: Invoke, spawn: Spawn) -> None:
+    def __init__(
+        self,
+        function: LoadedFunction,
+        schedule: CronSchedule | IntervalSchedule,
+        zone: tzinfo,
+        invoke: Invoke,
+        spawn: Spawn,
+    ) -> None:
         self.function = function
         self.schedule = schedule
         self._zone = zone
@@ -55,7 +60,7 @@ class TimerRunner:
         self._next: datetime | None = None
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     async def run(self, stopping: asyncio.Event) -> None:
         if self.function.trigger.get("runOnStartup") is True:
@@ -67,12 +72,14 @@ class TimerRunner:
                 return
             now = self.now()
             if self._pending:
-                log.warning("Timer 'Functions.%s' skipped its occurrence at %s: the previous run is "
-                            "still in progress.", self.function.name, due.isoformat())
+                log.warning(
+                    "Timer 'Functions.%s' skipped its occurrence at %s: the previous run is still in progress.",
+                    self.function.name,
+                    due.isoformat(),
+                )
             else:
                 self._last = due
-                self.fire(is_past_due(self.schedule, self._zone, due, now),
-                          f"Timer fired at {now.isoformat()}")
+                self.fire(is_past_due(self.schedule, self._zone, due, now), f"Timer fired at {now.isoformat()}")
             due = next_after(self.schedule, self._zone, due)
             if due <= now:  # fell behind: resume from now rather than replay the backlog
                 due = next_after(self.schedule, self._zone, now)
@@ -95,10 +102,8 @@ class TimerRunner:
     async def _run_once(self, past_due: bool, reason: str) -> None:
         try:
             async with self._lock:
-                status = {"Last": _iso(self._last), "Next": _iso(self._next),
-                          "LastUpdated": _iso(self.now())}
-                request = TimerRequest(past_due=past_due, schedule_status=status,
-                                       schedule={"AdjustForDST": True})
+                status = {"Last": _iso(self._last), "Next": _iso(self._next), "LastUpdated": _iso(self.now())}
+                request = TimerRequest(past_due=past_due, schedule_status=status, schedule={"AdjustForDST": True})
                 try:
                     await self._invoke(self.function, request, reason)
                 except Exception:  # logged by the invoker; a timer has nothing to retry

@@ -302,8 +302,11 @@ class WebChatChannel:
             activity["localTimezone"] = conversation.timezone
         problem = await self._to_bot(activity)
         if problem is not None:
-            log.warning("The bot did not take the conversationUpdate of %s (is the host running at %s?)",
-                        conversation.id, self.bot_url)
+            log.warning(
+                "The bot did not take the conversationUpdate of %s (is the host running at %s?)",
+                conversation.id,
+                self.bot_url,
+            )
 
     async def _to_bot(self, activity: dict[str, Any]) -> web.Response | None:
         """POST the activity to the bot's endpoint; an error response for the page if it failed."""
@@ -464,4 +467,3 @@ async def _json_object(request: web.Request, *, required: bool = True) -> dict[s
 
 def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response(error_body(code, message), status=status)
-

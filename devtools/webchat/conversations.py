@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 CHANNEL_ID = "directline"
@@ -21,7 +21,7 @@ TOKEN_LIFETIME_SECONDS = 3600
 
 def timestamp() -> str:
     """Now, as channels write `timestamp` (UTC, milliseconds, Z)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Conversation:
     def since(self, watermark: int, *, typing: bool = True) -> list[dict[str, Any]]:
         """Activities after `watermark`. Polling clients get no typing (Direct Line sends it
         over the WebSocket only)."""
-        found = self.activities[max(0, watermark):]
+        found = self.activities[max(0, watermark) :]
         return found if typing else [a for a in found if a.get("type") != "typing"]
 
     async def changed(self) -> None:

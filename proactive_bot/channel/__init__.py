@@ -15,12 +15,21 @@ from ..lazy import exports
 
 _NAMES = {
     "ChannelAdapter": "adapter",
-    "Turn": "turn", "TurnLogic": "turn", "Inbound": "turn", "Member": "turn", "TeamsEvent": "turn",
-    "InvalidActivity": "activity", "parse_activity": "activity", "conversation_reference": "activity",
+    "Turn": "turn",
+    "TurnLogic": "turn",
+    "Inbound": "turn",
+    "Member": "turn",
+    "TeamsEvent": "turn",
+    "InvalidActivity": "activity",
+    "parse_activity": "activity",
+    "conversation_reference": "activity",
     "outgoing": "activity",
-    "AuthenticationError": "auth", "AuthenticationUnavailable": "auth",
-    "ConnectorError": "connector", "TokenProvider": "connector",
-    "ServiceUrlNotAllowed": "service_urls", "ServiceUrlPolicy": "service_urls",
+    "AuthenticationError": "auth",
+    "AuthenticationUnavailable": "auth",
+    "ConnectorError": "connector",
+    "TokenProvider": "connector",
+    "ServiceUrlNotAllowed": "service_urls",
+    "ServiceUrlPolicy": "service_urls",
 }
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = exports(__name__, _NAMES)

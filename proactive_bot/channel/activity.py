@@ -41,13 +41,13 @@ def parse_activity(body: Any) -> Activity:
     _check_member_ids(body)
     try:
         activity = Activity().deserialize(body)
-    except Exception as error:  # noqa: BLE001 - msrest raises DeserializationError and friends
+    except Exception as error:
         raise InvalidActivity(f"not an activity: {str(error)[:300]}") from None
     _tenant_from_channel_data(activity)
     _drop_nulls(activity)
     try:
         reference = conversation_reference(activity)
-    except Exception as error:  # noqa: BLE001 - a field msrest accepted but cannot serialize
+    except Exception as error:
         raise InvalidActivity(f"no conversation reference can be made: {str(error)[:300]}") from None
     if len(json.dumps(reference, ensure_ascii=False)) > MAX_REFERENCE_CHARS:
         raise InvalidActivity(f"the conversation reference would exceed {MAX_REFERENCE_CHARS} characters")
@@ -120,9 +120,12 @@ def command_text(activity: Activity) -> str:
         mentioned = properties.get("mentioned")
         mention = properties.get("text")
         if (
-            isinstance(kind, str) and kind.lower() == "mention"
-            and isinstance(mentioned, dict) and mentioned.get("id") == bot_id
-            and isinstance(mention, str) and mention
+            isinstance(kind, str)
+            and kind.lower() == "mention"
+            and isinstance(mentioned, dict)
+            and mentioned.get("id") == bot_id
+            and isinstance(mention, str)
+            and mention
         ):
             text = text.replace(mention, "")
     return text.strip()

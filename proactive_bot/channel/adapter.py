@@ -47,7 +47,7 @@ class ChannelAdapter(BotFrameworkAdapter):
         )
 
     async def create_connector_client(
-        self, service_url: str, identity: ClaimsIdentity = None, audience: str = None
+        self, service_url: str, identity: ClaimsIdentity | None = None, audience: str | None = None
     ) -> ConnectorClient:
         return self._connector_client(service_url)
 
@@ -114,7 +114,10 @@ class ChannelAdapter(BotFrameworkAdapter):
             # through. That is ours to log, not the channel's to retry.
             log.warning(
                 "turn for %s conversation %r: the reply did not reach the channel (%s: %s)",
-                activity.channel_id, activity.conversation.id[:200], type(error).__name__, error,
+                activity.channel_id,
+                activity.conversation.id[:200],
+                type(error).__name__,
+                error,
             )
             return None
         if invoke is not None:
@@ -138,7 +141,8 @@ class ChannelAdapter(BotFrameworkAdapter):
         if self._settings.local_mode:
             # Empty credentials: botbuilder rejects a blank bot_id, so pass an anonymous identity.
             await self.continue_conversation(
-                ConversationReference().deserialize(reference), callback,
+                ConversationReference().deserialize(reference),
+                callback,
                 claims_identity=ClaimsIdentity({}, True),
             )
         else:

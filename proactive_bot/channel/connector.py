@@ -12,7 +12,7 @@ import asyncio
 import email.utils
 import time
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC
 from typing import Any
 from urllib.parse import quote
 
@@ -87,8 +87,11 @@ class TokenProvider:
                 body = None
             if resp.status != 200 or body is None:
                 # Never log the body: it may echo the client secret's hint or the token.
-                raise ConnectorError(_token_failure_status(resp.status), "TokenRequestFailed",
-                                     f"could not get a bot token (the token endpoint answered {resp.status})")
+                raise ConnectorError(
+                    _token_failure_status(resp.status),
+                    "TokenRequestFailed",
+                    f"could not get a bot token (the token endpoint answered {resp.status})",
+                )
         self._token = token
         # Refresh five minutes early so a send never carries a token that expires in flight.
         self._expires_at = time.monotonic() + max(0, lifetime - 300)
@@ -146,14 +149,10 @@ class Conversations:
     async def send_to_conversation(self, conversation_id: str, activity: Activity) -> ResourceResponse:
         return await self._call("POST", self._path(conversation_id), activity)
 
-    async def reply_to_activity(
-        self, conversation_id: str, activity_id: str, activity: Activity
-    ) -> ResourceResponse:
+    async def reply_to_activity(self, conversation_id: str, activity_id: str, activity: Activity) -> ResourceResponse:
         return await self._call("POST", self._path(conversation_id, activity_id), activity)
 
-    async def update_activity(
-        self, conversation_id: str, activity_id: str, activity: Activity
-    ) -> ResourceResponse:
+    async def update_activity(self, conversation_id: str, activity_id: str, activity: Activity) -> ResourceResponse:
         return await self._call("PUT", self._path(conversation_id, activity_id), activity)
 
     async def delete_activity(self, conversation_id: str, activity_id: str) -> None:
@@ -222,7 +221,7 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     except (TypeError, ValueError, IndexError):
         return None  # neither form: no hint, so the caller backs off on its own
     if moment.tzinfo is None:  # RFC 9110 dates are GMT; the obsolete forms may carry no zone
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return max(0.0, moment.timestamp() - (time.time() if now is None else now))
 
 

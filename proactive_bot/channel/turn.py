@@ -77,5 +77,6 @@ class TurnLogic(Protocol):
 
     async def on_event(self, turn: Turn) -> None:
         """An event activity (`inbound.name` says which), e.g. a read receipt."""
+
     async def on_teams_event(self, turn: Turn, event: TeamsEvent) -> None:
         """A Teams install/uninstall, roster or rename event (after `on_turn`)."""

@@ -10,10 +10,18 @@
 from ..lazy import exports
 
 _NAMES = {
-    "Delivery": "sender", "ClaimHook": "sender", "Edit": "sender", "Recall": "sender",
-    "Outcome": "outcome", "Result": "outcome",
-    "RateLimiter": "rate_limits", "LimitsConfig": "rate_limits", "ChannelLimits": "rate_limits",
-    "RetryPolicy": "retries", "NOTIFICATIONS": "retries", "REMINDERS": "retries",
+    "Delivery": "sender",
+    "ClaimHook": "sender",
+    "Edit": "sender",
+    "Recall": "sender",
+    "Outcome": "outcome",
+    "Result": "outcome",
+    "RateLimiter": "rate_limits",
+    "LimitsConfig": "rate_limits",
+    "ChannelLimits": "rate_limits",
+    "RetryPolicy": "retries",
+    "NOTIFICATIONS": "retries",
+    "REMINDERS": "retries",
 }
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = exports(__name__, _NAMES)

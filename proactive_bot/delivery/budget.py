@@ -120,7 +120,7 @@ def allocate(ceiling: int, demands: Mapping[str, float]) -> dict[str, int]:
     whole = {instance: math.floor(share + 1e-9) for instance, share in shares.items()}
     spare = ceiling - sum(whole.values())
     by_remainder = sorted(shares, key=lambda instance: (-(shares[instance] - whole[instance]), instance))
-    for instance in by_remainder[:max(0, spare)]:
+    for instance in by_remainder[: max(0, spare)]:
         whole[instance] += 1
     return whole
 
@@ -142,13 +142,15 @@ class BudgetTable:
         rows = []
         query = self._table.query_entities("PartitionKey eq @p", parameters={"p": self._partition})
         async for entity in query:
-            rows.append(Row(
-                instance=entity["RowKey"],
-                demand=float(entity.get("demand", 0.0)),
-                granted=int(entity.get("granted", 0)),
-                written=entity.metadata["timestamp"],
-                etag=entity.metadata["etag"],
-            ))
+            rows.append(
+                Row(
+                    instance=entity["RowKey"],
+                    demand=float(entity.get("demand", 0.0)),
+                    granted=int(entity.get("granted", 0)),
+                    written=entity.metadata["timestamp"],
+                    etag=entity.metadata["etag"],
+                )
+            )
         return rows
 
     async def delete(self, instance: str, etag: str | None = None) -> None:
@@ -180,7 +182,9 @@ class SharedBudget:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not self_expiry < dead_after:
-            raise ValueError("self_expiry must be shorter than dead_after, or a silent instance's share is handed out twice")
+            raise ValueError(
+                "self_expiry must be shorter than dead_after, or a silent instance's share is handed out twice"
+            )
         self.table = table
         self.ceiling = int(ceiling)
         # Readable in the table (which host, which process), and unique across restarts.

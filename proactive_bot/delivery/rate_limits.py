@@ -113,7 +113,7 @@ class _Log:
     Kept sorted: a stamp can move later when its send leaves later than planned (`restamp`).
     """
 
-    __slots__ = ("times", "blocked_until", "last_slot", "paced", "margin")
+    __slots__ = ("blocked_until", "last_slot", "margin", "paced", "times")
 
     def __init__(self, margin: float = ARRIVAL_MARGIN) -> None:
         self.margin = margin
@@ -316,7 +316,7 @@ class RateLimiter:
     def hand_back(self, permit: Permit) -> None:
         """The slot was not used (the claim went to another sender): the sends after it catch
         up with the pace it held."""
-        for log, step in zip(permit.logs, permit.steps):
+        for log, step in zip(permit.logs, permit.steps, strict=False):
             log.move(permit.stamp, None)
             log.paced -= step
 

@@ -42,6 +42,8 @@ class Claimant(Protocol):
 
     async def release(self, failed: Result) -> None:
         """The request failed and will be tried again after a wait: give the recipient back."""
+
+
 @dataclass(frozen=True)
 class Edit:
     """Instead of activities: replace an activity the bot sent (PUT .../activities/{id})."""
@@ -86,9 +88,7 @@ class Delivery:
         keeps the limiter's waiters few: each of them wakes at every slot."""
         return self._slots
 
-    async def send(
-        self, recipient: StoredReference, activities: Request, *, claim: ClaimHook | None = None
-    ) -> Result:
+    async def send(self, recipient: StoredReference, activities: Request, *, claim: ClaimHook | None = None) -> Result:
         """One attempt, within the concurrency bound and the rate limits.
 
         `claim` runs after the waiting and just before the request: whoever records "I am
@@ -170,7 +170,10 @@ class Delivery:
         if error.status in GONE_STATUSES:
             log.info(
                 "recipient gone (%s %s) channel=%s conversation=%s: marked inactive",
-                error.status, error.code, recipient.channel_id, recipient.conversation_id,
+                error.status,
+                error.code,
+                recipient.channel_id,
+                recipient.conversation_id,
             )
             await self._references.mark_inactive(recipient, f"{error.status} {error.code}".strip())
             return Result(Outcome.GONE, error.status, str(error))
@@ -200,8 +203,9 @@ class _Latency:
     mean left 9 % of the sends late).
     """
 
-    def __init__(self, initial: float = 0.05, floor: float = 0.05, cap: float = 0.3,
-                 quantile: float = 0.995, recent: int = 256) -> None:
+    def __init__(
+        self, initial: float = 0.05, floor: float = 0.05, cap: float = 0.3, quantile: float = 0.995, recent: int = 256
+    ) -> None:
         self._seen: collections.deque[float] = collections.deque(maxlen=recent)
         self._quantile = quantile
         self._floor = floor
@@ -226,4 +230,3 @@ def _with(result: Result, throttled: int, attempts: int, retry_after: float | No
         throttled=throttled,
         attempts=attempts,
     )
-

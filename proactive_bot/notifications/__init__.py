@@ -14,12 +14,22 @@
 from ..lazy import exports
 
 _NAMES = {
-    "Notification": "contract", "parse_queue_message": "contract", "validate": "contract",
+    "Notification": "contract",
+    "parse_queue_message": "contract",
+    "validate": "contract",
     "InvalidNotification": "contract",
-    "NotificationStore": "records", "RecipientState": "records", "NotificationState": "records",
+    "NotificationStore": "records",
+    "RecipientState": "records",
+    "NotificationState": "records",
     "Status": "records",
-    "Fanout": "fanout", "WorkQueue": "fanout", "InvalidWork": "fanout", "ChannelPosts": "posts",
-    "Schedule": "schedule", "Lifecycle": "lifecycle", "ReadReceipts": "receipts", "READ_RECEIPT": "receipts",
+    "Fanout": "fanout",
+    "WorkQueue": "fanout",
+    "InvalidWork": "fanout",
+    "ChannelPosts": "posts",
+    "Schedule": "schedule",
+    "Lifecycle": "lifecycle",
+    "ReadReceipts": "receipts",
+    "READ_RECEIPT": "receipts",
 }
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = exports(__name__, _NAMES)

@@ -139,14 +139,19 @@ def validate(document: Any, fallback_id: str = "", now: datetime | None = None) 
     if errors:
         raise InvalidNotification("; ".join(_describe(e) for e in errors[:5]))
     try:
-        notification = Notification.from_document({**document, "id": document.get("id") or fallback_id or uuid.uuid4().hex})
+        notification = Notification.from_document(
+            {**document, "id": document.get("id") or fallback_id or uuid.uuid4().hex}
+        )
     except ValueError as error:
         raise InvalidNotification(str(error)) from None
     now = now or clock.now()
     if notification.not_before is not None and notification.not_before > now + MAX_SCHEDULE_AHEAD:
         raise InvalidNotification("notBefore: at most a year ahead")
-    if notification.expires_at is not None and notification.not_before is not None \
-            and notification.expires_at <= notification.not_before:
+    if (
+        notification.expires_at is not None
+        and notification.not_before is not None
+        and notification.expires_at <= notification.not_before
+    ):
         raise InvalidNotification("expiresAt: must come after notBefore")
     return notification
 
@@ -180,8 +185,8 @@ def _describe(error: Any) -> str:
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
     if where in ("notBefore", "expiresAt") and error.validator == "pattern":
         return (
-            f"{where}: an RFC 3339 time with an offset is needed, e.g. \"2026-12-24T09:00:00+01:00\" "
-            f"or \"2026-12-24T08:00:00Z\" (got {error.instance!r})"
+            f'{where}: an RFC 3339 time with an offset is needed, e.g. "2026-12-24T09:00:00+01:00" '
+            f'or "2026-12-24T08:00:00Z" (got {error.instance!r})'
         )
     if error.validator == "oneOf" and list(error.absolute_path) == ["to"]:
         return (

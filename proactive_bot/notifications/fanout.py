@@ -40,11 +40,21 @@ from ..references import TEAMS, ReferenceStore, StoredReference
 from ..teams.reach import ROSTER_PHASE, Page, TeamsReach
 from ..teams.store import RosterMember
 from .contract import Notification, OnCrash
-from .receipts import ReadReceipts
 from .posts import ChannelPosts
+from .receipts import ReadReceipts
 from .records import (
-    SEND_LEASE, Claim, Header, NotificationStore, Recipient, RecipientRow, RecipientState, Settled, Verdict, recipient_key,
-    settled, shard_of,
+    SEND_LEASE,
+    Claim,
+    Header,
+    NotificationStore,
+    Recipient,
+    RecipientRow,
+    RecipientState,
+    Settled,
+    Verdict,
+    recipient_key,
+    settled,
+    shard_of,
 )
 from .schedule import Schedule
 
@@ -191,8 +201,10 @@ class Fanout:
         return await self.references.find_aad_user(to["aadObjectId"])
 
     async def next_page(
-        self, notification_id: str,
-        *, first_batch: Callable[[list[StoredReference | RosterMember], Posted], None] | None = None,
+        self,
+        notification_id: str,
+        *,
+        first_batch: Callable[[list[StoredReference | RosterMember], Posted], None] | None = None,
     ) -> None:
         """Walk the next pages of a broadcast's audience into batch messages, then hand on the cursor.
 
@@ -254,13 +266,24 @@ class Fanout:
             known, unknown = await self.teams.resolve_aad(audience[offset : offset + PAGE_SIZE], to.get("tenantId"))
             if unknown:
                 # Recorded at once: nothing can ever be sent to them, and the status counts them.
-                await self.records.settle(header.notification.id, [
-                    Settled(u, RecipientState.FAILED, detail="not known: no chat, no roster, no install in the tenant")
-                    for u in unknown
-                ], clock.now(), at_once=True)
+                await self.records.settle(
+                    header.notification.id,
+                    [
+                        Settled(
+                            u, RecipientState.FAILED, detail="not known: no chat, no roster, no install in the tenant"
+                        )
+                        for u in unknown
+                    ],
+                    clock.now(),
+                    at_once=True,
+                )
             following = offset + PAGE_SIZE
-            return Page(known, {"offset": str(following)} if following < len(audience) else None,
-                        note="some recipients are not known" if unknown else "", recorded=len(unknown))
+            return Page(
+                known,
+                {"offset": str(following)} if following < len(audience) else None,
+                note="some recipients are not known" if unknown else "",
+                recorded=len(unknown),
+            )
         if cursor is not None and ROSTER_PHASE in cursor:
             assert self.teams is not None
             return await self.teams.roster_users_page(cursor, PAGE_SIZE)
@@ -446,11 +469,22 @@ class _Batch:
         (lifecycle.Lifecycle.cancel), so nothing is sent after its answer. An expired one stops too."""
         try:
             stop = await self._stop_reason()
-        except Exception as error:  # noqa: BLE001 - storage failed us: hand it back, do not guess
-            log.warning("notification %s: could not read whether it was cancelled (%s); %s again later",
-                        self._notification.id, error, recipient_key(recipient))
-            self._settled.append(Settled(recipient, RecipientState.RETRY, claim.attempts,
-                                         claim.throttled, detail=f"cancel check failed: {error}"))
+        except Exception as error:
+            log.warning(
+                "notification %s: could not read whether it was cancelled (%s); %s again later",
+                self._notification.id,
+                error,
+                recipient_key(recipient),
+            )
+            self._settled.append(
+                Settled(
+                    recipient,
+                    RecipientState.RETRY,
+                    claim.attempts,
+                    claim.throttled,
+                    detail=f"cancel check failed: {error}",
+                )
+            )
             self.later.append((recipient, 1.0))
             return False
         if stop is not None:
@@ -499,7 +533,10 @@ class _Batch:
         result = await fanout.delivery.send_patiently(opened.reference, [self._activity], deadline=self._deadline)
         row = settled(opened.reference, granted, result, whole_run=True)
         row = dataclasses.replace(
-            row, version=self._version, chat_created=True, conversation=opened.reference.conversation_id,
+            row,
+            version=self._version,
+            chat_created=True,
+            conversation=opened.reference.conversation_id,
             throttled=row.throttled + opened.throttled,  # the create's 429s count as the send's do
         )
         self._settled.append(row)
@@ -537,7 +574,9 @@ class _Claimant:
         batch, recipient = self._batch, self._recipient
         batch._claiming.add(recipient_key(recipient))
         claim = await batch._fanout.records.claim(
-            batch._notification.id, recipient, clock.now(),
+            batch._notification.id,
+            recipient,
+            clock.now(),
             resend_on_crash=batch._notification.on_crash is OnCrash.RESEND,
         )
         self.taken.append(claim)
@@ -577,7 +616,8 @@ def _batch_message(notification_id: str, recipients: Sequence[StoredReference | 
     """A batch work message: stored conversations' references, and roster members (their chat to
     be created) apart. `_recipients_of` reads them back."""
     message: dict[str, Any] = {
-        "kind": "batch", "notification": notification_id,
+        "kind": "batch",
+        "notification": notification_id,
         "recipients": [r.reference for r in recipients if isinstance(r, StoredReference)],
     }
     members = [r.to_json() for r in recipients if isinstance(r, RosterMember)]
@@ -627,7 +667,7 @@ class Cancellation:
         self._next = None  # from here on the read is on its way: later askers need a new one
         try:
             self._known = await self._records.cancelled(self._id)
-        except Exception as error:  # noqa: BLE001 - every asker hears it
+        except Exception as error:
             result.set_exception(error)
             return
         result.set_result(self._known)

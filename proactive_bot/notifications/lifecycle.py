@@ -80,9 +80,7 @@ class Lifecycle:
         await self._put(Kind.RECALL, notification_id, header.version)
         return Answer(header)
 
-    async def edit(
-        self, notification_id: str, text: str | None, attachments: list[dict[str, Any]] | None
-    ) -> Answer:
+    async def edit(self, notification_id: str, text: str | None, attachments: list[dict[str, Any]] | None) -> Answer:
         """PATCH: the next content version, for those not reached yet and in place for the rest."""
         while True:
             header = await self.records.header(notification_id)
@@ -98,10 +96,12 @@ class Lifecycle:
 
     async def _put(self, kind: Kind, notification_id: str, version: int) -> None:
         # One message per shard: a shard's rows share a partition, and the shards go in parallel.
-        await asyncio.gather(*(
-            self.work.put({"kind": kind.value, "notification": notification_id, "shard": shard, "version": version})
-            for shard in range(SHARDS)
-        ))
+        await asyncio.gather(
+            *(
+                self.work.put({"kind": kind.value, "notification": notification_id, "shard": shard, "version": version})
+                for shard in range(SHARDS)
+            )
+        )
 
     async def _wait_for_sends_in_flight(self, notification_id: str) -> None:
         waited = time.monotonic() + IN_FLIGHT_WAIT
@@ -132,7 +132,9 @@ class Lifecycle:
         await asyncio.gather(*(run.one(row) for row in rows))
         if run.again is not None:
             await self.work.put(work, delay=run.again)
-            log.info("notification %s: %s of shard %d again in %.0f s", header.notification.id, kind.value, shard, run.again)
+            log.info(
+                "notification %s: %s of shard %d again in %.0f s", header.notification.id, kind.value, shard, run.again
+            )
 
 
 class _Change:
@@ -178,8 +180,14 @@ class _Change:
             return
         activity_id = row.get("activityId") or ""
         if not activity_id or not row.get("reference"):
-            await records.mark(row, {"change": Change.UNSUPPORTED.value, "changeOf": self._of(),
-                                     "detail": "no activity id was recorded for this delivery"})
+            await records.mark(
+                row,
+                {
+                    "change": Change.UNSUPPORTED.value,
+                    "changeOf": self._of(),
+                    "detail": "no activity id was recorded for this delivery",
+                },
+            )
             return
         recipient = StoredReference.from_reference(json.loads(row["reference"]), now)
         request = Recall(activity_id) if self._kind is Kind.RECALL else Edit(activity_id, self._activity)
@@ -205,21 +213,43 @@ class _Change:
             # A recall answered 404 finds the message gone already: recalled all the same. A 403
             # (the user blocked the bot, the bot left the team) is GONE too, but the message stays.
             if recall:
-                return {**fields, "state": RecipientState.RECALLED.value, "recalledAt": now, "change": "",
-                        "changeAttempts": 0}
+                return {
+                    **fields,
+                    "state": RecipientState.RECALLED.value,
+                    "recalledAt": now,
+                    "change": "",
+                    "changeAttempts": 0,
+                }
             return {**fields, "version": self._header.version, "editedAt": now, "change": "", "changeAttempts": 0}
         if result.status == 405:
-            log.info("notification %s: the %s channel cannot %s sent messages", self._header.notification.id,
-                     row.get("channelId"), self._kind.value)
-            return {**fields, "change": Change.UNSUPPORTED.value, "changeOf": self._of(),
-                    "detail": f"{self._kind.value}: the channel cannot change sent messages (405)"}
+            log.info(
+                "notification %s: the %s channel cannot %s sent messages",
+                self._header.notification.id,
+                row.get("channelId"),
+                self._kind.value,
+            )
+            return {
+                **fields,
+                "change": Change.UNSUPPORTED.value,
+                "changeOf": self._of(),
+                "detail": f"{self._kind.value}: the channel cannot change sent messages (405)",
+            }
         if result.retryable and not NOTIFICATIONS.exhausted(attempts):
             self._later(result.retry_after or 1.0)
             return fields
-        log.warning("notification %s: %s in %s failed: %s", self._header.notification.id, self._kind.value,
-                    row.get("conversationId"), result.detail)
-        return {**fields, "change": Change.FAILED.value, "changeOf": self._of(),
-                "detail": f"{self._kind.value}: {result.detail}"[:1000]}
+        log.warning(
+            "notification %s: %s in %s failed: %s",
+            self._header.notification.id,
+            self._kind.value,
+            row.get("conversationId"),
+            result.detail,
+        )
+        return {
+            **fields,
+            "change": Change.FAILED.value,
+            "changeOf": self._of(),
+            "detail": f"{self._kind.value}: {result.detail}"[:1000],
+        }
 
 
 class _TakeOnce:

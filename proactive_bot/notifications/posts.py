@@ -76,8 +76,10 @@ class ChannelPosts:
         # meanwhile is what gets posted (a post's row cannot be edited later).
         try:
             current = await self.records.header(notification.id)
-        except Exception as error:  # noqa: BLE001 - storage failed us: hand it back, do not guess
-            row = Settled(post, RecipientState.RETRY, claim.attempts, claim.throttled, detail=f"cancel check failed: {error}")
+        except Exception as error:
+            row = Settled(
+                post, RecipientState.RETRY, claim.attempts, claim.throttled, detail=f"cancel check failed: {error}"
+            )
             await self._settle(notification.id, row, 1.0)
             return
         if current is None or current.cancelled or current.notification.expired(clock.now()):
@@ -88,22 +90,34 @@ class ChannelPosts:
         if spec.get("replyTo"):
             thread = await self._thread_of(spec["replyTo"])
             if thread is None:
-                row = Settled(post, RecipientState.FAILED, claim.attempts + 1, detail=f"no thread started by {spec['replyTo']!r}")
+                row = Settled(
+                    post, RecipientState.FAILED, claim.attempts + 1, detail=f"no thread started by {spec['replyTo']!r}"
+                )
                 await self._settle(notification.id, row, None)
                 return
             reference = {
-                "bot": self._bot_account(), "channelId": TEAMS, "serviceUrl": team.service_url,
-                "conversation": {"id": thread, "isGroup": True, "conversationType": "channel", "tenantID": team.tenant_id},
+                "bot": self._bot_account(),
+                "channelId": TEAMS,
+                "serviceUrl": team.service_url,
+                "conversation": {
+                    "id": thread,
+                    "isGroup": True,
+                    "conversationType": "channel",
+                    "tenantID": team.tenant_id,
+                },
             }
             result = await self.delivery.send_patiently(
-                StoredReference.from_reference(reference, clock.now()), [outgoing(activity)],
+                StoredReference.from_reference(reference, clock.now()),
+                [outgoing(activity)],
                 deadline=time.monotonic() + self.retry_budget,
             )
             row = dataclasses.replace(settled(post, claim, result, whole_run=True), conversation=thread)
             retry_after = result.retry_after
         else:
             assert self.teams is not None
-            answer = await self.teams.chats.post_to_channel(team.service_url, team.tenant_id, spec["channelId"], activity)
+            answer = await self.teams.chats.post_to_channel(
+                team.service_url, team.tenant_id, spec["channelId"], activity
+            )
             if isinstance(answer, dict):
                 sent = Result(Outcome.SENT, 200, activity_id=answer.get("activityId"))
                 row = dataclasses.replace(settled(post, claim, sent), conversation=str(answer.get("id", "")))

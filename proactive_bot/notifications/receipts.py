@@ -89,13 +89,15 @@ class ReadReceipts:
                 # Where the delivery's row is: keyed by the recipient (a Teams user's row by their
                 # user id), which the conversation alone does not tell.
                 row_partition, row_key = row_address(notification_id, done.recipient)
-                rows.append({
-                    "PartitionKey": _partition(channel_id, conversation_id),
-                    "RowKey": f"{_conversation_prefix(channel_id, conversation_id)}{key}|{table_key(notification_id)}",
-                    "notification": notification_id,
-                    "rowPartition": row_partition,
-                    "rowKey": row_key,
-                })
+                rows.append(
+                    {
+                        "PartitionKey": _partition(channel_id, conversation_id),
+                        "RowKey": f"{_conversation_prefix(channel_id, conversation_id)}{key}|{table_key(notification_id)}",
+                        "notification": notification_id,
+                        "rowPartition": row_partition,
+                        "rowKey": row_key,
+                    }
+                )
         if rows:
             await self._writes.write(rows, at_once=at_once)
 
@@ -103,8 +105,11 @@ class ReadReceipts:
         """A receipt: every delivery up to `last_read_id` is read. Returns how many were new."""
         key = ordered_id(last_read_id) if isinstance(last_read_id, str) else None
         if key is None:
-            log.info("read receipt in %s names %r, not an ordered message id; ignored", conversation_id[:100],
-                     str(last_read_id)[:100])
+            log.info(
+                "read receipt in %s names %r, not an ordered message id; ignored",
+                conversation_id[:100],
+                str(last_read_id)[:100],
+            )
             return 0
         prefix = _conversation_prefix(channel_id, conversation_id)
         query = "PartitionKey eq @pk and RowKey gt @lo and RowKey lt @hi"

@@ -62,7 +62,6 @@ CLAIM_WINDOW = 0.05  # seconds a claim waits for others to share its transaction
 SETTLE_WINDOW = 0.25  # the same for outcomes
 
 
-
 class RecipientState(enum.Enum):
     """A recipient's row. The value is what the table stores; `public` is what the status says."""
 
@@ -86,9 +85,18 @@ class RecipientState(enum.Enum):
         return "retrying" if self is RecipientState.RETRY else self.value
 
 
-_FINAL = frozenset({RecipientState.SENT, RecipientState.GONE, RecipientState.FAILED,
-                    RecipientState.SKIPPED, RecipientState.UNCONFIRMED, RecipientState.CANCELLED,
-                    RecipientState.EXPIRED, RecipientState.RECALLED})
+_FINAL = frozenset(
+    {
+        RecipientState.SENT,
+        RecipientState.GONE,
+        RecipientState.FAILED,
+        RecipientState.SKIPPED,
+        RecipientState.UNCONFIRMED,
+        RecipientState.CANCELLED,
+        RecipientState.EXPIRED,
+        RecipientState.RECALLED,
+    }
+)
 
 
 class NotificationState(enum.Enum):
@@ -104,6 +112,7 @@ class Change(enum.Enum):
 
     UNSUPPORTED = "unsupported"  # the channel cannot change sent messages (405): never retried
     FAILED = "failed"  # given up after the retry policy
+
 
 class Verdict(enum.Enum):
     """What a claim found."""
@@ -130,6 +139,7 @@ class Header:
     @property
     def cancelled(self) -> bool:
         return self.cancelled_at is not None
+
     audience: int = 0  # how many aadObjectIds are stored apart (`NotificationStore.audience`)
 
 
@@ -180,7 +190,14 @@ def settled(recipient: Recipient, claim: Claim, result: Result, *, whole_run: bo
         state = RecipientState.FAILED
     throttled = claim.throttled + (result.throttled if whole_run else result.outcome is Outcome.THROTTLED)
     return Settled(
-        recipient, state, attempts, throttled, result.status, result.detail, claim.resends, claim.claimed_at,
+        recipient,
+        state,
+        attempts,
+        throttled,
+        result.status,
+        result.detail,
+        claim.resends,
+        claim.claimed_at,
         activity_id=result.activity_id,
     )
 
@@ -271,8 +288,11 @@ class NotificationStore:
             "note": "",
         }
         rows = [
-            {"PartitionKey": entity["PartitionKey"], "RowKey": f"{_AUDIENCE}{n:04d}",
-             "ids": json.dumps(ids[start : start + AUDIENCE_ROW_IDS], separators=(",", ":"))}
+            {
+                "PartitionKey": entity["PartitionKey"],
+                "RowKey": f"{_AUDIENCE}{n:04d}",
+                "ids": json.dumps(ids[start : start + AUDIENCE_ROW_IDS], separators=(",", ":")),
+            }
             for n, start in enumerate(range(0, len(ids), AUDIENCE_ROW_IDS))
         ]
         try:
@@ -345,14 +365,22 @@ class NotificationStore:
         message, say), or the notification was cancelled. A write that did not move the walk (an
         edit) does not stop it: the move is made again on the record as it now reads."""
         while True:
-            moves = {"recipients": header.recipients + found, "planned": planned, "pages": header.pages + 1,
-                     "note": note or header.note}
+            moves = {
+                "recipients": header.recipients + found,
+                "planned": planned,
+                "pages": header.pages + 1,
+                "note": note or header.note,
+            }
             fields = {**moves, "cursor": json.dumps(cursor) if cursor else ""}
             moved = await self._merge_header(header, fields, cursor=cursor, **moves)
             if moved is not None:
                 return moved
             current = await self.header(header.notification.id)
-            if current is None or current.cancelled or (current.pages, current.planned) != (header.pages, header.planned):
+            if (
+                current is None
+                or current.cancelled
+                or (current.pages, current.planned) != (header.pages, header.planned)
+            ):
                 return None
             header = current
 
@@ -360,15 +388,15 @@ class NotificationStore:
         """Mark the notification cancelled, if nobody wrote it since `header` was read."""
         return await self._merge_header(header, {"cancelledAt": now}, cancelled_at=now)
 
-    async def edit(
-        self, header: Header, text: str | None, attachments: list[dict[str, Any]] | None
-    ) -> Header | None:
+    async def edit(self, header: Header, text: str | None, attachments: list[dict[str, Any]] | None) -> Header | None:
         """Its next content version, if nobody wrote it since `header` was read."""
         edited = header.notification.edited(text, attachments)
         content: dict[str, Any] = {"text": edited.text, "attachments": edited.attachments}
         return await self._merge_header(
-            header, {"edit": json.dumps(content, ensure_ascii=False), "version": header.version + 1},
-            notification=edited, version=header.version + 1,
+            header,
+            {"edit": json.dumps(content, ensure_ascii=False), "version": header.version + 1},
+            notification=edited,
+            version=header.version + 1,
         )
 
     async def _merge_header(self, header: Header, fields: dict[str, Any], **changes: Any) -> Header | None:
@@ -421,16 +449,26 @@ class NotificationStore:
         if state is RecipientState.SENDING and not resend_on_crash:
             # Its sender died after claiming: the message may or may not have left. We do not
             # send it again (a duplicate is what this record exists to prevent); it is reported.
-            settled = {**existing, "state": RecipientState.UNCONFIRMED.value, "updatedAt": now,
-                       "detail": "sender stopped mid-send"}
+            settled = {
+                **existing,
+                "state": RecipientState.UNCONFIRMED.value,
+                "updatedAt": now,
+                "detail": "sender stopped mid-send",
+            }
             await self._replace_if_unchanged(settled, existing)
             return Claim(Verdict.DONE)
         if state is RecipientState.SENDING:
             resends += 1  # onCrash "resend": at least once, by the producer's choice
         # RETRY (a delivery ran out of time, released it, or an operator asked for a resend), or
         # a crashed send to repeat: take it back under its ETag, keeping its counts.
-        retaken = {**existing, "state": RecipientState.SENDING.value, "leaseUntil": now + SEND_LEASE,
-                   "claimedAt": now, "resends": resends, "updatedAt": now}
+        retaken = {
+            **existing,
+            "state": RecipientState.SENDING.value,
+            "leaseUntil": now + SEND_LEASE,
+            "claimedAt": now,
+            "resends": resends,
+            "updatedAt": now,
+        }
         if not await self._replace_if_unchanged(retaken, existing):
             return Claim(Verdict.BUSY)
         return Claim(Verdict.CLAIMED, int(existing.get("attempts", 0)), int(existing.get("throttled", 0)), resends, now)
@@ -459,8 +497,13 @@ class NotificationStore:
         query += " )"
         taken = []
         async for entity in self._table.query_entities(query, parameters=params):
-            again = {**entity, "state": RecipientState.RETRY.value, "resends": int(entity.get("resends", 0)) + 1,
-                     "detail": f"resend requested ({state.public})", "updatedAt": now}
+            again = {
+                **entity,
+                "state": RecipientState.RETRY.value,
+                "resends": int(entity.get("resends", 0)) + 1,
+                "detail": f"resend requested ({state.public})",
+                "updatedAt": now,
+            }
             if await self._replace_if_unchanged(again, entity):
                 taken.append(_row(again, RecipientState.RETRY))
         return taken
@@ -468,7 +511,10 @@ class NotificationStore:
     async def _replace_if_unchanged(self, entity: dict[str, Any], read: Any) -> bool:
         try:
             await self._table.update_entity(
-                entity, mode=UpdateMode.REPLACE, etag=read.metadata["etag"], match_condition=MatchConditions.IfNotModified
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=read.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError):
             return False
@@ -513,7 +559,9 @@ class NotificationStore:
         try:
             written = await self._table.update_entity(
                 {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"], "changeUntil": now + lease},
-                mode=UpdateMode.MERGE, etag=row.metadata["etag"], match_condition=MatchConditions.IfNotModified,
+                mode=UpdateMode.MERGE,
+                etag=row.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError):
             return None
@@ -559,8 +607,11 @@ class NotificationStore:
         query = "PartitionKey gt @lo and PartitionKey lt @hi"
         key = table_key(notification_id)
         params = {"lo": key + _SHARD, "hi": key + _AFTER_SHARDS}
-        select = None if detail else ["state", "throttled", "readAt", "editedAt", "change", "version", "leaseUntil",
-                                      "resends"]
+        select = (
+            None
+            if detail
+            else ["state", "throttled", "readAt", "editedAt", "change", "version", "leaseUntil", "resends"]
+        )
         now = clock.now()
         async for entity in self._table.query_entities(query, parameters=params, select=select):
             state = RecipientState(entity.get("state"))
@@ -574,14 +625,25 @@ class NotificationStore:
             flags["unsupported"] += entity.get("change") == Change.UNSUPPORTED.value
             flags["resent"] += int(entity.get("resends", 0)) > 0
             # Sent rows an edit or recall has yet to reach (or gave up on: not pending then).
-            flags["stale"] += state is RecipientState.SENT and not entity.get("change") and (
-                header.cancelled or int(entity.get("version", 0)) < header.version
+            flags["stale"] += (
+                state is RecipientState.SENT
+                and not entity.get("change")
+                and (header.cancelled or int(entity.get("version", 0)) < header.version)
             )
             if detail and len(rows) < limit:
                 rows.append(_row(entity, state))
-        return Status(header, counts, throttled, rows if detail else None, read=flags["read"],
-                      updated=flags["updated"], unsupported=flags["unsupported"], changing=flags["stale"],
-                      scheduled=header.notification.scheduled(now), resent=flags["resent"])
+        return Status(
+            header,
+            counts,
+            throttled,
+            rows if detail else None,
+            read=flags["read"],
+            updated=flags["updated"],
+            unsupported=flags["unsupported"],
+            changing=flags["stale"],
+            scheduled=header.notification.scheduled(now),
+            resent=flags["resent"],
+        )
 
 
 @dataclass(frozen=True)

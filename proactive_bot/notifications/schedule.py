@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
@@ -36,7 +36,7 @@ PAGE_SIZE = 1000
 
 
 def due_partition(moment: datetime) -> str:
-    return _DUE + moment.astimezone(timezone.utc).strftime("%Y%m%d%H%M")
+    return _DUE + moment.astimezone(UTC).strftime("%Y%m%d%H%M")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Schedule:
                 "PartitionKey": due_partition(not_before),
                 "RowKey": table_key(notification_id),
                 "notification": notification_id,
-                "notBefore": not_before.astimezone(timezone.utc),
+                "notBefore": not_before.astimezone(UTC),
             },
             mode=UpdateMode.REPLACE,
         )

@@ -11,10 +11,17 @@
 from ..lazy import exports
 
 _NAMES = {
-    "ReminderStore": "store", "Reminder": "store", "Entry": "store", "EntryState": "store", "Owner": "store",
-    "ReminderDialogs": "dialogs", "Asker": "dialogs",
-    "reminder_activity": "cards", "read_answer": "cards",
-    "ReminderTimer": "timer", "RunSummary": "timer",
+    "ReminderStore": "store",
+    "Reminder": "store",
+    "Entry": "store",
+    "EntryState": "store",
+    "Owner": "store",
+    "ReminderDialogs": "dialogs",
+    "Asker": "dialogs",
+    "reminder_activity": "cards",
+    "read_answer": "cards",
+    "ReminderTimer": "timer",
+    "RunSummary": "timer",
 }
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = exports(__name__, _NAMES)

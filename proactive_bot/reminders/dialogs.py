@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 from .. import clock
 from .cards import Answer, read_answer
-from .store import MAX_PENDING, Agenda, Entry, Owner, Reminder, ReminderStore
 from .schedules import (
     EXAMPLES,
     HORIZON,
@@ -27,9 +26,12 @@ from .schedules import (
     parse_request,
     zone_named,
 )
+from .store import MAX_PENDING, Agenda, Entry, Owner, Reminder, ReminderStore
 
 _LIST = re.compile(r"(?:list |show |my )?reminders|list", re.IGNORECASE)
-_CANCEL = re.compile(r"(?:cancel|delete|remove)(?: reminder)?\s+(?:#|no\.?\s*)?(\d{1,4}|all(?: reminders)?)", re.IGNORECASE)
+_CANCEL = re.compile(
+    r"(?:cancel|delete|remove)(?: reminder)?\s+(?:#|no\.?\s*)?(\d{1,4}|all(?: reminders)?)", re.IGNORECASE
+)
 _TIMEZONE = re.compile(r"time\s?zone(?:\s+(?:is\s+|to\s+)?(\S+))?", re.IGNORECASE)
 _LISTED_TEXT = 120  # characters of each reminder's text in a list
 ALREADY_ANSWERED = "That reminder was already taken care of."
@@ -77,20 +79,31 @@ class ReminderDialogs:
         except ScheduleError as error:
             return str(error)
         if len(agenda.pending) >= MAX_PENDING:
-            return (f"You have {MAX_PENDING} pending reminders, the most I keep. "
-                    "Say `reminders` to see them and `cancel 3` to make room.")
-        await self._store.add(Reminder(
-            channel_id=asker.channel_id, conversation_id=asker.conversation_id, user_id=asker.user_id,
-            text=request.text, due_at=request.due_at, zone=zone.key, recurrence=request.recurrence,
-            created_at=now,
-        ))
+            return (
+                f"You have {MAX_PENDING} pending reminders, the most I keep. "
+                "Say `reminders` to see them and `cancel 3` to make room."
+            )
+        await self._store.add(
+            Reminder(
+                channel_id=asker.channel_id,
+                conversation_id=asker.conversation_id,
+                user_id=asker.user_id,
+                text=request.text,
+                due_at=request.due_at,
+                zone=zone.key,
+                recurrence=request.recurrence,
+                created_at=now,
+            )
+        )
         await self._store.prune(agenda, now)
         first = describe_moment(request.due_at, zone, now)
         if request.recurrence is None:
             reply = f"OK, I'll remind you {first} ({zone.key}) to {request.text}."
         else:
-            reply = (f"OK, I'll remind you {request.recurrence.describe()} ({zone.key}) to "
-                     f"{request.text}. The first one is {first}.")
+            reply = (
+                f"OK, I'll remind you {request.recurrence.describe()} ({zone.key}) to "
+                f"{request.text}. The first one is {first}."
+            )
         return reply + (_assumed_note(zone) if assumed else "")
 
     async def list(self, asker: Asker) -> str:
@@ -101,17 +114,27 @@ class ReminderDialogs:
         if not pending:
             return f"You have no reminders. Try: {EXAMPLES}."
         await self._store.remember_listing(asker.owner, [e.id for e in pending])
-        lines = [f"{number}. {_when(entry, zone, now)}: {_short(entry.text)}" for number, entry in enumerate(pending, 1)]
-        return (f"Your reminders (times in {zone.key}):\n\n" + "\n".join(lines)
-                + "\n\n" + _how_to_cancel(len(pending))
-                + (_assumed_note(zone) if assumed else ""))
+        lines = [
+            f"{number}. {_when(entry, zone, now)}: {_short(entry.text)}" for number, entry in enumerate(pending, 1)
+        ]
+        return (
+            f"Your reminders (times in {zone.key}):\n\n"
+            + "\n".join(lines)
+            + "\n\n"
+            + _how_to_cancel(len(pending))
+            + (_assumed_note(zone) if assumed else "")
+        )
 
     async def cancel(self, asker: Asker, which: str) -> str:
         agenda = await self._store.agenda(asker.owner)
         if which.lower().startswith("all"):
             results = await asyncio.gather(*(self._cancel(agenda.owner, e) for e in agenda.pending))
             cancelled = sum(r is not None for r in results)
-            return f"Cancelled {cancelled} reminder{'s' if cancelled != 1 else ''}." if cancelled else "You have no reminders to cancel."
+            return (
+                f"Cancelled {cancelled} reminder{'s' if cancelled != 1 else ''}."
+                if cancelled
+                else "You have no reminders to cancel."
+            )
         number = int(which)
         ids = agenda.listed or [e.id for e in agenda.pending]
         if not 1 <= number <= len(ids):
@@ -145,8 +168,10 @@ class ReminderDialogs:
             return f"I don't know the time zone `{_short(name, 64)}`. Use a name like Europe/Berlin, America/New_York or UTC."
         await self._store.set_zone(asker.owner, zone.key)
         local = clock.now().astimezone(zone)
-        return (f"OK, your time zone is {zone.key} (it is {local:%H:%M} there). New reminders use it; "
-                "recurring ones you already have keep the zone they were set in.")
+        return (
+            f"OK, your time zone is {zone.key} (it is {local:%H:%M} there). New reminders use it; "
+            "recurring ones you already have keep the zone they were set in."
+        )
 
     async def answer(self, asker: Asker, answer: Answer) -> str:
         now = clock.now()
@@ -169,10 +194,17 @@ class ReminderDialogs:
             # The series goes on as it is; this occurrence comes back once, as its own reminder.
             if not await self._store.answer(asker.owner, entry, done=False):
                 return ALREADY_ANSWERED
-            await self._store.add(Reminder(
-                channel_id=asker.channel_id, conversation_id=entry.conversation_id, user_id=asker.user_id,
-                text=entry.text, due_at=until, zone=entry.zone, created_at=now,
-            ))
+            await self._store.add(
+                Reminder(
+                    channel_id=asker.channel_id,
+                    conversation_id=entry.conversation_id,
+                    user_id=asker.user_id,
+                    text=entry.text,
+                    due_at=until,
+                    zone=entry.zone,
+                    created_at=now,
+                )
+            )
         return f"😴 Snoozed: I'll remind you again {describe_moment(until, zone, now)} to {_short(entry.text)}."
 
 

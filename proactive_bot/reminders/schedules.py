@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from functools import cache, cached_property
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -45,28 +45,57 @@ EXAMPLES = (
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _WEEKDAYS = {
     **{name.lower(): number for number, name in enumerate(WEEKDAY_NAMES)},
-    "mon": 0, "tue": 1, "tues": 1, "wed": 2, "thu": 3, "thur": 3, "thurs": 3, "fri": 4,
-    "sat": 5, "sun": 6,
+    "mon": 0,
+    "tue": 1,
+    "tues": 1,
+    "wed": 2,
+    "thu": 3,
+    "thur": 3,
+    "thurs": 3,
+    "fri": 4,
+    "sat": 5,
+    "sun": 6,
 }
 _MONTHS = {
     name: number
     for number, names in enumerate(
-        [("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"),
-         ("may",), ("june", "jun"), ("july", "jul"), ("august", "aug"),
-         ("september", "sep", "sept"), ("october", "oct"), ("november", "nov"),
-         ("december", "dec")],
+        [
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ],
         start=1,
     )
     for name in names
 }
 _UNITS = {
-    "m": timedelta(minutes=1), "min": timedelta(minutes=1), "mins": timedelta(minutes=1),
-    "minute": timedelta(minutes=1), "minutes": timedelta(minutes=1),
-    "h": timedelta(hours=1), "hr": timedelta(hours=1), "hrs": timedelta(hours=1),
-    "hour": timedelta(hours=1), "hours": timedelta(hours=1),
-    "d": timedelta(days=1), "day": timedelta(days=1), "days": timedelta(days=1),
-    "w": timedelta(weeks=1), "wk": timedelta(weeks=1), "wks": timedelta(weeks=1),
-    "week": timedelta(weeks=1), "weeks": timedelta(weeks=1),
+    "m": timedelta(minutes=1),
+    "min": timedelta(minutes=1),
+    "mins": timedelta(minutes=1),
+    "minute": timedelta(minutes=1),
+    "minutes": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "hr": timedelta(hours=1),
+    "hrs": timedelta(hours=1),
+    "hour": timedelta(hours=1),
+    "hours": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "day": timedelta(days=1),
+    "days": timedelta(days=1),
+    "w": timedelta(weeks=1),
+    "wk": timedelta(weeks=1),
+    "wks": timedelta(weeks=1),
+    "week": timedelta(weeks=1),
+    "weeks": timedelta(weeks=1),
 }
 
 
@@ -119,9 +148,7 @@ _DAY_MONTH = _Pattern(
     rf"(?:on\s+)?(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+({_MONTH})\.?(?:,?\s+(\d{{4}}))?",
     re.IGNORECASE,
 )
-_MONTH_DAY = _Pattern(
-    rf"(?:on\s+)?({_MONTH})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(\d{{4}}))?", re.IGNORECASE
-)
+_MONTH_DAY = _Pattern(rf"(?:on\s+)?({_MONTH})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(\d{{4}}))?", re.IGNORECASE)
 _WEEKDAY = _Pattern(rf"(?:on\s+|next\s+|this\s+)?({_DAY})", re.IGNORECASE)
 _LAST_WEEKDAY = _Pattern(rf"last\s+({_DAY})", re.IGNORECASE)
 _SPACES = _Pattern(r"\s+")
@@ -185,7 +212,7 @@ class ReminderRequest:
 def local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
     """The UTC instant of a wall-clock time in `zone` (gaps move forward, overlaps take the first)."""
     local = datetime.combine(day, at, tzinfo=zone)
-    return local.astimezone(timezone.utc)
+    return local.astimezone(UTC)
 
 
 def is_reminder_request(text: str) -> bool:
@@ -195,7 +222,7 @@ def is_reminder_request(text: str) -> bool:
 def parse_request(text: str, now: datetime, zone: ZoneInfo) -> ReminderRequest:
     """Read "remind me <when> to <what>" (or "remind me to <what> <when>") said at `now`."""
     said = _normalize(text)
-    rest = said[len("remind me"):].strip() if said.lower().startswith("remind me") else said
+    rest = said[len("remind me") :].strip() if said.lower().startswith("remind me") else said
     if len(rest) > MAX_TEXT + _MAX_WHEN:
         # Refused before the search for the time phrase, which is quadratic in the length.
         raise ScheduleError(f"That reminder is {len(rest)} characters long; the limit is {MAX_TEXT}.")
@@ -204,7 +231,9 @@ def parse_request(text: str, now: datetime, zone: ZoneInfo) -> ReminderRequest:
         raise ScheduleError(f"I did not understand when. Try: {EXAMPLES}.")
     what, when = split
     if not what:
-        raise ScheduleError("What should I remind you of? Say it after `to`, e.g. `remind me in 10 minutes to stretch`.")
+        raise ScheduleError(
+            "What should I remind you of? Say it after `to`, e.g. `remind me in 10 minutes to stretch`."
+        )
     if len(what) > MAX_TEXT:
         raise ScheduleError(f"That reminder is {len(what)} characters long; the limit is {MAX_TEXT}.")
     due_at, recurrence = _resolve(when, now, zone)
@@ -212,7 +241,7 @@ def parse_request(text: str, now: datetime, zone: ZoneInfo) -> ReminderRequest:
 
 
 def parse_duration(text: str) -> timedelta | None:
-    """"10 minutes", "1h", "an hour and 30 min" -> a timedelta; None if it is not a duration."""
+    """ "10 minutes", "1h", "an hour and 30 min" -> a timedelta; None if it is not a duration."""
     text = text.strip()
     if not _DURATION.fullmatch(text):
         return None
@@ -243,7 +272,7 @@ def _split_text_and_when(rest: str) -> tuple[str, _When] | None:
     for match in re.finditer(r"\s+to\b\s*", rest, re.IGNORECASE):
         when = _read_when(rest[: match.start()])
         if when is not None:
-            return rest[match.end():].strip(), when
+            return rest[match.end() :].strip(), when
     return None
 
 
@@ -272,7 +301,7 @@ def _read_when(phrase: str) -> _When | None:
     if phrase.lower().endswith(" ago"):
         before = parse_duration(phrase[:-4])
         return _When(before=before) if before is not None else None
-    at: time | None | bool = None
+    at: time | bool | None = None
     day_part = phrase
     if match := _TIME_FIRST.fullmatch(phrase):
         at, day_part = _clock(match[1]), match[2] or ""
@@ -288,7 +317,7 @@ def _read_when(phrase: str) -> _When | None:
     return _When(at=at or None, **day)  # type: ignore[arg-type]
 
 
-def _clock(text: str) -> time | None | bool:
+def _clock(text: str) -> time | bool | None:
     """A time of day; None for an impossible one (25:00, read to explain); False if not a time."""
     text = text.strip().lower()
     if text == "noon":
@@ -457,7 +486,7 @@ def _zones_by_lower_name() -> dict[str, str]:
 
 
 def describe_moment(moment: datetime, zone: ZoneInfo, now: datetime) -> str:
-    """"today at 17:00", "tomorrow at 09:00", "on Fri 28 Nov at 14:30" (2027: with the year)."""
+    """ "today at 17:00", "tomorrow at 09:00", "on Fri 28 Nov at 14:30" (2027: with the year)."""
     local, today = moment.astimezone(zone), now.astimezone(zone).date()
     if local.date() == today:
         return f"today at {local:%H:%M}"

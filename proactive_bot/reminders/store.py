@@ -26,7 +26,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -54,7 +54,6 @@ _DUE = "due|"
 _USER = "user|"
 _ENTRY = "r|"
 _SETTINGS = "settings"
-
 
 
 class EntryState(enum.Enum):
@@ -138,7 +137,11 @@ class Entry:
 
     @property
     def awaiting_answer(self) -> bool:
-        return self.sent_at is not None and self.answered < self.occurrence and self.state in (EntryState.SCHEDULED, EntryState.SENT)
+        return (
+            self.sent_at is not None
+            and self.answered < self.occurrence
+            and self.state in (EntryState.SCHEDULED, EntryState.SENT)
+        )
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ class DueBatch:
 
 
 def due_partition(moment: datetime) -> str:
-    return _DUE + moment.astimezone(timezone.utc).strftime("%Y%m%d%H%M")
+    return _DUE + moment.astimezone(UTC).strftime("%Y%m%d%H%M")
 
 
 class ReminderStore:
@@ -206,8 +209,10 @@ class ReminderStore:
         """Remove a reminder; False if it was already gone (sent, cancelled) or changed meanwhile."""
         try:
             await self._table.delete_entity(
-                owner.partition, _ENTRY + entry.id,
-                etag=entry.etag, match_condition=MatchConditions.IfNotModified,
+                owner.partition,
+                _ENTRY + entry.id,
+                etag=entry.etag,
+                match_condition=MatchConditions.IfNotModified,
             )
         except ResourceModifiedError:
             return False  # a timer run moved it on meanwhile; the caller reads again
@@ -226,9 +231,15 @@ class ReminderStore:
     async def snooze(self, owner: Owner, entry: Entry, until: datetime) -> bool:
         """Deliver a one-off reminder again at `until`; False if it was answered meanwhile."""
         again = Reminder(
-            channel_id=owner.channel_id, conversation_id=entry.conversation_id,
-            user_id=owner.user_id, text=entry.text, due_at=until, zone=entry.zone,
-            id=entry.id, created_at=entry.created_at, occurrence=entry.occurrence,
+            channel_id=owner.channel_id,
+            conversation_id=entry.conversation_id,
+            user_id=owner.user_id,
+            text=entry.text,
+            due_at=until,
+            zone=entry.zone,
+            id=entry.id,
+            created_at=entry.created_at,
+            occurrence=entry.occurrence,
         )
         try:
             await self._table.create_entity(due_row(again))
@@ -244,7 +255,9 @@ class ReminderStore:
         try:
             await self._table.update_entity(
                 {"PartitionKey": owner.partition, "RowKey": _ENTRY + entry.id, **changes},
-                mode=UpdateMode.MERGE, etag=entry.etag, match_condition=MatchConditions.IfNotModified,
+                mode=UpdateMode.MERGE,
+                etag=entry.etag,
+                match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError):
             return False
@@ -252,15 +265,12 @@ class ReminderStore:
 
     async def prune(self, agenda: Agenda, now: datetime) -> None:
         """Forget finished entries older than HISTORY (one batch: they share the partition)."""
-        old = [
-            e for e in agenda.entries
-            if not e.pending and (e.sent_at or e.created_at) < now - HISTORY
-        ][:100]
+        old = [e for e in agenda.entries if not e.pending and (e.sent_at or e.created_at) < now - HISTORY][:100]
         if old:
             operations = [("delete", {"PartitionKey": agenda.owner.partition, "RowKey": _ENTRY + e.id}) for e in old]
             try:
                 await self._table.submit_transaction(operations)
-            except Exception:  # noqa: BLE001 - housekeeping; the next add tries again
+            except Exception:
                 pass
 
     # --- what a timer run does -------------------------------------------------------------
@@ -300,8 +310,10 @@ class ReminderStore:
         claimed = replace(reminder, not_before=now + CLAIM_LEASE)
         try:
             metadata = await self._table.update_entity(
-                due_row(claimed), mode=UpdateMode.REPLACE,
-                etag=reminder.etag, match_condition=MatchConditions.IfNotModified,
+                due_row(claimed),
+                mode=UpdateMode.REPLACE,
+                etag=reminder.etag,
+                match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError):
             return None
@@ -331,8 +343,12 @@ class ReminderStore:
         """This delivery is over: schedule the next occurrence, if any, and drop the due row."""
         if next_due is not None:
             following = replace(
-                reminder, due_at=next_due, occurrence=reminder.occurrence + 1,
-                attempts=0, not_before=None, etag="",
+                reminder,
+                due_at=next_due,
+                occurrence=reminder.occurrence + 1,
+                attempts=0,
+                not_before=None,
+                etag="",
             )
             try:
                 await self._table.create_entity(due_row(following))
@@ -345,8 +361,10 @@ class ReminderStore:
         retry = replace(reminder, attempts=reminder.attempts + 1, not_before=until)
         try:
             await self._table.update_entity(
-                due_row(retry), mode=UpdateMode.REPLACE,
-                etag=reminder.etag, match_condition=MatchConditions.IfNotModified,
+                due_row(retry),
+                mode=UpdateMode.REPLACE,
+                etag=reminder.etag,
+                match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError):
             pass  # cancelled meanwhile
@@ -355,8 +373,12 @@ class ReminderStore:
         """No more attempts: the due row goes and the owner's entry says it failed."""
         try:
             await self._table.update_entity(
-                {"PartitionKey": reminder.owner.partition, "RowKey": _ENTRY + reminder.id,
-                 "state": EntryState.FAILED.value, "failure": reason[:500]},
+                {
+                    "PartitionKey": reminder.owner.partition,
+                    "RowKey": _ENTRY + reminder.id,
+                    "state": EntryState.FAILED.value,
+                    "failure": reason[:500],
+                },
                 mode=UpdateMode.MERGE,
             )
         except ResourceNotFoundError:
@@ -437,8 +459,10 @@ def _reminder(entity: dict[str, Any]) -> Reminder:
         raise MalformedRow(f"due row {entity.get('PartitionKey')!r}/{entity.get('RowKey')!r}: {error!r}") from None
     moments = (reminder.due_at, reminder.created_at, reminder.not_before or reminder.due_at)
     if not isinstance(reminder.text, str) or not all(isinstance(m, datetime) for m in moments):
-        raise MalformedRow(f"due row {entity.get('PartitionKey')!r}/{entity.get('RowKey')!r}: "
-                           "text must be a string, dueAt, createdAt and notBefore times")
+        raise MalformedRow(
+            f"due row {entity.get('PartitionKey')!r}/{entity.get('RowKey')!r}: "
+            "text must be a string, dueAt, createdAt and notBefore times"
+        )
     return reminder
 
 
@@ -462,14 +486,14 @@ def _due_reminder(entity: dict[str, Any]) -> Reminder:
 
 def _entry(entity: dict[str, Any]) -> Entry:
     return Entry(
-        id=entity["RowKey"][len(_ENTRY):],
+        id=entity["RowKey"][len(_ENTRY) :],
         text=entity.get("text", ""),
         state=EntryState(entity.get("state", EntryState.SCHEDULED.value)),
         due_at=entity["dueAt"],
         zone=entity.get("zone") or "UTC",
         recurrence=_recurrence(entity),
         conversation_id=entity.get("conversationId", ""),
-        created_at=entity.get("createdAt") or datetime.min.replace(tzinfo=timezone.utc),
+        created_at=entity.get("createdAt") or datetime.min.replace(tzinfo=UTC),
         occurrence=int(entity.get("occurrence", 0)),
         answered=int(entity.get("answered", 0)),
         sent_at=entity.get("sentAt"),

@@ -85,7 +85,7 @@ class CoalescedWrites:
                 await self._table.submit_transaction([self._operation(entity) for entity, _ in group])
             except HttpResponseError:
                 pass  # a row exists, one is bad, or one appears twice: all or nothing, so one by one
-            except Exception as error:  # noqa: BLE001 - storage unreachable: no row written, every waiter hears why
+            except Exception as error:
                 for _, done in group:
                     _resolve(done, error)
                 return
@@ -99,7 +99,7 @@ class CoalescedWrites:
                     await self._table.create_entity(entity)
                 else:
                     await self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
-            except Exception as error:  # noqa: BLE001 - handed to the waiting caller, unchanged
+            except Exception as error:
                 _resolve(done, error)
             else:
                 _resolve(done)

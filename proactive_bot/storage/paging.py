@@ -17,9 +17,7 @@ async def one_page(
 ) -> tuple[list[TableEntity], dict[str, str] | None]:
     """Up to `size` rows of `query` from `cursor` (None: the start), and the cursor of the next
     page (None: this was the last)."""
-    pages = table.query_entities(query, parameters=parameters, results_per_page=size).by_page(
-        continuation_token=cursor
-    )
+    pages = table.query_entities(query, parameters=parameters, results_per_page=size).by_page(continuation_token=cursor)
     try:
         page = await pages.__anext__()
     except StopAsyncIteration:

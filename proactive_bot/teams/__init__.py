@@ -11,10 +11,15 @@ conversations the bot creates to reach them.
 from ..lazy import exports
 
 _NAMES = {
-    "TeamsStore": "store", "Team": "store", "RosterMember": "store", "RosterState": "store",
-    "TeamsInstalls": "installs", "Change": "installs",
+    "TeamsStore": "store",
+    "Team": "store",
+    "RosterMember": "store",
+    "RosterState": "store",
+    "TeamsInstalls": "installs",
+    "Change": "installs",
     "RosterWalk": "roster",
-    "ChatOpener": "chats", "Opened": "chats",
+    "ChatOpener": "chats",
+    "Opened": "chats",
 }
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = exports(__name__, _NAMES)

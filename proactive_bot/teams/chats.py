@@ -46,8 +46,12 @@ class Opened:
 
 class ChatOpener:
     def __init__(
-        self, adapter: ChannelAdapter, references: ReferenceStore, limiter: RateLimiter,
-        slots: asyncio.Semaphore, retries: RetryPolicy = NOTIFICATIONS,
+        self,
+        adapter: ChannelAdapter,
+        references: ReferenceStore,
+        limiter: RateLimiter,
+        slots: asyncio.Semaphore,
+        retries: RetryPolicy = NOTIFICATIONS,
     ) -> None:
         self._adapter = adapter
         self._references = references
@@ -89,8 +93,17 @@ class ChatOpener:
                 return Opened(None, failure, attempts, throttled)
             wait = self._retries.delay(attempts, failure.retry_after)
             if time.monotonic() + wait > deadline or self._retries.exhausted(attempts):
-                return Opened(None, Result(failure.outcome, failure.status, failure.detail,
-                                           retry_after=max(wait, self._retries.first_delay)), attempts, throttled)
+                return Opened(
+                    None,
+                    Result(
+                        failure.outcome,
+                        failure.status,
+                        failure.detail,
+                        retry_after=max(wait, self._retries.first_delay),
+                    ),
+                    attempts,
+                    throttled,
+                )
             await asyncio.sleep(wait)
 
     async def _attempt(

@@ -84,8 +84,12 @@ class TeamsInstalls:
         if change is Change.INSTALLED:
             if in_team:
                 team, fresh = await self._store.install_team(
-                    event.team_id, event.team_name, event.tenant_id, event.service_url,
-                    event.team_aad_group_id, clock.now(),
+                    event.team_id,
+                    event.team_name,
+                    event.tenant_id,
+                    event.service_url,
+                    event.team_aad_group_id,
+                    clock.now(),
                 )
                 await self._store.save_channel(team.team_id, team.general_channel_id, "General")
                 if fresh:
@@ -104,22 +108,31 @@ class TeamsInstalls:
                 general = await self._references.get(TEAMS, event.team_id)
                 if general is not None:
                     await self._references.mark_inactive(general, reason)
-                log.info("team %s: %s; %d roster member(s) no longer reached through it", event.team_id, reason, reached)
+                log.info(
+                    "team %s: %s; %d roster member(s) no longer reached through it", event.team_id, reason, reached
+                )
             elif event.conversation_type == "groupChat":
-                await self._store.save_chat(event.conversation_id, event.tenant_id, event.service_url,
-                                            active=False, reason=reason)
+                await self._store.save_chat(
+                    event.conversation_id, event.tenant_id, event.service_url, active=False, reason=reason
+                )
                 chat = await self._references.get(TEAMS, event.conversation_id)
                 if chat is not None:
                     await self._references.mark_inactive(chat, reason)
         elif change is Change.MEMBERS_ADDED and in_team:
             team = await self._store.team(event.team_id)
             if team is not None and team.active:
-                await self._store.save_members(event.team_id, [
-                    RosterMember(m.id, m.aad_object_id, m.name, event.tenant_id, event.service_url)
-                    for m in event.members_added if m.id != event.bot_id
-                ])
+                await self._store.save_members(
+                    event.team_id,
+                    [
+                        RosterMember(m.id, m.aad_object_id, m.name, event.tenant_id, event.service_url)
+                        for m in event.members_added
+                        if m.id != event.bot_id
+                    ],
+                )
         elif change is Change.MEMBERS_REMOVED and in_team:
-            await self._store.remove_members(event.team_id, [m.id for m in event.members_removed if m.id != event.bot_id])
+            await self._store.remove_members(
+                event.team_id, [m.id for m in event.members_removed if m.id != event.bot_id]
+            )
         elif change is Change.TEAM_RENAMED and event.team_name:
             await self._store.rename_team(event.team_id, event.team_name)
         elif change is Change.CHANNEL_SAVED and event.channel_id:

@@ -47,7 +47,11 @@ class TeamsReach:
         if team.roster_state is RosterState.WALKING:
             return Page([], cursor, wait=5.0)
         found, following = await self.store.roster_page(team_id, cursor, size)
-        note = f"only part of the roster could be read ({team.inactive_reason})" if team.roster_state is RosterState.FAILED else ""
+        note = (
+            f"only part of the roster could be read ({team.inactive_reason})"
+            if team.roster_state is RosterState.FAILED
+            else ""
+        )
         return Page(list(found), following, note=note)
 
     async def roster_users_page(self, cursor: dict[str, str] | None, size: int) -> Page:
@@ -56,10 +60,12 @@ class TeamsReach:
         token = {k: v for k, v in (cursor or {}).items() if k != ROSTER_PHASE} or None
         users, following = await self.store.users_page(token, size)
         chats = await asyncio.gather(*(self.chats.existing(user) for user in users))
-        found: list[StoredReference | RosterMember] = [u for u, chat in zip(users, chats) if chat is None]
+        found: list[StoredReference | RosterMember] = [u for u, chat in zip(users, chats, strict=False) if chat is None]
         return Page(found, {**following, ROSTER_PHASE: "1"} if following else None)
 
-    async def resolve_aad(self, ids: Sequence[str], tenant_id: str | None) -> tuple[list[StoredReference | RosterMember], list[RosterMember]]:
+    async def resolve_aad(
+        self, ids: Sequence[str], tenant_id: str | None
+    ) -> tuple[list[StoredReference | RosterMember], list[RosterMember]]:
         """Recipients for Entra object ids: their personal chat, else their roster entry, else
         (with the tenant given and an install known in it) a chat to create by object id."""
         # Every id of the audience is in the one tenant: one read of its serviceUrl serves them.
@@ -81,4 +87,3 @@ class TeamsReach:
             return stored  # a group chat is the only way we know them
         # An empty serviceUrl marks a user nobody can reach (recorded as failed by the caller).
         return RosterMember(ORG_ID + aad, aad, "", tenant_id, tenant_url)
-

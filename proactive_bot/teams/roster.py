@@ -39,7 +39,11 @@ class Enqueue(Protocol):
 
 class RosterWalk:
     def __init__(
-        self, store: TeamsStore, adapter: ChannelAdapter, limiter: RateLimiter, work: Enqueue,
+        self,
+        store: TeamsStore,
+        adapter: ChannelAdapter,
+        limiter: RateLimiter,
+        work: Enqueue,
         retries: RetryPolicy = ROSTERS,
     ) -> None:
         self._store = store
@@ -97,7 +101,8 @@ class RosterWalk:
                 return
             members = [
                 RosterMember.from_teams(m, team.tenant_id, team.service_url)
-                for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]
+                for m in listed
+                if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]
             ]
             failures = 0
             await self._store.save_members(team_id, members)

@@ -96,8 +96,11 @@ class RosterMember:
 
     def to_json(self) -> dict[str, str]:
         return {
-            "id": self.user_id, "aadObjectId": self.aad_object_id, "name": self.name,
-            "tenantId": self.tenant_id, "serviceUrl": self.service_url,
+            "id": self.user_id,
+            "aadObjectId": self.aad_object_id,
+            "name": self.name,
+            "tenantId": self.tenant_id,
+            "serviceUrl": self.service_url,
         }
 
     @classmethod
@@ -105,8 +108,11 @@ class RosterMember:
         if not isinstance(data, dict) or not data.get("id") or not data.get("serviceUrl") or not data.get("tenantId"):
             raise ValueError("a roster member needs id, tenantId and serviceUrl")
         return cls(
-            user_id=str(data["id"]), aad_object_id=str(data.get("aadObjectId") or ""), name=str(data.get("name") or ""),
-            tenant_id=str(data["tenantId"]), service_url=str(data["serviceUrl"]),
+            user_id=str(data["id"]),
+            aad_object_id=str(data.get("aadObjectId") or ""),
+            name=str(data.get("name") or ""),
+            tenant_id=str(data["tenantId"]),
+            service_url=str(data["serviceUrl"]),
         )
 
     @classmethod
@@ -142,8 +148,13 @@ class TeamsStore:
         existing = await self.team(team_id)
         fresh = existing is None or not existing.active
         entity: dict[str, Any] = {
-            "PartitionKey": _TEAM, "RowKey": table_key(team_id), "teamId": team_id,
-            "tenantId": tenant_id, "serviceUrl": service_url, "active": True, "inactiveReason": "",
+            "PartitionKey": _TEAM,
+            "RowKey": table_key(team_id),
+            "teamId": team_id,
+            "tenantId": tenant_id,
+            "serviceUrl": service_url,
+            "active": True,
+            "inactiveReason": "",
             "updatedAt": now,
         }
         if name:
@@ -151,8 +162,9 @@ class TeamsStore:
         if aad_group_id:
             entity["aadGroupId"] = aad_group_id
         if fresh:
-            entity.update(installedAt=now, rosterState=RosterState.WALKING.value, rosterCursor="",
-                          rosterPages=0, rosterMembers=0)
+            entity.update(
+                installedAt=now, rosterState=RosterState.WALKING.value, rosterCursor="", rosterPages=0, rosterMembers=0
+            )
         await self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
         await self._table.upsert_entity(
             {"PartitionKey": _TENANT, "RowKey": table_key(tenant_id), "tenantId": tenant_id, "serviceUrl": service_url},
@@ -188,7 +200,8 @@ class TeamsStore:
     async def advance_roster(self, team: Team, *, cursor: str | None, found: int) -> Team | None:
         """Move the roster walk on, if nobody else did since `team` was read (None: someone did)."""
         entity = {
-            "PartitionKey": _TEAM, "RowKey": table_key(team.team_id),
+            "PartitionKey": _TEAM,
+            "RowKey": table_key(team.team_id),
             "rosterCursor": cursor or "",
             "rosterState": (RosterState.WALKING if cursor else RosterState.DONE).value,
             "rosterPages": team.roster_pages + 1,
@@ -203,8 +216,14 @@ class TeamsStore:
         return await self.team(team.team_id)
 
     async def fail_roster(self, team_id: str, reason: str) -> None:
-        await self._merge_if_exists({"PartitionKey": _TEAM, "RowKey": table_key(team_id),
-                                     "rosterState": RosterState.FAILED.value, "inactiveReason": reason})
+        await self._merge_if_exists(
+            {
+                "PartitionKey": _TEAM,
+                "RowKey": table_key(team_id),
+                "rosterState": RosterState.FAILED.value,
+                "inactiveReason": reason,
+            }
+        )
 
     async def uninstall_team(self, team_id: str, reason: str) -> int:
         """Mark the team and its channels inactive, and turn off its flag on every member's user
@@ -226,7 +245,9 @@ class TeamsStore:
         await self._write(_USER, [{"PartitionKey": _USER, "RowKey": table_key(u), flag: False} for u in members])
         channels = [
             {"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"], "active": False}
-            async for e in self._table.query_entities("PartitionKey eq @pk", parameters={"pk": _CHANNEL + table_key(team_id)})
+            async for e in self._table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": _CHANNEL + table_key(team_id)}
+            )
         ]
         await self._write(_CHANNEL + table_key(team_id), channels)
         return len(members)
@@ -235,8 +256,11 @@ class TeamsStore:
 
     async def save_channel(self, team_id: str, channel_id: str, name: str, *, active: bool = True) -> None:
         entity: dict[str, Any] = {
-            "PartitionKey": _CHANNEL + table_key(team_id), "RowKey": table_key(channel_id),
-            "teamId": team_id, "channelId": channel_id, "active": active,
+            "PartitionKey": _CHANNEL + table_key(team_id),
+            "RowKey": table_key(channel_id),
+            "teamId": team_id,
+            "channelId": channel_id,
+            "active": active,
         }
         if name:
             entity["name"] = name
@@ -249,10 +273,19 @@ class TeamsStore:
             return None
         return dict(entity)
 
-    async def save_chat(self, chat_id: str, tenant_id: str, service_url: str, *, active: bool, reason: str = "") -> None:
+    async def save_chat(
+        self, chat_id: str, tenant_id: str, service_url: str, *, active: bool, reason: str = ""
+    ) -> None:
         await self._table.upsert_entity(
-            {"PartitionKey": _CHAT, "RowKey": table_key(chat_id), "chatId": chat_id, "tenantId": tenant_id,
-             "serviceUrl": service_url, "active": active, "inactiveReason": reason},
+            {
+                "PartitionKey": _CHAT,
+                "RowKey": table_key(chat_id),
+                "chatId": chat_id,
+                "tenantId": tenant_id,
+                "serviceUrl": service_url,
+                "active": active,
+                "inactiveReason": reason,
+            },
             mode=UpdateMode.MERGE,
         )
 
@@ -268,33 +301,57 @@ class TeamsStore:
     async def save_members(self, team_id: str, members: Sequence[RosterMember]) -> None:
         """Store roster members of a team and make each reachable through it (idempotent)."""
         flag = team_flag(team_id)
-        await self._write(_MEMBER + table_key(team_id), [
-            {
-                "PartitionKey": _MEMBER + table_key(team_id), "RowKey": table_key(m.user_id),
-                "userId": m.user_id, "aadObjectId": m.aad_object_id, "name": m.name, "tenantId": m.tenant_id,
-                "serviceUrl": m.service_url, "userPrincipalName": m.user_principal_name, "userRole": m.user_role,
-                "active": True,
-            }
-            for m in members
-        ], mode=UpdateMode.REPLACE)
-        await self._write(_USER, [
-            {
-                "PartitionKey": _USER, "RowKey": table_key(m.user_id), "userId": m.user_id,
-                "aadObjectId": m.aad_object_id, "name": m.name, "tenantId": m.tenant_id,
-                "serviceUrl": m.service_url, flag: True,
-            }
-            for m in members
-        ])
-        await self._write(_AAD, [
-            {"PartitionKey": _AAD, "RowKey": table_key(m.aad_object_id), "userId": m.user_id}
-            for m in members if m.aad_object_id
-        ], mode=UpdateMode.REPLACE)
+        await self._write(
+            _MEMBER + table_key(team_id),
+            [
+                {
+                    "PartitionKey": _MEMBER + table_key(team_id),
+                    "RowKey": table_key(m.user_id),
+                    "userId": m.user_id,
+                    "aadObjectId": m.aad_object_id,
+                    "name": m.name,
+                    "tenantId": m.tenant_id,
+                    "serviceUrl": m.service_url,
+                    "userPrincipalName": m.user_principal_name,
+                    "userRole": m.user_role,
+                    "active": True,
+                }
+                for m in members
+            ],
+            mode=UpdateMode.REPLACE,
+        )
+        await self._write(
+            _USER,
+            [
+                {
+                    "PartitionKey": _USER,
+                    "RowKey": table_key(m.user_id),
+                    "userId": m.user_id,
+                    "aadObjectId": m.aad_object_id,
+                    "name": m.name,
+                    "tenantId": m.tenant_id,
+                    "serviceUrl": m.service_url,
+                    flag: True,
+                }
+                for m in members
+            ],
+        )
+        await self._write(
+            _AAD,
+            [
+                {"PartitionKey": _AAD, "RowKey": table_key(m.aad_object_id), "userId": m.user_id}
+                for m in members
+                if m.aad_object_id
+            ],
+            mode=UpdateMode.REPLACE,
+        )
 
     async def remove_members(self, team_id: str, user_ids: Sequence[str]) -> None:
         flag = team_flag(team_id)
-        await self._write(_MEMBER + table_key(team_id), [
-            {"PartitionKey": _MEMBER + table_key(team_id), "RowKey": table_key(u), "active": False} for u in user_ids
-        ])
+        await self._write(
+            _MEMBER + table_key(team_id),
+            [{"PartitionKey": _MEMBER + table_key(team_id), "RowKey": table_key(u), "active": False} for u in user_ids],
+        )
         await self._write(_USER, [{"PartitionKey": _USER, "RowKey": table_key(u), flag: False} for u in user_ids])
 
     async def roster_page(

@@ -12,18 +12,18 @@ import pytest
 from azure.storage.queue.aio import QueueClient
 
 from devtools.connector_stub import ConnectorStub
-from proactive_bot.channel import activity as channel_module
 from proactive_bot.channel import ChannelAdapter
+from proactive_bot.channel import activity as channel_module
+from proactive_bot.clients import teams_reach
 from proactive_bot.delivery import NOTIFICATIONS, Delivery, RetryPolicy
+from proactive_bot.delivery.rate_limits import LimitsConfig, RateLimiter
 from proactive_bot.notifications.fanout import Fanout, WorkQueue
 from proactive_bot.notifications.lifecycle import Lifecycle
 from proactive_bot.notifications.receipts import ReadReceipts
 from proactive_bot.notifications.records import NotificationStore
 from proactive_bot.notifications.schedule import Schedule
-from proactive_bot.delivery.rate_limits import LimitsConfig, RateLimiter
 from proactive_bot.references import ReferenceStore
 from proactive_bot.settings import Settings
-from proactive_bot.clients import teams_reach
 from proactive_bot.teams.installs import TeamsInstalls
 from proactive_bot.teams.reach import TeamsReach
 from proactive_bot.teams.store import TeamsStore
@@ -103,12 +103,26 @@ async def engine_factory(storage_connection, new_table) -> AsyncIterator:
         table = await new_table()
         records = NotificationStore(table)
         schedule, receipts = Schedule(table), ReadReceipts(table)
-        teams = teams_reach(adapter, references, TeamsStore(await new_table()), limiter, WorkQueue(queue), delivery, retries)
+        teams = teams_reach(
+            adapter, references, TeamsStore(await new_table()), limiter, WorkQueue(queue), delivery, retries
+        )
         fanout = Fanout(references, records, delivery, WorkQueue(queue), retry_budget, schedule, receipts, teams)
         lifecycle = Lifecycle(records, delivery, WorkQueue(queue), schedule, retry_budget)
         made.append((stub, http, queue))
-        return Engine(stub, references, records, delivery, fanout, queue, lifecycle, schedule, receipts, teams,
-                      TeamsInstalls(teams.store, teams.roster, references), limiter)
+        return Engine(
+            stub,
+            references,
+            records,
+            delivery,
+            fanout,
+            queue,
+            lifecycle,
+            schedule,
+            receipts,
+            teams,
+            TeamsInstalls(teams.store, teams.roster, references),
+            limiter,
+        )
 
     yield make
     for stub, http, queue in made:

@@ -24,8 +24,14 @@ def front_door():
             body = json.loads(self.rfile.read(length)) if length else None
             seen.append((self.command, self.path, body))
             if self.command == "GET":
-                status, payload = 200, {"id": "n1", "state": "cancelled",
-                                        "counts": {"recipients": 3, "recalled": 2, "cancelled": 1, "read": 0}}
+                status, payload = (
+                    200,
+                    {
+                        "id": "n1",
+                        "state": "cancelled",
+                        "counts": {"recipients": 3, "recalled": 2, "cancelled": 1, "read": 0},
+                    },
+                )
             else:
                 status, payload = 202, {"id": "n1", "status": "http://x/api/notifications/n1"}
             data = json.dumps(payload).encode()
@@ -51,8 +57,22 @@ def front_door():
 def test_notify_with_a_schedule_then_edit_recall_and_status(front_door, capsys):
     url, seen = front_door
 
-    notified = cli.main(["notify", "--all", "--text", "hi", "--id", "n1", "--url", url,
-                         "--not-before", "2026-12-24T09:00:00+01:00", "--expires-at", "2026-12-24T10:00:00+01:00"])
+    notified = cli.main(
+        [
+            "notify",
+            "--all",
+            "--text",
+            "hi",
+            "--id",
+            "n1",
+            "--url",
+            url,
+            "--not-before",
+            "2026-12-24T09:00:00+01:00",
+            "--expires-at",
+            "2026-12-24T10:00:00+01:00",
+        ]
+    )
     edited = cli.main(["edit", "n1", "--text", "hello", "--url", url])
     recalled = cli.main(["recall", "n1", "--url", url])
     cancelled = cli.main(["cancel", "n1", "--url", url])
@@ -61,15 +81,18 @@ def test_notify_with_a_schedule_then_edit_recall_and_status(front_door, capsys):
 
     assert (notified, edited, recalled, cancelled, resent, status) == (0, 0, 0, 0, 0, 0)
     assert [(method, path) for method, path, _ in seen] == [
-        ("POST", "/api/notifications"), ("PATCH", "/api/notifications/n1"), ("DELETE", "/api/notifications/n1"),
-        ("DELETE", "/api/notifications/n1"), ("POST", "/api/notifications/n1/resend?state=unconfirmed"),
+        ("POST", "/api/notifications"),
+        ("PATCH", "/api/notifications/n1"),
+        ("DELETE", "/api/notifications/n1"),
+        ("DELETE", "/api/notifications/n1"),
+        ("POST", "/api/notifications/n1/resend?state=unconfirmed"),
         ("GET", "/api/notifications/n1"),
     ]
     assert seen[0][2]["notBefore"] == "2026-12-24T09:00:00+01:00" and seen[0][2]["expiresAt"]
     assert seen[1][2] == {"text": "hello"}
     printed = capsys.readouterr()
     assert "n1: cancelled, 3 recipient(s): recalled 2, cancelled 1" in printed.err  # for people
-    status_json = printed.out[printed.out.index("{\n"):]  # the last command's output, indented
+    status_json = printed.out[printed.out.index("{\n") :]  # the last command's output, indented
     assert json.loads(status_json)["state"] == "cancelled"
 
 

@@ -8,9 +8,9 @@ import dataclasses
 import json
 
 import pytest
+from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.data.tables.aio import TableServiceClient
-from azure.core.credentials import AccessToken
 
 from proactive_bot import clients
 from proactive_bot.settings import Settings
@@ -20,9 +20,14 @@ from tests.conftest import STORAGE_CLIENT_ID, identity_storage
 STORAGE_RESOURCE = "https://storage.azure.com"
 
 
-async def test_the_app_reaches_storage_with_tokens_from_its_managed_identity(oauth_azurite, identity_endpoint, serve_app):
-    settings = Settings(storage_identity=identity_storage(oauth_azurite), references_table="KeylessReferences",
-                        notifications_queue="keyless-notifications")
+async def test_the_app_reaches_storage_with_tokens_from_its_managed_identity(
+    oauth_azurite, identity_endpoint, serve_app
+):
+    settings = Settings(
+        storage_identity=identity_storage(oauth_azurite),
+        references_table="KeylessReferences",
+        notifications_queue="keyless-notifications",
+    )
     app = await serve_app(settings, connection_verify=str(oauth_azurite.certificate.cert))
 
     # Tables: created at build; an entity written and read back.
@@ -46,9 +51,15 @@ async def test_the_emulator_really_checks_the_token(oauth_azurite, identity_endp
     import aiohttp
 
     async with aiohttp.ClientSession() as http:
-        async with http.get(identity_endpoint.endpoint, headers={"X-IDENTITY-HEADER": identity_endpoint.header}, params={
-            "resource": "https://api.botframework.com", "api-version": "2019-08-01", "client_id": STORAGE_CLIENT_ID,
-        }) as resp:
+        async with http.get(
+            identity_endpoint.endpoint,
+            headers={"X-IDENTITY-HEADER": identity_endpoint.header},
+            params={
+                "resource": "https://api.botframework.com",
+                "api-version": "2019-08-01",
+                "client_id": STORAGE_CLIENT_ID,
+            },
+        ) as resp:
             wrong_audience = (await resp.json())["access_token"]
 
     class Fixed:
@@ -58,8 +69,9 @@ async def test_the_emulator_really_checks_the_token(oauth_azurite, identity_endp
         async def close(self) -> None:
             pass
 
-    service = TableServiceClient(oauth_azurite.service_uri("table"), credential=Fixed(),
-                                 connection_verify=str(oauth_azurite.certificate.cert))
+    service = TableServiceClient(
+        oauth_azurite.service_uri("table"), credential=Fixed(), connection_verify=str(oauth_azurite.certificate.cert)
+    )
     async with service:
         with pytest.raises((ClientAuthenticationError, HttpResponseError)) as refused:
             await service.create_table_if_not_exists("NeverMade")
@@ -67,11 +79,13 @@ async def test_the_emulator_really_checks_the_token(oauth_azurite, identity_endp
 
 
 def test_identity_settings_reach_the_clients_endpoints():
-    identity = Settings.from_env({
-        "AzureWebJobsStorage__accountName": "contosobot",
-        "AzureWebJobsStorage__credential": "managedidentity",
-        "AzureWebJobsStorage__clientId": STORAGE_CLIENT_ID,
-    }).storage_identity
+    identity = Settings.from_env(
+        {
+            "AzureWebJobsStorage__accountName": "contosobot",
+            "AzureWebJobsStorage__credential": "managedidentity",
+            "AzureWebJobsStorage__clientId": STORAGE_CLIENT_ID,
+        }
+    ).storage_identity
     tables, queues, credential = clients.storage_clients(Settings(storage_identity=identity))
 
     assert tables.url.startswith("https://contosobot.table.core.windows.net")
@@ -79,7 +93,9 @@ def test_identity_settings_reach_the_clients_endpoints():
     assert credential is not None
 
 
-async def test_an_identity_the_platform_does_not_know_fails_the_cold_start_with_its_answer(oauth_azurite, identity_endpoint):
+async def test_an_identity_the_platform_does_not_know_fails_the_cold_start_with_its_answer(
+    oauth_azurite, identity_endpoint
+):
     """A client id of no identity assigned to the app (a typo, or the assignment not made yet)."""
     storage = dataclasses.replace(identity_storage(oauth_azurite), client_id="00000000-0000-4000-8000-000000000000")
 

@@ -19,7 +19,10 @@ JWT = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJhdWQiOiJ4In0.c2lnbmF0dXJl"
         (f"token was {JWT} here", "token was"),
         ("grant_type=client_credentials&client_secret=s3cr3t~value&scope=x", "scope=x"),
         ('{"access_token": "abc.def", "expires_in": 3599}', '"expires_in": 3599'),
-        ("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5a2V5==;EndpointSuffix=core", "AccountName=acct"),
+        (
+            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5a2V5==;EndpointSuffix=core",
+            "AccountName=acct",
+        ),
         ("https://acct.queue.core.windows.net/q?sv=2024&sig=abc%2Fdef&se=1", "sv=2024"),
     ],
 )

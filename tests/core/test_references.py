@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from proactive_bot.channel import conversation_reference, parse_activity
 from proactive_bot.references import LAST_SEEN_RESOLUTION, ReferenceStore
 from tests import activities
 from tests.storage import counting_table
 
-NOW = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SERVICE_URL = "https://smba.trafficmanager.net/emea/"
 
 
@@ -55,7 +55,9 @@ async def test_repeat_message_costs_no_table_write(new_table, storage_connection
 async def test_changed_address_or_stale_last_seen_is_rewritten(new_table):
     store = ReferenceStore(await new_table())
     user, conversation = activities.teams_user(), activities.teams_personal_conversation()
-    await store.save(reference_of(activities.teams_message("a", SERVICE_URL, user=user, conversation=conversation)), NOW)
+    await store.save(
+        reference_of(activities.teams_message("a", SERVICE_URL, user=user, conversation=conversation)), NOW
+    )
 
     moved = activities.teams_message("b", "https://smba.trafficmanager.net/amer/", user=user, conversation=conversation)
     assert await store.save(reference_of(moved), NOW) is True
@@ -69,9 +71,13 @@ async def test_changed_address_or_stale_last_seen_is_rewritten(new_table):
 async def test_personal_conversation_wins_the_user_pointer(new_table):
     store = ReferenceStore(await new_table())
     user = activities.teams_user()
-    group = reference_of(activities.teams_message("hi", SERVICE_URL, user=user, conversation=activities.teams_channel_conversation()))
+    group = reference_of(
+        activities.teams_message("hi", SERVICE_URL, user=user, conversation=activities.teams_channel_conversation())
+    )
     personal = reference_of(activities.teams_message("hi", SERVICE_URL, user=user))
-    other_group = reference_of(activities.teams_message("hi", SERVICE_URL, user=user, conversation=activities.teams_channel_conversation()))
+    other_group = reference_of(
+        activities.teams_message("hi", SERVICE_URL, user=user, conversation=activities.teams_channel_conversation())
+    )
 
     await store.save(group, NOW)
     assert (await store.find_user("msteams", user["id"])).is_group  # better than nothing

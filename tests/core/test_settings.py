@@ -8,7 +8,14 @@ from collections.abc import Iterator, Mapping
 import pytest
 
 from proactive_bot.settings import (
-    BY_NAME, SETTINGS, AppType, Reader, Settings, SettingsError, StorageIdentity, markdown_table,
+    BY_NAME,
+    SETTINGS,
+    AppType,
+    Reader,
+    Settings,
+    SettingsError,
+    StorageIdentity,
+    markdown_table,
 )
 from tests.conftest import APP_ID, STORAGE_CLIENT_ID
 from tests.functions.invoke import APP_ROOT
@@ -20,8 +27,11 @@ IDENTITY = {
     "AzureWebJobsStorage__clientId": STORAGE_CLIENT_ID,
 }
 MSI = {
-    "MicrosoftAppType": "UserAssignedMSI", "MicrosoftAppId": APP_ID, "MicrosoftAppTenantId": "contoso.onmicrosoft.com",
-    "IDENTITY_ENDPOINT": "http://127.0.0.1:41234/msi/token", "IDENTITY_HEADER": "0123456789abcdef",
+    "MicrosoftAppType": "UserAssignedMSI",
+    "MicrosoftAppId": APP_ID,
+    "MicrosoftAppTenantId": "contoso.onmicrosoft.com",
+    "IDENTITY_ENDPOINT": "http://127.0.0.1:41234/msi/token",
+    "IDENTITY_HEADER": "0123456789abcdef",
 }
 
 
@@ -78,7 +88,9 @@ def test_defaults_are_the_documented_ones():
 
 
 def test_a_connection_string_works_as_before():
-    settings = Settings.from_env({"AzureWebJobsStorage": CONNECTION, "MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "x" * 12})
+    settings = Settings.from_env(
+        {"AzureWebJobsStorage": CONNECTION, "MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "x" * 12}
+    )
 
     assert settings.storage_connection == CONNECTION and not settings.managed_identity
 
@@ -86,17 +98,21 @@ def test_a_connection_string_works_as_before():
 def test_identity_storage_from_the_hosts_setting_names():
     identity = Settings.from_env(IDENTITY).storage_identity
 
-    assert identity == StorageIdentity(account_name="contosobot", credential="managedidentity", client_id=STORAGE_CLIENT_ID)
+    assert identity == StorageIdentity(
+        account_name="contosobot", credential="managedidentity", client_id=STORAGE_CLIENT_ID
+    )
     assert identity.table_endpoint == "https://contosobot.table.core.windows.net"
     assert identity.queue_endpoint == "https://contosobot.queue.core.windows.net"
 
 
 def test_identity_storage_by_service_uris():
-    identity = Settings.from_env({
-        "AzureWebJobsStorage__blobServiceUri": "https://a.blob.core.windows.net",
-        "AzureWebJobsStorage__queueServiceUri": "https://a.queue.core.windows.net",
-        "AzureWebJobsStorage__tableServiceUri": "https://a.table.core.windows.net",
-    }).storage_identity
+    identity = Settings.from_env(
+        {
+            "AzureWebJobsStorage__blobServiceUri": "https://a.blob.core.windows.net",
+            "AzureWebJobsStorage__queueServiceUri": "https://a.queue.core.windows.net",
+            "AzureWebJobsStorage__tableServiceUri": "https://a.table.core.windows.net",
+        }
+    ).storage_identity
 
     assert identity.queue_endpoint == "https://a.queue.core.windows.net" and identity.client_id == ""
 
@@ -106,18 +122,41 @@ def test_identity_storage_by_service_uris():
     [
         ({}, "AzureWebJobsStorage is not set"),
         ({"AzureWebJobsStorage": CONNECTION, **IDENTITY}, "both set: keep one"),
-        ({"AzureWebJobsStorage__credential": "managedidentity", "AzureWebJobsStorage__clientId": STORAGE_CLIENT_ID},
-         "missing: AzureWebJobsStorage__blobServiceUri, AzureWebJobsStorage__queueServiceUri, AzureWebJobsStorage__tableServiceUri"),
-        ({"AzureWebJobsStorage__queueServiceUri": "https://a.queue.core.windows.net",
-          "AzureWebJobsStorage__tableServiceUri": "https://a.table.core.windows.net"}, "missing: AzureWebJobsStorage__blobServiceUri$"),
-        ({"AzureWebJobsStorage__accountName": "a", "AzureWebJobsStorage__clientId": STORAGE_CLIENT_ID},
-         "clientId is set but AzureWebJobsStorage__credential is not"),
-        ({"AzureWebJobsStorage__accountName": "a", "AzureWebJobsStorage__credential": "managedidentity"},
-         "needs AzureWebJobsStorage__clientId"),
-        ({"AzureWebJobsStorage__accountName": "a", "AzureWebJobsStorage__credential": "connectionstring",
-          "AzureWebJobsStorage__clientId": STORAGE_CLIENT_ID}, "must be 'managedidentity'"),
-        ({"AzureWebJobsStorage__blobServiceUri": "http://a", "AzureWebJobsStorage__queueServiceUri": "https://b",
-          "AzureWebJobsStorage__tableServiceUri": "https://c"}, "blobServiceUri must be an https"),
+        (
+            {"AzureWebJobsStorage__credential": "managedidentity", "AzureWebJobsStorage__clientId": STORAGE_CLIENT_ID},
+            "missing: AzureWebJobsStorage__blobServiceUri, AzureWebJobsStorage__queueServiceUri, AzureWebJobsStorage__tableServiceUri",
+        ),
+        (
+            {
+                "AzureWebJobsStorage__queueServiceUri": "https://a.queue.core.windows.net",
+                "AzureWebJobsStorage__tableServiceUri": "https://a.table.core.windows.net",
+            },
+            "missing: AzureWebJobsStorage__blobServiceUri$",
+        ),
+        (
+            {"AzureWebJobsStorage__accountName": "a", "AzureWebJobsStorage__clientId": STORAGE_CLIENT_ID},
+            "clientId is set but AzureWebJobsStorage__credential is not",
+        ),
+        (
+            {"AzureWebJobsStorage__accountName": "a", "AzureWebJobsStorage__credential": "managedidentity"},
+            "needs AzureWebJobsStorage__clientId",
+        ),
+        (
+            {
+                "AzureWebJobsStorage__accountName": "a",
+                "AzureWebJobsStorage__credential": "connectionstring",
+                "AzureWebJobsStorage__clientId": STORAGE_CLIENT_ID,
+            },
+            "must be 'managedidentity'",
+        ),
+        (
+            {
+                "AzureWebJobsStorage__blobServiceUri": "http://a",
+                "AzureWebJobsStorage__queueServiceUri": "https://b",
+                "AzureWebJobsStorage__tableServiceUri": "https://c",
+            },
+            "blobServiceUri must be an https",
+        ),
     ],
 )
 def test_half_configured_storage_is_refused_with_what_is_missing(env, problem):
@@ -152,9 +191,14 @@ def test_user_assigned_msi_without_a_password_is_a_complete_configuration():
     [
         ({"MicrosoftAppId": APP_ID}, "MicrosoftAppId is set but MicrosoftAppPassword is not"),
         ({"MicrosoftAppPassword": "a-secret"}, "MicrosoftAppPassword is set but MicrosoftAppId is not"),
-        ({"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "a-secret", "MicrosoftAppType": "SingleTenant"},
-         "SingleTenant needs MicrosoftAppTenantId"),
-        ({"MicrosoftAppType": "SystemAssignedMSI"}, "MicrosoftAppType must be one of MultiTenant, SingleTenant, UserAssignedMSI"),
+        (
+            {"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "a-secret", "MicrosoftAppType": "SingleTenant"},
+            "SingleTenant needs MicrosoftAppTenantId",
+        ),
+        (
+            {"MicrosoftAppType": "SystemAssignedMSI"},
+            "MicrosoftAppType must be one of MultiTenant, SingleTenant, UserAssignedMSI",
+        ),
     ],
 )
 def test_a_half_configured_bot_identity_is_refused_with_what_is_missing(env, problem):
@@ -163,10 +207,15 @@ def test_a_half_configured_bot_identity_is_refused_with_what_is_missing(env, pro
 
 
 def test_a_single_tenant_bot_with_its_tenant_is_a_complete_configuration():
-    settings = Settings.from_env({
-        "AzureWebJobsStorage": CONNECTION, "MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "a-secret",
-        "MicrosoftAppType": "SingleTenant", "MicrosoftAppTenantId": "contoso.onmicrosoft.com",
-    })
+    settings = Settings.from_env(
+        {
+            "AzureWebJobsStorage": CONNECTION,
+            "MicrosoftAppId": APP_ID,
+            "MicrosoftAppPassword": "a-secret",
+            "MicrosoftAppType": "SingleTenant",
+            "MicrosoftAppTenantId": "contoso.onmicrosoft.com",
+        }
+    )
 
     assert settings.single_tenant and not settings.local_mode
 

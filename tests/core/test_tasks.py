@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from proactive_bot.tasks import InvalidTask, Task, parse_task_message
 
-TASK = Task(kind="report", channel_id="msteams", conversation_id="a:1conv", user_id="29:1user",
-            zone="Europe/Berlin", id="t1", requested_at=datetime(2026, 11, 26, 10, tzinfo=timezone.utc))
+TASK = Task(
+    kind="report",
+    channel_id="msteams",
+    conversation_id="a:1conv",
+    user_id="29:1user",
+    zone="Europe/Berlin",
+    id="t1",
+    requested_at=datetime(2026, 11, 26, 10, tzinfo=UTC),
+)
 
 
 def test_a_task_round_trips_through_its_message():
     body = TASK.to_message()
 
     assert json.loads(body) == {
-        "v": 1, "id": "t1", "kind": "report", "channelId": "msteams", "conversationId": "a:1conv",
-        "userId": "29:1user", "zone": "Europe/Berlin", "requestedAt": "2026-11-26T10:00:00+00:00",
+        "v": 1,
+        "id": "t1",
+        "kind": "report",
+        "channelId": "msteams",
+        "conversationId": "a:1conv",
+        "userId": "29:1user",
+        "zone": "Europe/Berlin",
+        "requestedAt": "2026-11-26T10:00:00+00:00",
     }
     assert parse_task_message(body.encode()) == TASK
 

@@ -27,6 +27,7 @@ def copy_sample_app(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., P
 
     Each host gets its own copy: the sample functions record what they saw under <copy>/_out.
     """
+
     def copy(label: str, queues: dict[str, Any] | None = None) -> Path:
         target = tmp_path_factory.mktemp(label) / "app"
         shutil.copytree(SAMPLE_APP, target, ignore=shutil.ignore_patterns("__pycache__", "_out"))

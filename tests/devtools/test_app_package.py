@@ -59,8 +59,9 @@ def test_the_bot_is_everywhere_with_its_commands_and_read_receipts():
     for commands in bot["commandLists"]:
         assert {c["title"] for c in commands["commands"]} == BOT_COMMANDS
     assert {scope for commands in bot["commandLists"] for scope in commands["scopes"]} == set(bot["scopes"])
-    assert {"name": "ChatMessageReadReceipt.Read.Chat", "type": "Application"} in \
-        manifest["authorization"]["permissions"]["resourceSpecific"]
+    assert {"name": "ChatMessageReadReceipt.Read.Chat", "type": "Application"} in manifest["authorization"][
+        "permissions"
+    ]["resourceSpecific"]
 
 
 def test_the_commands_are_ones_the_bot_answers():
@@ -96,12 +97,14 @@ def read_png(data: bytes) -> tuple[int, int, list[tuple[int, ...]]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height, depth, color_type = struct.unpack(">IIBB", data[16:26])
     assert (depth, color_type) == (8, 6)
-    idat = b"".join(data[m.start() + 4: m.start() + 4 + struct.unpack(">I", data[m.start() - 4: m.start()])[0]]
-                    for m in re.finditer(b"IDAT", data))
+    idat = b"".join(
+        data[m.start() + 4 : m.start() + 4 + struct.unpack(">I", data[m.start() - 4 : m.start()])[0]]
+        for m in re.finditer(b"IDAT", data)
+    )
     raw = zlib.decompress(idat)
     stride = width * 4 + 1
     assert all(raw[row * stride] == 0 for row in range(height))
-    pixels = [tuple(raw[r * stride + 1 + 4 * x: r * stride + 5 + 4 * x]) for r in range(height) for x in range(width)]
+    pixels = [tuple(raw[r * stride + 1 + 4 * x : r * stride + 5 + 4 * x]) for r in range(height) for x in range(width)]
     return width, height, pixels
 
 

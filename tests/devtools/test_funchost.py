@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -102,8 +102,9 @@ async def queues(funchost_azurite: azurite.Azurite) -> AsyncIterator[Queues]:
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def base64_app(funchost_azurite: azurite.Azurite,
-                     copy_sample_app: Callable[..., Path]) -> AsyncIterator[tuple[FunctionHost, Path]]:
+async def base64_app(
+    funchost_azurite: azurite.Azurite, copy_sample_app: Callable[..., Path]
+) -> AsyncIterator[tuple[FunctionHost, Path]]:
     """The sample app as written: base64 messages, an every-second timer, generated host key."""
     app = copy_sample_app("base64")
     host = FunctionHost(app, {"AzureWebJobsStorage": funchost_azurite.connection_string})
@@ -113,17 +114,21 @@ async def base64_app(funchost_azurite: azurite.Azurite,
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def plain_app(funchost_azurite: azurite.Azurite,
-                    copy_sample_app: Callable[..., Path]) -> AsyncIterator[tuple[FunctionHost, Path]]:
+async def plain_app(
+    funchost_azurite: azurite.Azurite, copy_sample_app: Callable[..., Path]
+) -> AsyncIterator[tuple[FunctionHost, Path]]:
     """messageEncoding "none", its own queues, a fixed host key and a yearly timer."""
     app = copy_sample_app("plain", queues={"messageEncoding": "none"})
-    host = FunctionHost(app, {
-        "AzureWebJobsStorage": funchost_azurite.connection_string,
-        "WorkQueue": "plain-work",
-        "FanoutQueue": "plain-fanout",
-        "TickSchedule": "0 0 0 1 JAN *",
-        "FUNCTIONS_HOST_KEY": "plain-secret",
-    })
+    host = FunctionHost(
+        app,
+        {
+            "AzureWebJobsStorage": funchost_azurite.connection_string,
+            "WorkQueue": "plain-work",
+            "FanoutQueue": "plain-fanout",
+            "TickSchedule": "0 0 0 1 JAN *",
+            "FUNCTIONS_HOST_KEY": "plain-secret",
+        },
+    )
     await host.start(0)
     yield host, app
     await host.stop()
@@ -198,8 +203,7 @@ async def test_http_unhandled_exception_is_500(base64_app, http, caplog) -> None
         async with http.get(f"{host.url}/api/hello?fail=1") as response:
             assert response.status == 500
             assert "asked to fail" not in await response.text()
-    failed = [r.getMessage() for r in caplog.records
-              if "Executed 'Functions.sample_http' (Failed" in r.getMessage()]
+    failed = [r.getMessage() for r in caplog.records if "Executed 'Functions.sample_http' (Failed" in r.getMessage()]
     # Logged with the function's part of the traceback.
     assert failed and "sample_http/__init__.py" in failed[0] and "RuntimeError: asked to fail" in failed[0]
 
@@ -264,8 +268,7 @@ async def test_timer_runs_never_overlap(caplog) -> None:
         tasks.add(task)
         return task
 
-    runner = TimerRunner(_fake_timer_function(), parse_schedule("00:00:00.1"), timezone.utc,
-                         slow_invoke, spawn)
+    runner = TimerRunner(_fake_timer_function(), parse_schedule("00:00:00.1"), UTC, slow_invoke, spawn)
     stopping = asyncio.Event()
     with caplog.at_level(logging.WARNING, logger="funchost"):
         loop = asyncio.ensure_future(runner.run(stopping))
@@ -288,11 +291,11 @@ PAST_DUE = [
 
 
 @pytest.mark.parametrize(("expression", "due", "now", "expected"), PAST_DUE)
-def test_past_due_means_behind_by_more_than_the_schedule(expression: str, due: datetime,
-                                                         now: datetime, expected: bool) -> None:
-    utc = timezone.utc
-    assert is_past_due(parse_schedule(expression), utc, due.replace(tzinfo=utc),
-                       now.replace(tzinfo=utc)) is expected
+def test_past_due_means_behind_by_more_than_the_schedule(
+    expression: str, due: datetime, now: datetime, expected: bool
+) -> None:
+    utc = UTC
+    assert is_past_due(parse_schedule(expression), utc, due.replace(tzinfo=utc), now.replace(tzinfo=utc)) is expected
 
 
 # --- queues -------------------------------------------------------------------------------------
@@ -350,8 +353,7 @@ async def _at_least(queues: Queues, name: str, count: int) -> list[str] | None:
 @session_loop
 async def test_queue_function_runs_through_the_admin_api(base64_app, http) -> None:
     host, app = base64_app
-    async with http.post(f"{host.url}/admin/functions/sample_queue",
-                         json={"input": "from admin"}) as response:
+    async with http.post(f"{host.url}/admin/functions/sample_queue", json={"input": "from admin"}) as response:
         assert response.status == 202
     seen = await eventually(lambda: [r for r in records(app, "sample_queue") if r["body"] == "from admin"])
     assert seen[0]["dequeue_count"] == 1
@@ -370,8 +372,9 @@ async def test_encoding_none_passes_text_as_is(plain_app, queues) -> None:
 # --- startup, settings, shutdown ----------------------------------------------------------------
 
 
-def write_app(root: Path, functions: dict[str, tuple[dict[str, Any], str]],
-              values: dict[str, str] | None = None) -> Path:
+def write_app(
+    root: Path, functions: dict[str, tuple[dict[str, Any], str]], values: dict[str, str] | None = None
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "host.json").write_text(json.dumps({"version": "2.0"}))
     settings = {"IsEncrypted": False, "Values": {"FUNCTIONS_WORKER_RUNTIME": "python", **(values or {})}}
@@ -384,42 +387,59 @@ def write_app(root: Path, functions: dict[str, tuple[dict[str, Any], str]],
 
 
 def timer_json(schedule: str, *extra: dict[str, Any]) -> dict[str, Any]:
-    return {"bindings": [{"name": "timer", "type": "timerTrigger", "direction": "in",
-                          "schedule": schedule}, *extra]}
+    return {"bindings": [{"name": "timer", "type": "timerTrigger", "direction": "in", "schedule": schedule}, *extra]}
 
 
 STARTUP_ERRORS = [
-    ("unsupported trigger",
-     {"bad_blob": ({"bindings": [{"name": "blob", "type": "blobTrigger", "direction": "in",
-                                  "path": "x/{name}"}]}, "def main(blob): pass\n")},
-     ["bad_blob", "blobTrigger"]),
-    ("unsupported output",
-     {"bad_table": (timer_json("0 * * * * *", {"name": "row", "type": "table", "direction": "out",
-                                               "tableName": "t"}),
-                    "def main(timer, row): pass\n")},
-     ["bad_table", "table"]),
-    ("missing setting",
-     {"bad_setting": (timer_json("%NoSuchSchedule%"), "def main(timer): pass\n")},
-     ["bad_setting", "%NoSuchSchedule%"]),
-    ("bad schedule",
-     {"bad_cron": (timer_json("0 0 25 * * *"), "def main(timer): pass\n")},
-     ["bad_cron", "hour"]),
-    ("parameter mismatch",
-     {"bad_params": (timer_json("0 * * * * *"), "def main(tick): pass\n")},
-     ["bad_params", "tick"]),
-    ("annotation the worker refuses",
-     {"bad_annotation": ({"bindings": [{"name": "msg", "type": "queueTrigger", "direction": "in",
-                                        "queueName": "q1"}]},
-                         "def main(msg: str): pass\n")},
-     ["bad_annotation", "msg", "queueTrigger"]),
+    (
+        "unsupported trigger",
+        {
+            "bad_blob": (
+                {"bindings": [{"name": "blob", "type": "blobTrigger", "direction": "in", "path": "x/{name}"}]},
+                "def main(blob): pass\n",
+            )
+        },
+        ["bad_blob", "blobTrigger"],
+    ),
+    (
+        "unsupported output",
+        {
+            "bad_table": (
+                timer_json("0 * * * * *", {"name": "row", "type": "table", "direction": "out", "tableName": "t"}),
+                "def main(timer, row): pass\n",
+            )
+        },
+        ["bad_table", "table"],
+    ),
+    (
+        "missing setting",
+        {"bad_setting": (timer_json("%NoSuchSchedule%"), "def main(timer): pass\n")},
+        ["bad_setting", "%NoSuchSchedule%"],
+    ),
+    ("bad schedule", {"bad_cron": (timer_json("0 0 25 * * *"), "def main(timer): pass\n")}, ["bad_cron", "hour"]),
+    (
+        "parameter mismatch",
+        {"bad_params": (timer_json("0 * * * * *"), "def main(tick): pass\n")},
+        ["bad_params", "tick"],
+    ),
+    (
+        "annotation the worker refuses",
+        {
+            "bad_annotation": (
+                {"bindings": [{"name": "msg", "type": "queueTrigger", "direction": "in", "queueName": "q1"}]},
+                "def main(msg: str): pass\n",
+            )
+        },
+        ["bad_annotation", "msg", "queueTrigger"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "functions", "expected"), STARTUP_ERRORS,
-                         ids=[case[0] for case in STARTUP_ERRORS])
+@pytest.mark.parametrize(("case", "functions", "expected"), STARTUP_ERRORS, ids=[case[0] for case in STARTUP_ERRORS])
 @session_loop
-async def test_startup_errors_name_the_function(tmp_path: Path, case: str, functions: dict,
-                                                expected: list[str]) -> None:
+async def test_startup_errors_name_the_function(
+    tmp_path: Path, case: str, functions: dict, expected: list[str]
+) -> None:
     host = FunctionHost(write_app(tmp_path / "app", functions))
     with pytest.raises(HostStartupError) as error:
         await host.start(0)
@@ -429,10 +449,12 @@ async def test_startup_errors_name_the_function(tmp_path: Path, case: str, funct
 
 @session_loop
 async def test_stop_waits_for_in_flight_invocations(tmp_path: Path) -> None:
-    code = ("import asyncio, pathlib\n"
-            "async def main(timer):\n"
-            "    await asyncio.sleep(0.3)\n"
-            "    (pathlib.Path(__file__).parent.parent / 'done').write_text('yes')\n")
+    code = (
+        "import asyncio, pathlib\n"
+        "async def main(timer):\n"
+        "    await asyncio.sleep(0.3)\n"
+        "    (pathlib.Path(__file__).parent.parent / 'done').write_text('yes')\n"
+    )
     app = write_app(tmp_path / "app", {"slow_timer": (timer_json("0 0 0 1 JAN *"), code)})
     host = FunctionHost(app)
     await host.start(0)
@@ -443,9 +465,11 @@ async def test_stop_waits_for_in_flight_invocations(tmp_path: Path) -> None:
 
 @session_loop
 async def test_run_on_startup(tmp_path: Path) -> None:
-    code = ("import pathlib\n"
-            "def main(timer):\n"
-            "    (pathlib.Path(__file__).parent.parent / 'started').write_text(str(timer.past_due))\n")
+    code = (
+        "import pathlib\n"
+        "def main(timer):\n"
+        "    (pathlib.Path(__file__).parent.parent / 'started').write_text(str(timer.past_due))\n"
+    )
     schedule = timer_json("0 0 0 1 JAN *")
     schedule["bindings"][0]["runOnStartup"] = True
     app = write_app(tmp_path / "app", {"startup_timer": (schedule, code)})
@@ -481,10 +505,14 @@ def test_host_json_options(copy_sample_app: Callable[..., Path], tmp_path: Path)
     assert sample.queues.batch_size == 4
     assert sample.function_timeout == timedelta(seconds=30)
     defaults = load_host_config(write_app(tmp_path / "app", {}))
-    assert (defaults.route_prefix, defaults.queues.max_dequeue_count, defaults.queues.batch_size,
-            defaults.queues.max_polling_interval, defaults.queues.message_encoding,
-            defaults.queues.visibility_timeout) == ("api", 5, 16, timedelta(minutes=1), "base64",
-                                                    timedelta(0))
+    assert (
+        defaults.route_prefix,
+        defaults.queues.max_dequeue_count,
+        defaults.queues.batch_size,
+        defaults.queues.max_polling_interval,
+        defaults.queues.message_encoding,
+        defaults.queues.visibility_timeout,
+    ) == ("api", 5, 16, timedelta(minutes=1), "base64", timedelta(0))
 
 
 ROUTES = [
@@ -510,17 +538,32 @@ def test_route_templates(template: str, path: str, expected: dict[str, str] | No
 
 
 @session_loop
-async def test_command_line_host_starts_and_stops(copy_sample_app: Callable[..., Path],
-                                                  funchost_azurite: azurite.Azurite, http) -> None:
+async def test_command_line_host_starts_and_stops(
+    copy_sample_app: Callable[..., Path], funchost_azurite: azurite.Azurite, http
+) -> None:
     app = copy_sample_app("cli")
     port = azurite.free_port()
-    env = {**os.environ, "AzureWebJobsStorage": funchost_azurite.connection_string,
-           "WorkQueue": "cli-work", "FanoutQueue": "cli-fanout", "TickSchedule": "0 0 0 1 JAN *",
-           "PYTHONPATH": str(REPO_ROOT)}
+    env = {
+        **os.environ,
+        "AzureWebJobsStorage": funchost_azurite.connection_string,
+        "WorkQueue": "cli-work",
+        "FanoutQueue": "cli-fanout",
+        "TickSchedule": "0 0 0 1 JAN *",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "devtools.funchost", "--app-root", str(app), "--port", str(port),
-        env=env, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "devtools.funchost",
+        "--app-root",
+        str(app),
+        "--port",
+        str(port),
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
+
         async def ready() -> bool:
             try:
                 async with http.get(f"http://127.0.0.1:{port}/admin/host/status") as response:
@@ -545,12 +588,17 @@ async def test_command_line_host_starts_and_stops(copy_sample_app: Callable[...,
 @session_loop
 async def test_identity_storage_settings_get_a_clear_startup_error(tmp_path: Path) -> None:
     """This host speaks connection strings only; an identity-based AzureWebJobsStorage__* says so."""
-    functions = {"worker": ({"bindings": [{"name": "msg", "type": "queueTrigger", "direction": "in",
-                                           "queueName": "work-items"}]},
-                            "def main(msg): pass\n")}
+    functions = {
+        "worker": (
+            {"bindings": [{"name": "msg", "type": "queueTrigger", "direction": "in", "queueName": "work-items"}]},
+            "def main(msg): pass\n",
+        )
+    }
     # Explicitly empty: this module's other hosts export a connection string while they run.
-    host = FunctionHost(write_app(tmp_path / "app", functions),
-                        {"AzureWebJobsStorage": "", "AzureWebJobsStorage__accountName": "contosobot"})
+    host = FunctionHost(
+        write_app(tmp_path / "app", functions),
+        {"AzureWebJobsStorage": "", "AzureWebJobsStorage__accountName": "contosobot"},
+    )
     try:
         with pytest.raises(HostStartupError, match=r"does not take the identity form \(AzureWebJobsStorage__\*\)"):
             await host.start(0)

@@ -32,7 +32,11 @@ async def test_instances_start_as_processes_on_the_next_ports_and_stop_together(
     env = {**os.environ, "AzureWebJobsStorage": funchost_azurite.connection_string}
     host = subprocess.Popen(
         [sys.executable, "-m", "devtools.funchost", "--app-root", str(app), "--port", str(port), "--instances", "2"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         async with aiohttp.ClientSession() as http:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,7 +15,7 @@ from devtools.funchost.ncrontab import (
     parse_timespan,
 )
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def utc(*parts: int) -> datetime:
@@ -71,8 +71,7 @@ TIME_ZONE_CASES = [
 
 
 @pytest.mark.parametrize(("expression", "after", "expected_utc"), TIME_ZONE_CASES)
-def test_next_occurrence_in_a_time_zone(expression: str, after: datetime,
-                                        expected_utc: datetime) -> None:
+def test_next_occurrence_in_a_time_zone(expression: str, after: datetime, expected_utc: datetime) -> None:
     assert CronSchedule.parse(expression).next_occurrence(after).astimezone(UTC) == expected_utc
 
 

@@ -43,7 +43,9 @@ class ReplyingBot:
             await self.send(activity, {"type": "message", "text": f"you said {activity.get('text')}"}, reply=True)
         return web.Response(status=self.status)
 
-    async def send(self, to: dict[str, Any], activity: dict[str, Any], *, reply: bool = False) -> aiohttp.ClientResponse:
+    async def send(
+        self, to: dict[str, Any], activity: dict[str, Any], *, reply: bool = False
+    ) -> aiohttp.ClientResponse:
         """POST into `to`'s conversation as a proactive send or a reply (botbuilder's two routes)."""
         url = f"{to['serviceUrl']}/v3/conversations/{quote(to['conversation']['id'], safe='')}/activities"
         if reply:
@@ -80,7 +82,9 @@ async def start(http: aiohttp.ClientSession, channel: WebChatChannel, **extra: A
     async with http.post(f"{directline}/tokens/generate", json={"user": USER, **extra}) as response:
         assert response.status == 200
         token = (await response.json())["token"]
-    async with http.post(f"{directline}/conversations", headers=bearer(token), json={"user": {"id": USER["id"]}}) as response:
+    async with http.post(
+        f"{directline}/conversations", headers=bearer(token), json={"user": {"id": USER["id"]}}
+    ) as response:
         assert response.status == 201
         return await response.json()
 
@@ -93,8 +97,9 @@ def activities_url(channel: WebChatChannel, conversation: dict[str, Any]) -> str
     return f"{channel.url}/v3/directline/conversations/{conversation['conversationId']}/activities"
 
 
-async def post(http: aiohttp.ClientSession, channel: WebChatChannel, conversation: dict[str, Any],
-               activity: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+async def post(
+    http: aiohttp.ClientSession, channel: WebChatChannel, conversation: dict[str, Any], activity: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
     url = activities_url(channel, conversation)
     async with http.post(url, json=activity, headers=bearer(conversation["token"])) as response:
         return response.status, await response.json()
@@ -112,7 +117,9 @@ def webchat_message(text: str) -> dict[str, Any]:
         "locale": "en-US",
         "localTimestamp": "2026-11-26T11:00:00.000+01:00",
         "localTimezone": "Europe/Berlin",
-        "entities": [{"type": "ClientCapabilities", "requiresBotState": True, "supportsListening": True, "supportsTts": True}],
+        "entities": [
+            {"type": "ClientCapabilities", "requiresBotState": True, "supportsListening": True, "supportsTts": True}
+        ],
     }
 
 
@@ -246,7 +253,11 @@ async def test_the_bots_edits_and_deletions_reach_the_page_under_the_same_id(htt
         transcript = (await response.json())["activities"]
 
     versions = [a for a in transcript if a["id"] == activity_id]
-    assert [(a["type"], a.get("text")) for a in versions] == [("message", "v0"), ("message", "v1"), ("messageDelete", None)]
+    assert [(a["type"], a.get("text")) for a in versions] == [
+        ("message", "v0"),
+        ("message", "v1"),
+        ("messageDelete", None),
+    ]
     assert len({a["timestamp"] for a in versions}) == 1
 
 

@@ -96,8 +96,13 @@ async def test_a_notification_goes_through_the_front_door_with_the_key_and_its_a
 
     [document] = front_door.received
     assert document["to"] == {"userId": "user-1a2b", "channelId": "directline"}
-    assert receipt == {"id": document["id"], "via": "front door", "accepted": True, "status": 202,
-                       "detail": {"id": document["id"], "state": "accepted"}}
+    assert receipt == {
+        "id": document["id"],
+        "via": "front door",
+        "accepted": True,
+        "status": 202,
+        "detail": {"id": document["id"], "state": "accepted"},
+    }
     assert status["detail"] == {"id": document["id"], "state": "done", "sent": 1}
 
 
@@ -115,5 +120,8 @@ async def test_run_timer_passes_on_what_the_host_answered(channel):
         async with http.post(f"{channel.url}/panel/timer") as response:
             assert response.status == 502
             # This stand-in has no admin API: the page shows the host's own answer.
-            assert await response.json() == {"function": "timer_notify", "status": 404,
-                                             "error": "the host answered 404"}
+            assert await response.json() == {
+                "function": "timer_notify",
+                "status": 404,
+                "error": "the host answered 404",
+            }

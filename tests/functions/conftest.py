@@ -69,7 +69,9 @@ class WorkQueueDrainer:
                 await asyncio.sleep(0.2)
                 continue
             for message in messages:
-                outputs = await invoke.queue("deliver_batch", message.content.encode(), dequeue_count=message.dequeue_count)
+                outputs = await invoke.queue(
+                    "deliver_batch", message.content.encode(), dequeue_count=message.dequeue_count
+                )
                 assert outputs["poison"].value is None, f"work message poisoned: {message.content[:200]}"
                 await self._queue.delete_message(message)
                 ran += 1

@@ -21,8 +21,10 @@ def dead_storage() -> str:
     host = "http://127.0.0.1"
     return (
         f"DefaultEndpointsProtocol=http;AccountName={azurite_process.ACCOUNT};AccountKey={azurite_process.ACCOUNT_KEY};"
-        + "".join(f"{kind}Endpoint={host}:{azurite_process.free_port()}/{azurite_process.ACCOUNT};"
-                  for kind in ("Blob", "Queue", "Table"))
+        + "".join(
+            f"{kind}Endpoint={host}:{azurite_process.free_port()}/{azurite_process.ACCOUNT};"
+            for kind in ("Blob", "Queue", "Table")
+        )
     )
 
 

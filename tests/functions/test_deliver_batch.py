@@ -9,7 +9,6 @@ import pytest
 
 from proactive_bot import clock
 from proactive_bot.notifications.contract import validate
-
 from tests.functions import invoke
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.storage.queue.aio import QueueClient
@@ -13,7 +13,7 @@ from proactive_bot.tasks import TaskIncomplete
 from tests import activities
 from tests.functions import invoke
 
-NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=timezone.utc)  # 11:00:30 in Berlin
+NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)  # 11:00:30 in Berlin
 
 
 async def enqueued_task(storage_connection: str, conversation_id: str) -> bytes:
@@ -61,9 +61,16 @@ async def test_a_result_that_cannot_be_delivered_now_is_retried_by_the_queue(app
     assert channel.texts(conversation_id)[-1].startswith("📋 **Your reminders** (times in America/New_York)")
 
 
-@pytest.mark.parametrize("body", [b"{not json", b'{"v": 1, "kind": "report"}', b'{"v": 1, "id": "x", "kind": "mine", '
-                                  b'"channelId": "webchat", "conversationId": "c", "userId": "u", "zone": null, '
-                                  b'"requestedAt": "2026-11-26T10:00:00+00:00"}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b'{"v": 1, "kind": "report"}',
+        b'{"v": 1, "id": "x", "kind": "mine", '
+        b'"channelId": "webchat", "conversationId": "c", "userId": "u", "zone": null, '
+        b'"requestedAt": "2026-11-26T10:00:00+00:00"}',
+    ],
+)
 async def test_malformed_tasks_go_to_the_poison_queue_unchanged(app, channel, body, caplog):
     outputs = await invoke.queue("long_tasks", body)
 

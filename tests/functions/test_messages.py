@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +16,7 @@ from tests import activities
 from tests.conftest import ACCESS_TOKEN, APP_ID
 from tests.functions import invoke
 
-NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=timezone.utc)  # 11:00:30 in Berlin
+NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)  # 11:00:30 in Berlin
 
 
 async def test_teams_install_gets_a_welcome_and_the_address_is_stored(app, channel):
@@ -109,8 +109,10 @@ async def test_a_reminders_buttons_reach_it_after_an_unrelated_message(app, chan
 async def test_a_card_click_in_a_teams_channel_reaches_its_reminder(app, channel, monkeypatch):
     monkeypatch.setattr(clock, "now", lambda: NOW)
     user, conversation = activities.teams_user(), activities.teams_channel_conversation()
-    await invoke.http("messages", activities.teams_message("remind me in 1 minute to ship it", channel.url,
-                                                           user=user, conversation=conversation))
+    await invoke.http(
+        "messages",
+        activities.teams_message("remind me in 1 minute to ship it", channel.url, user=user, conversation=conversation),
+    )
     monkeypatch.setattr(clock, "now", lambda: NOW + timedelta(minutes=2))
     await invoke.http("messages", activities.teams_message("help", channel.url, conversation=conversation))
     await invoke.timer("timer_notify")
@@ -135,7 +137,9 @@ async def test_unparseable_reminder_gets_an_explanation(app, channel):
 async def test_bad_requests_are_4xx_and_run_no_turn(app, channel):
     not_json = await invoke.http("messages", b"{nope")
     not_an_object = await invoke.http("messages", [1, 2])
-    no_conversation = await invoke.http("messages", {"type": "message", "channelId": "webchat", "serviceUrl": channel.url})
+    no_conversation = await invoke.http(
+        "messages", {"type": "message", "channelId": "webchat", "serviceUrl": channel.url}
+    )
     too_big = await invoke.http("messages", b"{" + b" " * 600_000 + b"}")
 
     assert [r.status_code for r in (not_json, not_an_object, no_conversation, too_big)] == [400, 400, 400, 413]
@@ -176,9 +180,26 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
     max_leaves=8,
 )
-INVOKE_NAMES = st.sampled_from(["adaptiveCard/action", "signin/verifyState", "signin/tokenExchange", "healthCheck"]) | st.text(max_size=10)
-FIELDS = ["type", "id", "serviceUrl", "channelId", "from", "recipient", "conversation", "text",
-          "channelData", "entities", "membersAdded", "timestamp", "attachments", "value", "replyToId"]
+INVOKE_NAMES = st.sampled_from(
+    ["adaptiveCard/action", "signin/verifyState", "signin/tokenExchange", "healthCheck"]
+) | st.text(max_size=10)
+FIELDS = [
+    "type",
+    "id",
+    "serviceUrl",
+    "channelId",
+    "from",
+    "recipient",
+    "conversation",
+    "text",
+    "channelData",
+    "entities",
+    "membersAdded",
+    "timestamp",
+    "attachments",
+    "value",
+    "replyToId",
+]
 
 
 @st.composite
@@ -190,7 +211,9 @@ def hostile_activities(draw, service_url: str) -> dict:
     elif kind == "teams_group":
         activity = activities.teams_message("help", service_url, conversation=activities.teams_channel_conversation())
     elif kind == "webchat":
-        activity = activities.webchat_message(draw(st.sampled_from(["help", "remind me in 5 minutes to x", "hi"])), service_url)
+        activity = activities.webchat_message(
+            draw(st.sampled_from(["help", "remind me in 5 minutes to x", "hi"])), service_url
+        )
     elif kind == "members_added":
         activity = activities.teams_members_added(service_url)
     else:
@@ -202,11 +225,16 @@ def hostile_activities(draw, service_url: str) -> dict:
             activity[field] = draw(json_values)
     for holder in draw(st.lists(st.sampled_from(["from", "recipient", "conversation"]), max_size=2, unique=True)):
         if isinstance(activity.get(holder), dict):
-            activity[holder] = {**activity[holder], "id": draw(json_values | st.text(alphabet=st.characters(codec="utf-8"), max_size=300))}
+            activity[holder] = {
+                **activity[holder],
+                "id": draw(json_values | st.text(alphabet=st.characters(codec="utf-8"), max_size=300)),
+            }
     return activity
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=st.data())
 async def test_hostile_activities_get_a_4xx_or_a_handled_turn(app, channel, data):
     activity = data.draw(hostile_activities(channel.url))
@@ -273,7 +301,8 @@ async def test_null_members_and_invoke_errors_are_handled_turns(app, channel):
     assert exchanged.status_code == 501  # no sign-in here: the protocol's "not implemented"
     assert acted.status_code == 400
     assert json.loads(acted.get_body()) == {
-        "statusCode": 400, "type": "application/vnd.microsoft.error",
+        "statusCode": 400,
+        "type": "application/vnd.microsoft.error",
         "value": {"code": "BadRequest", "message": "Missing value property"},
     }
 
@@ -291,8 +320,11 @@ async def test_a_teams_read_receipt_marks_the_notifications_read(app, channel, w
     await run_notifications_queue(app)
     [sent] = channel.delivered()
     receipt = {
-        **{k: message[k] for k in ("serviceUrl", "channelId", "from", "conversation", "recipient", "channelData")
-           if k in message},
+        **{
+            k: message[k]
+            for k in ("serviceUrl", "channelId", "from", "conversation", "recipient", "channelData")
+            if k in message
+        },
         "type": "event",
         "id": "receipt-1",
         "name": "application/vnd.microsoft.readReceipt",
@@ -309,8 +341,15 @@ async def test_a_teams_read_receipt_marks_the_notifications_read(app, channel, w
 
 @pytest.mark.parametrize(
     "value",
-    [None, "1700000000001", {}, {"lastReadMessageId": None}, {"lastReadMessageId": 17}, {"lastReadMessageId": "x" * 5000},
-     {"lastReadMessageId": "not-a-number"}],
+    [
+        None,
+        "1700000000001",
+        {},
+        {"lastReadMessageId": None},
+        {"lastReadMessageId": 17},
+        {"lastReadMessageId": "x" * 5000},
+        {"lastReadMessageId": "not-a-number"},
+    ],
     ids=["no value", "value a string", "no id", "id null", "id a number", "id huge", "id unordered"],
 )
 async def test_a_malformed_read_receipt_is_answered_and_marks_nothing(app, channel, value):
@@ -318,14 +357,20 @@ async def test_a_malformed_read_receipt_is_answered_and_marks_nothing(app, chann
 
     message = activities.teams_message("hi", channel.url)
     await invoke.http("messages", message)
-    document = {"id": f"unread-{uuid.uuid4().hex[:8]}", "to": {"aadObjectId": message["from"]["aadObjectId"]},
-                "text": "News"}
+    document = {
+        "id": f"unread-{uuid.uuid4().hex[:8]}",
+        "to": {"aadObjectId": message["from"]["aadObjectId"]},
+        "text": "News",
+    }
     await invoke.http("notifications_api", document)
     await run_notifications_queue(app)
     channel.clear()
     receipt = {
         **{k: message[k] for k in ("serviceUrl", "channelId", "from", "conversation", "recipient", "channelData")},
-        "type": "event", "id": "receipt-bad", "name": "application/vnd.microsoft.readReceipt", "value": value,
+        "type": "event",
+        "id": "receipt-bad",
+        "name": "application/vnd.microsoft.readReceipt",
+        "value": value,
     }
 
     answered = await invoke.http("messages", receipt)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from proactive_bot import clock
 from proactive_bot.notifications.records import SEND_LEASE
@@ -84,8 +84,12 @@ async def crashed_mid_send(app, channel, **extra) -> tuple[str, dict]:
     message = activities.teams_message("hi", channel.url)
     await invoke.http("messages", message)
     channel.clear()
-    document = {"id": f"drill-{uuid.uuid4().hex[:8]}", "text": "Fire drill at 15:00",
-                "to": {"conversationId": message["conversation"]["id"], "channelId": "msteams"}, **extra}
+    document = {
+        "id": f"drill-{uuid.uuid4().hex[:8]}",
+        "text": "Fire drill at 15:00",
+        "to": {"conversationId": message["conversation"]["id"], "channelId": "msteams"},
+        **extra,
+    }
     assert (await invoke.http("notifications_api", document)).status_code == 202
     recipient = await app.references.get("msteams", message["conversation"]["id"])
     await app.notifications.claim(document["id"], recipient, clock.now() - SEND_LEASE - timedelta(seconds=1))
@@ -95,7 +99,9 @@ async def crashed_mid_send(app, channel, **extra) -> tuple[str, dict]:
 
 async def resend(notification_id: str, state: str = "unconfirmed"):
     return await invoke.http(
-        "notifications_api", method="POST", route_params={"id": notification_id, "action": "resend"},
+        "notifications_api",
+        method="POST",
+        route_params={"id": notification_id, "action": "resend"},
         params={"state": state},
     )
 
@@ -113,7 +119,9 @@ async def test_an_unconfirmed_recipient_is_reported_and_resent_once_when_the_ope
 
     assert answer.status_code == 202
     assert json.loads(answer.get_body()) == {
-        "id": notification_id, "resending": 1, "status": f"http://localhost:7071/api/notifications/{notification_id}",
+        "id": notification_id,
+        "resending": 1,
+        "status": f"http://localhost:7071/api/notifications/{notification_id}",
     }
     assert channel.texts(message["conversation"]["id"]) == ["Fire drill at 15:00"]
     after = json.loads((await get_status(notification_id, detail=True)).get_body())
@@ -138,6 +146,8 @@ async def test_resend_takes_only_unconfirmed_and_known_notifications():
     assert (await resend("no-such-notification")).status_code == 404
     wrong = await resend("no-such-notification", state="sent")
     assert wrong.status_code == 400 and "unconfirmed" in json.loads(wrong.get_body())["error"]["message"]
+
+
 async def test_delete_recalls_and_patch_edits_what_was_sent(app, channel, work):
     message = activities.teams_message("hi", channel.url)
     await invoke.http("messages", message)
@@ -148,7 +158,9 @@ async def test_delete_recalls_and_patch_edits_what_was_sent(app, channel, work):
     await run_notifications_queue(app)
     [sent] = channel.delivered(conversation)
 
-    edited = await invoke.http("notifications_api", {"text": "v1"}, method="PATCH", route_params={"id": "api-lifecycle"})
+    edited = await invoke.http(
+        "notifications_api", {"text": "v1"}, method="PATCH", route_params={"id": "api-lifecycle"}
+    )
     await work.drain()
     after_edit = json.loads((await get_status("api-lifecycle", detail=True)).get_body())
     recalled = await invoke.http("notifications_api", method="DELETE", route_params={"id": "api-lifecycle"})
@@ -165,12 +177,18 @@ async def test_delete_recalls_and_patch_edits_what_was_sent(app, channel, work):
 
 
 async def test_lifecycle_refusals_404_409_and_400(app, channel):
-    await invoke.http("notifications_api", {"id": "api-cancelled", "to": {"all": True, "channelId": "nowhere"}, "text": "x"})
+    await invoke.http(
+        "notifications_api", {"id": "api-cancelled", "to": {"all": True, "channelId": "nowhere"}, "text": "x"}
+    )
     await invoke.http("notifications_api", method="DELETE", route_params={"id": "api-cancelled"})
 
     unknown = await invoke.http("notifications_api", method="DELETE", route_params={"id": "never-sent"})
-    conflict = await invoke.http("notifications_api", {"text": "y"}, method="PATCH", route_params={"id": "api-cancelled"})
-    bad = await invoke.http("notifications_api", {"to": {"all": True}}, method="PATCH", route_params={"id": "api-cancelled"})
+    conflict = await invoke.http(
+        "notifications_api", {"text": "y"}, method="PATCH", route_params={"id": "api-cancelled"}
+    )
+    bad = await invoke.http(
+        "notifications_api", {"to": {"all": True}}, method="PATCH", route_params={"id": "api-cancelled"}
+    )
     no_offset = await invoke.http(
         "notifications_api", {"to": {"all": True}, "text": "x", "notBefore": "2026-12-24T09:00:00"}
     )
@@ -182,17 +200,21 @@ async def test_lifecycle_refusals_404_409_and_400(app, channel):
 
 
 async def test_a_scheduled_notification_waits_for_the_timer(app, channel, work, monkeypatch):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from proactive_bot import clock
 
     message = activities.teams_message("hi", channel.url)
     await invoke.http("messages", message)
     channel.clear()
-    now = datetime(2026, 12, 24, 7, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 12, 24, 7, 0, 0, tzinfo=UTC)
     monkeypatch.setattr(clock, "now", lambda: now)
-    document = {"id": "api-scheduled", "to": {"aadObjectId": message["from"]["aadObjectId"]}, "text": "Merry",
-                "notBefore": "2026-12-24T09:00:00+01:00"}
+    document = {
+        "id": "api-scheduled",
+        "to": {"aadObjectId": message["from"]["aadObjectId"]},
+        "text": "Merry",
+        "notBefore": "2026-12-24T09:00:00+01:00",
+    }
     await invoke.http("notifications_api", document)
     await run_notifications_queue(app)
     await invoke.timer("timer_notify")
@@ -215,8 +237,11 @@ async def test_resend_also_takes_a_send_whose_lease_ran_out_before_anyone_wrote_
     message = activities.teams_message("hi", channel.url)
     await invoke.http("messages", message)
     channel.clear()
-    document = {"id": f"lapsed-{uuid.uuid4().hex[:8]}", "text": "Roll call",
-                "to": {"conversationId": message["conversation"]["id"], "channelId": "msteams"}}
+    document = {
+        "id": f"lapsed-{uuid.uuid4().hex[:8]}",
+        "text": "Roll call",
+        "to": {"conversationId": message["conversation"]["id"], "channelId": "msteams"},
+    }
     await invoke.http("notifications_api", document)
     recipient = await app.references.get("msteams", message["conversation"]["id"])
     await app.notifications.claim(document["id"], recipient, clock.now() - SEND_LEASE - timedelta(seconds=1))

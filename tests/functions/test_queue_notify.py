@@ -45,9 +45,14 @@ async def test_notification_to_a_teams_user_by_user_id_and_by_aad_id(app, channe
 async def test_adaptive_card_to_a_conversation(app, channel):
     message = await talked_to_bot(channel, activities.webchat_message("hi", channel.url))
     conversation_id = message["conversation"]["id"]
-    card = {"contentType": "application/vnd.microsoft.card.adaptive", "content": {"type": "AdaptiveCard", "version": "1.5", "body": []}}
+    card = {
+        "contentType": "application/vnd.microsoft.card.adaptive",
+        "content": {"type": "AdaptiveCard", "version": "1.5", "body": []},
+    }
 
-    await invoke.queue("queue_notify", body({"to": {"conversationId": conversation_id, "channelId": "webchat"}, "attachments": [card]}))
+    await invoke.queue(
+        "queue_notify", body({"to": {"conversationId": conversation_id, "channelId": "webchat"}, "attachments": [card]})
+    )
 
     [sent] = channel.activities(conversation_id)
     assert sent["attachments"] == [card]
@@ -55,7 +60,11 @@ async def test_adaptive_card_to_a_conversation(app, channel):
 
 async def test_the_same_notification_id_is_delivered_once(app, channel):
     message = await talked_to_bot(channel, activities.teams_message("hi", channel.url))
-    document = {"id": f"alert-{uuid.uuid4().hex[:6]}", "to": {"conversationId": message["conversation"]["id"], "channelId": "msteams"}, "text": "Disk full"}
+    document = {
+        "id": f"alert-{uuid.uuid4().hex[:6]}",
+        "to": {"conversationId": message["conversation"]["id"], "channelId": "msteams"},
+        "text": "Disk full",
+    }
 
     for _ in range(3):  # the producer retried, or the queue delivered it again
         await invoke.queue("queue_notify", body(document))
@@ -72,7 +81,9 @@ async def test_broadcast_goes_through_the_work_queue_to_every_active_conversatio
         await talked_to_bot(channel, message)
         conversations.append(message["conversation"]["id"])
 
-    await invoke.queue("queue_notify", body({"to": {"all": True, "channelId": channel_id}, "text": "Maintenance at 22:00"}))
+    await invoke.queue(
+        "queue_notify", body({"to": {"all": True, "channelId": channel_id}, "text": "Maintenance at 22:00"})
+    )
     await work.drain()
 
     assert sorted(r.conversation_id for r in channel.delivered()) == sorted(conversations)
@@ -81,10 +92,14 @@ async def test_broadcast_goes_through_the_work_queue_to_every_active_conversatio
 async def test_user_who_said_stop_gets_no_notifications(app, channel):
     message = await talked_to_bot(channel, activities.teams_message("hi", channel.url))
     conversation = message["conversation"]
-    await invoke.http("messages", activities.teams_message("stop", channel.url, user=message["from"], conversation=conversation))
+    await invoke.http(
+        "messages", activities.teams_message("stop", channel.url, user=message["from"], conversation=conversation)
+    )
     channel.clear()
 
-    await invoke.queue("queue_notify", body({"to": {"conversationId": conversation["id"], "channelId": "msteams"}, "text": "x"}))
+    await invoke.queue(
+        "queue_notify", body({"to": {"conversationId": conversation["id"], "channelId": "msteams"}, "text": "x"})
+    )
 
     assert channel.received == []
 
@@ -92,7 +107,9 @@ async def test_user_who_said_stop_gets_no_notifications(app, channel):
 async def test_unknown_recipient_completes_without_sending(app, channel, caplog):
     caplog.set_level(logging.WARNING)
 
-    outputs = await invoke.queue("queue_notify", body({"to": {"userId": "29:nobody", "channelId": "msteams"}, "text": "x"}))
+    outputs = await invoke.queue(
+        "queue_notify", body({"to": {"userId": "29:nobody", "channelId": "msteams"}, "text": "x"})
+    )
 
     assert outputs["poison"].value is None
     assert channel.received == []
@@ -104,8 +121,14 @@ async def test_unknown_recipient_completes_without_sending(app, channel, caplog)
     [
         (b"hello", "neither JSON nor base64"),
         (b'{"to": {"all": true}}', "is not valid under any of the given schemas"),
-        (b'{"to": {"userId": "u", "channelId": "msteams"}, "text": "x", "serviceUrl": "https://evil.example/"}', "Additional properties"),
-        (b'{"to": {"all": true}, "text": "x", "notBefore": "2026-12-24T09:00:00"}', "an RFC 3339 time with an offset is needed"),
+        (
+            b'{"to": {"userId": "u", "channelId": "msteams"}, "text": "x", "serviceUrl": "https://evil.example/"}',
+            "Additional properties",
+        ),
+        (
+            b'{"to": {"all": true}, "text": "x", "notBefore": "2026-12-24T09:00:00"}',
+            "an RFC 3339 time with an offset is needed",
+        ),
     ],
 )
 async def test_malformed_message_goes_to_the_poison_queue_with_a_logged_reason(app, channel, caplog, raw, reason):

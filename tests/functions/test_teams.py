@@ -35,8 +35,9 @@ async def test_an_install_turn_answers_at_once_and_the_roster_is_read_in_the_bac
     assert channel.activities(team["id"]) == []  # no welcome flooding the channel
     assert (await app.teams.store.reachable_user(newcomer["id"])) is not None
 
-    removed = activities.teams_team_update(channel.url, "teamMemberRemoved", team=team,
-                                           members_removed=[{"id": activities.BOT["id"]}])
+    removed = activities.teams_team_update(
+        channel.url, "teamMemberRemoved", team=team, members_removed=[{"id": activities.BOT["id"]}]
+    )
     assert (await invoke.http("messages", removed)).status_code == 200
     assert not (await app.teams.store.team(team["id"])).active
 
@@ -55,9 +56,11 @@ async def test_ten_thousand_aad_object_ids_over_http(app, channel, work):
     assert accepted.status_code == 202
     notification_id = json.loads(accepted.get_body())["id"]
     await work.drain()
-    status = json.loads((await invoke.http(
-        "notifications_api", method="GET", route_params={"id": notification_id}, params={}
-    )).get_body())
+    status = json.loads(
+        (
+            await invoke.http("notifications_api", method="GET", route_params={"id": notification_id}, params={})
+        ).get_body()
+    )
     assert status["state"] == "done"
     assert status["counts"]["recipients"] == 10_000
     assert status["counts"]["sent"] == 50 and status["counts"]["failed"] == 9950
@@ -72,8 +75,9 @@ async def test_a_teams_event_whose_team_id_is_not_a_string_names_no_team(app, ch
         install["conversation"]["id"] = a_team()["id"]
         no_team = activities.teams_install(channel.url, team=a_team())
         del no_team["channelData"]["team"]
-        joined = activities.teams_team_update(channel.url, "teamMemberAdded", team={"id": team_id},
-                                              members_added=[activities.teams_user()])
+        joined = activities.teams_team_update(
+            channel.url, "teamMemberAdded", team={"id": team_id}, members_added=[activities.teams_user()]
+        )
         joined["conversation"]["id"] = install["conversation"]["id"]
 
         for event in (install, no_team, joined):

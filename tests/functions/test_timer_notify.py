@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from proactive_bot import app as app_entry
-from proactive_bot.reminders import timer as reminder_timer
 from proactive_bot.delivery.retries import REMINDERS
-from proactive_bot.reminders.store import EntryState, Owner, Reminder, due_row
+from proactive_bot.reminders import timer as reminder_timer
 from proactive_bot.reminders.schedules import Recurrence
+from proactive_bot.reminders.store import EntryState, Owner, Reminder, due_row
 from tests import activities
 from tests.conftest import clock_at
 from tests.functions import invoke
 
 # Thursday 26 November 2026, 11:00:30 in Berlin.
-NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)
 
 
 at = clock_at(NOW)
@@ -45,9 +45,14 @@ def statuses(channel, conversation_id: str) -> list[int]:
 
 def reminder_for(message: dict, text: str, due_at: datetime, **extra) -> Reminder:
     return Reminder(
-        channel_id=message["channelId"], conversation_id=message["conversation"]["id"],
-        user_id=message["from"]["id"], text=text, due_at=due_at, zone="Europe/Berlin",
-        created_at=due_at - timedelta(hours=1), **extra,
+        channel_id=message["channelId"],
+        conversation_id=message["conversation"]["id"],
+        user_id=message["from"]["id"],
+        text=text,
+        due_at=due_at,
+        zone="Europe/Berlin",
+        created_at=due_at - timedelta(hours=1),
+        **extra,
     )
 
 
@@ -98,11 +103,11 @@ async def test_a_run_out_of_time_leaves_the_rest_to_the_next_run(app, channel, a
 
 async def test_missed_reminders_go_out_after_an_outage_marked_late(app, channel, at):
     message = await known_conversation(channel)
-    nine = datetime(2026, 11, 26, 8, tzinfo=timezone.utc)  # 09:00 in Berlin
+    nine = datetime(2026, 11, 26, 8, tzinfo=UTC)  # 09:00 in Berlin
     await app.reminders.add(reminder_for(message, "stand up", nine, recurrence=Recurrence.decode("0,1,2,3,4@09:00")))
     await app.reminders.add(reminder_for(message, "call Anna", nine + timedelta(minutes=30)))
 
-    at(datetime(2026, 11, 26, 11, tzinfo=timezone.utc))  # the timer was down from 09:00 to 12:00
+    at(datetime(2026, 11, 26, 11, tzinfo=UTC))  # the timer was down from 09:00 to 12:00
     await invoke.timer("timer_notify")
 
     assert sorted(channel.texts(message["conversation"]["id"])) == [
@@ -110,7 +115,7 @@ async def test_missed_reminders_go_out_after_an_outage_marked_late(app, channel,
         "⏰ Reminder: stand up (was due today at 09:00)",
     ]
     [series] = (await app.reminders.agenda(Owner("msteams", message["from"]["id"]))).pending
-    assert series.due_at == datetime(2026, 11, 27, 8, tzinfo=timezone.utc)  # tomorrow 09:00, once
+    assert series.due_at == datetime(2026, 11, 27, 8, tzinfo=UTC)  # tomorrow 09:00, once
 
 
 async def test_a_failed_send_is_retried_with_backoff_then_marked_failed(app, channel, at, caplog):

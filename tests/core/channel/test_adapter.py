@@ -29,8 +29,11 @@ async def test_proactive_sends_fetch_one_token_and_reuse_it(authenticated_app, t
         stub.expect_bearer(ACCESS_TOKEN)
         message = activities.teams_message("hi", stub.url)
         reference = {
-            "user": message["from"], "bot": message["recipient"], "conversation": message["conversation"],
-            "channelId": "msteams", "serviceUrl": stub.url,
+            "user": message["from"],
+            "bot": message["recipient"],
+            "conversation": message["conversation"],
+            "channelId": "msteams",
+            "serviceUrl": stub.url,
         }
 
         for n in range(5):
@@ -42,9 +45,11 @@ async def test_proactive_sends_fetch_one_token_and_reuse_it(authenticated_app, t
     assert token_requests[0]["scope"] == "https://api.botframework.com/.default"
 
 
-async def test_a_token_endpoint_that_never_answers_does_not_freeze_the_app(storage_connection, openid, serve_app, monkeypatch):
-    from proactive_bot.channel import connector
+async def test_a_token_endpoint_that_never_answers_does_not_freeze_the_app(
+    storage_connection, openid, serve_app, monkeypatch
+):
     from proactive_bot.activities import message
+    from proactive_bot.channel import connector
     from proactive_bot.delivery import Outcome
     from tests.conftest import authenticated_settings
     from tests.net import run_while_counting_ticks, silent_server
@@ -64,7 +69,9 @@ async def test_a_token_endpoint_that_never_answers_does_not_freeze_the_app(stora
 # --- UserAssignedMSI: the bot's token from the managed identity, no password anywhere ---
 
 
-async def test_with_a_managed_identity_sends_carry_its_token_fetched_once(storage_connection, openid, identity_endpoint, serve_app):
+async def test_with_a_managed_identity_sends_carry_its_token_fetched_once(
+    storage_connection, openid, identity_endpoint, serve_app
+):
     from tests.conftest import APP_ID, managed_identity_settings
 
     app = await serve_app(managed_identity_settings(storage_connection, identity_endpoint, openid.metadata_url))
@@ -76,12 +83,18 @@ async def test_with_a_managed_identity_sends_carry_its_token_fetched_once(storag
         assert stub.texts() == [f"n{n}" for n in range(5)]
         authorizations = {r.authorization for r in stub.received}
     [asked] = identity_endpoint.requests  # one fetch, cached for the other four
-    assert (asked.resource, asked.client_id, asked.api_version) == ("https://api.botframework.com", APP_ID, "2019-08-01")
+    assert (asked.resource, asked.client_id, asked.api_version) == (
+        "https://api.botframework.com",
+        APP_ID,
+        "2019-08-01",
+    )
     assert asked.header == identity_endpoint.header
     assert authorizations == {"Bearer " + identity_endpoint.issued[0]}
 
 
-async def test_with_a_managed_identity_concurrent_senders_share_one_fetch(storage_connection, openid, identity_endpoint, serve_app):
+async def test_with_a_managed_identity_concurrent_senders_share_one_fetch(
+    storage_connection, openid, identity_endpoint, serve_app
+):
     import asyncio
 
     from tests.conftest import managed_identity_settings
@@ -89,13 +102,17 @@ async def test_with_a_managed_identity_concurrent_senders_share_one_fetch(storag
     app = await serve_app(managed_identity_settings(storage_connection, identity_endpoint, openid.metadata_url))
     async with ConnectorStub() as stub:
         reference = activities.reference(activities.teams_message("hi", stub.url))
-        await asyncio.gather(*(app.adapter.send_proactive(reference, [{"type": "message", "text": f"n{n}"}]) for n in range(20)))
+        await asyncio.gather(
+            *(app.adapter.send_proactive(reference, [{"type": "message", "text": f"n{n}"}]) for n in range(20))
+        )
 
         assert len(stub.delivered()) == 20
     assert len(identity_endpoint.requests) == 1
 
 
-async def test_with_a_managed_identity_inbound_checks_are_unchanged(storage_connection, openid, identity_endpoint, serve_app):
+async def test_with_a_managed_identity_inbound_checks_are_unchanged(
+    storage_connection, openid, identity_endpoint, serve_app
+):
     from tests.conftest import APP_ID, managed_identity_settings
 
     await serve_app(managed_identity_settings(storage_connection, identity_endpoint, openid.metadata_url))
@@ -112,14 +129,17 @@ async def test_with_a_managed_identity_inbound_checks_are_unchanged(storage_conn
     assert len(replies) == 1 and authorizations == {"Bearer " + identity_endpoint.issued[0]}
 
 
-async def test_with_a_managed_identity_a_refused_token_request_fails_the_send_not_the_app(storage_connection, openid, identity_endpoint, serve_app):
+async def test_with_a_managed_identity_a_refused_token_request_fails_the_send_not_the_app(
+    storage_connection, openid, identity_endpoint, serve_app
+):
     from proactive_bot.activities import message
     from proactive_bot.delivery import Outcome
     from tests.conftest import managed_identity_settings
 
     # A stale header (Azure rotates it): the endpoint answers 401; nothing goes out without a token.
-    app = await serve_app(managed_identity_settings(storage_connection, identity_endpoint, openid.metadata_url,
-                                                    identity_header="stale"))
+    app = await serve_app(
+        managed_identity_settings(storage_connection, identity_endpoint, openid.metadata_url, identity_header="stale")
+    )
     async with ConnectorStub() as stub:
         reference = activities.reference(activities.teams_message("hi", stub.url))
         result = await app.delivery.send(activities.stored(reference), [message("hi")])
@@ -129,7 +149,9 @@ async def test_with_a_managed_identity_a_refused_token_request_fails_the_send_no
     assert identity_endpoint.issued == []
 
 
-async def test_with_a_managed_identity_an_endpoint_that_never_answers_does_not_freeze_the_app(storage_connection, openid, serve_app, monkeypatch):
+async def test_with_a_managed_identity_an_endpoint_that_never_answers_does_not_freeze_the_app(
+    storage_connection, openid, serve_app, monkeypatch
+):
     from devtools.identity_stub import IdentityStub
     from proactive_bot.activities import message
     from proactive_bot.channel import connector
@@ -148,13 +170,19 @@ async def test_with_a_managed_identity_an_endpoint_that_never_answers_does_not_f
         assert stub.received == []
     assert ticks >= 5  # the loop kept serving other work while the fetch waited
     assert result.outcome is Outcome.FAILED and "Timeout" in result.detail
+
+
 async def test_updates_and_deletes_address_the_activity_and_carry_the_token(authenticated_app):
     async with ConnectorStub() as stub:
         stub.expect_bearer(ACCESS_TOKEN)
         message = activities.teams_message("hi", stub.url)
         reference = {
-            "activityId": message["id"], "user": message["from"], "bot": message["recipient"],
-            "conversation": message["conversation"], "channelId": "msteams", "serviceUrl": stub.url,
+            "activityId": message["id"],
+            "user": message["from"],
+            "bot": message["recipient"],
+            "conversation": message["conversation"],
+            "channelId": "msteams",
+            "serviceUrl": stub.url,
         }
         [sent] = await authenticated_app.adapter.send_proactive(reference, [{"type": "message", "text": "v0"}])
 
@@ -209,7 +237,9 @@ async def send_and_look_again(app, stub: ConnectorStub):
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
-async def test_a_token_endpoint_refusing_fails_the_send_and_marks_nobody_gone(storage_connection, openid, serve_app, status):
+async def test_a_token_endpoint_refusing_fails_the_send_and_marks_nobody_gone(
+    storage_connection, openid, serve_app, status
+):
     """A 403 or 404 from the token endpoint (a wrong TokenEndpoint, a disabled app) is not the
     channel saying the user is gone: read so, every recipient of a broadcast would be marked
     inactive. It is a configuration problem: not retried, and the address stays active."""
@@ -228,7 +258,9 @@ async def test_a_token_endpoint_refusing_fails_the_send_and_marks_nobody_gone(st
 
 
 @pytest.mark.parametrize("status", [500, 503, 429])
-async def test_a_token_endpoint_failing_for_a_while_is_retried_and_not_cached(storage_connection, openid, serve_app, status):
+async def test_a_token_endpoint_failing_for_a_while_is_retried_and_not_cached(
+    storage_connection, openid, serve_app, status
+):
     """5xx (or 429) from the token endpoint: the send is worth another try, and the next one
     asks for a token again rather than reusing the failure."""
     from proactive_bot.delivery import Outcome
@@ -246,14 +278,19 @@ async def test_a_token_endpoint_failing_for_a_while_is_retried_and_not_cached(st
     assert after.active
 
 
-async def test_with_a_managed_identity_an_unknown_identity_fails_the_send_and_marks_nobody_gone(storage_connection, openid, identity_endpoint, serve_app):
+async def test_with_a_managed_identity_an_unknown_identity_fails_the_send_and_marks_nobody_gone(
+    storage_connection, openid, identity_endpoint, serve_app
+):
     """The identity endpoint's 400 for a client id the app has no identity of (MicrosoftAppId
     names another identity): not retried, nobody marked gone."""
     from proactive_bot.delivery import Outcome
     from tests.conftest import managed_identity_settings
 
-    app = await serve_app(managed_identity_settings(storage_connection, identity_endpoint, openid.metadata_url,
-                                                    app_id="00000000-0000-4000-8000-000000000bad"))
+    app = await serve_app(
+        managed_identity_settings(
+            storage_connection, identity_endpoint, openid.metadata_url, app_id="00000000-0000-4000-8000-000000000bad"
+        )
+    )
     async with ConnectorStub() as stub:
         result, after = await send_and_look_again(app, stub)
 

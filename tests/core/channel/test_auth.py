@@ -78,8 +78,12 @@ def forged_tokens(openid: OpenIdStub, service_url: str) -> dict[str, str]:
         "wrong issuer": openid.channel_token(APP_ID, service_url, iss="https://api.botframework.example"),
         # What the Emulator and skills send: an Entra ID token for our app, without serviceurl.
         "emulator issuer": openid.channel_token(
-            APP_ID, service_url, iss="https://sts.windows.net/d6d49420-f39b-4df7-a1dc-d59a935871db/",
-            serviceurl=None, appid=APP_ID, ver="1.0",
+            APP_ID,
+            service_url,
+            iss="https://sts.windows.net/d6d49420-f39b-4df7-a1dc-d59a935871db/",
+            serviceurl=None,
+            appid=APP_ID,
+            ver="1.0",
         ),
         "serviceurl of another host": openid.channel_token(APP_ID, "https://smba.trafficmanager.net/emea/"),
         "no serviceurl": openid.channel_token(APP_ID, service_url, serviceurl=None),
@@ -90,8 +94,16 @@ def forged_tokens(openid: OpenIdStub, service_url: str) -> dict[str, str]:
         "HS256 keyed with the public key": unsigned(
             hs_header, good, hmac.new(public_pem, hs_input, hashlib.sha256).digest()
         ),
-        "RS384 header on an RS256 signature": head.replace(head, b64url(json.dumps({"alg": "RS384", "kid": openid.kid}).encode())) + "." + valid.split(".")[1] + "." + signature,
-        "payload edited after signing": ".".join([head, b64url(json.dumps({**good, "aud": APP_ID, "x": 1}).encode()), signature]),
+        "RS384 header on an RS256 signature": head.replace(
+            head, b64url(json.dumps({"alg": "RS384", "kid": openid.kid}).encode())
+        )
+        + "."
+        + valid.split(".")[1]
+        + "."
+        + signature,
+        "payload edited after signing": ".".join(
+            [head, b64url(json.dumps({**good, "aud": APP_ID, "x": 1}).encode()), signature]
+        ),
         "no signature": ".".join([head, valid.split(".")[1], ""]),
         "garbage": "garbage",
         "three dots": "a.b.c",
@@ -99,11 +111,26 @@ def forged_tokens(openid: OpenIdStub, service_url: str) -> dict[str, str]:
 
 
 FORGED = [
-    "expired", "not yet valid", "no expiry", "wrong audience", "audience as a list", "no audience",
-    "wrong issuer", "emulator issuer", "serviceurl of another host", "no serviceurl",
-    "signed by another key", "unknown key id", "alg none", "alg none, no kid",
-    "HS256 keyed with the public key", "RS384 header on an RS256 signature",
-    "payload edited after signing", "no signature", "garbage", "three dots",
+    "expired",
+    "not yet valid",
+    "no expiry",
+    "wrong audience",
+    "audience as a list",
+    "no audience",
+    "wrong issuer",
+    "emulator issuer",
+    "serviceurl of another host",
+    "no serviceurl",
+    "signed by another key",
+    "unknown key id",
+    "alg none",
+    "alg none, no kid",
+    "HS256 keyed with the public key",
+    "RS384 header on an RS256 signature",
+    "payload edited after signing",
+    "no signature",
+    "garbage",
+    "three dots",
 ]
 
 
@@ -121,7 +148,9 @@ async def test_a_forged_token_is_401_and_runs_no_turn(authenticated_app, openid,
     assert "Traceback" not in caplog.text
 
 
-@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "bearer x.y.z", "Basic dXNlcjpwYXNz", "Bearer  a.b.c"])
+@pytest.mark.parametrize(
+    "header", [None, "", "Bearer", "Bearer ", "bearer x.y.z", "Basic dXNlcjpwYXNz", "Bearer  a.b.c"]
+)
 async def test_a_missing_or_malformed_header_is_401(authenticated_app, channel, header):
     result = await post(activities.teams_message("hi", channel.url), header)
 
@@ -129,7 +158,9 @@ async def test_a_missing_or_malformed_header_is_401(authenticated_app, channel, 
     assert channel.received == []
 
 
-async def test_a_token_for_one_channel_cannot_be_used_for_a_channel_its_key_does_not_endorse(authenticated_app, openid, channel):
+async def test_a_token_for_one_channel_cannot_be_used_for_a_channel_its_key_does_not_endorse(
+    authenticated_app, openid, channel
+):
     message = activities.webchat_message("hi", channel.url)
     message["channelId"] = "not-endorsed"
 
@@ -148,13 +179,19 @@ async def test_five_minutes_of_clock_skew_are_tolerated(authenticated_app, openi
     assert len(channel.delivered()) == 2
 
 
-async def test_keys_are_fetched_once_and_shared_by_concurrent_requests(storage_connection, token_server, channel, serve_app):
+async def test_keys_are_fetched_once_and_shared_by_concurrent_requests(
+    storage_connection, token_server, channel, serve_app
+):
     async with OpenIdStub() as fresh:
         await serve_app(authenticated_settings(storage_connection, token_server[0], fresh.metadata_url))
-        results = await asyncio.gather(*[
-            post(activities.webchat_message("hi", channel.url), "Bearer " + fresh.channel_token(APP_ID, channel.url))
-            for _ in range(10)
-        ])
+        results = await asyncio.gather(
+            *[
+                post(
+                    activities.webchat_message("hi", channel.url), "Bearer " + fresh.channel_token(APP_ID, channel.url)
+                )
+                for _ in range(10)
+            ]
+        )
         # Made-up key ids do not make each request a fetch either.
         for n in range(5):
             made_up = fresh.sign(fresh.channel_claims(APP_ID, channel.url), kid=f"made-up-{n}")
@@ -168,18 +205,28 @@ async def test_a_rotated_key_is_picked_up(storage_connection, token_server, chan
     monkeypatch.setattr(auth, "UNKNOWN_KEY_REFETCH", 0.0)
     async with OpenIdStub() as rotating:
         await serve_app(authenticated_settings(storage_connection, token_server[0], rotating.metadata_url))
-        before = await post(activities.webchat_message("hi", channel.url), "Bearer " + rotating.channel_token(APP_ID, channel.url))
+        before = await post(
+            activities.webchat_message("hi", channel.url), "Bearer " + rotating.channel_token(APP_ID, channel.url)
+        )
         rotating.rotate()
-        after = await post(activities.webchat_message("hi", channel.url), "Bearer " + rotating.channel_token(APP_ID, channel.url))
+        after = await post(
+            activities.webchat_message("hi", channel.url), "Bearer " + rotating.channel_token(APP_ID, channel.url)
+        )
 
     assert (before.status, after.status) == (200, 200) and len(channel.delivered()) == 2
     assert rotating.keys_requests == 2
 
 
-async def test_a_key_server_that_never_answers_does_not_freeze_the_app(storage_connection, token_server, channel, serve_app, monkeypatch):
+async def test_a_key_server_that_never_answers_does_not_freeze_the_app(
+    storage_connection, token_server, channel, serve_app, monkeypatch
+):
     monkeypatch.setattr(auth, "FETCH_TIMEOUT", auth.aiohttp.ClientTimeout(total=0.3))
     async with silent_server() as silent, OpenIdStub() as signer:
-        await serve_app(authenticated_settings(storage_connection, token_server[0], silent.url + "/v1/.well-known/openidconfiguration"))
+        await serve_app(
+            authenticated_settings(
+                storage_connection, token_server[0], silent.url + "/v1/.well-known/openidconfiguration"
+            )
+        )
         token = "Bearer " + signer.channel_token(APP_ID, channel.url)
         result, ticks = await run_while_counting_ticks(post(activities.webchat_message("hi", channel.url), token))
         again = await post(activities.webchat_message("hi", channel.url), token)
@@ -191,28 +238,44 @@ async def test_a_key_server_that_never_answers_does_not_freeze_the_app(storage_c
     assert channel.received == []
 
 
-@pytest.mark.parametrize("forgery", ["alg none", "alg none, no kid", "HS256 keyed with the public key", "RS384 header on an RS256 signature"])
-async def test_a_token_that_is_not_rs256_with_a_kid_is_401_before_any_key_fetch(storage_connection, token_server, openid, channel, serve_app, monkeypatch, forgery):
+@pytest.mark.parametrize(
+    "forgery", ["alg none", "alg none, no kid", "HS256 keyed with the public key", "RS384 header on an RS256 signature"]
+)
+async def test_a_token_that_is_not_rs256_with_a_kid_is_401_before_any_key_fetch(
+    storage_connection, token_server, openid, channel, serve_app, monkeypatch, forgery
+):
     # Even while the signing keys cannot be had (which makes real tokens 503), a token whose
     # header could never be a channel's is refused outright: 401, and no fetch is started for it.
     monkeypatch.setattr(auth, "FETCH_TIMEOUT", auth.aiohttp.ClientTimeout(total=0.3))
     async with silent_server() as silent:
-        await serve_app(authenticated_settings(storage_connection, token_server[0], silent.url + "/v1/.well-known/openidconfiguration"))
-        result = await post(activities.teams_message("hi", channel.url), "Bearer " + forged_tokens(openid, channel.url)[forgery])
+        await serve_app(
+            authenticated_settings(
+                storage_connection, token_server[0], silent.url + "/v1/.well-known/openidconfiguration"
+            )
+        )
+        result = await post(
+            activities.teams_message("hi", channel.url), "Bearer " + forged_tokens(openid, channel.url)[forgery]
+        )
 
     assert (result.status, result.body) == (401, {"error": {"message": "unauthorized"}})
     assert silent.connections == 0
     assert channel.received == []
 
 
-async def test_cached_keys_outlive_a_key_server_outage(storage_connection, token_server, openid, channel, serve_app, monkeypatch):
+async def test_cached_keys_outlive_a_key_server_outage(
+    storage_connection, token_server, openid, channel, serve_app, monkeypatch
+):
     monkeypatch.setattr(auth, "FETCH_TIMEOUT", auth.aiohttp.ClientTimeout(total=0.3))
     app = await serve_app(authenticated_settings(storage_connection, token_server[0], openid.metadata_url))
-    first = await post(activities.webchat_message("hi", channel.url), "Bearer " + openid.channel_token(APP_ID, channel.url))
+    first = await post(
+        activities.webchat_message("hi", channel.url), "Bearer " + openid.channel_token(APP_ID, channel.url)
+    )
     async with silent_server() as silent:
         app.adapter.authenticator.keys.metadata_url = silent.url + "/metadata"
         monkeypatch.setattr(auth, "KEYS_MAX_AGE", 0.0)  # due for a refresh, which hangs
-        later = await post(activities.webchat_message("hi", channel.url), "Bearer " + openid.channel_token(APP_ID, channel.url))
+        later = await post(
+            activities.webchat_message("hi", channel.url), "Bearer " + openid.channel_token(APP_ID, channel.url)
+        )
 
     assert (first.status, later.status) == (200, 200) and len(channel.delivered()) == 2
 
@@ -227,15 +290,25 @@ async def test_local_mode_takes_no_token_and_ignores_one(local_app, channel):
     assert [r.authorization for r in channel.received] == [None, None]
 
 
-async def test_single_tenant_apps_take_channel_tokens_and_get_their_own_from_their_tenant(storage_connection, openid, channel, serve_app):
-    app = await serve_app(authenticated_settings(
-        storage_connection, "", openid.metadata_url, app_type="SingleTenant", app_tenant_id="contoso.onmicrosoft.com"
-    ))
-    tokens = app.adapter._tokens  # noqa: SLF001 - where the bot's own token comes from
+async def test_single_tenant_apps_take_channel_tokens_and_get_their_own_from_their_tenant(
+    storage_connection, openid, channel, serve_app
+):
+    app = await serve_app(
+        authenticated_settings(
+            storage_connection,
+            "",
+            openid.metadata_url,
+            app_type="SingleTenant",
+            app_tenant_id="contoso.onmicrosoft.com",
+        )
+    )
+    tokens = app.adapter._tokens
     endpoint = tokens.endpoint
     # The channel's token is the same for both app types; only the bot's own token differs.
-    tokens._token, tokens._expires_at = ACCESS_TOKEN, float("inf")  # noqa: SLF001 - no call to Microsoft
-    result = await post(activities.webchat_message("hi", channel.url), "Bearer " + openid.channel_token(APP_ID, channel.url))
+    tokens._token, tokens._expires_at = ACCESS_TOKEN, float("inf")
+    result = await post(
+        activities.webchat_message("hi", channel.url), "Bearer " + openid.channel_token(APP_ID, channel.url)
+    )
 
     assert endpoint == "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
     assert result.status == 200 and len(channel.delivered()) == 1
@@ -246,9 +319,23 @@ async def test_single_tenant_apps_take_channel_tokens_and_get_their_own_from_the
     [
         ({"MicrosoftAppId": APP_ID}, "MicrosoftAppPassword is not"),
         ({"MicrosoftAppPassword": "x"}, "MicrosoftAppId is not"),
-        ({"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "x", "MicrosoftAppType": "SingleTenant"}, "needs MicrosoftAppTenantId"),
-        ({"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "x", "MicrosoftAppType": "UserAssignedMSI", "MicrosoftAppTenantId": "t"}, "takes no MicrosoftAppPassword"),
-        ({"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "x", "MicrosoftAppType": "FederatedCredential"}, "MicrosoftAppType must be"),
+        (
+            {"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "x", "MicrosoftAppType": "SingleTenant"},
+            "needs MicrosoftAppTenantId",
+        ),
+        (
+            {
+                "MicrosoftAppId": APP_ID,
+                "MicrosoftAppPassword": "x",
+                "MicrosoftAppType": "UserAssignedMSI",
+                "MicrosoftAppTenantId": "t",
+            },
+            "takes no MicrosoftAppPassword",
+        ),
+        (
+            {"MicrosoftAppId": APP_ID, "MicrosoftAppPassword": "x", "MicrosoftAppType": "FederatedCredential"},
+            "MicrosoftAppType must be",
+        ),
     ],
 )
 def test_settings_that_would_fail_open_or_later_fail_at_start(env, problem):
@@ -257,7 +344,11 @@ def test_settings_that_would_fail_open_or_later_fail_at_start(env, problem):
 
 
 def test_settings_never_show_secrets():
-    settings = Settings(storage_connection="DefaultEndpointsProtocol=https;AccountKey=c2VjcmV0", app_id=APP_ID, app_password=APP_PASSWORD)
+    settings = Settings(
+        storage_connection="DefaultEndpointsProtocol=https;AccountKey=c2VjcmV0",
+        app_id=APP_ID,
+        app_password=APP_PASSWORD,
+    )
 
     assert APP_PASSWORD not in repr(settings) and "AccountKey" not in repr(settings)
     assert APP_ID in repr(settings)
@@ -274,4 +365,3 @@ async def test_no_token_or_password_reaches_the_logs(authenticated_app, openid, 
     logged = caplog.text + "".join(str(r.args) for r in caplog.records)
     for secret in (APP_PASSWORD, ACCESS_TOKEN, inbound, inbound.split(".")[2]):
         assert secret not in logged
-

@@ -12,8 +12,12 @@ from tests import activities
 
 CARD = {
     "contentType": "application/vnd.microsoft.card.adaptive",
-    "content": {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "Build failed"}],
-                "actions": [{"type": "Action.Submit", "title": "Retry", "data": {"verb": "retry", "n": 2}}]},
+    "content": {
+        "type": "AdaptiveCard",
+        "version": "1.5",
+        "body": [{"type": "TextBlock", "text": "Build failed"}],
+        "actions": [{"type": "Action.Submit", "title": "Retry", "data": {"verb": "retry", "n": 2}}],
+    },
 }
 
 
@@ -28,14 +32,33 @@ def addressed(activity: Activity) -> Activity:
     [
         MessageFactory.text("Build 42 passed"),
         MessageFactory.suggested_actions(
-            [CardAction(type="imBack", title="Done", value="done"), CardAction(type="messageBack", title="Snooze", value={"id": 7}, text="snooze")],
+            [
+                CardAction(type="imBack", title="Done", value="done"),
+                CardAction(type="messageBack", title="Snooze", value={"id": 7}, text="snooze"),
+            ],
             "⏰ Reminder: stretch",
         ),
-        MessageFactory.attachment(CardFactory.hero_card(HeroCard(title="Hi", buttons=[CardAction(type="openUrl", value="https://x.example")]))),
-        Activity().deserialize({"type": "message", "attachments": [CARD], "channelData": {"notification": {"alert": True}}}),
+        MessageFactory.attachment(
+            CardFactory.hero_card(HeroCard(title="Hi", buttons=[CardAction(type="openUrl", value="https://x.example")]))
+        ),
+        Activity().deserialize(
+            {"type": "message", "attachments": [CARD], "channelData": {"notification": {"alert": True}}}
+        ),
         Activity().deserialize({"type": "typing"}),
-        Activity().deserialize({"type": "message", "text": "at", "timestamp": "2026-11-26T10:00:00.123Z", "entities": [{"type": "mention"}]}),
-        Activity(type="message", text="x", suggested_actions=SuggestedActions(actions=[], to=["29:1a"]), input_hint="acceptingInput"),
+        Activity().deserialize(
+            {
+                "type": "message",
+                "text": "at",
+                "timestamp": "2026-11-26T10:00:00.123Z",
+                "entities": [{"type": "mention"}],
+            }
+        ),
+        Activity(
+            type="message",
+            text="x",
+            suggested_actions=SuggestedActions(actions=[], to=["29:1a"]),
+            input_hint="acceptingInput",
+        ),
     ],
     ids=["text", "suggested-actions", "hero-card", "adaptive-card", "typing", "timestamp", "empty-actions"],
 )

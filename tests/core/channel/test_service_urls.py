@@ -15,8 +15,8 @@ from yarl import URL
 from devtools.connector_stub import ConnectorStub
 from proactive_bot import app as app_module
 from proactive_bot.activities import message
-from proactive_bot.delivery import Outcome
 from proactive_bot.channel.service_urls import DEFAULT_HOSTS, ServiceUrlNotAllowed, ServiceUrlPolicy
+from proactive_bot.delivery import Outcome
 from tests import activities
 
 DEFAULTS = ServiceUrlPolicy.from_settings((), local_mode=False)
@@ -79,7 +79,12 @@ def test_anything_else_is_refused_with_a_reason(url):
 def test_local_mode_adds_loopback_and_nothing_else():
     for url in ("http://127.0.0.1:3978/", "http://localhost:3978/", "http://[::1]:3978/", "https://localhost/"):
         LOCAL.check(url)
-    for url in ("https://evil.example/", "http://10.0.0.1/", "http://169.254.169.254/", "http://127.0.0.1@evil.example/"):
+    for url in (
+        "https://evil.example/",
+        "http://10.0.0.1/",
+        "http://169.254.169.254/",
+        "http://127.0.0.1@evil.example/",
+    ):
         assert not LOCAL.allows(url)
 
 
@@ -98,11 +103,17 @@ def test_an_allowlist_entry_must_be_a_host():
         ServiceUrlPolicy.from_settings(("https://smba.trafficmanager.net/amer/",), local_mode=False)
 
 
-@given(st.one_of(
-    st.text(),
-    st.builds(lambda a, b: a + b, st.sampled_from(CHANNEL_URLS + STRANGERS), st.text()),
-    st.builds(lambda a, b: "https://" + a + b, st.text(), st.sampled_from([".botframework.com/", "@smba.trafficmanager.net/"])),
-))
+@given(
+    st.one_of(
+        st.text(),
+        st.builds(lambda a, b: a + b, st.sampled_from(CHANNEL_URLS + STRANGERS), st.text()),
+        st.builds(
+            lambda a, b: "https://" + a + b,
+            st.text(),
+            st.sampled_from([".botframework.com/", "@smba.trafficmanager.net/"]),
+        ),
+    )
+)
 def test_the_host_checked_is_the_host_a_send_connects_to(url):
     """Whatever the string, if it passes, every URL the connector builds on it dials an allowed host."""
     if DEFAULTS.allows(url):

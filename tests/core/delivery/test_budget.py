@@ -12,7 +12,6 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.data.tables.aio import TableClient
 
 from devtools.azurite import ACCOUNT, ACCOUNT_KEY, free_port
-
 from proactive_bot.delivery.budget import BudgetTable, SharedBudget, allocate
 from proactive_bot.delivery.rate_limits import ChannelLimits, LimitsConfig, RateLimiter
 from tests.net import silent_server
@@ -249,7 +248,9 @@ async def test_waiters_with_no_rate_hurry_the_heartbeat_once_not_at_every_wake(n
 
         budget_table.read = counted  # type: ignore[method-assign]
         budget = SharedBudget(budget_table, CEILING, instance="starved", period=0.2)
-        limiter = RateLimiter(LimitsConfig(app=((CEILING, 1.0),), channels={"default": ChannelLimits(())}), budget=budget)
+        limiter = RateLimiter(
+            LimitsConfig(app=((CEILING, 1.0),), channels={"default": ChannelLimits(())}), budget=budget
+        )
         started = time.monotonic()
         waiters = []
         for n in range(64):

@@ -35,7 +35,10 @@ async def test_sends_stay_within_every_window_as_the_channel_sees_them(engine_fa
 
     assert all(r.outcome is Outcome.SENT for r in results)
     assert engine.stub.throttled_count == 0
-    arrivals = {conversation: [r.received_monotonic for r in engine.stub.delivered(conversation)] for conversation in (busy.conversation_id, quiet.conversation_id)}
+    arrivals = {
+        conversation: [r.received_monotonic for r in engine.stub.delivered(conversation)]
+        for conversation in (busy.conversation_id, quiet.conversation_id)
+    }
     for times in arrivals.values():
         for count, seconds in PER_CONVERSATION:
             assert most_in_any_window(times, seconds) <= count
@@ -124,8 +127,9 @@ async def test_a_send_that_leaves_late_is_counted_from_when_it_left():
     """A send whose sleep ended late (a busy loop, a garbage collection) reached the channel
     late; the send a window after it is paced from when it left, not from its slot."""
     later = [0.0]  # the clock runs, and can be moved on
-    limiter = RateLimiter(LimitsConfig(app=((2, 1.0),), channels=UNLIMITED_CONVERSATIONS),
-                          clock=lambda: time.monotonic() + later[0])
+    limiter = RateLimiter(
+        LimitsConfig(app=((2, 1.0),), channels=UNLIMITED_CONVERSATIONS), clock=lambda: time.monotonic() + later[0]
+    )
     await limiter.acquire("msteams", "a")
     second = await limiter.acquire("msteams", "b", lead=10)  # its slot is half a second on
     leaving = asyncio.create_task(limiter.wait_for_slot(second))

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
+from proactive_bot import clock
 from proactive_bot.activities import message
 from proactive_bot.delivery import Outcome
 from proactive_bot.references import StoredReference
-from proactive_bot import clock
 
 
 async def one_recipient(engine):
@@ -33,7 +33,8 @@ async def test_sent(engine_factory):
 
 
 @pytest.mark.parametrize(
-    ("retry_after", "as_date"), [(1, False), (2, True), (None, False)],
+    ("retry_after", "as_date"),
+    [(1, False), (2, True), (None, False)],
     ids=["with-retry-after", "with-an-http-date", "without"],
 )
 async def test_429_is_retried_after_the_channels_wait(engine_factory, retry_after, as_date):

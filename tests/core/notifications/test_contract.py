@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -22,7 +22,11 @@ CARD = {
     "document",
     [
         {"to": {"userId": "29:1abc", "channelId": "msteams"}, "text": "Your build passed"},
-        {"to": {"conversationId": "19:x@thread.tacv2", "channelId": "msteams"}, "text": "Deploy done", "id": "deploy-42"},
+        {
+            "to": {"conversationId": "19:x@thread.tacv2", "channelId": "msteams"},
+            "text": "Deploy done",
+            "id": "deploy-42",
+        },
         {"to": {"aadObjectId": "c7e1f7d0-0000-4000-8000-000000000001"}, "attachments": [CARD]},
         {"to": {"all": True}, "text": "Maintenance tonight at 22:00"},
         {"to": {"all": True, "channelId": "msteams", "tenantId": "72f988bf"}, "text": "Hi", "version": 1},
@@ -30,8 +34,12 @@ CARD = {
         {"to": {"teamId": "19:abc@thread.tacv2"}, "text": "Team meeting at 10"},
         {"to": {"aadObjectIds": ["c7e1f7d0-0000-4000-8000-000000000001"], "tenantId": "72f988bf"}, "text": "Hi"},
         {"to": {"teamChannel": {"teamId": "19:abc@thread.tacv2", "channelId": "19:def@thread.tacv2"}}, "text": "Post"},
-        {"to": {"teamChannel": {"teamId": "19:a@thread.tacv2", "channelId": "19:d@thread.tacv2", "replyTo": "post-1"}},
-         "text": "Reply"},
+        {
+            "to": {
+                "teamChannel": {"teamId": "19:a@thread.tacv2", "channelId": "19:d@thread.tacv2", "replyTo": "post-1"}
+            },
+            "text": "Reply",
+        },
     ],
 )
 def test_valid_notifications_in_plain_and_base64(document):
@@ -52,10 +60,16 @@ def test_valid_notifications_in_plain_and_base64(document):
         (json.dumps({"text": "no recipient"}).encode(), "'to' is a required property"),
         (json.dumps({"to": {"userId": "u"}, "text": "x"}).encode(), "to: must be exactly one of"),
         (json.dumps({"to": {"all": True}}).encode(), "(root)"),
-        (json.dumps({"to": {"all": True}, "text": "x", "serviceUrl": "https://evil"}).encode(), "Additional properties"),
+        (
+            json.dumps({"to": {"all": True}, "text": "x", "serviceUrl": "https://evil"}).encode(),
+            "Additional properties",
+        ),
         (json.dumps({"to": {"all": False}, "text": "x"}).encode(), "to: must be exactly one of"),
         (b"{}" + b" " * 70000, "limit"),
-        (json.dumps({"to": {"teamId": "19:a", "channelId": "msteams"}, "text": "x"}).encode(), "to: must be exactly one of"),
+        (
+            json.dumps({"to": {"teamId": "19:a", "channelId": "msteams"}, "text": "x"}).encode(),
+            "to: must be exactly one of",
+        ),
         (json.dumps({"to": {"aadObjectIds": []}, "text": "x"}).encode(), "to: must be exactly one of"),
         (json.dumps({"to": {"teamChannel": {"teamId": "19:a"}}, "text": "x"}).encode(), "to: must be exactly one of"),
     ],
@@ -69,12 +83,24 @@ def test_malformed_notifications_say_why(body, reason):
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        (b'{"to": {"all": true}, "text": "x", "attachments": [{"contentType": "a", "content": NaN}]}', "NaN is not a JSON number"),
+        (
+            b'{"to": {"all": true}, "text": "x", "attachments": [{"contentType": "a", "content": NaN}]}',
+            "NaN is not a JSON number",
+        ),
         (b'{"to": {"all": true}, "text": "x", "text": "y"}', "'text' appears twice"),
         (b'{"to": {"all": true}, "text": "\\ud800"}', "lone surrogate"),
         (b'{"to": {"all": true}, "text": "x", "id": ' + b"1" * 5000 + b"}", "not JSON"),
-        (b'{"to": {"all": true}, "attachments": [{"contentType": "a", "content": ' + b"[" * 5000 + b"]" * 5000 + b"}]}", "nested deeper"),
-        (b'{"to": {"all": true}, "attachments": [{"contentType": "a", "content": ' + b"[" * 70 + b"]" * 70 + b"}]}", "nested deeper"),
+        (
+            b'{"to": {"all": true}, "attachments": [{"contentType": "a", "content": '
+            + b"[" * 5000
+            + b"]" * 5000
+            + b"}]}",
+            "nested deeper",
+        ),
+        (
+            b'{"to": {"all": true}, "attachments": [{"contentType": "a", "content": ' + b"[" * 70 + b"]" * 70 + b"}]}",
+            "nested deeper",
+        ),
         (b"[1, 2]", "neither JSON nor base64"),
         (b"\x00\x01", "neither JSON nor base64"),
         (base64.b64encode(b"[1, 2]"), "is not of type 'object'"),
@@ -101,7 +127,13 @@ recipients = st.one_of(
     st.fixed_dictionaries({"aadObjectId": st.uuids().map(str)}),
     st.fixed_dictionaries({"all": st.just(True)}, optional={"channelId": st.sampled_from(["msteams", "webchat"])}),
 )
-@given(to=recipients, text=st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=200), as_base64=st.booleans())
+
+
+@given(
+    to=recipients,
+    text=st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=200),
+    as_base64=st.booleans(),
+)
 def test_every_valid_notification_is_read_back_exactly(to, text, as_base64):
     document = {"to": to, "text": text}
     raw = json.dumps(document, ensure_ascii=as_base64).encode()
@@ -113,15 +145,15 @@ def test_every_valid_notification_is_read_back_exactly(to, text, as_base64):
 
 # ---- notBefore, expiresAt, edits ---------------------------------------------------------------
 
-_NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+_NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
     "moment, utc",
     [
-        ("2026-12-24T09:00:00+01:00", datetime(2026, 12, 24, 8, 0, tzinfo=timezone.utc)),
-        ("2026-12-24T08:00:00Z", datetime(2026, 12, 24, 8, 0, tzinfo=timezone.utc)),
-        ("2026-12-24T03:00:00.5-05:00", datetime(2026, 12, 24, 8, 0, 0, 500000, tzinfo=timezone.utc)),
+        ("2026-12-24T09:00:00+01:00", datetime(2026, 12, 24, 8, 0, tzinfo=UTC)),
+        ("2026-12-24T08:00:00Z", datetime(2026, 12, 24, 8, 0, tzinfo=UTC)),
+        ("2026-12-24T03:00:00.5-05:00", datetime(2026, 12, 24, 8, 0, 0, 500000, tzinfo=UTC)),
     ],
 )
 def test_not_before_is_a_moment_with_an_offset_and_reads_back(moment, utc):
@@ -166,6 +198,8 @@ def test_an_edit_is_text_and_or_attachments_by_the_contracts_rules():
     for bad in ({}, {"text": ""}, {"to": {"all": True}}, {"text": "x", "id": "y"}, [], {"attachments": []}):
         with pytest.raises(InvalidNotification):
             validate_edit(bad)
+
+
 def test_aad_object_ids_take_up_to_ten_thousand():
     from proactive_bot.notifications.contract import validate
 

@@ -11,8 +11,7 @@ import pytest
 
 from proactive_bot import clock
 from proactive_bot.app import status_body
-from proactive_bot.notifications import fanout
-from proactive_bot.notifications import Notification
+from proactive_bot.notifications import Notification, fanout
 from proactive_bot.references import StoredReference
 
 
@@ -45,9 +44,21 @@ async def test_broadcast_reaches_everyone_once_through_pages_and_batches(engine_
     status = status_body(await engine.records.status(notification.id))
     assert status["state"] == "done"
     assert status["counts"] == {
-        "recipients": 23, "sent": 23, "failed": 0, "gone": 0, "skipped": 0,
-        "unconfirmed": 0, "recalled": 0, "expired": 0, "cancelled": 0, "read": 0, "updated": 0,
-        "unsupported": 0, "pending": 0, "throttledRetries": 0, "resent": 0,
+        "recipients": 23,
+        "sent": 23,
+        "failed": 0,
+        "gone": 0,
+        "skipped": 0,
+        "unconfirmed": 0,
+        "recalled": 0,
+        "expired": 0,
+        "cancelled": 0,
+        "read": 0,
+        "updated": 0,
+        "unsupported": 0,
+        "pending": 0,
+        "throttledRetries": 0,
+        "resent": 0,
     }
 
 
@@ -110,7 +121,7 @@ async def test_a_duplicated_page_message_does_not_duplicate_anything(engine_fact
 
 async def test_every_failure_is_counted_and_throttled_recipients_come_back_later(engine_factory):
     engine = await engine_factory(retry_budget=0.5)
-    blocked, gone, flaky, throttled, *fine = await engine.users(8)
+    blocked, gone, flaky, throttled, *_fine = await engine.users(8)
     engine.stub.block(blocked["conversation"]["id"], 403)
     engine.stub.block(gone["conversation"]["id"], 404)
     engine.stub.fail(flaky["conversation"]["id"], [500])
@@ -126,9 +137,21 @@ async def test_every_failure_is_counted_and_throttled_recipients_come_back_later
     assert midway["counts"]["pending"] == 1 and midway["state"] == "delivering"
     assert final["state"] == "done"
     assert final["counts"] == {
-        "recipients": 8, "sent": 6, "failed": 0, "gone": 2, "skipped": 0,
-        "unconfirmed": 0, "recalled": 0, "expired": 0, "cancelled": 0, "read": 0, "updated": 0,
-        "unsupported": 0, "pending": 0, "throttledRetries": 1, "resent": 0,
+        "recipients": 8,
+        "sent": 6,
+        "failed": 0,
+        "gone": 2,
+        "skipped": 0,
+        "unconfirmed": 0,
+        "recalled": 0,
+        "expired": 0,
+        "cancelled": 0,
+        "read": 0,
+        "updated": 0,
+        "unsupported": 0,
+        "pending": 0,
+        "throttledRetries": 1,
+        "resent": 0,
     }
     by_conversation = {r["conversationId"]: r for r in final["recipients"]}
     assert by_conversation[blocked["conversation"]["id"]]["status"] == 403

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import json
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.core.exceptions import ServiceRequestError
@@ -24,7 +24,7 @@ from tests.conftest import clock_at
 
 pytestmark = pytest.mark.timeout(120)
 
-NOW = datetime(2026, 12, 24, 7, 59, 10, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 24, 7, 59, 10, tzinfo=UTC)
 
 
 at = clock_at(NOW)
@@ -65,7 +65,7 @@ async def test_scheduled_is_not_sent_before_its_time_and_sent_exactly_once_after
     await engine.drain()
     assert engine.stub.delivered() == []
 
-    at(datetime(2026, 12, 24, 8, 0, 5, tzinfo=timezone.utc))
+    at(datetime(2026, 12, 24, 8, 0, 5, tzinfo=UTC))
     released = await engine.fanout.release_due(clock.now())
     again = await engine.fanout.release_due(clock.now())  # an overlapping run finds nothing left
     await engine.drain()
@@ -73,9 +73,7 @@ async def test_scheduled_is_not_sent_before_its_time_and_sent_exactly_once_after
     await engine.drain()
 
     assert (released, again) == (1, 0)
-    assert Counter(r.conversation_id for r in engine.stub.delivered()) == {
-        u["conversation"]["id"]: 1 for u in users
-    }
+    assert Counter(r.conversation_id for r in engine.stub.delivered()) == {u["conversation"]["id"]: 1 for u in users}
     assert (await status(engine, "xmas"))["state"] == "done"
 
 
@@ -163,7 +161,9 @@ async def test_an_older_edit_never_overwrites_a_newer_one(engine_factory):
     await engine.fanout.start(to_everyone("order", "v0"), source="test")
     await engine.drain()
     await engine.lifecycle.edit("order", "v1", None)
-    old = [json.loads(m.content) async for m in engine.work_queue.receive_messages(max_messages=32, visibility_timeout=60)]
+    old = [
+        json.loads(m.content) async for m in engine.work_queue.receive_messages(max_messages=32, visibility_timeout=60)
+    ]
     await engine.lifecycle.edit("order", "v2", None)
     await engine.drain()
 
@@ -361,8 +361,10 @@ async def test_a_cancel_whose_recall_cannot_be_queued_fails_loudly_and_repeating
     await engine.fanout.start(to_everyone("unqueued"), source="test")
     await engine.drain()
     # The queue service does not answer (nothing listens on the port); the table does.
-    connection = (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-                  f"QueueEndpoint=http://127.0.0.1:{free_port()}/{ACCOUNT};")
+    connection = (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        f"QueueEndpoint=http://127.0.0.1:{free_port()}/{ACCOUNT};"
+    )
     async with QueueClient.from_connection_string(connection, "work", retry_total=0) as nowhere:
         offline = dataclasses.replace(engine.lifecycle, work=WorkQueue(nowhere))
         with pytest.raises(ServiceRequestError):

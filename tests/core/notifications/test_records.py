@@ -68,7 +68,11 @@ async def test_claim_then_settle_then_no_second_claim(new_table):
     first, second = same_shard(2)
 
     claims = await asyncio.gather(store.claim("n-3", first, clock.now()), store.claim("n-3", second, clock.now()))
-    await store.settle("n-3", [Settled(first, RecipientState.SENT, 1, status=200), Settled(second, RecipientState.GONE, 1, status=403)], clock.now())
+    await store.settle(
+        "n-3",
+        [Settled(first, RecipientState.SENT, 1, status=200), Settled(second, RecipientState.GONE, 1, status=403)],
+        clock.now(),
+    )
 
     assert [c.verdict for c in claims] == [Verdict.CLAIMED, Verdict.CLAIMED]
     assert (await store.claim("n-3", first, clock.now())).verdict is Verdict.DONE

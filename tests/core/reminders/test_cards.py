@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,12 +10,20 @@ from proactive_bot.activities import ADAPTIVE_CARD
 from proactive_bot.reminders.cards import Answer, read_answer, reminder_activity
 from proactive_bot.reminders.store import Reminder
 
-NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)
 
 
 def reminder(due_at: datetime) -> Reminder:
-    return Reminder(channel_id="msteams", conversation_id="a:1conv", user_id="29:1user", text="stretch",
-                    due_at=due_at, zone="Europe/Berlin", id="r1", occurrence=2)
+    return Reminder(
+        channel_id="msteams",
+        conversation_id="a:1conv",
+        user_id="29:1user",
+        text="stretch",
+        due_at=due_at,
+        zone="Europe/Berlin",
+        id="r1",
+        occurrence=2,
+    )
 
 
 def test_a_reminder_is_text_plus_a_card_whose_buttons_name_it():
@@ -31,7 +39,7 @@ def test_a_reminder_is_text_plus_a_card_whose_buttons_name_it():
 
 
 def test_a_late_reminder_says_when_it_was_due_in_the_users_zone():
-    activity = reminder_activity(reminder(datetime(2026, 11, 26, 8, tzinfo=timezone.utc)), NOW)
+    activity = reminder_activity(reminder(datetime(2026, 11, 26, 8, tzinfo=UTC)), NOW)
 
     assert activity["text"] == "⏰ Reminder: stretch (was due today at 09:00)"
 
@@ -49,9 +57,16 @@ def test_a_late_reminder_says_when_it_was_due_in_the_users_zone():
         ("done and dusted", None, None),
         # A card click: Teams and Web Chat both send the Action.Submit data as `value`, no text.
         (None, {"reminderAction": "done", "reminderId": "r1", "occurrence": 3}, Answer(None, "r1", 3)),
-        ("", {"reminderAction": "snooze", "reminderId": "r1", "occurrence": 3, "minutes": 60},
-         Answer(timedelta(hours=1), "r1", 3)),
-        ("", {"reminderAction": "snooze", "reminderId": "r1", "minutes": -5}, Answer(timedelta(minutes=10), "r1", None)),
+        (
+            "",
+            {"reminderAction": "snooze", "reminderId": "r1", "occurrence": 3, "minutes": 60},
+            Answer(timedelta(hours=1), "r1", 3),
+        ),
+        (
+            "",
+            {"reminderAction": "snooze", "reminderId": "r1", "minutes": -5},
+            Answer(timedelta(minutes=10), "r1", None),
+        ),
         ("", {"reminderAction": "done"}, None),
         ("", {"someOtherCard": True}, None),
     ],

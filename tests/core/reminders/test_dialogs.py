@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from proactive_bot.reminders.dialogs import ALREADY_ANSWERED, Asker, ReminderDia
 from proactive_bot.reminders.store import MAX_PENDING, Owner, Reminder, ReminderStore
 
 # Thursday 26 November 2026, 11:00:30 in Berlin.
-NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)
 ASKER = Asker("msteams", "29:1user", "a:1conv", zone_hint="Europe/Berlin")
 
 
@@ -100,9 +100,7 @@ async def test_a_list_of_one_offers_only_the_number_shown(dialogs):
     await say(dialogs, "remind me in 10 minutes to stretch")
 
     assert await say(dialogs, "reminders") == (
-        "Your reminders (times in Europe/Berlin):\n\n"
-        "1. today at 11:10: stretch\n\n"
-        "Say `cancel 1` to cancel it."
+        "Your reminders (times in Europe/Berlin):\n\n1. today at 11:10: stretch\n\nSay `cancel 1` to cancel it."
     )
     assert await say(dialogs, "cancel 1") == "Cancelled reminder 1: stretch (today at 11:10)."
 
@@ -148,13 +146,13 @@ async def test_a_clicked_snooze_finds_its_reminder_and_a_second_click_is_stale(d
 
 async def test_snoozing_a_recurring_reminder_leaves_the_series_alone(dialogs, store):
     await say(dialogs, "remind me every day at 11:05 to stand up")
-    [sent] = await deliver(store, NOW + timedelta(minutes=5))
+    [_sent] = await deliver(store, NOW + timedelta(minutes=5))
 
     assert (await say(dialogs, "snooze 1h")).startswith("😴 Snoozed: I'll remind you again today at 12:00")
 
     pending = (await store.agenda(ASKER.owner)).pending
     assert [(e.text, e.recurrence is not None) for e in pending] == [("stand up", False), ("stand up", True)]
-    assert pending[1].due_at == datetime(2026, 11, 27, 10, 5, tzinfo=timezone.utc)
+    assert pending[1].due_at == datetime(2026, 11, 27, 10, 5, tzinfo=UTC)
 
 
 async def test_someone_elses_reminder_cannot_be_answered(dialogs, store):
@@ -168,8 +166,14 @@ async def test_someone_elses_reminder_cannot_be_answered(dialogs, store):
 
 
 def _reminder(due_at: datetime, text: str) -> Reminder:
-    return Reminder(channel_id=ASKER.channel_id, conversation_id=ASKER.conversation_id, user_id=ASKER.user_id,
-                    text=text, due_at=due_at, created_at=NOW)
+    return Reminder(
+        channel_id=ASKER.channel_id,
+        conversation_id=ASKER.conversation_id,
+        user_id=ASKER.user_id,
+        text=text,
+        due_at=due_at,
+        created_at=NOW,
+    )
 
 
 def test_owner_partition_keys_are_table_safe():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,11 +19,11 @@ from proactive_bot.reminders.schedules import (
 BERLIN = zone_named("Europe/Berlin")
 NEW_YORK = zone_named("America/New_York")
 # Thursday 26 November 2026, 11:00:30 in Berlin.
-NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -49,8 +49,18 @@ def utc(*args: int) -> datetime:
         ("remind me every weekday at 9am to stand up", "stand up", "2026-11-27 09:00:00", "every weekday at 09:00"),
         ("remind me every day at 18:00 to log hours", "log hours", "2026-11-26 18:00:00", "every day at 18:00"),
         ("remind me daily at 7:45 to take pills", "take pills", "2026-11-27 07:45:00", "every day at 07:45"),
-        ("remind me every Monday and Thursday at 8 to run", "run", "2026-11-30 08:00:00", "every Monday and Thursday at 08:00"),
-        ("remind me to water plants every week on sunday", "water plants", "2026-11-29 09:00:00", "every Sunday at 09:00"),
+        (
+            "remind me every Monday and Thursday at 8 to run",
+            "run",
+            "2026-11-30 08:00:00",
+            "every Monday and Thursday at 08:00",
+        ),
+        (
+            "remind me to water plants every week on sunday",
+            "water plants",
+            "2026-11-29 09:00:00",
+            "every Sunday at 09:00",
+        ),
     ],
 )
 def test_what_users_say(said, text, local_due, repeats):
@@ -109,10 +119,12 @@ def test_a_time_in_the_past_is_read_back(said, reads):
 
 @pytest.mark.parametrize(
     ("said", "reason"),
-    [("remind me 0 minutes ago to x", "That is now. Give me at least a minute."),
-     ("remind me yesterday at 25:00 to x", "That is not a time of day I know."),
-     ("remind me in 2 hours ago to x", "I did not understand when."),
-     ("remind me last at 5pm to x", "I did not understand when.")],
+    [
+        ("remind me 0 minutes ago to x", "That is now. Give me at least a minute."),
+        ("remind me yesterday at 25:00 to x", "That is not a time of day I know."),
+        ("remind me in 2 hours ago to x", "I did not understand when."),
+        ("remind me last at 5pm to x", "I did not understand when."),
+    ],
 )
 def test_past_phrases_that_are_not_a_time(said, reason):
     with pytest.raises(ScheduleError) as refused:
@@ -152,12 +164,19 @@ def test_daylight_saving_changes(zone, now, said, due):
 @pytest.mark.parametrize(
     ("zone", "recurrence", "start", "occurrences"),
     [
-        (BERLIN, "0,1,2,3,4,5,6@09:00", utc(2026, 3, 27, 8, 30),
-         [utc(2026, 3, 28, 8), utc(2026, 3, 29, 7), utc(2026, 3, 30, 7)]),
-        (BERLIN, "0,1,2,3,4,5,6@09:00", utc(2026, 10, 24, 8, 30),
-         [utc(2026, 10, 25, 8), utc(2026, 10, 26, 8)]),
-        (NEW_YORK, "0,1,2,3,4@09:00", utc(2026, 3, 6, 14),  # Friday, on the dot: the next is Monday
-         [utc(2026, 3, 9, 13), utc(2026, 3, 10, 13)]),
+        (
+            BERLIN,
+            "0,1,2,3,4,5,6@09:00",
+            utc(2026, 3, 27, 8, 30),
+            [utc(2026, 3, 28, 8), utc(2026, 3, 29, 7), utc(2026, 3, 30, 7)],
+        ),
+        (BERLIN, "0,1,2,3,4,5,6@09:00", utc(2026, 10, 24, 8, 30), [utc(2026, 10, 25, 8), utc(2026, 10, 26, 8)]),
+        (
+            NEW_YORK,
+            "0,1,2,3,4@09:00",
+            utc(2026, 3, 6, 14),  # Friday, on the dot: the next is Monday
+            [utc(2026, 3, 9, 13), utc(2026, 3, 10, 13)],
+        ),
         (NEW_YORK, "6@02:30", utc(2026, 3, 1, 12), [utc(2026, 3, 8, 7, 30), utc(2026, 3, 15, 6, 30)]),
     ],
 )
@@ -173,9 +192,16 @@ def test_recurrences_keep_their_local_time(zone, recurrence, start, occurrences)
 
 @pytest.mark.parametrize(
     ("text", "duration"),
-    [("10 minutes", timedelta(minutes=10)), ("1h", timedelta(hours=1)), ("an hour", timedelta(hours=1)),
-     ("1 hour and 30 min", timedelta(minutes=90)), ("2 days", timedelta(days=2)), ("10 monkeys", None), ("and", None),
-     ("1m " * 5000 + "x", None)],  # a near miss fails fast (no exponential backtracking)
+    [
+        ("10 minutes", timedelta(minutes=10)),
+        ("1h", timedelta(hours=1)),
+        ("an hour", timedelta(hours=1)),
+        ("1 hour and 30 min", timedelta(minutes=90)),
+        ("2 days", timedelta(days=2)),
+        ("10 monkeys", None),
+        ("and", None),
+        ("1m " * 5000 + "x", None),
+    ],  # a near miss fails fast (no exponential backtracking)
 )
 def test_durations(text, duration):
     assert parse_duration(text) == duration
@@ -183,8 +209,16 @@ def test_durations(text, duration):
 
 @pytest.mark.parametrize(
     ("name", "key"),
-    [("Europe/Berlin", "Europe/Berlin"), ("europe/berlin", "Europe/Berlin"), ("UTC", "UTC"),
-     ("Mars/Olympus", None), ("../etc/passwd", None), ("/etc/localtime", None), ("", None), (None, None)],
+    [
+        ("Europe/Berlin", "Europe/Berlin"),
+        ("europe/berlin", "Europe/Berlin"),
+        ("UTC", "UTC"),
+        ("Mars/Olympus", None),
+        ("../etc/passwd", None),
+        ("/etc/localtime", None),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_zone_names(name, key):
     zone = zone_named(name)
@@ -193,9 +227,13 @@ def test_zone_names(name, key):
 
 @pytest.mark.parametrize(
     ("moment", "reads"),
-    [(utc(2026, 11, 26, 16), "today at 17:00"), (utc(2026, 11, 27, 8), "tomorrow at 09:00"),
-     (utc(2026, 11, 25, 8), "yesterday at 09:00"), (utc(2026, 11, 28, 13, 30), "on Sat 28 Nov at 14:30"),
-     (utc(2027, 1, 2, 8), "on Sat 2 Jan 2027 at 09:00")],
+    [
+        (utc(2026, 11, 26, 16), "today at 17:00"),
+        (utc(2026, 11, 27, 8), "tomorrow at 09:00"),
+        (utc(2026, 11, 25, 8), "yesterday at 09:00"),
+        (utc(2026, 11, 28, 13, 30), "on Sat 28 Nov at 14:30"),
+        (utc(2027, 1, 2, 8), "on Sat 2 Jan 2027 at 09:00"),
+    ],
 )
 def test_moments_read_in_the_users_zone(moment, reads):
     assert describe_moment(moment, BERLIN, NOW) == reads

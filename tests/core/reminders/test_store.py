@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from proactive_bot.reminders.schedules import Recurrence
 from proactive_bot.reminders.store import (
     EntryState,
     Owner,
@@ -15,15 +16,22 @@ from proactive_bot.reminders.store import (
     ReminderStore,
     due_row,
 )
-from proactive_bot.reminders.schedules import Recurrence
 
-NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)
 OWNER = Owner("msteams", "29:1user")
 
 
 def reminder(due_at: datetime, text: str = "stretch", **extra) -> Reminder:
-    return Reminder(channel_id="msteams", conversation_id="a:1conv", user_id="29:1user", text=text,
-                    due_at=due_at, zone="Europe/Berlin", created_at=NOW - timedelta(hours=1), **extra)
+    return Reminder(
+        channel_id="msteams",
+        conversation_id="a:1conv",
+        user_id="29:1user",
+        text=text,
+        due_at=due_at,
+        zone="Europe/Berlin",
+        created_at=NOW - timedelta(hours=1),
+        **extra,
+    )
 
 
 @pytest.fixture
@@ -106,7 +114,7 @@ async def test_a_recurring_reminder_moves_to_its_next_occurrence(store):
     tomorrow = NOW + timedelta(days=1)
     [following] = (await store.due(tomorrow)).reminders
     assert following.id == daily.id and following.occurrence == 1
-    assert following.due_at == datetime(2026, 11, 27, 9, 59, tzinfo=timezone.utc)  # 10:59 in Berlin
+    assert following.due_at == datetime(2026, 11, 27, 9, 59, tzinfo=UTC)  # 10:59 in Berlin
     [entry] = (await store.agenda(OWNER)).pending
     assert (entry.due_at, entry.occurrence, entry.state) == (following.due_at, 1, EntryState.SCHEDULED)
 
@@ -185,4 +193,4 @@ async def test_prune_forgets_old_finished_entries_only(store):
 def test_a_missed_recurrence_resumes_after_now_not_in_the_past():
     daily = replace(reminder(NOW - timedelta(days=3)), recurrence=Recurrence.decode("0,1,2,3,4,5,6@09:00"))
 
-    assert daily.next_due(NOW) == datetime(2026, 11, 27, 8, tzinfo=timezone.utc)
+    assert daily.next_due(NOW) == datetime(2026, 11, 27, 8, tzinfo=UTC)

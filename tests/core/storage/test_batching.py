@@ -78,10 +78,12 @@ async def test_storage_unreachable_every_writer_hears_it(together):
     from devtools.azurite import ACCOUNT, ACCOUNT_KEY, free_port
 
     endpoint = f"http://127.0.0.1:{free_port()}/{ACCOUNT}"
-    async with TableClient(endpoint, "Down", credential=AzureNamedKeyCredential(ACCOUNT, ACCOUNT_KEY),
-                           retry_total=0) as down:
+    async with TableClient(
+        endpoint, "Down", credential=AzureNamedKeyCredential(ACCOUNT, ACCOUNT_KEY), retry_total=0
+    ) as down:
         writes = CoalescedWrites(down, Write.UPSERT, window=0.05)
         results = await asyncio.wait_for(
-            asyncio.gather(*(writes.write([row(n)]) for n in range(together)), return_exceptions=True), timeout=20)
+            asyncio.gather(*(writes.write([row(n)]) for n in range(together)), return_exceptions=True), timeout=20
+        )
 
     assert all(isinstance(result, AzureError) for result in results), results

@@ -4,7 +4,7 @@ stored and found again exactly (property tests, against Azurite)."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from proactive_bot.references import ReferenceStore
 from proactive_bot.storage.keys import table_key
 
-NOW = datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 FORBIDDEN_IN_KEYS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
 
 # Ids as channels could send them: anything that is Unicode text, with the troublesome
@@ -54,8 +54,12 @@ def test_examples_of_channel_ids():
     assert table_key("x" * 600).startswith("%H")
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(conversation_id=unicode_ids, user_id=unicode_ids, aad_id=unicode_ids, channel_id=unicode_ids.map(lambda s: s[:64]))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    conversation_id=unicode_ids, user_id=unicode_ids, aad_id=unicode_ids, channel_id=unicode_ids.map(lambda s: s[:64])
+)
 async def test_any_ids_are_stored_and_found_again_exactly(new_table, channel_id, conversation_id, user_id, aad_id):
     store = ReferenceStore(await new_table())  # a table per example: replayed examples start clean
     reference = {

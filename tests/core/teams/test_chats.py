@@ -56,8 +56,10 @@ async def test_a_channel_post_answered_429_is_posted_once_after_its_retry_after(
     engine.stub.clear()
     engine.stub.fail(None, statuses=[429], retry_after=1)
 
-    await engine.fanout.start(validate({"id": "post", "to": {"teamChannel": {"teamId": TEAM, "channelId": CHANNEL}},
-                                        "text": "launch"}), "test")
+    await engine.fanout.start(
+        validate({"id": "post", "to": {"teamChannel": {"teamId": TEAM, "channelId": CHANNEL}}, "text": "launch"}),
+        "test",
+    )
     await engine.drain(wait_for_delayed=4)
 
     assert statuses(engine) == [429, 200]
@@ -93,8 +95,9 @@ async def test_a_channel_post_answered_403_is_not_retried(engine_factory) -> Non
     engine.stub.clear()
     engine.stub.fail(None, statuses=[403])
 
-    await engine.fanout.start(validate({"id": "no", "to": {"teamChannel": {"teamId": TEAM, "channelId": CHANNEL}},
-                                        "text": "launch"}), "test")
+    await engine.fanout.start(
+        validate({"id": "no", "to": {"teamChannel": {"teamId": TEAM, "channelId": CHANNEL}}, "text": "launch"}), "test"
+    )
     await engine.drain(wait_for_delayed=2)
 
     assert statuses(engine) == [403]
@@ -108,8 +111,9 @@ async def test_a_create_answered_404_fails_that_user_as_not_found_and_is_not_ret
     engine.stub.clear()
     nobody = "00000000-0000-0000-0000-0000000000ff"  # an object id Teams does not know
 
-    await engine.fanout.start(validate({"id": "n404", "to": {"aadObjectIds": [nobody], "tenantId": TENANT},
-                                        "text": "hi"}), "test")
+    await engine.fanout.start(
+        validate({"id": "n404", "to": {"aadObjectIds": [nobody], "tenantId": TENANT}, "text": "hi"}), "test"
+    )
     await engine.drain(wait_for_delayed=2)
 
     assert statuses(engine) == [404]

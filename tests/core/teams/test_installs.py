@@ -38,11 +38,13 @@ async def test_an_install_whose_roster_walk_could_not_be_queued_is_walked_when_t
     install = activities.teams_install(engine.stub.url)
     async with aiohttp.ClientSession() as http:
         adapter = ChannelAdapter(Settings(storage_connection=""), http)
-        cut_off = RosterWalk(engine.teams.store, adapter, RateLimiter(LimitsConfig(enabled=False)),
-                             WorkQueue(unreachable_queue))
+        cut_off = RosterWalk(
+            engine.teams.store, adapter, RateLimiter(LimitsConfig(enabled=False)), WorkQueue(unreachable_queue)
+        )
         with pytest.raises(ServiceRequestError):  # the turn fails loudly: the channel may resend it
             await TeamsInstalls(engine.teams.store, cut_off, engine.references).handle(
-                channel_module.teams_event_of(channel_module.parse_activity(install)))
+                channel_module.teams_event_of(channel_module.parse_activity(install))
+            )
 
     team = await engine.teams.store.team(TEAM)
     assert team.active and team.roster_state is RosterState.WALKING  # recorded; no walk queued

@@ -44,8 +44,9 @@ async def installed(engine, members: int) -> list[dict]:
 
 def creates(engine) -> Counter:
     """1:1 chat creates the stub was asked for, per user (answered or refused)."""
-    return Counter(r.body["members"][0]["id"] for r in engine.stub.received
-                   if r.route == CREATE and not r.body.get("isGroup"))
+    return Counter(
+        r.body["members"][0]["id"] for r in engine.stub.received if r.route == CREATE and not r.body.get("isGroup")
+    )
 
 
 async def test_install_reads_a_1200_member_roster_in_three_pages_and_reaches_each_member_once(engine_factory) -> None:
@@ -130,8 +131,9 @@ async def test_a_member_who_chats_with_the_bot_is_one_recipient(engine_factory) 
     engine = await engine_factory()
     roster = await installed(engine, 5)
     member = roster[0]
-    message = activities.teams_message("hi", engine.stub.url, user={"id": member["id"], "name": member["name"],
-                                                                     "aadObjectId": member["aadObjectId"]})
+    message = activities.teams_message(
+        "hi", engine.stub.url, user={"id": member["id"], "name": member["name"], "aadObjectId": member["aadObjectId"]}
+    )
     await engine.references.save(channel_module.conversation_reference(channel_module.parse_activity(message)))
 
     await engine.fanout.start(validate({"id": "one", "to": {"all": True, "includeRoster": True}, "text": "x"}), "test")
@@ -155,7 +157,9 @@ async def test_uninstall_stops_everything_sent_through_the_team(engine_factory) 
     await engine.fanout.start(validate({"id": "gone", "to": {"teamId": TEAM}, "text": "x"}), "test")
     ids = [m["aadObjectId"] for m in roster]
     await engine.fanout.start(validate({"id": "gone-aad", "to": {"aadObjectIds": ids}, "text": "x"}), "test")
-    await engine.fanout.start(validate({"id": "gone-all", "to": {"all": True, "includeRoster": True}, "text": "x"}), "test")
+    await engine.fanout.start(
+        validate({"id": "gone-all", "to": {"all": True, "includeRoster": True}, "text": "x"}), "test"
+    )
     await engine.drain()
 
     assert engine.stub.delivered() == [] and creates(engine) == Counter()
@@ -185,10 +189,16 @@ async def test_members_added_and_removed_keep_the_roster_current(engine_factory)
     roster = await installed(engine, 3)
     newcomer = activities.teams_user()
     await event(engine, activities.teams_team_update(engine.stub.url, "teamMemberAdded", members_added=[newcomer]))
-    await event(engine, activities.teams_team_update(engine.stub.url, "teamMemberRemoved",
-                                                     members_removed=[{"id": roster[0]["id"]}]))
-    await event(engine, activities.teams_team_update(engine.stub.url, "teamRenamed",
-                                                     team={**activities.TEAM, "name": "Contoso Global Sales"}))
+    await event(
+        engine,
+        activities.teams_team_update(engine.stub.url, "teamMemberRemoved", members_removed=[{"id": roster[0]["id"]}]),
+    )
+    await event(
+        engine,
+        activities.teams_team_update(
+            engine.stub.url, "teamRenamed", team={**activities.TEAM, "name": "Contoso Global Sales"}
+        ),
+    )
     channel = {"id": "19:c0ffee@thread.tacv2", "name": "Launch"}
     await event(engine, activities.teams_team_update(engine.stub.url, "channelCreated", channel=channel))
 
@@ -205,12 +215,24 @@ async def test_channel_post_starts_a_thread_and_replyto_answers_in_it(engine_fac
     engine.stub.clear()
     channel = "19:c0ffee@thread.tacv2"
 
-    await engine.fanout.start(validate({"id": "post", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}},
-                                        "text": "launch today"}), "test")
-    await engine.fanout.start(validate({"id": "post-2", "to": {"teamChannel": {
-        "teamId": TEAM, "channelId": channel, "replyTo": "post"}}, "text": "it is live"}), "test")
-    await engine.fanout.start(validate({"id": "post", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}},
-                                        "text": "launch today"}), "test")  # redelivered: no second thread
+    await engine.fanout.start(
+        validate({"id": "post", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}}, "text": "launch today"}),
+        "test",
+    )
+    await engine.fanout.start(
+        validate(
+            {
+                "id": "post-2",
+                "to": {"teamChannel": {"teamId": TEAM, "channelId": channel, "replyTo": "post"}},
+                "text": "it is live",
+            }
+        ),
+        "test",
+    )
+    await engine.fanout.start(
+        validate({"id": "post", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}}, "text": "launch today"}),
+        "test",
+    )  # redelivered: no second thread
 
     [create] = [r for r in engine.stub.received if r.route == CREATE]
     thread = create.conversation_id
@@ -229,8 +251,16 @@ async def test_replyto_a_notification_that_started_no_thread_fails_and_posts_not
     channel = "19:c0ffee@thread.tacv2"
 
     for reply_to in ("to-team", "never-sent"):
-        await engine.fanout.start(validate({"id": f"reply-{reply_to}", "to": {"teamChannel": {
-            "teamId": TEAM, "channelId": channel, "replyTo": reply_to}}, "text": "a reply"}), "test")
+        await engine.fanout.start(
+            validate(
+                {
+                    "id": f"reply-{reply_to}",
+                    "to": {"teamChannel": {"teamId": TEAM, "channelId": channel, "replyTo": reply_to}},
+                    "text": "a reply",
+                }
+            ),
+            "test",
+        )
 
         status = await engine.records.status(f"reply-{reply_to}", detail=True)
         assert status.counts[RecipientState.FAILED] == 1 and status.pending == 0
@@ -252,11 +282,17 @@ async def test_a_channel_post_raced_by_an_edit_completes_and_by_a_delete_is_neve
 
     monkeypatch.setattr(engine.teams.store, "team", team_then)
     racing.append(lambda: engine.lifecycle.edit("edited-post", "v1", None))
-    await engine.fanout.start(validate({"id": "edited-post", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}},
-                                        "text": "v0"}), "test")
+    await engine.fanout.start(
+        validate({"id": "edited-post", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}}, "text": "v0"}),
+        "test",
+    )
     racing.append(lambda: engine.lifecycle.cancel("deleted-post"))
-    await engine.fanout.start(validate({"id": "deleted-post", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}},
-                                        "text": "never"}), "test")
+    await engine.fanout.start(
+        validate(
+            {"id": "deleted-post", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}}, "text": "never"}
+        ),
+        "test",
+    )
     await engine.drain()
 
     assert [r.body["activity"]["text"] for r in engine.stub.received if r.route == CREATE] == ["v1"]
@@ -270,13 +306,25 @@ async def test_a_throttled_reply_comes_back_through_the_work_queue(engine_factor
     engine = await engine_factory(retry_budget=0.5)
     await installed(engine, 1)
     channel = "19:c0ffee@thread.tacv2"
-    await engine.fanout.start(validate({"id": "thread", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}},
-                                        "text": "launch today"}), "test")
+    await engine.fanout.start(
+        validate(
+            {"id": "thread", "to": {"teamChannel": {"teamId": TEAM, "channelId": channel}}, "text": "launch today"}
+        ),
+        "test",
+    )
     [create] = [r for r in engine.stub.received if r.route == CREATE and r.body.get("isGroup")]
     engine.stub.fail(create.conversation_id, [429], retry_after=1)  # longer than this invocation's budget
 
-    await engine.fanout.start(validate({"id": "reply", "to": {"teamChannel": {
-        "teamId": TEAM, "channelId": channel, "replyTo": "thread"}}, "text": "it is live"}), "test")
+    await engine.fanout.start(
+        validate(
+            {
+                "id": "reply",
+                "to": {"teamChannel": {"teamId": TEAM, "channelId": channel, "replyTo": "thread"}},
+                "text": "it is live",
+            }
+        ),
+        "test",
+    )
     assert (await engine.records.status("reply")).counts[RecipientState.RETRY] == 1
     await engine.drain(wait_for_delayed=2.5)
 
@@ -290,7 +338,9 @@ async def test_a_resend_reaches_a_roster_member_whose_chat_create_was_cut_short(
     await installed(engine, 1)
     [member], _ = await engine.teams.store.roster_page(TEAM, None, 500)
     # A sender claimed the member, then died creating their chat: the row has no conversation.
-    header = await engine.records.create(validate({"id": "cut", "to": {"teamId": TEAM}, "text": "x"}), clock.now(), "test")
+    header = await engine.records.create(
+        validate({"id": "cut", "to": {"teamId": TEAM}, "text": "x"}), clock.now(), "test"
+    )
     await engine.records.advance(header, found=1, cursor=None, planned=True)
     await engine.records.claim("cut", member, clock.now() - SEND_LEASE - timedelta(seconds=1))
     assert (await engine.records.status("cut")).counts[RecipientState.UNCONFIRMED] == 1
@@ -323,7 +373,9 @@ async def test_a_resend_of_a_channel_post_cut_short_posts_it_again(engine_factor
     assert status.counts[RecipientState.SENT] == 1 and status.state.value == "done"
 
 
-async def test_a_roster_member_claimed_as_a_delete_lands_is_cancelled_and_no_chat_is_created(engine_factory, monkeypatch):
+async def test_a_roster_member_claimed_as_a_delete_lands_is_cancelled_and_no_chat_is_created(
+    engine_factory, monkeypatch
+):
     engine = await engine_factory()
     await installed(engine, 1)
     engine.stub.clear()
@@ -368,7 +420,12 @@ async def test_group_chat_installs_are_recorded_and_removed(engine_factory) -> N
     engine = await engine_factory()
     install = activities.teams_install(engine.stub.url)
     chat_id = "19:meeting_abc@thread.v2"
-    install["conversation"] = {"isGroup": True, "conversationType": "groupChat", "tenantId": activities.TENANT, "id": chat_id}
+    install["conversation"] = {
+        "isGroup": True,
+        "conversationType": "groupChat",
+        "tenantId": activities.TENANT,
+        "id": chat_id,
+    }
     del install["channelData"]["team"]
     await event(engine, install)
     assert await engine.teams.store.chat_active(chat_id)
@@ -383,8 +440,11 @@ async def test_an_aad_object_id_with_its_tenant_reaches_a_user_no_roster_lists(e
     await installed(engine, 1)  # an install in the tenant: its serviceUrl is known
     [stranger] = engine.stub.teams.add_team("19:other@thread.tacv2", 1)  # Teams knows them; the bot does not
 
-    document = {"id": "by-oid", "to": {"aadObjectIds": [stranger["aadObjectId"]], "tenantId": activities.TENANT},
-                "text": "x"}
+    document = {
+        "id": "by-oid",
+        "to": {"aadObjectIds": [stranger["aadObjectId"]], "tenantId": activities.TENANT},
+        "text": "x",
+    }
     await engine.fanout.start(validate(document), "test")
     await engine.drain()
 
@@ -420,7 +480,9 @@ async def test_aad_object_ids_of_one_tenant_read_its_service_url_once(engine_fac
         if "PartitionKey='tenant'" in unquote(request.http_request.url):
             tenant_reads.append(request.http_request.url)
 
-    async with TableClient.from_connection_string(storage_connection, table.table_name, raw_request_hook=count) as counted:
+    async with TableClient.from_connection_string(
+        storage_connection, table.table_name, raw_request_hook=count
+    ) as counted:
         reach = dataclasses.replace(engine.teams, store=TeamsStore(counted))
         known, unknown = await reach.resolve_aad([str(uuid.uuid4()) for _ in range(20)], activities.TENANT)
 

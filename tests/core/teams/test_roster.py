@@ -58,8 +58,11 @@ async def test_a_roster_the_channel_refuses_fails_after_one_read(engine_factory,
     assert reads(engine) == [status]
 
 
-@pytest.mark.parametrize("body", [{"members": "x"}, [], None, b"<html>Bad gateway", {"members": [], "continuationToken": 5}],
-                         ids=["members-not-a-list", "a-list", "empty", "not-json", "token-not-a-string"])
+@pytest.mark.parametrize(
+    "body",
+    [{"members": "x"}, [], None, b"<html>Bad gateway", {"members": [], "continuationToken": 5}],
+    ids=["members-not-a-list", "a-list", "empty", "not-json", "token-not-a-string"],
+)
 async def test_a_malformed_roster_page_fails_the_roster_instead_of_ending_it_as_complete(engine_factory, body) -> None:
     engine = await engine_factory()
     engine.stub.teams.add_team(TEAM, 3)
@@ -95,8 +98,9 @@ async def test_after_a_malformed_page_the_members_already_read_are_reached(engin
 async def test_a_roster_whose_service_url_is_no_longer_allowed_fails_instead_of_waiting_forever(engine_factory) -> None:
     engine = await engine_factory()
     # Stored by an install when the setting allowed it; AllowedServiceUrlHosts has changed since.
-    await engine.teams.store.install_team(TEAM, "Contoso Sales", activities.TENANT, "https://smba.example.org/",
-                                          "", clock.now())
+    await engine.teams.store.install_team(
+        TEAM, "Contoso Sales", activities.TENANT, "https://smba.example.org/", "", clock.now()
+    )
     await engine.teams.roster.start(TEAM)
     await engine.drain()
 
@@ -107,7 +111,7 @@ async def test_a_roster_whose_service_url_is_no_longer_allowed_fails_instead_of_
 
 async def test_a_roster_page_the_channel_keeps_failing_is_given_up_after_the_policys_attempts(engine_factory) -> None:
     engine = await engine_factory()
-    engine.teams.roster._retries = RetryPolicy(max_attempts=3, first_delay=0.0, max_delay=0.0)  # noqa: SLF001
+    engine.teams.roster._retries = RetryPolicy(max_attempts=3, first_delay=0.0, max_delay=0.0)
     engine.stub.teams.add_team(TEAM, 3)
     engine.stub.fail(TEAM, statuses=[500] * 10)
     await event(engine, activities.teams_install(engine.stub.url))
@@ -123,7 +127,7 @@ async def test_failed_reads_are_counted_in_a_row_a_page_served_between_them_rese
 ) -> None:
     monkeypatch.setattr(roster_module, "WALK_BUDGET", 0.0)  # one page per work message
     engine = await engine_factory()
-    engine.teams.roster._retries = RetryPolicy(max_attempts=3, first_delay=0.0, max_delay=0.0)  # noqa: SLF001
+    engine.teams.roster._retries = RetryPolicy(max_attempts=3, first_delay=0.0, max_delay=0.0)
     engine.stub.teams.add_team(TEAM, 600)  # two pages
     engine.stub.fail(TEAM, statuses=[503, 502])
     await event(engine, activities.teams_install(engine.stub.url))

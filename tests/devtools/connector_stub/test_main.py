@@ -23,9 +23,7 @@ pytestmark = pytest.mark.timeout(60)
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
-async def _read_line_matching(
-    stream: asyncio.StreamReader, wanted: Callable[[str], bool], seen: list[str]
-) -> str:
+async def _read_line_matching(stream: asyncio.StreamReader, wanted: Callable[[str], bool], seen: list[str]) -> str:
     while True:
         line = (await asyncio.wait_for(stream.readline(), timeout=20)).decode()
         if not line:

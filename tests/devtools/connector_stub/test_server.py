@@ -81,9 +81,7 @@ async def test_reply_to_activity_records_conversation_and_target(
     assert stub.texts(conversation_id) == ["a reply"]
 
 
-async def test_each_send_gets_a_new_activity_id(
-    stub: ConnectorStub, http: aiohttp.ClientSession
-) -> None:
+async def test_each_send_gets_a_new_activity_id(stub: ConnectorStub, http: aiohttp.ClientSession) -> None:
     url = conversation_url(stub, "a:1", "activities")
     ids = [(await post(http, url, message(str(n))))[1]["id"] for n in range(3)]
 
@@ -199,9 +197,7 @@ async def test_create_conversation_without_activity_delivers_nothing(
     assert stub.delivered() == []
 
 
-async def test_members_lists_what_was_set_or_nothing(
-    stub: ConnectorStub, http: aiohttp.ClientSession
-) -> None:
+async def test_members_lists_what_was_set_or_nothing(stub: ConnectorStub, http: aiohttp.ClientSession) -> None:
     stub.set_members("19:team@thread.tacv2", [{"id": "29:a"}, {"id": "29:b"}])
 
     async with http.get(conversation_url(stub, "19:team@thread.tacv2", "members")) as response:
@@ -302,19 +298,14 @@ async def test_scripted_failures_without_conversation_hit_the_next_requests_anyw
 ) -> None:
     stub.fail(statuses=[503, 412], retry_after=1)
 
-    results = [
-        await post(http, conversation_url(stub, f"a:{n}", "activities"), message("x"))
-        for n in range(3)
-    ]
+    results = [await post(http, conversation_url(stub, f"a:{n}", "activities"), message("x")) for n in range(3)]
 
     assert [status for status, _, _ in results] == [503, 412, 200]
     assert results[0][2]["Retry-After"] == "1"
     assert results[1][1]["error"]["code"] == "PreconditionFailed"
 
 
-async def test_scripted_429_without_retry_after_has_no_header(
-    stub: ConnectorStub, http: aiohttp.ClientSession
-) -> None:
+async def test_scripted_429_without_retry_after_has_no_header(stub: ConnectorStub, http: aiohttp.ClientSession) -> None:
     stub.fail("a:1", statuses=[429])
 
     status, _, headers = await post(http, conversation_url(stub, "a:1", "activities"), message("x"))
@@ -359,9 +350,7 @@ async def test_block_is_sticky_until_unblocked(
     assert [r.error_code for r in stub.received[:3]] == [expected_code] * 3
 
 
-async def test_expect_bearer_answers_401_without_the_token(
-    stub: ConnectorStub, http: aiohttp.ClientSession
-) -> None:
+async def test_expect_bearer_answers_401_without_the_token(stub: ConnectorStub, http: aiohttp.ClientSession) -> None:
     stub.expect_bearer("s3cret")
     url = conversation_url(stub, "a:1", "activities")
 
@@ -378,9 +367,7 @@ async def test_expect_bearer_answers_401_without_the_token(
 # ---- latency and ordering --------------------------------------------------------------------
 
 
-async def test_latency_delays_answers_while_requests_overlap(
-    stub: ConnectorStub, http: aiohttp.ClientSession
-) -> None:
+async def test_latency_delays_answers_while_requests_overlap(stub: ConnectorStub, http: aiohttp.ClientSession) -> None:
     stub.latency = 0.3
     url = conversation_url(stub, "a:1", "activities")
     answered: list[float] = []
@@ -424,9 +411,7 @@ async def test_latency_holds_an_answer_while_later_requests_arrive(
 # ---- waiting and inspection ------------------------------------------------------------------
 
 
-async def test_wait_for_count_wakes_when_activities_arrive(
-    stub: ConnectorStub, http: aiohttp.ClientSession
-) -> None:
+async def test_wait_for_count_wakes_when_activities_arrive(stub: ConnectorStub, http: aiohttp.ClientSession) -> None:
     waiting = asyncio.create_task(stub.wait_for(2, conversation_id="a:1", timeout=10))
     await asyncio.sleep(0)
 
@@ -455,9 +440,7 @@ async def test_wait_for_predicate_counts_requests_already_received(
     assert [r.status for r in records] == [429, 429]
 
 
-async def test_wait_for_timeout_lists_what_was_received(
-    stub: ConnectorStub, http: aiohttp.ClientSession
-) -> None:
+async def test_wait_for_timeout_lists_what_was_received(stub: ConnectorStub, http: aiohttp.ClientSession) -> None:
     await post(http, conversation_url(stub, "a:1", "activities"), message("only this"))
 
     with pytest.raises(AssertionError) as failure:
@@ -468,9 +451,7 @@ async def test_wait_for_timeout_lists_what_was_received(
     assert "only this" in report and "[a:1]" in report
 
 
-async def test_wait_for_surfaces_a_broken_predicate(
-    stub: ConnectorStub, http: aiohttp.ClientSession
-) -> None:
+async def test_wait_for_surfaces_a_broken_predicate(stub: ConnectorStub, http: aiohttp.ClientSession) -> None:
     def broken(record: ReceivedRequest) -> bool:
         raise KeyError("oops")
 
@@ -483,9 +464,7 @@ async def test_wait_for_surfaces_a_broken_predicate(
         await waiting
 
 
-async def test_activities_filter_by_type_and_texts_and_clear(
-    stub: ConnectorStub, http: aiohttp.ClientSession
-) -> None:
+async def test_activities_filter_by_type_and_texts_and_clear(stub: ConnectorStub, http: aiohttp.ClientSession) -> None:
     url = conversation_url(stub, "a:1", "activities")
     card = {"contentType": "application/vnd.microsoft.card.adaptive", "content": {}}
     await post(http, url, {"type": "typing"})
@@ -516,9 +495,7 @@ async def test_records_are_immutable(stub: ConnectorStub, http: aiohttp.ClientSe
         stub.received[0].status = 500  # type: ignore[misc]
 
 
-async def test_control_routes_serve_other_processes(
-    stub: ConnectorStub, http: aiohttp.ClientSession
-) -> None:
+async def test_control_routes_serve_other_processes(stub: ConnectorStub, http: aiohttp.ClientSession) -> None:
     stub.fail("a:1", statuses=[429])
     url = conversation_url(stub, "a:1", "activities")
     await post(http, url, message("first"))
@@ -554,9 +531,7 @@ def _teams_reference(service_url: str, conversation_id: str) -> Any:
         activity_id=None,
         channel_id="msteams",
         service_url=service_url,
-        conversation=ConversationAccount(
-            id=conversation_id, conversation_type="personal", tenant_id="tenant-1"
-        ),
+        conversation=ConversationAccount(id=conversation_id, conversation_type="personal", tenant_id="tenant-1"),
         user=ChannelAccount(id="29:user", name="Ada"),
         bot=ChannelAccount(id="28:bot", name="Bot"),
     )

@@ -58,8 +58,11 @@ async def test_create_one_to_one_gives_the_same_chat_and_403_where_not_installed
 
     async def create(member_id: str) -> tuple[int, dict]:
         body = {
-            "bot": {"id": "28:bot"}, "isGroup": False, "members": [{"id": member_id}],
-            "tenantId": TENANT, "channelData": {"tenant": {"id": TENANT}},
+            "bot": {"id": "28:bot"},
+            "isGroup": False,
+            "members": [{"id": member_id}],
+            "tenantId": TENANT,
+            "channelData": {"tenant": {"id": TENANT}},
         }
         async with http.post(stub.url + "v3/conversations", json=body) as response:
             return response.status, await response.json()
@@ -77,7 +80,8 @@ async def test_create_one_to_one_gives_the_same_chat_and_403_where_not_installed
 
 async def test_channel_post_starts_a_thread(stub, http) -> None:
     body = {
-        "isGroup": True, "channelData": {"channel": {"id": TEAM}, "tenant": {"id": TENANT}},
+        "isGroup": True,
+        "channelData": {"channel": {"id": TEAM}, "tenant": {"id": TENANT}},
         "activity": {"type": "message", "text": "hello channel"},
     }
     async with http.post(stub.url + "v3/conversations", json=body) as response:

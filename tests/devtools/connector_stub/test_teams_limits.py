@@ -91,10 +91,7 @@ async def test_global_limit_spans_conversations(
     stub, _ = stub_with_clock
     stub.limits(None, global_=[(3, 1.0)])
 
-    statuses = [
-        (await post(http, conversation_url(stub, f"a:{n}", "activities"), message("x")))[0]
-        for n in range(5)
-    ]
+    statuses = [(await post(http, conversation_url(stub, f"a:{n}", "activities"), message("x")))[0] for n in range(5)]
 
     assert statuses == [200, 200, 200, 429, 429]
 
@@ -113,9 +110,7 @@ async def test_retry_after_counts_whole_seconds_until_the_window_frees(
     assert (status, headers["Retry-After"]) == (429, "20")
 
 
-async def test_limits_none_turns_limiting_off(
-    stub: ConnectorStub, http: aiohttp.ClientSession
-) -> None:
+async def test_limits_none_turns_limiting_off(stub: ConnectorStub, http: aiohttp.ClientSession) -> None:
     stub.limits()
     stub.limits(None)
     url = conversation_url(stub, "a:1", "activities")
