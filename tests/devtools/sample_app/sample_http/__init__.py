@@ -14,4 +14,5 @@ async def main(req: func.HttpRequest, context: func.Context) -> func.HttpRespons
         "invocation_id": context.invocation_id,
         "body": req.get_body().decode("utf-8"),
     }
-    return func.HttpResponse(json.dumps(payload), mimetype="application/json", headers={"X-Sample": "yes"})
+    return func.HttpResponse(json.dumps(payload), mimetype="application/json",
+                             headers={"X-Sample": "yes"})

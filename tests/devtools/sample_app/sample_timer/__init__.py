@@ -1,4 +1,5 @@
 import azure.functions as func
+
 from shared import record
 
 
