@@ -37,6 +37,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -230,11 +231,11 @@ async def use(settings: Settings) -> clients.Clients:
     async def get() -> clients.Clients:
         return built
 
-    clients.get = get  # type: ignore[assignment]
+    clients.get = get
     return built
 
 
-def table_names() -> dict[str, str]:
+def table_names() -> dict[str, Any]:
     suffix = uuid.uuid4().hex[:10]
     return {"references_table": f"fuzzrefs{suffix}", "reminders_table": f"fuzzrem{suffix}"}
 
@@ -415,7 +416,7 @@ async def fuzz_auth(g: Gen, n: int, channel: ConnectorStub, openid: OpenIdStub, 
     )
     channel.expect_bearer(openid.access_token)
     now = int(time.time())
-    forgeries = [
+    forgeries: list[Callable[[], dict[str, Any]]] = [
         lambda: {"exp": now - 3600},
         lambda: {"aud": "someone-else"},
         lambda: {"iss": "https://evil.example"},
@@ -459,7 +460,8 @@ class Pool:
     def by_user(self, channel_id: str, user_id: str) -> dict[str, Any] | None:
         found = [a for a in self.conversations if a["channelId"] == channel_id and a["from"]["id"] == user_id]
         personal = [a for a in found if not a["conversation"].get("isGroup")]
-        return (personal or found or [None])[0]
+        chosen = personal or found
+        return chosen[0] if chosen else None
 
     def by_conversation(self, channel_id: str, conversation_id: str) -> dict[str, Any] | None:
         return next(
@@ -474,7 +476,8 @@ class Pool:
     def by_aad(self, aad: str) -> dict[str, Any] | None:
         found = [a for a in self.conversations if a["from"].get("aadObjectId") == aad]
         personal = [a for a in found if not a["conversation"].get("isGroup")]
-        return (personal or found or [None])[0]
+        chosen = personal or found
+        return chosen[0] if chosen else None
 
     def all(self, channel_id: str | None, tenant_id: str | None) -> list[dict[str, Any]]:
         def tenant(a: dict[str, Any]) -> str:
@@ -607,7 +610,7 @@ async def fuzz_queue(g: Gen, n: int, channel: ConnectorStub, log: LogByInput, ta
 
     await bounded(cases, one)
     await run_work_queue(app, tally)
-    deliveries = Counter()
+    deliveries: Counter[tuple[int, Any]] = Counter()
     for record in channel.delivered():
         for marker in set(MARK.findall(json.dumps(record.activity))):
             deliveries[(int(marker), record.conversation_id)] += 1
@@ -655,7 +658,7 @@ async def run_work_queue(app: clients.Clients, tally: Tally) -> None:
         for message in messages:
             body = message.content.encode()
             try:
-                outputs = await invoke.queue("deliver_batch", body, dequeue_count=message.dequeue_count)
+                outputs = await invoke.queue("deliver_batch", body, dequeue_count=message.dequeue_count or 1)
             except Exception as error:
                 tally.crash(error, body)
             else:
@@ -725,7 +728,9 @@ async def fuzz_timer(g: Gen, n: int, channel: ConnectorStub, log: LogByInput, ta
             next(a["channelId"] for a in pool.conversations if a["conversation"]["id"] == conversation_id),
             conversation_id,
         )
+        assert activity is not None
         stored = await app.references.get(activity["channelId"], conversation_id)
+        assert stored is not None
         entity = await app.references._table.get_entity(
             "ref|" + table_key(activity["channelId"]), table_key(conversation_id)
         )
@@ -734,7 +739,7 @@ async def fuzz_timer(g: Gen, n: int, channel: ConnectorStub, log: LogByInput, ta
     channel.clear()
     real_now = clock.now
     later = real_now() + timedelta(hours=2)
-    clock.now = lambda: later  # type: ignore[assignment]
+    clock.now = lambda: later
     _current_input.set(-2)
     try:
         for _ in range(2):  # the second run must find nothing left to send
@@ -743,7 +748,7 @@ async def fuzz_timer(g: Gen, n: int, channel: ConnectorStub, log: LogByInput, ta
             except Exception as error:
                 tally.crash(error, "timer run")
     finally:
-        clock.now = real_now  # type: ignore[assignment]
+        clock.now = real_now
     sent = Counter(int(m) for r in channel.delivered() if (r.text or "").startswith("⏰") for m in MARK.findall(r.text))
     refusals = sum("serviceUrl not allowed" in line for line in log.lines.get(-2, []))
     for i in confirmed:

@@ -206,15 +206,10 @@ async def sample_grants(budget: TableClient, into: list[int]) -> None:
     while True:
         with contextlib.suppress(Exception):
             rows = [e async for e in budget.query_entities("PartitionKey eq 'local'")]
-            if rows:
-                newest = max(e.metadata["timestamp"] for e in rows)
-                into.append(
-                    sum(
-                        int(e.get("granted", 0))
-                        for e in rows
-                        if (newest - e.metadata["timestamp"]).total_seconds() <= 3
-                    )
-                )
+            stamped = [(e.metadata["timestamp"], int(e.get("granted", 0))) for e in rows if e.metadata["timestamp"]]
+            if stamped:
+                newest = max(stamp for stamp, _ in stamped)
+                into.append(sum(granted for stamp, granted in stamped if (newest - stamp).total_seconds() <= 3))
         await asyncio.sleep(0.2)
 
 

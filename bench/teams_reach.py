@@ -122,7 +122,7 @@ async def run(n: int, workdir: Path) -> dict:
                 # which polled often would load storage more than the delivery does.
                 while (await stub_stats(session, stub_url))["delivered"] < n:
                     await asyncio.sleep(0.5)
-                while (await app.notifications.status("bench-team")).state.value != "done":
+                while not (status := await app.notifications.status("bench-team")) or status.state.value != "done":
                     await asyncio.sleep(2)
             finally:
                 done.set()
