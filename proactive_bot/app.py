@@ -13,11 +13,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from . import clients, clock, json_input, tasks
+from . import clients, clock, json_input, tasks, work
 from .channel.activity import InvalidActivity
 from .channel.auth import AuthenticationError, AuthenticationUnavailable
 from .notifications import contract, lifecycle
-from .notifications.fanout import InvalidWork
 from .notifications.records import RecipientRow, RecipientState, Status
 
 if TYPE_CHECKING:
@@ -98,15 +97,11 @@ async def process_notification(body: bytes, message_id: str = "") -> QueueResult
 
 
 async def process_work(body: bytes, message_id: str = "") -> QueueResult:
-    """Work queue: a page of a broadcast's audience, or a batch of deliveries."""
+    """Work queue: one message (work.py lists the kinds), parsed and handed to what runs its kind."""
     app = await clients.get()
     try:
-        work = json_input.loads(body)
-        if isinstance(work, dict) and work.get("kind") in _CHANGES and isinstance(work.get("notification"), str):
-            await app.lifecycle.change(work)
-        else:
-            await app.fanout.handle(work)
-    except (json_input.JsonInputError, InvalidWork) as error:
+        await app.work_handlers.run(work.parse(json_input.loads(body)))
+    except (json_input.JsonInputError, work.InvalidWork) as error:
         log.error("work message %s is malformed, moved to the poison queue: %s", message_id, error)
         return QueueResult(poison_reason=str(error))
     return QueueResult()
@@ -128,14 +123,11 @@ async def accept_notification(body: bytes, base_url: str) -> HttpResult:
         if notification.is_broadcast:
             # Recorded already (with its audience, up to 10,000 aadObjectIds: more than a queue
             # message holds): start walking it, as queue_notify would.
-            await app.fanout.work.put({"kind": "page", "notification": notification.id})
+            await app.work.put(work.PageWork(notification=notification.id))
         else:
             await app.notifications_queue.send_message(json.dumps(notification.document(), ensure_ascii=False))
     status_url = f"{base_url.rstrip('/')}/{quote(notification.id, safe='')}"
     return HttpResult(202, {"id": notification.id, "status": status_url}, {"Location": status_url})
-
-
-_CHANGES = frozenset(kind.value for kind in lifecycle.Kind)
 
 
 async def cancel_notification(notification_id: str, base_url: str) -> HttpResult:

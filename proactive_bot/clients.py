@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from .bot import ProactiveBot
     from .delivery.budget import SharedBudget
     from .delivery.sender import Delivery
-    from .notifications.fanout import Fanout, WorkQueue
+    from .notifications.fanout import Fanout
     from .notifications.lifecycle import Lifecycle
     from .notifications.receipts import ReadReceipts
     from .notifications.records import NotificationStore
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from .tasks import LongTasks
     from .teams.reach import TeamsReach
     from .teams.store import TeamsStore
+    from .work import Handlers, WorkQueue
 
 
 class Clients:
@@ -128,7 +129,7 @@ class Clients:
 
     @functools.cached_property
     def work(self) -> WorkQueue:
-        from .notifications.fanout import WorkQueue
+        from .work import WorkQueue
 
         return WorkQueue(self._queues[self.settings.work_queue])
 
@@ -175,6 +176,12 @@ class Clients:
         return Lifecycle(
             self.notifications, self.delivery, self.work, self.schedule, self.settings.retry_budget_seconds
         )
+
+    @functools.cached_property
+    def work_handlers(self) -> Handlers:
+        from .notifications.compose import work_handlers
+
+        return work_handlers(self.fanout, self.lifecycle)
 
     @functools.cached_property
     def reminder_timer(self) -> ReminderTimer:

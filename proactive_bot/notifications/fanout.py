@@ -20,17 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from azure.core.exceptions import AzureError
-from azure.storage.queue.aio import QueueClient
 
 from .. import clock
 from ..channel.activity import outgoing
@@ -39,6 +33,7 @@ from ..delivery.sender import Delivery
 from ..references import TEAMS, ReferenceStore, StoredReference
 from ..teams.reach import ROSTER_PHASE, Page, TeamsReach
 from ..teams.store import RosterMember
+from ..work import BatchWork, InvalidWork, PageWork, Posted, PostWork, ReleaseWork, WorkQueue, batches_of
 from .contract import Notification, OnCrash
 from .posts import ChannelPosts
 from .receipts import ReadReceipts
@@ -69,41 +64,6 @@ STOP_GRACE = 10.0  # seconds a cancelled batch gives sends already on their way
 # The first batch of a broadcast is delivered by the invocation that walked it; its queued copy
 # stays hidden this long (longer than that delivery may take), as the net if that invocation dies.
 FIRST_BATCH_NET = 60.0
-
-
-class InvalidWork(ValueError):
-    """A work-queue message we cannot act on; it belongs in the poison queue."""
-
-
-class WorkQueue:
-    """The internal queue of broadcast pages and delivery batches."""
-
-    def __init__(self, client: QueueClient) -> None:
-        self._client = client
-
-    async def put(self, work: dict[str, Any], delay: float = 0) -> Posted:
-        # The queue counts whole seconds; rounding down would bring a throttled batch back early.
-        sent = await self._client.send_message(
-            json.dumps(work, separators=(",", ":")), visibility_timeout=math.ceil(delay) or None
-        )
-        return Posted(sent.id, sent.pop_receipt)
-
-    async def withdraw(self, posted: Posted) -> None:
-        """Delete a message put here, if it is still waiting. One a worker has taken meanwhile
-        (it has a new pop receipt), or that cannot be deleted now, is left to run: every message
-        here is safe to run late or twice."""
-        try:
-            await self._client.delete_message(posted.id, posted.pop_receipt)
-        except (AzureError, OSError, TimeoutError) as error:  # as the budget's storage calls
-            log.info("work message %s left to run: %s", posted.id, type(error).__name__)
-
-
-@dataclass(frozen=True)
-class Posted:
-    """A message as put on the work queue: what it takes to withdraw it."""
-
-    id: str
-    pop_receipt: str | None
 
 
 @dataclass
@@ -140,7 +100,7 @@ class Fanout:
             for due in page:
                 # Message first, then the row: a run that dies between them releases it twice,
                 # which `release` shrugs off; the other order could lose it.
-                await self.work.put({"kind": "release", "notification": due.notification_id})
+                await self.work.put(ReleaseWork(notification=due.notification_id))
                 await self.schedule.remove(due)
                 released += 1
         return released
@@ -230,13 +190,15 @@ class Fanout:
                 audience = await self.records.audience(notification_id)
             page = await self._page(header, audience or [])
             if page.wait:
-                await self.work.put({"kind": "page", "notification": notification_id}, delay=page.wait)
+                await self.work.put(PageWork(notification=notification_id), delay=page.wait)
                 return
             for batch in _batches(page.found):
                 if first_batch is None:
-                    await self.work.put(_batch_message(notification_id, batch))
+                    await self.work.put(BatchWork(notification=notification_id, recipients=tuple(batch)))
                     continue
-                net = await self.work.put(_batch_message(notification_id, batch), FIRST_BATCH_NET)
+                net = await self.work.put(
+                    BatchWork(notification=notification_id, recipients=tuple(batch)), FIRST_BATCH_NET
+                )
                 first_batch(batch, net)
                 first_batch = None
             cursor = page.cursor
@@ -250,7 +212,7 @@ class Fanout:
                 return
             if time.monotonic() - started > WALK_BUDGET:
                 break
-        await self.work.put({"kind": "page", "notification": notification_id})
+        await self.work.put(PageWork(notification=notification_id))
 
     async def _page(self, header: Header, audience: Sequence[str]) -> Page:
         """The next page of a notification's audience, whichever kind it is."""
@@ -294,20 +256,14 @@ class Fanout:
             following = {ROSTER_PHASE: "1"}  # then every user known from a roster
         return Page(list(found), following)
 
-    async def deliver_batch(
-        self, notification_id: str, references: Sequence[dict[str, Any]], members: Sequence[dict[str, Any]] = ()
-    ) -> None:
-        header = await self.records.header(notification_id)
+    async def deliver_batch(self, work: BatchWork) -> None:
+        """One "batch" work message: its recipients, unless the notification was cancelled."""
+        header = await self.records.header(work.notification)
         if header is None:
-            raise InvalidWork(f"no notification {notification_id!r}")
-        now = clock.now()
-        try:
-            recipients = _recipients_of(references, members, now)
-        except (ValueError, AttributeError, TypeError) as error:
-            raise InvalidWork(f"a batch recipient is not a conversation reference or roster member: {error}") from None
+            raise InvalidWork(f"no notification {work.notification!r}")
         if header.cancelled:
             return  # none of these is sent; the status counts them cancelled
-        await self.deliver(header.notification, recipients, header.version)
+        await self.deliver(header.notification, work.recipients, header.version)
 
     async def deliver(
         self, notification: Notification, recipients: Sequence[StoredReference | RosterMember], version: int = 0
@@ -316,7 +272,9 @@ class Fanout:
         await batch.run(recipients)
         if batch.later:
             delay = max(wait for _, wait in batch.later)
-            await self.work.put(_batch_message(notification.id, [r for r, _ in batch.later]), delay=delay)
+            await self.work.put(
+                BatchWork(notification=notification.id, recipients=tuple(r for r, _ in batch.later)), delay=delay
+            )
             log.info("notification %s: %d recipient(s) again in %.0f s", notification.id, len(batch.later), delay)
 
     async def resend(self, notification_id: str, state: RecipientState) -> int | None:
@@ -329,11 +287,11 @@ class Fanout:
         rows = await self.records.hand_out_again(notification_id, state, clock.now())
         if rows and "teamChannel" in header.notification.to:
             # Its one row is the channel's: posted again as at first (a new thread, or a reply).
-            await self.work.put({"kind": "post", "notification": notification_id})
+            await self.work.put(PostWork(notification=notification_id))
             return len(rows)
         found = [r for r in await asyncio.gather(*(self._recipient_of(row) for row in rows)) if r is not None]
         for batch in _batches(found):
-            await self.work.put(_batch_message(notification_id, batch))
+            await self.work.put(BatchWork(notification=notification_id, recipients=tuple(batch)))
         log.info("notification %s: %d %s recipient(s) handed out again", notification_id, len(found), state.public)
         return len(rows)
 
@@ -353,40 +311,14 @@ class Fanout:
     def _posts(self) -> ChannelPosts:
         return ChannelPosts(self.records, self.delivery, self.work, self.teams, self.retry_budget)
 
-    async def handle(self, work: Any) -> None:
-        """One work-queue message; one it cannot act on raises InvalidWork (for the poison queue)."""
-        if not isinstance(work, dict):
-            raise InvalidWork("expected an object with a 'notification' id")
-        kind = work.get("kind")
-        if kind == "roster":
-            if not isinstance(work.get("team"), str):
-                raise InvalidWork("a roster walk needs a 'team' id")
-            if self.teams is None:
-                raise InvalidWork("a roster walk, but Teams reach is not configured")
-            failures = work.get("failures", 0)
-            await self.teams.roster.next_pages(work["team"], failures if isinstance(failures, int) else 0)
-            return
-        if not isinstance(work.get("notification"), str):
-            raise InvalidWork("expected an object with a 'notification' id")
-        notification_id = work["notification"]
-        if kind == "page":
-            await self.next_page(notification_id)
-        elif kind == "batch":
-            references, members = work.get("recipients", []), work.get("members", [])
-            if not isinstance(references, list) or not isinstance(members, list):
-                raise InvalidWork("a batch's recipients and members are lists")
-            await self.deliver_batch(notification_id, references, members)
-        elif kind == "release":
-            await self.release(notification_id)
-        elif kind == "post":
-            header = await self.records.header(notification_id)
-            if header is None:
-                raise InvalidWork(f"no notification {notification_id!r}")
-            if "teamChannel" not in header.notification.to:
-                raise InvalidWork(f"notification {notification_id!r} is not a teamChannel post")
-            await self._posts.post(header)
-        else:
-            raise InvalidWork(f"unknown work kind {kind!r}")
+    async def post_again(self, work: PostWork) -> None:
+        """One "post" work message: a teamChannel post whose last try ran out of time or found it busy."""
+        header = await self.records.header(work.notification)
+        if header is None:
+            raise InvalidWork(f"no notification {work.notification!r}")
+        if "teamChannel" not in header.notification.to:
+            raise InvalidWork(f"notification {work.notification!r} is not a teamChannel post")
+        await self._posts.post(header)
 
 
 class _Batch:
@@ -594,50 +526,7 @@ class _Claimant:
 
 
 def _batches(found: Sequence[StoredReference | RosterMember]) -> list[list[StoredReference | RosterMember]]:
-    """Split a page into batches that fit a queue message, one shard per batch, so that a
-    batch's claims and outcomes go to one partition together."""
-    by_shard: dict[int, list[StoredReference | RosterMember]] = {}
-    for recipient in found:
-        by_shard.setdefault(shard_of(recipient), []).append(recipient)
-    batches: list[list[StoredReference | RosterMember]] = []
-    for shard in sorted(by_shard):
-        size = BATCH_BYTES  # start a new batch for every shard
-        for recipient in by_shard[shard]:
-            weight = len(json.dumps(_json_of(recipient))) + 1
-            if size + weight > BATCH_BYTES:
-                batches.append([])
-                size = 0
-            batches[-1].append(recipient)
-            size += weight
-    return batches
-
-
-def _batch_message(notification_id: str, recipients: Sequence[StoredReference | RosterMember]) -> dict[str, Any]:
-    """A batch work message: stored conversations' references, and roster members (their chat to
-    be created) apart. `_recipients_of` reads them back."""
-    message: dict[str, Any] = {
-        "kind": "batch",
-        "notification": notification_id,
-        "recipients": [r.reference for r in recipients if isinstance(r, StoredReference)],
-    }
-    members = [r.to_json() for r in recipients if isinstance(r, RosterMember)]
-    if members:
-        message["members"] = members
-    return message
-
-
-def _recipients_of(
-    references: Sequence[dict[str, Any]], members: Sequence[dict[str, Any]], now: datetime
-) -> list[StoredReference | RosterMember]:
-    """A batch message's recipients (see _batch_message): stored conversations, then roster members."""
-    recipients: list[StoredReference | RosterMember] = [
-        StoredReference.from_reference(reference, now) for reference in references
-    ]
-    return recipients + [RosterMember.from_json(member) for member in members]
-
-
-def _json_of(recipient: StoredReference | RosterMember) -> dict[str, Any]:
-    return recipient.to_json() if isinstance(recipient, RosterMember) else recipient.reference
+    return batches_of(found, BATCH_BYTES, shard_of)
 
 
 class Cancellation:

@@ -31,7 +31,7 @@ from ..delivery.outcome import Outcome, Result
 from ..delivery.retries import NOTIFICATIONS
 from ..delivery.sender import Delivery, Edit, Recall
 from ..references import StoredReference
-from .fanout import InvalidWork, WorkQueue
+from ..work import EditWork, InvalidWork, RecallWork, ShardChange, WorkQueue
 from .records import SHARDS, Change, Header, NotificationStore, RecipientState
 from .schedule import Schedule
 
@@ -96,9 +96,10 @@ class Lifecycle:
 
     async def _put(self, kind: Kind, notification_id: str, version: int) -> None:
         # One message per shard: a shard's rows share a partition, and the shards go in parallel.
+        change = RecallWork if kind is Kind.RECALL else EditWork
         await asyncio.gather(
             *(
-                self.work.put({"kind": kind.value, "notification": notification_id, "shard": shard, "version": version})
+                self.work.put(change(notification=notification_id, shard=shard, version=version))
                 for shard in range(SHARDS)
             )
         )
@@ -112,19 +113,15 @@ class Lifecycle:
                 return
             await asyncio.sleep(0.1)
 
-    async def change(self, work: dict[str, Any]) -> None:
+    async def change(self, work: ShardChange) -> None:
         """One "recall" or "edit" work message: one shard's sent rows."""
-        try:
-            kind = Kind(work.get("kind"))
-        except ValueError:
-            raise InvalidWork(f"unknown work kind {work.get('kind')!r}") from None
-        shard = work.get("shard")
-        # A whole number, as _put writes it (bool is an int to Python, not to the sender).
-        if not isinstance(shard, int) or isinstance(shard, bool) or not 0 <= shard < SHARDS:
+        kind = Kind.RECALL if isinstance(work, RecallWork) else Kind.EDIT
+        shard = work.shard
+        if not 0 <= shard < SHARDS:
             raise InvalidWork(f"a {kind.value} message needs a shard (0-{SHARDS - 1}), not {shard!r}")
-        header = await self.records.header(work["notification"])
+        header = await self.records.header(work.notification)
         if header is None:
-            raise InvalidWork(f"no notification {work['notification']!r}")
+            raise InvalidWork(f"no notification {work.notification!r}")
         if kind is Kind.EDIT and header.cancelled:
             return  # recalled instead
         run = _Change(self, header, kind)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from .. import clock
 from ..channel.activity import outgoing
@@ -19,11 +18,9 @@ from ..delivery.outcome import Outcome, Result
 from ..delivery.sender import Delivery
 from ..references import TEAMS, StoredReference
 from ..teams.reach import TeamsReach
+from ..work import PostWork, WorkQueue
 from .contract import OnCrash
 from .records import SEND_LEASE, Header, NotificationStore, RecipientState, Settled, Verdict, settled
-
-if TYPE_CHECKING:
-    from .fanout import WorkQueue
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ class ChannelPosts:
             # Held by a post in flight, or by one whose invocation died mid-request: looked at
             # again once its lease is out (settled then, or resent with onCrash "resend"), as a
             # batch does with its busy recipients.
-            await self.work.put({"kind": "post", "notification": notification.id}, delay=SEND_LEASE.total_seconds())
+            await self.work.put(PostWork(notification=notification.id), delay=SEND_LEASE.total_seconds())
             return
         if claim.verdict is not Verdict.CLAIMED:
             return
@@ -130,7 +127,7 @@ class ChannelPosts:
         """A channel post's row; one to retry comes back as a "post" work message."""
         await self.records.settle(notification_id, [row], clock.now(), at_once=True)
         if row.state is RecipientState.RETRY:
-            await self.work.put({"kind": "post", "notification": notification_id}, delay=retry_after or 1.0)
+            await self.work.put(PostWork(notification=notification_id), delay=retry_after or 1.0)
 
     async def _thread_of(self, notification_id: str) -> str | None:
         """The thread an earlier teamChannel notification started: its one row, read by its key."""

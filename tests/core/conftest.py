@@ -17,7 +17,8 @@ from proactive_bot.channel import activity as channel_module
 from proactive_bot.clients import teams_reach
 from proactive_bot.delivery import NOTIFICATIONS, Delivery, RetryPolicy
 from proactive_bot.delivery.rate_limits import LimitsConfig, RateLimiter
-from proactive_bot.notifications.fanout import Fanout, WorkQueue
+from proactive_bot.notifications.compose import work_handlers
+from proactive_bot.notifications.fanout import Fanout
 from proactive_bot.notifications.lifecycle import Lifecycle
 from proactive_bot.notifications.receipts import ReadReceipts
 from proactive_bot.notifications.records import NotificationStore
@@ -27,6 +28,7 @@ from proactive_bot.settings import Settings
 from proactive_bot.teams.installs import TeamsInstalls
 from proactive_bot.teams.reach import TeamsReach
 from proactive_bot.teams.store import TeamsStore
+from proactive_bot.work import WorkQueue, parse
 from tests import activities
 
 
@@ -76,11 +78,8 @@ class Engine:
                 ran += 1
 
     async def handle(self, work: dict) -> None:
-        """One work message, dispatched as app.process_work does."""
-        if work.get("kind") in ("recall", "edit"):
-            await self.lifecycle.change(work)
-        else:
-            await self.fanout.handle(work)
+        """One work message, dispatched as app.process_work does (the same table)."""
+        await work_handlers(self.fanout, self.lifecycle).run(parse(work))
 
 
 @pytest.fixture

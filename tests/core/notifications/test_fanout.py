@@ -13,6 +13,7 @@ from proactive_bot import clock
 from proactive_bot.app import status_body
 from proactive_bot.notifications import Notification, fanout
 from proactive_bot.references import StoredReference
+from proactive_bot.work import PageWork
 
 
 @pytest.fixture
@@ -111,7 +112,7 @@ async def test_a_duplicated_page_message_does_not_duplicate_anything(engine_fact
     users = await engine.users(12)
     notification = broadcast()
     await engine.fanout.start(notification, source="test")
-    await engine.fanout.work.put({"kind": "page", "notification": notification.id})  # the queue said it twice
+    await engine.fanout.work.put(PageWork(notification=notification.id))  # the queue said it twice
 
     await engine.drain()
 
@@ -168,7 +169,7 @@ async def test_a_recipient_waiting_on_retry_after_is_not_held(engine_factory):
     await engine.records.create(notification, clock.now(), source="test")
     batch = {"kind": "batch", "notification": notification.id, "recipients": [user]}
 
-    delivering = asyncio.create_task(engine.fanout.handle(batch))
+    delivering = asyncio.create_task(engine.handle(batch))
     await engine.stub.wait_for(lambda r: r.status == 429)
     await asyncio.sleep(0.3)  # the claim is given back before the wait starts
     waiting = status_body(await engine.records.status(notification.id, detail=True))["recipients"]
@@ -190,13 +191,13 @@ async def test_an_interrupted_broadcast_resumes_with_everyone_exactly_once(engin
     await engine.records.create(notification, clock.now(), "test")
     batch = {"kind": "batch", "notification": notification.id, "recipients": users}
 
-    first_run = asyncio.create_task(engine.fanout.handle(batch))
+    first_run = asyncio.create_task(engine.handle(batch))
     await engine.stub.wait_for(10, timeout=10)
     first_run.cancel()  # the host stopped the invocation mid-broadcast
     with pytest.raises(asyncio.CancelledError):
         await first_run
     delivered_before = len(engine.stub.delivered())
-    await engine.fanout.handle(json.loads(json.dumps(batch)))  # the queue delivers it again
+    await engine.handle(json.loads(json.dumps(batch)))  # the queue delivers it again
 
     assert 10 <= delivered_before < 40
     assert deliveries_per_conversation(engine) == Counter({u["conversation"]["id"]: 1 for u in users})
@@ -214,7 +215,7 @@ async def test_a_sender_that_died_mid_send_is_reported_not_repeated(engine_facto
     later = clock.now() + timedelta(minutes=5)
     monkeypatch.setattr(clock, "now", lambda: later)
 
-    await engine.fanout.handle({"kind": "batch", "notification": notification.id, "recipients": users})
+    await engine.handle({"kind": "batch", "notification": notification.id, "recipients": users})
 
     assert sorted(deliveries_per_conversation(engine)) == sorted(u["conversation"]["id"] for u in users[2:])
     counts = (status_body(await engine.records.status(notification.id)))["counts"]
@@ -238,10 +239,10 @@ async def test_broadcast_filters_and_opt_outs(engine_factory):
 async def test_a_copy_that_cannot_be_withdrawn_is_left_to_run(engine_factory):
     """Withdrawing is a saving, not a duty: a copy a worker has taken meanwhile (its pop receipt
     has changed) stays, and it finds its recipients done."""
-    from proactive_bot.notifications.fanout import Posted
+    from proactive_bot.work import PageWork, Posted
 
     engine = await engine_factory()
-    posted = await engine.fanout.work.put({"kind": "page", "notification": "nobody"})
+    posted = await engine.fanout.work.put(PageWork(notification="nobody"))
     taken = Posted(posted.id, "a-receipt-from-before-a-worker-took-it")
 
     await engine.fanout.work.withdraw(taken)

@@ -18,8 +18,8 @@ from devtools.connector_stub import DELETE, UPDATE
 from proactive_bot import clock
 from proactive_bot.app import status_body
 from proactive_bot.notifications import Notification
-from proactive_bot.notifications.fanout import WorkQueue
 from proactive_bot.notifications.receipts import ordered_id
+from proactive_bot.work import PageWork, WorkQueue
 from tests.conftest import clock_at
 
 pytestmark = pytest.mark.timeout(120)
@@ -179,7 +179,7 @@ async def test_edit_reaches_those_not_sent_yet_with_their_send(engine_factory):
     # Recorded, its walk queued, nothing sent yet (as a queue_notify that has not reached its
     # first batch; start() itself delivers the first batch at once).
     await engine.records.create(to_everyone("early-edit", "v0"), clock.now(), "test")
-    await engine.fanout.work.put({"kind": "page", "notification": "early-edit"})
+    await engine.fanout.work.put(PageWork(notification="early-edit"))
     await engine.lifecycle.edit("early-edit", "v1", None)  # before any batch ran
     await engine.drain()
 

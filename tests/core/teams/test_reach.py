@@ -21,6 +21,7 @@ from proactive_bot.notifications.contract import validate
 from proactive_bot.notifications.posts import ChannelPost
 from proactive_bot.notifications.records import SEND_LEASE, RecipientState
 from proactive_bot.teams.store import RosterState, TeamsStore
+from proactive_bot.work import PageWork
 from tests import activities
 
 TEAM = activities.TEAM["id"]
@@ -91,17 +92,17 @@ async def test_a_redelivered_page_or_batch_creates_no_second_chat_and_sends_no_s
     roster = await installed(engine, 120)
     # Recorded and its walk queued (start() would walk the first pages inline).
     await engine.records.create(validate({"id": "twice", "to": {"teamId": TEAM}, "text": "once"}), clock.now(), "test")
-    await engine.fanout.work.put({"kind": "page", "notification": "twice"})
+    await engine.fanout.work.put(PageWork(notification="twice"))
 
     [page] = [m async for m in engine.work_queue.receive_messages(max_messages=32)]
-    await engine.fanout.handle(json.loads(page.content))
-    await engine.fanout.handle(json.loads(page.content))  # the queue delivered the page again
+    await engine.handle(json.loads(page.content))
+    await engine.handle(json.loads(page.content))  # the queue delivered the page again
     batches = [m async for m in engine.work_queue.receive_messages(max_messages=32, visibility_timeout=60)]
     assert batches and all("members" in json.loads(b.content) for b in batches)
     for batch in batches:
-        await engine.fanout.handle(json.loads(batch.content))
+        await engine.handle(json.loads(batch.content))
     for batch in batches:  # and every batch again
-        await engine.fanout.handle(json.loads(batch.content))
+        await engine.handle(json.loads(batch.content))
 
     assert creates(engine) == Counter({m["id"]: 1 for m in roster})
     assert sorted(Counter(r.conversation_id for r in engine.stub.delivered()).values()) == [1] * 120
@@ -404,8 +405,8 @@ async def test_the_roster_walk_resumes_and_a_redelivered_roster_message_does_not
     await event(engine, activities.teams_install(engine.stub.url))
 
     [first] = [m async for m in engine.work_queue.receive_messages(max_messages=32)]
-    await engine.fanout.handle(json.loads(first.content))  # page 1, then the cursor is handed on
-    await engine.fanout.handle(json.loads(first.content))  # the same message again: page 2 from the stored cursor
+    await engine.handle(json.loads(first.content))  # page 1, then the cursor is handed on
+    await engine.handle(json.loads(first.content))  # the same message again: page 2 from the stored cursor
     await engine.drain()
 
     team = await engine.teams.store.team(TEAM)
