@@ -191,10 +191,11 @@ def status_body(status: Status) -> dict[str, Any]:
         "counts": {
             "recipients": status.recipients,
             **{state.public: counts[state] for state in _COUNTED},
-            "cancelled": status.cancelled,
+            "cancelled": status.never_sent,
             "read": status.read,
             "updated": status.updated,
             "unsupported": status.unsupported,
+            "changeFailed": status.change_failed,
             "pending": status.pending,
             "throttledRetries": status.throttled,
             "resent": status.resent,

@@ -125,7 +125,7 @@ class Clients:
     def receipts(self) -> ReadReceipts:
         from .notifications.receipts import ReadReceipts
 
-        return ReadReceipts(self._tables[self.settings.notifications_table])
+        return ReadReceipts(self._tables[self.settings.notifications_table], records=self.notifications)
 
     @functools.cached_property
     def work(self) -> WorkQueue:

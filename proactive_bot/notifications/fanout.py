@@ -555,7 +555,7 @@ class Cancellation:
     async def _read(self, result: asyncio.Future[bool]) -> None:
         self._next = None  # from here on the read is on its way: later askers need a new one
         try:
-            self._known = await self._records.cancelled(self._id)
+            self._known = await self._records.stopped(self._id)
         except Exception as error:
             result.set_exception(error)
             return

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -32,7 +31,8 @@ from ..delivery.retries import NOTIFICATIONS
 from ..delivery.sender import Delivery, Edit, Recall
 from ..references import StoredReference
 from ..work import EditWork, InvalidWork, RecallWork, ShardChange, WorkQueue
-from .records import SHARDS, Change, Header, NotificationStore, RecipientState
+from .records import SHARDS, ChangeFailure, Header, NotificationStore, RecipientState, SentRow
+from .records.states import as_seen
 from .schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -148,10 +148,9 @@ class _Change:
     def _later(self, seconds: float) -> None:
         self.again = max(self.again or 0.0, seconds)
 
-    def _wanted(self, row: Any, now: datetime) -> bool:
-        state = RecipientState(row.get("state"))
-        lease = row.get("leaseUntil")
-        if state is RecipientState.SENDING and lease is not None and lease <= now:
+    def _wanted(self, row: SentRow, now: datetime) -> bool:
+        state = row.state
+        if as_seen(state, row.lease_until, now) is RecipientState.UNCONFIRMED:
             return False  # its sender died mid-send: no activity id to change (reported unconfirmed)
         if state in (RecipientState.SENDING, RecipientState.RETRY) and not self._header.cancelled:
             self._later(BUSY_AGAIN)  # an edit must also reach what is being sent with the old content
@@ -162,32 +161,26 @@ class _Change:
         if state is not RecipientState.SENT:
             return False
         if self._kind is Kind.RECALL:
-            return row.get("changeOf") != Kind.RECALL.value or not row.get("change")
-        tried = row.get("changeOf") == f"{Kind.EDIT.value}:{self._header.version}" and row.get("change")
-        return int(row.get("version", 0)) < self._header.version and not tried
+            return row.change_of != Kind.RECALL.value or row.change is None
+        tried = row.change_of == self._of() and row.change is not None
+        return row.version < self._header.version and not tried
 
-    async def one(self, row: Any) -> None:
+    async def one(self, row: SentRow) -> None:
         now = clock.now()
         if not self._wanted(row, now):
             return
         records = self._lifecycle.records
-        until = row.get("changeUntil")
+        until = row.change_until
         if until is not None and until > now:
             self._later(max(BUSY_AGAIN, (until - now).total_seconds()))
             return
-        activity_id = row.get("activityId") or ""
-        if not activity_id or not row.get("reference"):
-            await records.mark(
-                row,
-                {
-                    "change": Change.UNSUPPORTED.value,
-                    "changeOf": self._of(),
-                    "detail": "no activity id was recorded for this delivery",
-                },
+        if not row.activity_id or row.reference is None:
+            await records.mark_change_failed(
+                row, ChangeFailure.UNSUPPORTED, self._of(), "no activity id was recorded for this delivery"
             )
             return
-        recipient = StoredReference.from_reference(json.loads(row["reference"]), now)
-        request = Recall(activity_id) if self._kind is Kind.RECALL else Edit(activity_id, self._activity)
+        recipient = StoredReference.from_reference(row.reference, now)
+        request = Recall(row.activity_id) if self._kind is Kind.RECALL else Edit(row.activity_id, self._activity)
 
         result = await self._lifecycle.delivery.send_patiently(
             recipient, request, deadline=self._deadline, claimant=_TakeOnce(records, row)
@@ -195,58 +188,47 @@ class _Change:
         if result.outcome is Outcome.SKIPPED:
             self._later(BUSY_AGAIN)  # another worker took it; look again in case it dies
             return
-        await records.mark(row, self._outcome(row, result))
+        await self._settle(row, result)
 
     def _of(self) -> str:
         return Kind.RECALL.value if self._kind is Kind.RECALL else f"{Kind.EDIT.value}:{self._header.version}"
 
-    def _outcome(self, row: Any, result: Result) -> dict[str, Any]:
-        """The fields the row gets (merged; the lease ends with them)."""
-        now = clock.now()
-        attempts = int(row.get("changeAttempts", 0)) + result.attempts
-        fields: dict[str, Any] = {"changeUntil": now, "changeAttempts": attempts, "updatedAt": now}
+    async def _settle(self, row: SentRow, result: Result) -> None:
+        """What the row records of this change (merged; the lease ends with it)."""
+        records, now = self._lifecycle.records, clock.now()
+        attempts = row.change_attempts + result.attempts
         recall = self._kind is Kind.RECALL
         if result.outcome is Outcome.SENT or (recall and result.outcome is Outcome.GONE and result.status == 404):
             # A recall answered 404 finds the message gone already: recalled all the same. A 403
             # (the user blocked the bot, the bot left the team) is GONE too, but the message stays.
             if recall:
-                return {
-                    **fields,
-                    "state": RecipientState.RECALLED.value,
-                    "recalledAt": now,
-                    "change": "",
-                    "changeAttempts": 0,
-                }
-            return {**fields, "version": self._header.version, "editedAt": now, "change": "", "changeAttempts": 0}
+                await records.mark_recalled(row, now)
+            else:
+                await records.mark_edited(row, self._header.version, now)
+            return
         if result.status == 405:
             log.info(
                 "notification %s: the %s channel cannot %s sent messages",
                 self._header.notification.id,
-                row.get("channelId"),
+                row.channel_id,
                 self._kind.value,
             )
-            return {
-                **fields,
-                "change": Change.UNSUPPORTED.value,
-                "changeOf": self._of(),
-                "detail": f"{self._kind.value}: the channel cannot change sent messages (405)",
-            }
+            detail = f"{self._kind.value}: the channel cannot change sent messages (405)"
+            await records.mark_change_failed(row, ChangeFailure.UNSUPPORTED, self._of(), detail, now, attempts=attempts)
+            return
         if result.retryable and not NOTIFICATIONS.exhausted(attempts):
             self._later(result.retry_after or 1.0)
-            return fields
+            await records.end_change_lease(row, now, attempts=attempts)
+            return
         log.warning(
             "notification %s: %s in %s failed: %s",
             self._header.notification.id,
             self._kind.value,
-            row.get("conversationId"),
+            row.conversation_id,
             result.detail,
         )
-        return {
-            **fields,
-            "change": Change.FAILED.value,
-            "changeOf": self._of(),
-            "detail": f"{self._kind.value}: {result.detail}"[:1000],
-        }
+        detail = f"{self._kind.value}: {result.detail}"
+        await records.mark_change_failed(row, ChangeFailure.FAILED, self._of(), detail, now, attempts=attempts)
 
 
 class _TakeOnce:
@@ -254,14 +236,14 @@ class _TakeOnce:
     included (`delivery.Claimant`): repeated after a crash, a change is harmless (a second DELETE
     finds 404, a second PUT shows the same content), so there is nothing to give back."""
 
-    def __init__(self, records: Any, row: Any) -> None:
+    def __init__(self, records: NotificationStore, row: SentRow) -> None:
         self._records = records
         self._row = row
         self._taken = False
 
     async def claim(self) -> bool:
         if not self._taken:
-            self._taken = await self._records.take(self._row, clock.now(), CHANGE_LEASE) is not None
+            self._taken = await self._records.lease_for_change(self._row, clock.now(), CHANGE_LEASE)
         return self._taken
 
     async def release(self, failed: Result) -> None:

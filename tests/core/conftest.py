@@ -101,7 +101,7 @@ async def engine_factory(storage_connection, new_table) -> AsyncIterator:
         delivery = Delivery(adapter, references, limiter, concurrency, retries)
         table = await new_table()
         records = NotificationStore(table)
-        schedule, receipts = Schedule(table), ReadReceipts(table)
+        schedule, receipts = Schedule(table), ReadReceipts(table, records=records)
         teams = teams_reach(
             adapter, references, TeamsStore(await new_table()), limiter, WorkQueue(queue), delivery, retries
         )

@@ -331,7 +331,7 @@ async def test_a_sender_that_died_mid_send_neither_holds_up_a_delete_nor_its_rec
 async def test_a_failed_cancel_check_hands_the_recipient_back_instead_of_sending_blind(engine_factory, monkeypatch):
     engine = await engine_factory()
     await engine.users(1)
-    real_cancelled, real_claim = engine.records.cancelled, engine.records.claim
+    real_cancelled, real_claim = engine.records.stopped, engine.records.claim
     failures = {"armed": False, "raised": 0}
 
     async def claim(*args, **kwargs):
@@ -345,7 +345,7 @@ async def test_a_failed_cancel_check_hands_the_recipient_back_instead_of_sending
         return await real_cancelled(notification_id)
 
     monkeypatch.setattr(engine.records, "claim", claim)
-    monkeypatch.setattr(engine.records, "cancelled", flaky_cancelled)
+    monkeypatch.setattr(engine.records, "stopped", flaky_cancelled)
     await engine.fanout.start(to_everyone("flaky"), source="test")
     assert engine.stub.delivered() == []
     await engine.drain(wait_for_delayed=2.5)

@@ -380,14 +380,14 @@ async def test_a_roster_member_claimed_as_a_delete_lands_is_cancelled_and_no_cha
     engine = await engine_factory()
     await installed(engine, 1)
     engine.stub.clear()
-    real_cancelled = engine.records.cancelled
+    real_cancelled = engine.records.stopped
 
     async def cancelled_just_before(notification_id):
         # The DELETE's mark is written after the member's claim, before its cancel check reads.
         await engine.records.cancel(await engine.records.header(notification_id), clock.now())
         return await real_cancelled(notification_id)
 
-    monkeypatch.setattr(engine.records, "cancelled", cancelled_just_before)
+    monkeypatch.setattr(engine.records, "stopped", cancelled_just_before)
     await engine.fanout.start(validate({"id": "late-delete", "to": {"teamId": TEAM}, "text": "x"}), "test")
     await engine.drain()
 
