@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .bot import ProactiveBot
     from .delivery.budget import SharedBudget
     from .delivery.sender import Delivery
+    from .notifications.compose import Notifications
     from .notifications.fanout import Fanout
     from .notifications.lifecycle import Lifecycle
     from .notifications.receipts import ReadReceipts
@@ -155,33 +156,32 @@ class Clients:
         return LongTasks(self._queues[self.settings.tasks_queue], self.references, self.delivery, kinds=kinds)
 
     @functools.cached_property
+    def core(self) -> Notifications:
+        """The notifications' object graph (notifications/compose.py, as the tests wire it)."""
+        from .notifications.compose import compose
+
+        return compose(
+            self.settings,
+            references=self.references,
+            records=self.notifications,
+            schedule=self.schedule,
+            receipts=self.receipts,
+            work=self.work,
+            delivery=self.delivery,
+            teams=self.teams,
+        )
+
+    @property
     def fanout(self) -> Fanout:
-        from .notifications.fanout import Fanout
+        return self.core.fanout
 
-        return Fanout(
-            self.references,
-            self.notifications,
-            self.delivery,
-            self.work,
-            self.settings.retry_budget_seconds,
-            self.schedule,
-            self.receipts,
-            self.teams,
-        )
-
-    @functools.cached_property
+    @property
     def lifecycle(self) -> Lifecycle:
-        from .notifications.lifecycle import Lifecycle
+        return self.core.lifecycle
 
-        return Lifecycle(
-            self.notifications, self.delivery, self.work, self.schedule, self.settings.retry_budget_seconds
-        )
-
-    @functools.cached_property
+    @property
     def work_handlers(self) -> Handlers:
-        from .notifications.compose import work_handlers
-
-        return work_handlers(self.fanout, self.lifecycle)
+        return self.core.handlers
 
     @functools.cached_property
     def reminder_timer(self) -> ReminderTimer:

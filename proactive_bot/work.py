@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+BATCH_BYTES = 40 * 1024  # of recipients' JSON per batch message; a queue message holds 64 KiB
+
+
 class InvalidWork(ValueError):
     """A work-queue message we cannot act on; it belongs in the poison queue."""
 
@@ -287,10 +290,11 @@ class WorkQueue:
 
 
 def batches_of(
-    found: Sequence[BatchRecipient], limit: int, shard_of: Callable[[BatchRecipient], int]
+    found: Sequence[BatchRecipient], shard_of: Callable[[BatchRecipient], int], limit: int | None = None
 ) -> list[list[BatchRecipient]]:
-    """Split recipients into batches whose messages stay under `limit` bytes of recipients, one
+    """Split recipients into batches whose messages stay under `limit` (BATCH_BYTES) bytes of recipients, one
     shard per batch, so that a batch's claims and outcomes go to one partition together."""
+    limit = BATCH_BYTES if limit is None else limit
     by_shard: dict[int, list[BatchRecipient]] = {}
     for recipient in found:
         by_shard.setdefault(shard_of(recipient), []).append(recipient)

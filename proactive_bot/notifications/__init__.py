@@ -2,10 +2,14 @@
 
 - `Notification`, `parse_queue_message`, `validate`, `InvalidNotification` (contract, with
   schemas/): the queue and HTTP contract.
-- `NotificationStore`, `RecipientState`, `NotificationState`, `Status` (records): each
-  notification's record and one row per recipient.
-- `Fanout`, `WorkQueue`, `InvalidWork` (fanout): a notification → pages → batches → deliveries.
+- `audience_of` and the `To*` shapes (audience): a notification's `to`, typed.
+- `NotificationStore`, `RecipientState`, `NotificationState`, `Status` (records/): each
+  notification's record and one row per recipient (keys, states, rows, store, status).
+- `Fanout` (fanout): intake, release of scheduled ones, resend; `AudienceWalk` (walk): a
+  broadcast's audience page by page into batches; `Deliveries` (batch): a batch's claims and sends.
 - `ChannelPosts` (posts): teamChannel notifications, a thread or a reply in one.
+- `compose`, `Notifications` (compose): the parts wired, with the work queue's dispatch table.
+  The work messages themselves and their queue are `proactive_bot.work`.
 - `Schedule` (schedule): notBefore's due-minute rows, released by the timer.
 - `Lifecycle` (lifecycle): DELETE (cancel, recall) and PATCH (edit) after acceptance.
 - `ReadReceipts`, `READ_RECEIPT` (receipts): which deliveries their users have read.
@@ -22,9 +26,12 @@ _NAMES = {
     "RecipientState": "records",
     "NotificationState": "records",
     "Status": "records",
+    "audience_of": "audience",
     "Fanout": "fanout",
-    "WorkQueue": "fanout",
-    "InvalidWork": "fanout",
+    "AudienceWalk": "walk",
+    "Deliveries": "batch",
+    "compose": "compose",
+    "Notifications": "compose",
     "ChannelPosts": "posts",
     "Schedule": "schedule",
     "Lifecycle": "lifecycle",

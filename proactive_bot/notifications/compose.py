@@ -3,23 +3,71 @@
 
 from __future__ import annotations
 
-from ..work import Handlers, InvalidWork, RosterWork
+from dataclasses import dataclass
+
+from ..delivery.sender import Delivery
+from ..references import ReferenceStore
+from ..settings import Settings
+from ..teams.reach import TeamsReach
+from ..work import Handlers, RosterWork, WorkQueue
+from .batch import Deliveries
 from .fanout import Fanout
 from .lifecycle import Lifecycle
+from .posts import ChannelPosts
+from .receipts import ReadReceipts
+from .records import NotificationStore
+from .schedule import Schedule
+from .walk import AudienceWalk
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notifications:
+    """The notifications' parts, wired: what the app's functions call."""
+
+    fanout: Fanout
+    lifecycle: Lifecycle
+    handlers: Handlers  # the work queue's dispatch table
+
+
+def compose(
+    settings: Settings,
+    *,
+    references: ReferenceStore,
+    records: NotificationStore,
+    schedule: Schedule,
+    receipts: ReadReceipts,
+    work: WorkQueue,
+    delivery: Delivery,
+    teams: TeamsReach,
+) -> Notifications:
+    """The object graph on top of the stores and the delivery engine; every default from `settings`."""
+    budget = settings.retry_budget_seconds
+    deliveries = Deliveries(
+        records=records, delivery=delivery, work=work, receipts=receipts, teams=teams, retry_budget=budget
+    )
+    fanout = Fanout(
+        references=references,
+        records=records,
+        work=work,
+        schedule=schedule,
+        teams=teams,
+        walk=AudienceWalk(references=references, records=records, work=work, teams=teams),
+        deliveries=deliveries,
+        posts=ChannelPosts(records=records, delivery=delivery, work=work, teams=teams, retry_budget=budget),
+    )
+    lifecycle = Lifecycle(records=records, delivery=delivery, work=work, schedule=schedule, retry_budget=budget)
+    return Notifications(fanout=fanout, lifecycle=lifecycle, handlers=work_handlers(fanout, lifecycle))
 
 
 def work_handlers(fanout: Fanout, lifecycle: Lifecycle) -> Handlers:
     """The dispatch table: which part runs each kind of work message."""
-    teams = fanout.teams
 
     async def roster(work: RosterWork) -> None:
-        if teams is None:
-            raise InvalidWork("a roster walk, but Teams reach is not configured")
-        await teams.roster.next_pages(work.team, work.failures)
+        await fanout.teams.roster.next_pages(work.team, work.failures)
 
     return Handlers(
-        page=lambda work: fanout.next_page(work.notification),
-        batch=fanout.deliver_batch,
+        page=lambda work: fanout.walk.next_page(work.notification),
+        batch=fanout.deliveries.deliver_batch,
         release=lambda work: fanout.release(work.notification),
         post=fanout.post_again,
         roster=roster,

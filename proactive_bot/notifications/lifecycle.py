@@ -59,13 +59,13 @@ class Kind(enum.Enum):
     EDIT = "edit"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Lifecycle:
     records: NotificationStore
     delivery: Delivery
     work: WorkQueue
-    schedule: Schedule | None = None
-    retry_budget: float = 45.0
+    schedule: Schedule
+    retry_budget: float  # seconds of retrying within one invocation (settings.retry_budget_seconds)
 
     async def cancel(self, notification_id: str) -> Answer:
         """DELETE: cancel what is not sent, recall what is. Idempotent."""
@@ -74,7 +74,7 @@ class Lifecycle:
             header = await self.records.cancel(header, clock.now()) or await self.records.header(notification_id)
         if header is None:
             return Answer(None, Refusal.NOT_FOUND, f"no notification {notification_id!r}")
-        if self.schedule is not None and header.notification.not_before is not None:
+        if header.notification.not_before is not None:
             await self.schedule.unschedule(notification_id, header.notification.not_before)
         await self._wait_for_sends_in_flight(notification_id)
         await self._put(Kind.RECALL, notification_id, header.version)

@@ -17,7 +17,7 @@ from proactive_bot.channel import activity as channel_module
 from proactive_bot.clients import teams_reach
 from proactive_bot.delivery import NOTIFICATIONS, Delivery, RetryPolicy
 from proactive_bot.delivery.rate_limits import LimitsConfig, RateLimiter
-from proactive_bot.notifications.compose import work_handlers
+from proactive_bot.notifications.compose import compose
 from proactive_bot.notifications.fanout import Fanout
 from proactive_bot.notifications.lifecycle import Lifecycle
 from proactive_bot.notifications.receipts import ReadReceipts
@@ -28,11 +28,11 @@ from proactive_bot.settings import Settings
 from proactive_bot.teams.installs import TeamsInstalls
 from proactive_bot.teams.reach import TeamsReach
 from proactive_bot.teams.store import TeamsStore
-from proactive_bot.work import WorkQueue, parse
+from proactive_bot.work import Handlers, WorkQueue, parse
 from tests import activities
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Engine:
     stub: ConnectorStub
     references: ReferenceStore
@@ -41,6 +41,7 @@ class Engine:
     fanout: Fanout
     work_queue: QueueClient
     lifecycle: Lifecycle
+    handlers: Handlers  # the work queue's dispatch table, as the app builds it
     schedule: Schedule
     receipts: ReadReceipts
     teams: TeamsReach
@@ -79,7 +80,7 @@ class Engine:
 
     async def handle(self, work: dict) -> None:
         """One work message, dispatched as app.process_work does (the same table)."""
-        await work_handlers(self.fanout, self.lifecycle).run(parse(work))
+        await self.handlers.run(parse(work))
 
 
 @pytest.fixture
@@ -92,35 +93,46 @@ async def engine_factory(storage_connection, new_table) -> AsyncIterator:
         http = aiohttp.ClientSession()
         queue = QueueClient.from_connection_string(storage_connection, f"work-{uuid.uuid4().hex[:12]}")
         await queue.create_queue()
-        settings = Settings(storage_connection=storage_connection)
+        settings = Settings(
+            storage_connection=storage_connection, delivery_concurrency=concurrency, retry_budget_seconds=retry_budget
+        )
         references = ReferenceStore(await new_table())
         limiter = RateLimiter(limits or LimitsConfig(enabled=False))
         # Short backoff: tests check what is retried, not how long the pauses are.
         retries = RetryPolicy(max_attempts=NOTIFICATIONS.max_attempts, first_delay=0.02, max_delay=30.0, jitter=True)
         adapter = ChannelAdapter(settings, http)
-        delivery = Delivery(adapter, references, limiter, concurrency, retries)
+        delivery = Delivery(adapter, references, limiter, settings.delivery_concurrency, retries)
         table = await new_table()
         records = NotificationStore(table)
         schedule, receipts = Schedule(table), ReadReceipts(table, records=records)
         teams = teams_reach(
             adapter, references, TeamsStore(await new_table()), limiter, WorkQueue(queue), delivery, retries
         )
-        fanout = Fanout(references, records, delivery, WorkQueue(queue), retry_budget, schedule, receipts, teams)
-        lifecycle = Lifecycle(records, delivery, WorkQueue(queue), schedule, retry_budget)
+        core = compose(
+            settings,
+            references=references,
+            records=records,
+            schedule=schedule,
+            receipts=receipts,
+            work=WorkQueue(queue),
+            delivery=delivery,
+            teams=teams,
+        )
         made.append((stub, http, queue))
         return Engine(
-            stub,
-            references,
-            records,
-            delivery,
-            fanout,
-            queue,
-            lifecycle,
-            schedule,
-            receipts,
-            teams,
-            TeamsInstalls(teams.store, teams.roster, references),
-            limiter,
+            stub=stub,
+            references=references,
+            records=records,
+            delivery=delivery,
+            fanout=core.fanout,
+            work_queue=queue,
+            lifecycle=core.lifecycle,
+            handlers=core.handlers,
+            schedule=schedule,
+            receipts=receipts,
+            teams=teams,
+            installs=TeamsInstalls(teams.store, teams.roster, references),
+            limiter=limiter,
         )
 
     yield make

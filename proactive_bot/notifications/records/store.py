@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -22,6 +22,7 @@ from azure.data.tables.aio import TableClient
 from ... import clock
 from ...storage.batching import CoalescedWrites, Write
 from ..contract import Notification
+from .changes import SentRowWrites
 from .keys import (
     AUDIENCE,
     AUDIENCE_ROW_IDS,
@@ -30,11 +31,10 @@ from .keys import (
     header_partition,
     recipient_key,
     row_address,
-    shard_partition,
     shards_range,
 )
-from .rows import Header, RecipientRow, SentRow, header_of, recipient_row, sent_row
-from .states import SEND_LEASE, ChangeFailure, Claim, Found, RecipientState, Settled, Verdict, on_existing_row
+from .rows import Header, RecipientRow, header_of, recipient_row
+from .states import SEND_LEASE, Claim, Found, RecipientState, Settled, Verdict, on_existing_row
 from .status import Status, tally
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ CLAIM_WINDOW = 0.05  # seconds a claim waits for others to share its transaction
 SETTLE_WINDOW = 0.25  # the same for outcomes
 
 
-class NotificationStore:
+class NotificationStore(SentRowWrites):
     def __init__(self, table: TableClient) -> None:
         self._table = table
         # A claim waits for its window before its send may leave, so that one is short; outcomes
@@ -88,7 +88,7 @@ class NotificationStore:
             else:
                 await self._table.create_entity(entity)
         except (ResourceExistsError, TableTransactionError) as error:
-            if isinstance(error, TableTransactionError) and error.error_code != "EntityAlreadyExists":
+            if isinstance(error, TableTransactionError) and getattr(error, "error_code", None) != "EntityAlreadyExists":
                 raise
             existing = await self.header(notification.id)
             first = existing.original if existing is not None else None
@@ -319,75 +319,6 @@ class NotificationStore:
         # Together with the outcomes of other batches of this notification, in transactions.
         await self._outcomes.write(rows, at_once=at_once)
 
-    # sent rows: edits, recalls, read receipts (the logic is in lifecycle.py and receipts.py)
-
-    async def shard_rows(self, notification_id: str, shard: int) -> AsyncIterator[SentRow]:
-        """Every row of one shard (with ETags), for an edit or recall to walk."""
-        query = "PartitionKey eq @pk"
-        async for entity in self._table.query_entities(
-            query, parameters={"pk": shard_partition(notification_id, shard)}
-        ):
-            yield sent_row(entity)
-
-    async def lease_for_change(self, row: SentRow, now: datetime, lease: timedelta) -> bool:
-        """Hold a sent row for one edit or recall, for `lease`: a merge under its ETag. False:
-        someone else has it (or it changed since it was read)."""
-        try:
-            await self._table.update_entity(
-                {"PartitionKey": row.partition, "RowKey": row.key, "changeUntil": now + lease},
-                mode=UpdateMode.MERGE,
-                etag=row.etag,
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            return False
-        return True
-
-    async def mark_recalled(self, row: SentRow, now: datetime) -> None:
-        """The row's message was deleted from its conversation (or found gone already)."""
-        await self._merge(row, {**_change_ended(now), "state": RecipientState.RECALLED.value, "recalledAt": now})
-
-    async def mark_edited(self, row: SentRow, version: int, now: datetime) -> None:
-        """The row's message now shows content `version`."""
-        await self._merge(row, {**_change_ended(now), "version": version, "editedAt": now})
-
-    async def mark_change_failed(
-        self,
-        row: SentRow,
-        failure: ChangeFailure,
-        of: str,
-        detail: str,
-        now: datetime | None = None,
-        *,
-        attempts: int | None = None,
-    ) -> None:
-        """The change `of` did not take, and is not tried again: `failure` says why. Without
-        `now`, the row's lease and counts stay as they are (nothing was attempted)."""
-        fields: dict[str, Any] = {"change": failure.value, "changeOf": of, "detail": detail[:1000]}
-        if now is not None:
-            fields.update(changeUntil=now, changeAttempts=attempts or 0, updatedAt=now)
-        await self._merge(row, fields)
-
-    async def end_change_lease(self, row: SentRow, now: datetime, *, attempts: int) -> None:
-        """A change to try again later: the lease ends now, its attempts counted."""
-        await self._merge(row, {"changeUntil": now, "changeAttempts": attempts, "updatedAt": now})
-
-    async def mark_read(self, partition: str, key: str, now: datetime) -> bool:
-        """A read receipt covers this row's message. False: the notification's rows are gone."""
-        try:
-            await self._table.update_entity({"PartitionKey": partition, "RowKey": key, "readAt": now})
-        except ResourceNotFoundError:
-            return False
-        return True
-
-    async def _merge(self, row: SentRow, fields: dict[str, Any]) -> None:
-        try:
-            await self._table.update_entity(
-                {"PartitionKey": row.partition, "RowKey": row.key, **fields}, mode=UpdateMode.MERGE
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            pass  # gone meanwhile: the notification's records were deleted
-
     async def sending(self, notification_id: str, now: datetime) -> bool:
         """Whether any of its rows is being sent right now (claimed, lease running; a row whose
         lease ran out belongs to a sender that died, and is reported unconfirmed). The first one
@@ -448,8 +379,3 @@ def _sent_fields(done: Settled) -> dict[str, Any]:
         "version": done.version,
         **({"reference": json.dumps(reference, ensure_ascii=False)} if reference is not None else {}),
     }
-
-
-def _change_ended(now: datetime) -> dict[str, Any]:
-    """A change that took: its lease ends, and no failure of an earlier try stays on the row."""
-    return {"changeUntil": now, "changeAttempts": 0, "updatedAt": now, "change": ""}

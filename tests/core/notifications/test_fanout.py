@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from proactive_bot import clock
+from proactive_bot import clock, work
 from proactive_bot.app import status_body
-from proactive_bot.notifications import Notification, fanout
+from proactive_bot.notifications import Notification, walk
 from proactive_bot.references import StoredReference
 from proactive_bot.work import PageWork
 
@@ -19,9 +19,9 @@ from proactive_bot.work import PageWork
 @pytest.fixture
 def small_pages(monkeypatch):
     """Several pages and batches from a handful of users."""
-    monkeypatch.setattr(fanout, "PAGE_SIZE", 5)
-    monkeypatch.setattr(fanout, "PAGES_PER_WALK", 2)
-    monkeypatch.setattr(fanout, "BATCH_BYTES", 900)  # about two references a batch
+    monkeypatch.setattr(walk, "PAGE_SIZE", 5)
+    monkeypatch.setattr(walk, "PAGES_PER_WALK", 2)
+    monkeypatch.setattr(work, "BATCH_BYTES", 900)  # about two references a batch
 
 
 def broadcast(text: str = "Maintenance at 22:00", **to) -> Notification:
@@ -79,7 +79,7 @@ async def test_the_first_batch_goes_out_before_any_queue_hop(engine_factory, sma
 
 
 async def test_a_first_batch_whose_walker_died_comes_back_from_the_queue(engine_factory, small_pages, monkeypatch):
-    monkeypatch.setattr(fanout, "FIRST_BATCH_NET", 1.0)
+    monkeypatch.setattr(walk, "FIRST_BATCH_NET", 1.0)
     engine = await engine_factory()
     users = await engine.users(12)
     notification = broadcast()
@@ -87,7 +87,7 @@ async def test_a_first_batch_whose_walker_died_comes_back_from_the_queue(engine_
 
     # The walk happens; the invocation dies before delivering the batch it was handed.
     kept: list = []
-    await engine.fanout.next_page(notification.id, first_batch=lambda batch, net: kept.append(batch))
+    await engine.fanout.walk.next_page(notification.id, first_batch=lambda batch, net: kept.append(batch))
     await engine.drain(wait_for_delayed=3)
 
     assert kept

@@ -380,9 +380,9 @@ async def test_a_cancel_whose_recall_cannot_be_queued_fails_loudly_and_repeating
 
 
 async def test_an_edit_in_the_middle_of_a_walk_does_not_stop_it(engine_factory, monkeypatch):
-    from proactive_bot.notifications import fanout
+    from proactive_bot.notifications import walk
 
-    monkeypatch.setattr(fanout, "PAGE_SIZE", 3)
+    monkeypatch.setattr(walk, "PAGE_SIZE", 3)
     engine = await engine_factory()
     users = await engine.users(7)
     real_page = engine.references.broadcast_page
