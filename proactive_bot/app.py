@@ -67,14 +67,14 @@ async def receive_activity(body: bytes, auth_header: str | None) -> HttpResult:
 
 
 async def send_due_reminders(now: datetime | None = None) -> RunSummary:
-    """Timer: send the reminders that are due, and release the notifications that are."""
+    """Timer: send the reminders that are due, and start the notifications that are."""
     app = await clients.get()
     now = now or clock.now()
     summary = await app.reminder_timer.run(now)
     log.info("timer run: %s", summary)
-    released = await app.fanout.release_due(now)
-    if released:
-        log.info("timer run: %d scheduled notification(s) released", released)
+    started = await app.fanout.start_due(now)
+    if started:
+        log.info("timer run: %d scheduled notification(s) started", started)
     return summary
 
 
@@ -133,7 +133,7 @@ async def accept_notification(body: bytes, base_url: str) -> HttpResult:
 async def cancel_notification(notification_id: str, base_url: str) -> HttpResult:
     """DELETE /api/notifications/{id}: cancel what is not sent yet, recall what is."""
     app = await clients.get()
-    return _lifecycle_answer(await app.lifecycle.cancel(notification_id), base_url)
+    return _lifecycle_reply(await app.lifecycle.cancel(notification_id), base_url)
 
 
 async def edit_notification(notification_id: str, body: bytes, base_url: str) -> HttpResult:
@@ -146,10 +146,10 @@ async def edit_notification(notification_id: str, body: bytes, base_url: str) ->
     except contract.InvalidNotification as error:
         return _error(400, str(error))
     app = await clients.get()
-    return _lifecycle_answer(await app.lifecycle.edit(notification_id, text, attachments), base_url)
+    return _lifecycle_reply(await app.lifecycle.edit(notification_id, text, attachments), base_url)
 
 
-def _lifecycle_answer(answer: lifecycle.Answer, base_url: str) -> HttpResult:
+def _lifecycle_reply(answer: lifecycle.Reply, base_url: str) -> HttpResult:
     if answer.refusal is not None or answer.header is None:
         status = answer.refusal.value if answer.refusal is not None else 404
         return _error(status, answer.detail)
@@ -224,7 +224,7 @@ _COUNTED = (
     RecipientState.SENT,
     RecipientState.FAILED,
     RecipientState.GONE,
-    RecipientState.SKIPPED,
+    RecipientState.OPTED_OUT,
     RecipientState.UNCONFIRMED,
     RecipientState.RECALLED,
     RecipientState.EXPIRED,

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .notifications.lifecycle import Lifecycle
     from .notifications.receipts import ReadReceipts
     from .notifications.records import NotificationStore
-    from .notifications.schedule import Schedule
+    from .notifications.timetable import Timetable
     from .references import ReferenceStore
     from .reminders.store import ReminderStore
     from .reminders.timer import ReminderTimer
@@ -117,10 +117,10 @@ class Clients:
         return Delivery(self.adapter, self.references, self.limiter, self.settings.delivery_concurrency)
 
     @functools.cached_property
-    def schedule(self) -> Schedule:
-        from .notifications.schedule import Schedule
+    def timetable(self) -> Timetable:
+        from .notifications.timetable import Timetable
 
-        return Schedule(self._tables[self.settings.notifications_table])
+        return Timetable(self._tables[self.settings.notifications_table])
 
     @functools.cached_property
     def receipts(self) -> ReadReceipts:
@@ -164,7 +164,7 @@ class Clients:
             self.settings,
             references=self.references,
             records=self.notifications,
-            schedule=self.schedule,
+            timetable=self.timetable,
             receipts=self.receipts,
             work=self.work,
             delivery=self.delivery,

@@ -7,7 +7,7 @@ messages written before a deploy still parse after it:
     kind      fields                                   what runs it
     page      notification                             the next pages of a broadcast's walk
     batch     notification, recipients, [members]     one batch's deliveries
-    release   notification                             a scheduled notification's notBefore came
+    release   notification                             StartWork: a scheduled notification's notBefore came
     post      notification                             a teamChannel post, again
     roster    team, [failures]                         the next pages of a team's roster
     edit      notification, shard, version             one shard's sent rows edited in place
@@ -65,7 +65,7 @@ class PageWork:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReleaseWork:
+class StartWork:
     """A scheduled notification's notBefore came: start it."""
 
     KIND: ClassVar[str] = "release"
@@ -75,7 +75,7 @@ class ReleaseWork:
         return {"kind": self.KIND, "notification": self.notification}
 
     @classmethod
-    def parse(cls, message: dict[str, Any]) -> ReleaseWork:
+    def parse(cls, message: dict[str, Any]) -> StartWork:
         return cls(notification=_notification(message))
 
 
@@ -203,11 +203,11 @@ class RecallWork(_ShardChange):
         return cls(**cls._fields(message))
 
 
-Work = PageWork | BatchWork | ReleaseWork | PostWork | RosterWork | EditWork | RecallWork
+Work = PageWork | BatchWork | StartWork | PostWork | RosterWork | EditWork | RecallWork
 ShardChange = EditWork | RecallWork
 
 _KINDS: dict[str, Callable[[dict[str, Any]], Work]] = {
-    kind.KIND: kind.parse for kind in (PageWork, BatchWork, ReleaseWork, PostWork, RosterWork, EditWork, RecallWork)
+    kind.KIND: kind.parse for kind in (PageWork, BatchWork, StartWork, PostWork, RosterWork, EditWork, RecallWork)
 }
 
 
@@ -235,7 +235,7 @@ class Handlers:
 
     page: Callable[[PageWork], Awaitable[None]]
     batch: Callable[[BatchWork], Awaitable[None]]
-    release: Callable[[ReleaseWork], Awaitable[None]]
+    start: Callable[[StartWork], Awaitable[None]]
     post: Callable[[PostWork], Awaitable[None]]
     roster: Callable[[RosterWork], Awaitable[None]]
     change: Callable[[ShardChange], Awaitable[None]]
@@ -246,8 +246,8 @@ class Handlers:
                 await self.page(work)
             case BatchWork():
                 await self.batch(work)
-            case ReleaseWork():
-                await self.release(work)
+            case StartWork():
+                await self.start(work)
             case PostWork():
                 await self.post(work)
             case RosterWork():

@@ -5,12 +5,12 @@
 - `audience_of` and the `To*` shapes (audience): a notification's `to`, typed.
 - `NotificationStore`, `RecipientState`, `NotificationState`, `Status` (records/): each
   notification's record and one row per recipient (keys, states, rows, store, status).
-- `Fanout` (fanout): intake, release of scheduled ones, resend; `AudienceWalk` (walk): a
+- `Fanout` (fanout): intake, the start of scheduled ones, resend; `AudienceWalk` (walk): a
   broadcast's audience page by page into batches; `Deliveries` (batch): a batch's claims and sends.
-- `ChannelPosts` (posts): teamChannel notifications, a thread or a reply in one.
+- `TeamsChannelPosts` (posts): teamChannel notifications, a thread or a reply in one.
 - `compose`, `Notifications` (compose): the parts wired, with the work queue's dispatch table.
   The work messages themselves and their queue are `proactive_bot.work`.
-- `Schedule` (schedule): notBefore's due-minute rows, released by the timer.
+- `Timetable` (timetable): notBefore's due-minute rows, handed out by the timer.
 - `Lifecycle` (lifecycle): DELETE (cancel, recall) and PATCH (edit) after acceptance.
 - `ReadReceipts`, `READ_RECEIPT` (receipts): which deliveries their users have read.
 """
@@ -32,8 +32,8 @@ _NAMES = {
     "Deliveries": "batch",
     "compose": "compose",
     "Notifications": "compose",
-    "ChannelPosts": "posts",
-    "Schedule": "schedule",
+    "TeamsChannelPosts": "posts",
+    "Timetable": "timetable",
     "Lifecycle": "lifecycle",
     "ReadReceipts": "receipts",
     "READ_RECEIPT": "receipts",

@@ -134,7 +134,7 @@ class _Batch:
     async def _one(self, recipient: StoredReference) -> None:
         if recipient.opted_out or not recipient.active:
             if recipient.opted_out:
-                self._settled.append(Settled(recipient, RecipientState.SKIPPED, detail="opted out"))
+                self._settled.append(Settled(recipient, RecipientState.OPTED_OUT, detail="opted out"))
             else:
                 self._settled.append(Settled(recipient, RecipientState.GONE, detail=recipient.inactive_reason))
             return

@@ -13,10 +13,10 @@ from ..work import Handlers, RosterWork, WorkQueue
 from .batch import Deliveries
 from .fanout import Fanout
 from .lifecycle import Lifecycle
-from .posts import ChannelPosts
+from .posts import TeamsChannelPosts
 from .receipts import ReadReceipts
 from .records import NotificationStore
-from .schedule import Schedule
+from .timetable import Timetable
 from .walk import AudienceWalk
 
 
@@ -34,7 +34,7 @@ def compose(
     *,
     references: ReferenceStore,
     records: NotificationStore,
-    schedule: Schedule,
+    timetable: Timetable,
     receipts: ReadReceipts,
     work: WorkQueue,
     delivery: Delivery,
@@ -49,13 +49,13 @@ def compose(
         references=references,
         records=records,
         work=work,
-        schedule=schedule,
+        timetable=timetable,
         teams=teams,
         walk=AudienceWalk(references=references, records=records, work=work, teams=teams),
         deliveries=deliveries,
-        posts=ChannelPosts(records=records, delivery=delivery, work=work, teams=teams, retry_budget=budget),
+        posts=TeamsChannelPosts(records=records, delivery=delivery, work=work, teams=teams, retry_budget=budget),
     )
-    lifecycle = Lifecycle(records=records, delivery=delivery, work=work, schedule=schedule, retry_budget=budget)
+    lifecycle = Lifecycle(records=records, delivery=delivery, work=work, timetable=timetable, retry_budget=budget)
     return Notifications(fanout=fanout, lifecycle=lifecycle, handlers=work_handlers(fanout, lifecycle))
 
 
@@ -68,7 +68,7 @@ def work_handlers(fanout: Fanout, lifecycle: Lifecycle) -> Handlers:
     return Handlers(
         page=lambda work: fanout.walk.next_page(work.notification),
         batch=fanout.deliveries.deliver_batch,
-        release=lambda work: fanout.release(work.notification),
+        start=lambda work: fanout.start_scheduled(work.notification),
         post=fanout.post_again,
         roster=roster,
         change=lifecycle.change,

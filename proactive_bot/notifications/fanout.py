@@ -4,7 +4,8 @@
 - To everyone (or a team, or a list of Entra users): the audience is walked in pages (walk.py)
   into batches (batch.py); the first pages and the first batch right here.
 - A `teamChannel` notification is one new thread (or a reply in one), delivered inline (posts.py).
-- notBefore: recorded, and released by the timer (`release_due`, then a "release" message).
+- notBefore: put on the timetable, and started when due (`start_due` from the timer, then a
+  "start" work message, "release" on the wire).
 - An operator's resend hands the unconfirmed recipients out again.
 """
 
@@ -18,14 +19,14 @@ from datetime import datetime
 from .. import clock
 from ..references import ReferenceStore, StoredReference
 from ..teams.reach import TeamsReach
-from ..work import BatchRecipient, InvalidWork, Posted, PostWork, ReleaseWork, WorkQueue
+from ..work import BatchRecipient, InvalidWork, Posted, PostWork, StartWork, WorkQueue
 from . import walk
 from .audience import Audience, ToAadUser, ToConversation, ToTeamChannel, ToUser, audience_of
 from .batch import Deliveries, cut_batches
 from .contract import Notification
-from .posts import ChannelPosts
+from .posts import TeamsChannelPosts
 from .records import Header, NotificationStore, RecipientRow, RecipientState
-from .schedule import Schedule
+from .timetable import Timetable
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,11 @@ class Fanout:
     references: ReferenceStore
     records: NotificationStore
     work: WorkQueue
-    schedule: Schedule  # where notBefore waits
+    timetable: Timetable  # where notBefore waits
     teams: TeamsReach  # Teams audiences (teamId, aadObjectIds, teamChannel, includeRoster)
     walk: walk.AudienceWalk
     deliveries: Deliveries
-    posts: ChannelPosts
+    posts: TeamsChannelPosts
 
     async def start(self, notification: Notification, source: str) -> None:
         """A notification arrived: record it and deliver (or begin walking a broadcast), or
@@ -47,25 +48,25 @@ class Fanout:
         header = await self.records.create(notification, clock.now(), source)
         await self._begin(header)
 
-    async def release(self, notification_id: str) -> None:
-        """Its notBefore came (a "release" work message from the timer): start it, unless it
+    async def start_scheduled(self, notification_id: str) -> None:
+        """Its notBefore came (a start work message from the timer): start it, unless it
         was cancelled meanwhile. Starting again is harmless: the records make it idempotent."""
         header = await self.records.header(notification_id)
         if header is None:
             raise InvalidWork(f"no notification {notification_id!r}")
         await self._begin(header)
 
-    async def release_due(self, now: datetime) -> int:
+    async def start_due(self, now: datetime) -> int:
         """Timer: hand every scheduled notification that is due to the work queue."""
-        released = 0
-        async for page in self.schedule.due(now):
+        started = 0
+        async for page in self.timetable.due(now):
             for due in page:
-                # Message first, then the row: a run that dies between them releases it twice,
-                # which `release` shrugs off; the other order could lose it.
-                await self.work.put(ReleaseWork(notification=due.notification_id))
-                await self.schedule.remove(due)
-                released += 1
-        return released
+                # Message first, then the row: a run that dies between them starts it twice,
+                # which `start_scheduled` shrugs off; the other order could lose it.
+                await self.work.put(StartWork(notification=due.notification_id))
+                await self.timetable.remove(due)
+                started += 1
+        return started
 
     async def _begin(self, header: Header) -> None:
         notification = header.notification  # as it now reads (an edit may have come first)
@@ -74,7 +75,7 @@ class Fanout:
         now = clock.now()
         if notification.scheduled(now) and not (header.pages or header.planned):
             assert notification.not_before is not None
-            await self.schedule.add(notification.id, notification.not_before)
+            await self.timetable.add(notification.id, notification.not_before)
             return
         audience = audience_of(notification.to)
         if notification.is_broadcast:

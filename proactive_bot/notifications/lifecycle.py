@@ -2,7 +2,7 @@
 
 - `cancel` (DELETE): marks the record cancelled. From then on no recipient is claimed for a send
   (fanout's claim looks at the mark after writing its claim), the walk of a broadcast stops, and a
-  scheduled one is never released. Sends whose claims came first are waited for, so that nothing
+  scheduled one is never started. Sends whose claims came first are waited for, so that nothing
   goes out after the answer; then every recipient reached is **recalled**.
 - `edit` (PATCH): the record gets the next content version; recipients not reached yet get it
   with their send, and every one reached gets it in place.
@@ -33,7 +33,7 @@ from ..references import StoredReference
 from ..work import EditWork, InvalidWork, RecallWork, ShardChange, WorkQueue
 from .records import SHARDS, ChangeFailure, Header, NotificationStore, RecipientState, SentRow
 from .records.states import as_seen
-from .schedule import Schedule
+from .timetable import Timetable
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Refusal(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Answer:
+class Reply:
     header: Header | None
     refusal: Refusal | None = None
     detail: str = ""
@@ -64,35 +64,35 @@ class Lifecycle:
     records: NotificationStore
     delivery: Delivery
     work: WorkQueue
-    schedule: Schedule
+    timetable: Timetable
     retry_budget: float  # seconds of retrying within one invocation (settings.retry_budget_seconds)
 
-    async def cancel(self, notification_id: str) -> Answer:
+    async def cancel(self, notification_id: str) -> Reply:
         """DELETE: cancel what is not sent, recall what is. Idempotent."""
         header = await self.records.header(notification_id)
         while header is not None and not header.cancelled:
             header = await self.records.cancel(header, clock.now()) or await self.records.header(notification_id)
         if header is None:
-            return Answer(None, Refusal.NOT_FOUND, f"no notification {notification_id!r}")
+            return Reply(None, Refusal.NOT_FOUND, f"no notification {notification_id!r}")
         if header.notification.not_before is not None:
-            await self.schedule.unschedule(notification_id, header.notification.not_before)
+            await self.timetable.unschedule(notification_id, header.notification.not_before)
         await self._wait_for_sends_in_flight(notification_id)
         await self._put(Kind.RECALL, notification_id, header.version)
-        return Answer(header)
+        return Reply(header)
 
-    async def edit(self, notification_id: str, text: str | None, attachments: list[dict[str, Any]] | None) -> Answer:
+    async def edit(self, notification_id: str, text: str | None, attachments: list[dict[str, Any]] | None) -> Reply:
         """PATCH: the next content version, for those not reached yet and in place for the rest."""
         while True:
             header = await self.records.header(notification_id)
             if header is None:
-                return Answer(None, Refusal.NOT_FOUND, f"no notification {notification_id!r}")
+                return Reply(None, Refusal.NOT_FOUND, f"no notification {notification_id!r}")
             if header.cancelled:
-                return Answer(header, Refusal.CONFLICT, "the notification was cancelled; it cannot be edited")
+                return Reply(header, Refusal.CONFLICT, "the notification was cancelled; it cannot be edited")
             edited = await self.records.edit(header, text, attachments)
             if edited is not None:
                 break
         await self._put(Kind.EDIT, notification_id, edited.version)
-        return Answer(edited)
+        return Reply(edited)
 
     async def _put(self, kind: Kind, notification_id: str, version: int) -> None:
         # One message per shard: a shard's rows share a partition, and the shards go in parallel.
@@ -124,7 +124,7 @@ class Lifecycle:
             raise InvalidWork(f"no notification {work.notification!r}")
         if kind is Kind.EDIT and header.cancelled:
             return  # recalled instead
-        run = _Change(self, header, kind)
+        run = _ShardRun(self, header, kind)
         rows = [row async for row in self.records.shard_rows(header.notification.id, shard)]
         await asyncio.gather(*(run.one(row) for row in rows))
         if run.again is not None:
@@ -134,7 +134,7 @@ class Lifecycle:
             )
 
 
-class _Change:
+class _ShardRun:
     """One invocation's recall or edit of one shard's rows."""
 
     def __init__(self, lifecycle: Lifecycle, header: Header, kind: Kind) -> None:

@@ -1,7 +1,7 @@
 """teamChannel notifications: a new thread in a channel, or (replyTo) a reply in the thread an
 earlier one started. Delivered inline, by the invocation that takes the notification.
 
-The notification's one recipient row is keyed by the channel (`ChannelPost`); the thread the
+The notification's one recipient row is keyed by the channel (`TeamsChannelPost`); the thread the
 post started is recorded as the row's conversation, which is where a later replyTo finds it.
 A post that runs out of its invocation's retries comes back as a "post" work message.
 """
@@ -24,19 +24,24 @@ from .records import SEND_LEASE, Header, NotificationStore, RecipientState, Sett
 
 
 @dataclass(frozen=True)
-class ChannelPost:
-    """A teamChannel notification's one recipient: the channel (its row stays keyed by the
-    channel; the thread it started is recorded as the row's conversation)."""
+class TeamsChannelPost:
+    """A teamChannel notification's one recipient: the Teams channel (its row stays keyed by
+    the channel; the thread it started is recorded as the row's conversation)."""
 
-    conversation_id: str
+    teams_channel_id: str
     channel_id: str = TEAMS
     user_id: str = ""
     teams_user: str = ""
 
+    @property
+    def conversation_id(self) -> str:
+        """What the row is keyed by (records.keys): the Teams channel, where every post starts."""
+        return self.teams_channel_id
+
 
 @dataclass
-class ChannelPosts:
-    """Posts teamChannel notifications (Fanout hands them over: on arrival, release, "post" work)."""
+class TeamsChannelPosts:
+    """Posts teamChannel notifications (Fanout hands them over: on arrival, when due, "post" work)."""
 
     records: NotificationStore
     delivery: Delivery
@@ -48,7 +53,7 @@ class ChannelPosts:
         """A new thread in a channel, or (replyTo) a reply in the thread an earlier one started."""
         notification = header.notification
         spec = notification.to["teamChannel"]
-        post = ChannelPost(spec["channelId"])
+        post = TeamsChannelPost(spec["channelId"])
         team = await self.teams.store.team(spec["teamId"]) if self.teams is not None else None
         if team is None or not team.active:
             if not header.planned:
@@ -134,7 +139,9 @@ class ChannelPosts:
         header = await self.records.header(notification_id)
         if header is None or "teamChannel" not in header.notification.to:
             return None  # any other notification's rows are chats, not threads to reply in
-        row = await self.records.row(notification_id, ChannelPost(header.notification.to["teamChannel"]["channelId"]))
+        row = await self.records.row(
+            notification_id, TeamsChannelPost(header.notification.to["teamChannel"]["channelId"])
+        )
         if row is None or row.state is not RecipientState.SENT:
             return None
         return row.conversation_id or None

@@ -22,7 +22,7 @@ from proactive_bot.notifications.fanout import Fanout
 from proactive_bot.notifications.lifecycle import Lifecycle
 from proactive_bot.notifications.receipts import ReadReceipts
 from proactive_bot.notifications.records import NotificationStore
-from proactive_bot.notifications.schedule import Schedule
+from proactive_bot.notifications.timetable import Timetable
 from proactive_bot.references import ReferenceStore
 from proactive_bot.settings import Settings
 from proactive_bot.teams.installs import TeamsInstalls
@@ -30,6 +30,7 @@ from proactive_bot.teams.reach import TeamsReach
 from proactive_bot.teams.store import TeamsStore
 from proactive_bot.work import Handlers, WorkQueue, parse
 from tests import activities
+from tests.support.polling import drain_queue
 
 
 @dataclass(kw_only=True)
@@ -42,7 +43,7 @@ class Engine:
     work_queue: QueueClient
     lifecycle: Lifecycle
     handlers: Handlers  # the work queue's dispatch table, as the app builds it
-    schedule: Schedule
+    timetable: Timetable
     receipts: ReadReceipts
     teams: TeamsReach
     installs: TeamsInstalls
@@ -61,22 +62,11 @@ class Engine:
 
     async def drain(self, *, wait_for_delayed: float = 0.0) -> int:
         """Play the Functions host for the work queue: handle messages until none is left."""
-        import asyncio
 
-        ran = 0
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_for_delayed
-        while True:
-            messages = [m async for m in self.work_queue.receive_messages(max_messages=32, visibility_timeout=60)]
-            if not messages:
-                if loop.time() >= deadline:
-                    return ran
-                await asyncio.sleep(0.1)
-                continue
-            for message in messages:
-                await self.handle(json.loads(message.content))
-                await self.work_queue.delete_message(message)
-                ran += 1
+        async def run(message) -> None:
+            await self.handle(json.loads(message.content))
+
+        return await drain_queue(self.work_queue, run, wait_for_delayed=wait_for_delayed)
 
     async def handle(self, work: dict) -> None:
         """One work message, dispatched as app.process_work does (the same table)."""
@@ -104,7 +94,7 @@ async def engine_factory(storage_connection, new_table) -> AsyncIterator:
         delivery = Delivery(adapter, references, limiter, settings.delivery_concurrency, retries)
         table = await new_table()
         records = NotificationStore(table)
-        schedule, receipts = Schedule(table), ReadReceipts(table, records=records)
+        timetable, receipts = Timetable(table), ReadReceipts(table, records=records)
         teams = teams_reach(
             adapter, references, TeamsStore(await new_table()), limiter, WorkQueue(queue), delivery, retries
         )
@@ -112,7 +102,7 @@ async def engine_factory(storage_connection, new_table) -> AsyncIterator:
             settings,
             references=references,
             records=records,
-            schedule=schedule,
+            timetable=timetable,
             receipts=receipts,
             work=WorkQueue(queue),
             delivery=delivery,
@@ -128,7 +118,7 @@ async def engine_factory(storage_connection, new_table) -> AsyncIterator:
             work_queue=queue,
             lifecycle=core.lifecycle,
             handlers=core.handlers,
-            schedule=schedule,
+            timetable=timetable,
             receipts=receipts,
             teams=teams,
             installs=TeamsInstalls(teams.store, teams.roster, references),

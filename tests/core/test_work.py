@@ -27,7 +27,7 @@ def on_the_wire(item: work.Work) -> work.Work:
     "item",
     [
         work.PageWork(notification="n"),
-        work.ReleaseWork(notification="n"),
+        work.StartWork(notification="n"),
         work.PostWork(notification="n"),
         work.RosterWork(team="19:t"),
         work.RosterWork(team="19:t", failures=2),

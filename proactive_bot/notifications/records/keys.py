@@ -32,7 +32,7 @@ SHARDS = 8  # part of where rows live: change it only with no notification in fl
 
 class Recipient(Protocol):
     """Whom a row is about: a stored conversation, a Teams user known from a roster whose chat
-    may not exist yet (teams.store.RosterMember), or a Teams channel (posts.ChannelPost)."""
+    may not exist yet (teams.store.RosterMember), or a Teams channel (posts.TeamsChannelPost)."""
 
     @property
     def channel_id(self) -> str: ...

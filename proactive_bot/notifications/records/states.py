@@ -29,7 +29,7 @@ class RecipientState(enum.Enum):
     SENT = "sent"
     GONE = "gone"  # 403/404, or the address was already inactive
     FAILED = "failed"  # given up
-    SKIPPED = "skipped"  # opted out (never a claim that went elsewhere: that is Verdict.BUSY)
+    OPTED_OUT = "skipped"  # the recipient opted out (stored and reported as "skipped")
     UNCONFIRMED = "unconfirmed"  # its sender died mid-send: it may or may not have arrived
     RETRY = "retry"  # this delivery ran out of time; a later one takes it back
     CANCELLED = "cancelled"  # never sent: the notification was cancelled first
@@ -50,7 +50,7 @@ _FINAL = frozenset(
         RecipientState.SENT,
         RecipientState.GONE,
         RecipientState.FAILED,
-        RecipientState.SKIPPED,
+        RecipientState.OPTED_OUT,
         RecipientState.UNCONFIRMED,
         RecipientState.CANCELLED,
         RecipientState.EXPIRED,

@@ -14,6 +14,7 @@ from proactive_bot.app import status_body
 from proactive_bot.notifications import Notification, walk
 from proactive_bot.references import StoredReference
 from proactive_bot.work import PageWork
+from tests.support.polling import eventually
 
 
 @pytest.fixture
@@ -173,8 +174,12 @@ async def test_a_recipient_waiting_on_retry_after_is_not_held(engine_factory):
 
     delivering = asyncio.create_task(engine.handle(batch))
     await engine.stub.wait_for(lambda r: r.status == 429)
-    await asyncio.sleep(0.3)  # the claim is given back before the wait starts
-    waiting = status_body(await engine.records.status(notification.id, detail=True))["recipients"]
+
+    async def given_back() -> list[dict] | None:  # the claim is given back before the wait starts
+        rows = status_body(await engine.records.status(notification.id, detail=True))["recipients"]
+        return rows if rows and rows[0]["state"] == "retrying" else None
+
+    waiting = await eventually(given_back, timeout=5)
     await delivering
 
     # While it waits, its row is anyone's to take (a crash now strands nobody)...

@@ -21,6 +21,7 @@ from proactive_bot.notifications import Notification
 from proactive_bot.notifications.receipts import ordered_id
 from proactive_bot.work import PageWork, WorkQueue
 from tests.conftest import clock_at
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,8 +44,13 @@ async def duplicate_queued(engine) -> int:
     messages = [m async for m in engine.work_queue.receive_messages(max_messages=32, visibility_timeout=1)]
     for message in messages:
         await engine.work_queue.send_message(message.content)
-    await asyncio.sleep(1.1)  # the originals visible again
+    # Until the originals are visible again (their 1 s is up): each message twice on the queue.
+    await eventually(lambda: _visible_at_least(engine, 2 * len(messages)), timeout=10)
     return len(messages)
+
+
+async def _visible_at_least(engine, n: int) -> bool:
+    return len(await engine.work_queue.peek_messages(max_messages=32)) >= n
 
 
 # ---- scheduled ------------------------------------------------------------------------------
@@ -59,17 +65,17 @@ async def test_scheduled_is_not_sent_before_its_time_and_sent_exactly_once_after
     await engine.fanout.start(notification, source="test")
     await engine.fanout.start(notification, source="test")  # a redelivered queue message
     assert (await status(engine, "xmas"))["state"] == "scheduled"
-    assert await engine.fanout.release_due(NOW) == 0
+    assert await engine.fanout.start_due(NOW) == 0
     at(NOW + timedelta(seconds=40))  # 07:59:50: the same minute's run is still early
-    assert await engine.fanout.release_due(clock.now()) == 0
+    assert await engine.fanout.start_due(clock.now()) == 0
     await engine.drain()
     assert engine.stub.delivered() == []
 
     at(datetime(2026, 12, 24, 8, 0, 5, tzinfo=UTC))
-    released = await engine.fanout.release_due(clock.now())
-    again = await engine.fanout.release_due(clock.now())  # an overlapping run finds nothing left
+    released = await engine.fanout.start_due(clock.now())
+    again = await engine.fanout.start_due(clock.now())  # an overlapping run finds nothing left
     await engine.drain()
-    await engine.fanout.release(notification.id)  # a duplicated release message
+    await engine.fanout.start_scheduled(notification.id)  # a duplicated release message
     await engine.drain()
 
     assert (released, again) == (1, 0)
@@ -85,8 +91,8 @@ async def test_cancelled_before_its_time_is_never_sent(engine_factory, at):
 
     answer = await engine.lifecycle.cancel("cancelled-early")
     at(NOW + timedelta(minutes=6))
-    released = await engine.fanout.release_due(clock.now())
-    await engine.fanout.release("cancelled-early")  # even if a release message was already out
+    released = await engine.fanout.start_due(clock.now())
+    await engine.fanout.start_scheduled("cancelled-early")  # even if a release message was already out
     await engine.drain()
 
     assert answer.refusal is None and released == 0

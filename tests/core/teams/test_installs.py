@@ -21,7 +21,7 @@ from proactive_bot.teams.store import RosterState
 from proactive_bot.work import WorkQueue
 from tests import activities
 from tests.conftest import unreachable_connection
-from tests.core.teams.test_reach import TEAM, event
+from tests.support.teams import TEAM, event
 
 
 @pytest.fixture

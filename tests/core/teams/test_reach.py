@@ -18,36 +18,12 @@ from devtools.connector_stub import CREATE, PAGED_MEMBERS
 from proactive_bot import clock
 from proactive_bot.channel import activity as channel_module
 from proactive_bot.notifications.contract import validate
-from proactive_bot.notifications.posts import ChannelPost
+from proactive_bot.notifications.posts import TeamsChannelPost
 from proactive_bot.notifications.records import SEND_LEASE, RecipientState
 from proactive_bot.teams.store import RosterState, TeamsStore
 from proactive_bot.work import PageWork
 from tests import activities
-
-TEAM = activities.TEAM["id"]
-
-
-async def event(engine, body: dict) -> None:
-    """Run the bot's handling of a Teams event as a turn would (the stored reference, then the event)."""
-    parsed = channel_module.parse_activity(body)
-    await engine.references.save(channel_module.conversation_reference(parsed))
-    found = channel_module.teams_event_of(parsed)
-    assert found is not None
-    await engine.installs.handle(found)
-
-
-async def installed(engine, members: int) -> list[dict]:
-    roster = engine.stub.teams.add_team(TEAM, members)
-    await event(engine, activities.teams_install(engine.stub.url))
-    await engine.drain()
-    return roster
-
-
-def creates(engine) -> Counter:
-    """1:1 chat creates the stub was asked for, per user (answered or refused)."""
-    return Counter(
-        r.body["members"][0]["id"] for r in engine.stub.received if r.route == CREATE and not r.body.get("isGroup")
-    )
+from tests.support.teams import TEAM, creates, event, installed
 
 
 async def test_install_reads_a_1200_member_roster_in_three_pages_and_reaches_each_member_once(engine_factory) -> None:
@@ -363,7 +339,7 @@ async def test_a_resend_of_a_channel_post_cut_short_posts_it_again(engine_factor
     header = await engine.records.create(validate(document), clock.now(), "test")
     await engine.records.advance(header, found=1, cursor=None, planned=True)
     # Its sender died posting: the row, keyed by the channel, is left `sending`.
-    await engine.records.claim("cut-post", ChannelPost(channel), clock.now() - SEND_LEASE - timedelta(seconds=1))
+    await engine.records.claim("cut-post", TeamsChannelPost(channel), clock.now() - SEND_LEASE - timedelta(seconds=1))
 
     assert await engine.fanout.resend("cut-post", RecipientState.UNCONFIRMED) == 1
     await engine.drain()
