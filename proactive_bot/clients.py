@@ -257,8 +257,8 @@ async def _close(task: asyncio.Task[Clients]) -> None:
 def storage_uses_environment() -> bool:
     """Whether storage requests should read proxy settings (and ~/.netrc) from the environment.
 
-    Only when a proxy is configured: aiohttp's trust_env looks both up on every request, which
-    was a fifth of the host's CPU in a broadcast.
+    Only when a proxy is configured: aiohttp's trust_env looks both up on every request, a
+    large share of the host's CPU in a broadcast (README, Benchmarks).
     """
     return any(os.environ.get(name) for name in _PROXY_VARIABLES)
 
@@ -339,9 +339,8 @@ def storage_clients(
 def _spare_collections() -> None:
     """Move everything the cold start made (modules, the SDKs' classes, these clients) out of the
     collector's sight, once per process: it lives as long as the process, and every full
-    collection walked all of it (70,000 objects, about 50 ms here; a host sending a 10,000-user
-    broadcast stopped for 75-107 ms sixteen times, each stop making the sends then due leave
-    late). Without a collection first: the few cycles already garbage stay, once, rather
+    collection walked all of it, and each such stop made the sends then due leave late (README,
+    Benchmarks). Without a collection first: the few cycles already garbage stay, once, rather
     than adding that collection to every cold start."""
     if gc.get_freeze_count() == 0:
         gc.freeze()
