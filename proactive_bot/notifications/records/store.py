@@ -21,6 +21,7 @@ from azure.data.tables.aio import TableClient
 
 from ... import clock
 from ...storage.batching import CoalescedWrites, Write
+from ..audience import ToAadUsers, audience_of
 from ..contract import Notification
 from .changes import SentRowWrites
 from .keys import (
@@ -60,7 +61,8 @@ class NotificationStore(SentRowWrites):
         rows of its own beside the header, in the same transaction; the header's document
         keeps the list empty.
         """
-        ids: list[str] = list(notification.to.get("aadObjectIds") or [])
+        audience = audience_of(notification.to)
+        ids = list(audience.aad_object_ids) if isinstance(audience, ToAadUsers) else []
         entity = {
             "PartitionKey": header_partition(notification.id),
             "RowKey": HEADER,
