@@ -4,14 +4,17 @@ Every message is one JSON object with a `kind`; each kind is one frozen dataclas
 own `to_message()` and `parse()`. The wire format is the one the queue has always carried, so
 messages written before a deploy still parse after it:
 
-    kind      fields                                   what runs it
-    page      notification                             the next pages of a broadcast's walk
-    batch     notification, recipients, [members]     one batch's deliveries
-    release   notification                             StartWork: a scheduled notification's notBefore came
-    post      notification                             a teamChannel post, again
-    roster    team, [failures]                         the next pages of a team's roster
-    edit      notification, shard, version             one shard's sent rows edited in place
-    recall    notification, shard, version             one shard's sent rows deleted
+    kind      class        fields                                what runs it
+    page      PageWork     notification                          the next pages of a broadcast's walk
+    batch     BatchWork    notification, recipients, [members]  one batch's deliveries
+    release   StartWork    notification                          a scheduled one's notBefore came: start it
+    post      PostWork     notification                          a teamChannel post, again
+    roster    RosterWork   team, [failures]                      the next pages of a team's roster
+    edit      EditWork     notification, shard, version          one shard's sent rows edited in place
+    recall    RecallWork   notification, shard, version          one shard's sent rows deleted
+
+(`release` is the kind's name on the wire from before the words were sorted out: in the code,
+"release" is giving a claim back, and a scheduled notification is *started*.)
 
 `parse` turns a message into one of them, or raises `InvalidWork` with the reason (the message
 goes to the poison queue). `Handlers` is the one dispatch table: one coroutine per kind, built
