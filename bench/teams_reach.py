@@ -34,7 +34,7 @@ from devtools import azurite
 from devtools.azurite import free_port
 from devtools.connector_stub import CREATE, ConnectorStub
 from devtools.connector_stub.teams import teams_member
-from proactive_bot import clients
+from proactive_bot import clients, work
 from proactive_bot.notifications.contract import validate
 from proactive_bot.settings import Settings
 from tests import activities
@@ -53,7 +53,7 @@ async def play_work_queue(app: clients.Clients, until: asyncio.Event) -> int:
 
     async def one(message) -> None:
         try:
-            await app.fanout.handle(json.loads(message.content))
+            await app.work_handlers.run(work.parse(json.loads(message.content)))
         except Exception as error:
             failures.append(f"{type(error).__name__}: {error}")
             # The host makes a failed message visible again at once (visibilityTimeout 0).

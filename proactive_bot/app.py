@@ -13,11 +13,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from . import clients, clock, json_input, tasks
+from . import clients, clock, json_input, tasks, work
 from .channel.activity import InvalidActivity
 from .channel.auth import AuthenticationError, AuthenticationUnavailable
 from .notifications import contract, lifecycle
-from .notifications.fanout import InvalidWork
 from .notifications.records import RecipientRow, RecipientState, Status
 
 if TYPE_CHECKING:
@@ -68,14 +67,14 @@ async def receive_activity(body: bytes, auth_header: str | None) -> HttpResult:
 
 
 async def send_due_reminders(now: datetime | None = None) -> RunSummary:
-    """Timer: send the reminders that are due, and release the notifications that are."""
+    """Timer: send the reminders that are due, and start the notifications that are."""
     app = await clients.get()
     now = now or clock.now()
     summary = await app.reminder_timer.run(now)
     log.info("timer run: %s", summary)
-    released = await app.fanout.release_due(now)
-    if released:
-        log.info("timer run: %d scheduled notification(s) released", released)
+    started = await app.fanout.start_due(now)
+    if started:
+        log.info("timer run: %d scheduled notification(s) started", started)
     return summary
 
 
@@ -98,15 +97,11 @@ async def process_notification(body: bytes, message_id: str = "") -> QueueResult
 
 
 async def process_work(body: bytes, message_id: str = "") -> QueueResult:
-    """Work queue: a page of a broadcast's audience, or a batch of deliveries."""
+    """Work queue: one message (work.py lists the kinds), parsed and handed to what runs its kind."""
     app = await clients.get()
     try:
-        work = json_input.loads(body)
-        if isinstance(work, dict) and work.get("kind") in _CHANGES and isinstance(work.get("notification"), str):
-            await app.lifecycle.change(work)
-        else:
-            await app.fanout.handle(work)
-    except (json_input.JsonInputError, InvalidWork) as error:
+        await app.work_handlers.run(work.parse(json_input.loads(body)))
+    except (json_input.JsonInputError, work.InvalidWork) as error:
         log.error("work message %s is malformed, moved to the poison queue: %s", message_id, error)
         return QueueResult(poison_reason=str(error))
     return QueueResult()
@@ -128,20 +123,17 @@ async def accept_notification(body: bytes, base_url: str) -> HttpResult:
         if notification.is_broadcast:
             # Recorded already (with its audience, up to 10,000 aadObjectIds: more than a queue
             # message holds): start walking it, as queue_notify would.
-            await app.fanout.work.put({"kind": "page", "notification": notification.id})
+            await app.work.put(work.PageWork(notification=notification.id))
         else:
             await app.notifications_queue.send_message(json.dumps(notification.document(), ensure_ascii=False))
     status_url = f"{base_url.rstrip('/')}/{quote(notification.id, safe='')}"
     return HttpResult(202, {"id": notification.id, "status": status_url}, {"Location": status_url})
 
 
-_CHANGES = frozenset(kind.value for kind in lifecycle.Kind)
-
-
 async def cancel_notification(notification_id: str, base_url: str) -> HttpResult:
     """DELETE /api/notifications/{id}: cancel what is not sent yet, recall what is."""
     app = await clients.get()
-    return _lifecycle_answer(await app.lifecycle.cancel(notification_id), base_url)
+    return _lifecycle_reply(await app.lifecycle.cancel(notification_id), base_url)
 
 
 async def edit_notification(notification_id: str, body: bytes, base_url: str) -> HttpResult:
@@ -154,10 +146,10 @@ async def edit_notification(notification_id: str, body: bytes, base_url: str) ->
     except contract.InvalidNotification as error:
         return _error(400, str(error))
     app = await clients.get()
-    return _lifecycle_answer(await app.lifecycle.edit(notification_id, text, attachments), base_url)
+    return _lifecycle_reply(await app.lifecycle.edit(notification_id, text, attachments), base_url)
 
 
-def _lifecycle_answer(answer: lifecycle.Answer, base_url: str) -> HttpResult:
+def _lifecycle_reply(answer: lifecycle.Reply, base_url: str) -> HttpResult:
     if answer.refusal is not None or answer.header is None:
         status = answer.refusal.value if answer.refusal is not None else 404
         return _error(status, answer.detail)
@@ -199,10 +191,11 @@ def status_body(status: Status) -> dict[str, Any]:
         "counts": {
             "recipients": status.recipients,
             **{state.public: counts[state] for state in _COUNTED},
-            "cancelled": status.cancelled,
+            "cancelled": status.never_sent,
             "read": status.read,
             "updated": status.updated,
             "unsupported": status.unsupported,
+            "changeFailed": status.change_failed,
             "pending": status.pending,
             "throttledRetries": status.throttled,
             "resent": status.resent,
@@ -231,7 +224,7 @@ _COUNTED = (
     RecipientState.SENT,
     RecipientState.FAILED,
     RecipientState.GONE,
-    RecipientState.SKIPPED,
+    RecipientState.OPTED_OUT,
     RecipientState.UNCONFIRMED,
     RecipientState.RECALLED,
     RecipientState.EXPIRED,

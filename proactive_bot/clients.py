@@ -34,17 +34,19 @@ if TYPE_CHECKING:
     from .bot import ProactiveBot
     from .delivery.budget import SharedBudget
     from .delivery.sender import Delivery
-    from .notifications.fanout import Fanout, WorkQueue
+    from .notifications.compose import Notifications
+    from .notifications.fanout import Fanout
     from .notifications.lifecycle import Lifecycle
     from .notifications.receipts import ReadReceipts
     from .notifications.records import NotificationStore
-    from .notifications.schedule import Schedule
+    from .notifications.timetable import Timetable
     from .references import ReferenceStore
     from .reminders.store import ReminderStore
     from .reminders.timer import ReminderTimer
     from .tasks import LongTasks
     from .teams.reach import TeamsReach
     from .teams.store import TeamsStore
+    from .work import Handlers, WorkQueue
 
 
 class Clients:
@@ -115,20 +117,20 @@ class Clients:
         return Delivery(self.adapter, self.references, self.limiter, self.settings.delivery_concurrency)
 
     @functools.cached_property
-    def schedule(self) -> Schedule:
-        from .notifications.schedule import Schedule
+    def timetable(self) -> Timetable:
+        from .notifications.timetable import Timetable
 
-        return Schedule(self._tables[self.settings.notifications_table])
+        return Timetable(self._tables[self.settings.notifications_table])
 
     @functools.cached_property
     def receipts(self) -> ReadReceipts:
         from .notifications.receipts import ReadReceipts
 
-        return ReadReceipts(self._tables[self.settings.notifications_table])
+        return ReadReceipts(self._tables[self.settings.notifications_table], records=self.notifications)
 
     @functools.cached_property
     def work(self) -> WorkQueue:
-        from .notifications.fanout import WorkQueue
+        from .work import WorkQueue
 
         return WorkQueue(self._queues[self.settings.work_queue])
 
@@ -154,27 +156,32 @@ class Clients:
         return LongTasks(self._queues[self.settings.tasks_queue], self.references, self.delivery, kinds=kinds)
 
     @functools.cached_property
+    def core(self) -> Notifications:
+        """The notifications' object graph (notifications/compose.py, as the tests wire it)."""
+        from .notifications.compose import compose
+
+        return compose(
+            self.settings,
+            references=self.references,
+            records=self.notifications,
+            timetable=self.timetable,
+            receipts=self.receipts,
+            work=self.work,
+            delivery=self.delivery,
+            teams=self.teams,
+        )
+
+    @property
     def fanout(self) -> Fanout:
-        from .notifications.fanout import Fanout
+        return self.core.fanout
 
-        return Fanout(
-            self.references,
-            self.notifications,
-            self.delivery,
-            self.work,
-            self.settings.retry_budget_seconds,
-            self.schedule,
-            self.receipts,
-            self.teams,
-        )
-
-    @functools.cached_property
+    @property
     def lifecycle(self) -> Lifecycle:
-        from .notifications.lifecycle import Lifecycle
+        return self.core.lifecycle
 
-        return Lifecycle(
-            self.notifications, self.delivery, self.work, self.schedule, self.settings.retry_budget_seconds
-        )
+    @property
+    def work_handlers(self) -> Handlers:
+        return self.core.handlers
 
     @functools.cached_property
     def reminder_timer(self) -> ReminderTimer:
@@ -250,8 +257,8 @@ async def _close(task: asyncio.Task[Clients]) -> None:
 def storage_uses_environment() -> bool:
     """Whether storage requests should read proxy settings (and ~/.netrc) from the environment.
 
-    Only when a proxy is configured: aiohttp's trust_env looks both up on every request, which
-    was a fifth of the host's CPU in a broadcast.
+    Only when a proxy is configured: aiohttp's trust_env looks both up on every request, a
+    large share of the host's CPU in a broadcast (README, Benchmarks).
     """
     return any(os.environ.get(name) for name in _PROXY_VARIABLES)
 
@@ -332,9 +339,8 @@ def storage_clients(
 def _spare_collections() -> None:
     """Move everything the cold start made (modules, the SDKs' classes, these clients) out of the
     collector's sight, once per process: it lives as long as the process, and every full
-    collection walked all of it (70,000 objects, about 50 ms here; a host sending a 10,000-user
-    broadcast stopped for 75-107 ms sixteen times, each stop making the sends then due leave
-    late). Without a collection first: the few cycles already garbage stay, once, rather
+    collection walked all of it, and each such stop made the sends then due leave late (README,
+    Benchmarks). Without a collection first: the few cycles already garbage stay, once, rather
     than adding that collection to every cold start."""
     if gc.get_freeze_count() == 0:
         gc.freeze()

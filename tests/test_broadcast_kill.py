@@ -31,6 +31,7 @@ from proactive_bot.notifications.records import NotificationStore, RecipientStat
 from proactive_bot.references import ReferenceStore
 from tests import activities
 from tests.functions.invoke import APP_ROOT
+from tests.support.polling import eventually
 
 RECIPIENTS = 200
 
@@ -48,15 +49,15 @@ def start_host(env: dict[str, str], port: int) -> subprocess.Popen:
 
 async def until_up(port: int) -> None:
     async with aiohttp.ClientSession() as http:
-        for _ in range(200):
+
+        async def answers() -> bool:
             try:
                 async with http.get(f"http://127.0.0.1:{port}/admin/host/status") as response:
-                    if response.status == 200:
-                        return
+                    return response.status == 200
             except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("the host did not start")
+                return False
+
+        await eventually(answers, timeout=20, interval=0.1)
 
 
 def host_env(storage_connection: str) -> dict[str, str]:

@@ -2,11 +2,15 @@
 
 - `Notification`, `parse_queue_message`, `validate`, `InvalidNotification` (contract, with
   schemas/): the queue and HTTP contract.
-- `NotificationStore`, `RecipientState`, `NotificationState`, `Status` (records): each
-  notification's record and one row per recipient.
-- `Fanout`, `WorkQueue`, `InvalidWork` (fanout): a notification → pages → batches → deliveries.
-- `ChannelPosts` (posts): teamChannel notifications, a thread or a reply in one.
-- `Schedule` (schedule): notBefore's due-minute rows, released by the timer.
+- `audience_of` and the `To*` shapes (audience): a notification's `to`, typed.
+- `NotificationStore`, `RecipientState`, `NotificationState`, `Status` (records/): each
+  notification's record and one row per recipient (keys, states, rows, store, status).
+- `Fanout` (fanout): intake, the start of scheduled ones, resend; `AudienceWalk` (walk): a
+  broadcast's audience page by page into batches; `Deliveries` (batch): a batch's claims and sends.
+- `TeamsChannelPosts` (posts): teamChannel notifications, a thread or a reply in one.
+- `compose`, `Notifications` (compose): the parts wired, with the work queue's dispatch table.
+  The work messages themselves and their queue are `proactive_bot.work`.
+- `Timetable` (timetable): notBefore's due-minute rows, handed out by the timer.
 - `Lifecycle` (lifecycle): DELETE (cancel, recall) and PATCH (edit) after acceptance.
 - `ReadReceipts`, `READ_RECEIPT` (receipts): which deliveries their users have read.
 """
@@ -22,11 +26,14 @@ _NAMES = {
     "RecipientState": "records",
     "NotificationState": "records",
     "Status": "records",
+    "audience_of": "audience",
     "Fanout": "fanout",
-    "WorkQueue": "fanout",
-    "InvalidWork": "fanout",
-    "ChannelPosts": "posts",
-    "Schedule": "schedule",
+    "AudienceWalk": "walk",
+    "Deliveries": "batch",
+    "compose": "compose",
+    "Notifications": "compose",
+    "TeamsChannelPosts": "posts",
+    "Timetable": "timetable",
     "Lifecycle": "lifecycle",
     "ReadReceipts": "receipts",
     "READ_RECEIPT": "receipts",

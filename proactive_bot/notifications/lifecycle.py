@@ -2,7 +2,7 @@
 
 - `cancel` (DELETE): marks the record cancelled. From then on no recipient is claimed for a send
   (fanout's claim looks at the mark after writing its claim), the walk of a broadcast stops, and a
-  scheduled one is never released. Sends whose claims came first are waited for, so that nothing
+  scheduled one is never started. Sends whose claims came first are waited for, so that nothing
   goes out after the answer; then every recipient reached is **recalled**.
 - `edit` (PATCH): the record gets the next content version; recipients not reached yet get it
   with their send, and every one reached gets it in place.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -31,9 +30,10 @@ from ..delivery.outcome import Outcome, Result
 from ..delivery.retries import NOTIFICATIONS
 from ..delivery.sender import Delivery, Edit, Recall
 from ..references import StoredReference
-from .fanout import InvalidWork, WorkQueue
-from .records import SHARDS, Change, Header, NotificationStore, RecipientState
-from .schedule import Schedule
+from ..work import EditWork, InvalidWork, RecallWork, ShardChange, WorkQueue
+from .records import SHARDS, ChangeFailure, Header, NotificationStore, RecipientState, SentRow
+from .records.states import as_seen
+from .timetable import Timetable
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Refusal(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Answer:
+class Reply:
     header: Header | None
     refusal: Refusal | None = None
     detail: str = ""
@@ -59,46 +59,47 @@ class Kind(enum.Enum):
     EDIT = "edit"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Lifecycle:
     records: NotificationStore
     delivery: Delivery
     work: WorkQueue
-    schedule: Schedule | None = None
-    retry_budget: float = 45.0
+    timetable: Timetable
+    retry_budget: float  # seconds of retrying within one invocation (settings.retry_budget_seconds)
 
-    async def cancel(self, notification_id: str) -> Answer:
+    async def cancel(self, notification_id: str) -> Reply:
         """DELETE: cancel what is not sent, recall what is. Idempotent."""
         header = await self.records.header(notification_id)
         while header is not None and not header.cancelled:
             header = await self.records.cancel(header, clock.now()) or await self.records.header(notification_id)
         if header is None:
-            return Answer(None, Refusal.NOT_FOUND, f"no notification {notification_id!r}")
-        if self.schedule is not None and header.notification.not_before is not None:
-            await self.schedule.unschedule(notification_id, header.notification.not_before)
+            return Reply(None, Refusal.NOT_FOUND, f"no notification {notification_id!r}")
+        if header.notification.not_before is not None:
+            await self.timetable.unschedule(notification_id, header.notification.not_before)
         await self._wait_for_sends_in_flight(notification_id)
         await self._put(Kind.RECALL, notification_id, header.version)
-        return Answer(header)
+        return Reply(header)
 
-    async def edit(self, notification_id: str, text: str | None, attachments: list[dict[str, Any]] | None) -> Answer:
+    async def edit(self, notification_id: str, text: str | None, attachments: list[dict[str, Any]] | None) -> Reply:
         """PATCH: the next content version, for those not reached yet and in place for the rest."""
         while True:
             header = await self.records.header(notification_id)
             if header is None:
-                return Answer(None, Refusal.NOT_FOUND, f"no notification {notification_id!r}")
+                return Reply(None, Refusal.NOT_FOUND, f"no notification {notification_id!r}")
             if header.cancelled:
-                return Answer(header, Refusal.CONFLICT, "the notification was cancelled; it cannot be edited")
+                return Reply(header, Refusal.CONFLICT, "the notification was cancelled; it cannot be edited")
             edited = await self.records.edit(header, text, attachments)
             if edited is not None:
                 break
         await self._put(Kind.EDIT, notification_id, edited.version)
-        return Answer(edited)
+        return Reply(edited)
 
     async def _put(self, kind: Kind, notification_id: str, version: int) -> None:
         # One message per shard: a shard's rows share a partition, and the shards go in parallel.
+        change = RecallWork if kind is Kind.RECALL else EditWork
         await asyncio.gather(
             *(
-                self.work.put({"kind": kind.value, "notification": notification_id, "shard": shard, "version": version})
+                self.work.put(change(notification=notification_id, shard=shard, version=version))
                 for shard in range(SHARDS)
             )
         )
@@ -112,22 +113,18 @@ class Lifecycle:
                 return
             await asyncio.sleep(0.1)
 
-    async def change(self, work: dict[str, Any]) -> None:
+    async def change(self, work: ShardChange) -> None:
         """One "recall" or "edit" work message: one shard's sent rows."""
-        try:
-            kind = Kind(work.get("kind"))
-        except ValueError:
-            raise InvalidWork(f"unknown work kind {work.get('kind')!r}") from None
-        shard = work.get("shard")
-        # A whole number, as _put writes it (bool is an int to Python, not to the sender).
-        if not isinstance(shard, int) or isinstance(shard, bool) or not 0 <= shard < SHARDS:
+        kind = Kind.RECALL if isinstance(work, RecallWork) else Kind.EDIT
+        shard = work.shard
+        if not 0 <= shard < SHARDS:
             raise InvalidWork(f"a {kind.value} message needs a shard (0-{SHARDS - 1}), not {shard!r}")
-        header = await self.records.header(work["notification"])
+        header = await self.records.header(work.notification)
         if header is None:
-            raise InvalidWork(f"no notification {work['notification']!r}")
+            raise InvalidWork(f"no notification {work.notification!r}")
         if kind is Kind.EDIT and header.cancelled:
             return  # recalled instead
-        run = _Change(self, header, kind)
+        run = _ShardRun(self, header, kind)
         rows = [row async for row in self.records.shard_rows(header.notification.id, shard)]
         await asyncio.gather(*(run.one(row) for row in rows))
         if run.again is not None:
@@ -137,7 +134,7 @@ class Lifecycle:
             )
 
 
-class _Change:
+class _ShardRun:
     """One invocation's recall or edit of one shard's rows."""
 
     def __init__(self, lifecycle: Lifecycle, header: Header, kind: Kind) -> None:
@@ -151,10 +148,9 @@ class _Change:
     def _later(self, seconds: float) -> None:
         self.again = max(self.again or 0.0, seconds)
 
-    def _wanted(self, row: Any, now: datetime) -> bool:
-        state = RecipientState(row.get("state"))
-        lease = row.get("leaseUntil")
-        if state is RecipientState.SENDING and lease is not None and lease <= now:
+    def _wanted(self, row: SentRow, now: datetime) -> bool:
+        state = row.state
+        if as_seen(state, row.lease_until, now) is RecipientState.UNCONFIRMED:
             return False  # its sender died mid-send: no activity id to change (reported unconfirmed)
         if state in (RecipientState.SENDING, RecipientState.RETRY) and not self._header.cancelled:
             self._later(BUSY_AGAIN)  # an edit must also reach what is being sent with the old content
@@ -165,32 +161,26 @@ class _Change:
         if state is not RecipientState.SENT:
             return False
         if self._kind is Kind.RECALL:
-            return row.get("changeOf") != Kind.RECALL.value or not row.get("change")
-        tried = row.get("changeOf") == f"{Kind.EDIT.value}:{self._header.version}" and row.get("change")
-        return int(row.get("version", 0)) < self._header.version and not tried
+            return row.change_of != Kind.RECALL.value or row.change is None
+        tried = row.change_of == self._of() and row.change is not None
+        return row.version < self._header.version and not tried
 
-    async def one(self, row: Any) -> None:
+    async def one(self, row: SentRow) -> None:
         now = clock.now()
         if not self._wanted(row, now):
             return
         records = self._lifecycle.records
-        until = row.get("changeUntil")
+        until = row.change_until
         if until is not None and until > now:
             self._later(max(BUSY_AGAIN, (until - now).total_seconds()))
             return
-        activity_id = row.get("activityId") or ""
-        if not activity_id or not row.get("reference"):
-            await records.mark(
-                row,
-                {
-                    "change": Change.UNSUPPORTED.value,
-                    "changeOf": self._of(),
-                    "detail": "no activity id was recorded for this delivery",
-                },
+        if not row.activity_id or row.reference is None:
+            await records.mark_change_failed(
+                row, ChangeFailure.UNSUPPORTED, self._of(), "no activity id was recorded for this delivery"
             )
             return
-        recipient = StoredReference.from_reference(json.loads(row["reference"]), now)
-        request = Recall(activity_id) if self._kind is Kind.RECALL else Edit(activity_id, self._activity)
+        recipient = StoredReference.from_reference(row.reference, now)
+        request = Recall(row.activity_id) if self._kind is Kind.RECALL else Edit(row.activity_id, self._activity)
 
         result = await self._lifecycle.delivery.send_patiently(
             recipient, request, deadline=self._deadline, claimant=_TakeOnce(records, row)
@@ -198,58 +188,47 @@ class _Change:
         if result.outcome is Outcome.SKIPPED:
             self._later(BUSY_AGAIN)  # another worker took it; look again in case it dies
             return
-        await records.mark(row, self._outcome(row, result))
+        await self._settle(row, result)
 
     def _of(self) -> str:
         return Kind.RECALL.value if self._kind is Kind.RECALL else f"{Kind.EDIT.value}:{self._header.version}"
 
-    def _outcome(self, row: Any, result: Result) -> dict[str, Any]:
-        """The fields the row gets (merged; the lease ends with them)."""
-        now = clock.now()
-        attempts = int(row.get("changeAttempts", 0)) + result.attempts
-        fields: dict[str, Any] = {"changeUntil": now, "changeAttempts": attempts, "updatedAt": now}
+    async def _settle(self, row: SentRow, result: Result) -> None:
+        """What the row records of this change (merged; the lease ends with it)."""
+        records, now = self._lifecycle.records, clock.now()
+        attempts = row.change_attempts + result.attempts
         recall = self._kind is Kind.RECALL
         if result.outcome is Outcome.SENT or (recall and result.outcome is Outcome.GONE and result.status == 404):
             # A recall answered 404 finds the message gone already: recalled all the same. A 403
             # (the user blocked the bot, the bot left the team) is GONE too, but the message stays.
             if recall:
-                return {
-                    **fields,
-                    "state": RecipientState.RECALLED.value,
-                    "recalledAt": now,
-                    "change": "",
-                    "changeAttempts": 0,
-                }
-            return {**fields, "version": self._header.version, "editedAt": now, "change": "", "changeAttempts": 0}
+                await records.mark_recalled(row, now)
+            else:
+                await records.mark_edited(row, self._header.version, now)
+            return
         if result.status == 405:
             log.info(
                 "notification %s: the %s channel cannot %s sent messages",
                 self._header.notification.id,
-                row.get("channelId"),
+                row.channel_id,
                 self._kind.value,
             )
-            return {
-                **fields,
-                "change": Change.UNSUPPORTED.value,
-                "changeOf": self._of(),
-                "detail": f"{self._kind.value}: the channel cannot change sent messages (405)",
-            }
+            detail = f"{self._kind.value}: the channel cannot change sent messages (405)"
+            await records.mark_change_failed(row, ChangeFailure.UNSUPPORTED, self._of(), detail, now, attempts=attempts)
+            return
         if result.retryable and not NOTIFICATIONS.exhausted(attempts):
             self._later(result.retry_after or 1.0)
-            return fields
+            await records.end_change_lease(row, now, attempts=attempts)
+            return
         log.warning(
             "notification %s: %s in %s failed: %s",
             self._header.notification.id,
             self._kind.value,
-            row.get("conversationId"),
+            row.conversation_id,
             result.detail,
         )
-        return {
-            **fields,
-            "change": Change.FAILED.value,
-            "changeOf": self._of(),
-            "detail": f"{self._kind.value}: {result.detail}"[:1000],
-        }
+        detail = f"{self._kind.value}: {result.detail}"
+        await records.mark_change_failed(row, ChangeFailure.FAILED, self._of(), detail, now, attempts=attempts)
 
 
 class _TakeOnce:
@@ -257,14 +236,14 @@ class _TakeOnce:
     included (`delivery.Claimant`): repeated after a crash, a change is harmless (a second DELETE
     finds 404, a second PUT shows the same content), so there is nothing to give back."""
 
-    def __init__(self, records: Any, row: Any) -> None:
+    def __init__(self, records: NotificationStore, row: SentRow) -> None:
         self._records = records
         self._row = row
         self._taken = False
 
     async def claim(self) -> bool:
         if not self._taken:
-            self._taken = await self._records.take(self._row, clock.now(), CHANGE_LEASE) is not None
+            self._taken = await self._records.lease_for_change(self._row, clock.now(), CHANGE_LEASE)
         return self._taken
 
     async def release(self, failed: Result) -> None:

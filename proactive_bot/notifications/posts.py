@@ -1,7 +1,7 @@
 """teamChannel notifications: a new thread in a channel, or (replyTo) a reply in the thread an
 earlier one started. Delivered inline, by the invocation that takes the notification.
 
-The notification's one recipient row is keyed by the channel (`ChannelPost`); the thread the
+The notification's one recipient row is keyed by the channel (`TeamsChannelPost`); the thread the
 post started is recorded as the row's conversation, which is where a later replyTo finds it.
 A post that runs out of its invocation's retries comes back as a "post" work message.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from .. import clock
 from ..channel.activity import outgoing
@@ -19,27 +18,30 @@ from ..delivery.outcome import Outcome, Result
 from ..delivery.sender import Delivery
 from ..references import TEAMS, StoredReference
 from ..teams.reach import TeamsReach
+from ..work import PostWork, WorkQueue
 from .contract import OnCrash
 from .records import SEND_LEASE, Header, NotificationStore, RecipientState, Settled, Verdict, settled
 
-if TYPE_CHECKING:
-    from .fanout import WorkQueue
-
 
 @dataclass(frozen=True)
-class ChannelPost:
-    """A teamChannel notification's one recipient: the channel (its row stays keyed by the
-    channel; the thread it started is recorded as the row's conversation)."""
+class TeamsChannelPost:
+    """A teamChannel notification's one recipient: the Teams channel (its row stays keyed by
+    the channel; the thread it started is recorded as the row's conversation)."""
 
-    conversation_id: str
+    teams_channel_id: str
     channel_id: str = TEAMS
     user_id: str = ""
     teams_user: str = ""
 
+    @property
+    def conversation_id(self) -> str:
+        """What the row is keyed by (records.keys): the Teams channel, where every post starts."""
+        return self.teams_channel_id
+
 
 @dataclass
-class ChannelPosts:
-    """Posts teamChannel notifications (Fanout hands them over: on arrival, release, "post" work)."""
+class TeamsChannelPosts:
+    """Posts teamChannel notifications (Fanout hands them over: on arrival, when due, "post" work)."""
 
     records: NotificationStore
     delivery: Delivery
@@ -51,7 +53,7 @@ class ChannelPosts:
         """A new thread in a channel, or (replyTo) a reply in the thread an earlier one started."""
         notification = header.notification
         spec = notification.to["teamChannel"]
-        post = ChannelPost(spec["channelId"])
+        post = TeamsChannelPost(spec["channelId"])
         team = await self.teams.store.team(spec["teamId"]) if self.teams is not None else None
         if team is None or not team.active:
             if not header.planned:
@@ -67,7 +69,7 @@ class ChannelPosts:
             # Held by a post in flight, or by one whose invocation died mid-request: looked at
             # again once its lease is out (settled then, or resent with onCrash "resend"), as a
             # batch does with its busy recipients.
-            await self.work.put({"kind": "post", "notification": notification.id}, delay=SEND_LEASE.total_seconds())
+            await self.work.put(PostWork(notification=notification.id), delay=SEND_LEASE.total_seconds())
             return
         if claim.verdict is not Verdict.CLAIMED:
             return
@@ -130,14 +132,16 @@ class ChannelPosts:
         """A channel post's row; one to retry comes back as a "post" work message."""
         await self.records.settle(notification_id, [row], clock.now(), at_once=True)
         if row.state is RecipientState.RETRY:
-            await self.work.put({"kind": "post", "notification": notification_id}, delay=retry_after or 1.0)
+            await self.work.put(PostWork(notification=notification_id), delay=retry_after or 1.0)
 
     async def _thread_of(self, notification_id: str) -> str | None:
         """The thread an earlier teamChannel notification started: its one row, read by its key."""
         header = await self.records.header(notification_id)
         if header is None or "teamChannel" not in header.notification.to:
             return None  # any other notification's rows are chats, not threads to reply in
-        row = await self.records.row(notification_id, ChannelPost(header.notification.to["teamChannel"]["channelId"]))
+        row = await self.records.row(
+            notification_id, TeamsChannelPost(header.notification.to["teamChannel"]["channelId"])
+        )
         if row is None or row.state is not RecipientState.SENT:
             return None
         return row.conversation_id or None

@@ -35,7 +35,14 @@ from azure.data.tables.aio import TableClient
 from ..references import StoredReference
 from ..storage.batching import CoalescedWrites, Write
 from ..storage.keys import table_key
-from .records import RecipientState, Settled, conversation_key, conversation_shard, row_address
+from .records import (
+    NotificationStore,
+    RecipientState,
+    Settled,
+    conversation_key,
+    conversation_shard,
+    row_address,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +82,9 @@ def _conversation_prefix(channel_id: str, conversation_id: str) -> str:
 
 
 class ReadReceipts:
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, *, records: NotificationStore) -> None:
         self._table = table
+        self._records = records  # whose rows a receipt marks read
         self._writes = CoalescedWrites(table, Write.UPSERT, window=WRITE_WINDOW)
 
     async def expect(self, notification_id: str, outcomes: Iterable[Settled], *, at_once: bool = False) -> None:
@@ -84,7 +92,9 @@ class ReadReceipts:
         rows = []
         for done in outcomes:
             key = ordered_id(done.activity_id or "")
-            if done.state is RecipientState.SENT and key is not None and expects_receipts(done.recipient):
+            recipient = done.recipient
+            sent = done.state is RecipientState.SENT and key is not None
+            if sent and isinstance(recipient, StoredReference) and expects_receipts(recipient):
                 channel_id, conversation_id = done.recipient.channel_id, done.recipient.conversation_id
                 # Where the delivery's row is: keyed by the recipient (a Teams user's row by their
                 # user id), which the conversation alone does not tell.
@@ -119,11 +129,7 @@ class ReadReceipts:
         return len(unread)
 
     async def _read(self, channel_id: str, conversation_id: str, entity: Any, now: datetime) -> None:
-        partition, row = entity["rowPartition"], entity["rowKey"]
-        try:
-            await self._table.update_entity({"PartitionKey": partition, "RowKey": row, "readAt": now})
-        except ResourceNotFoundError:
-            pass  # the notification's records are gone
+        await self._records.mark_read(entity["rowPartition"], entity["rowKey"], now)  # False: records gone
         try:
             await self._table.delete_entity(entity["PartitionKey"], entity["RowKey"])
         except ResourceNotFoundError:

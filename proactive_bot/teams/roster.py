@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol
 
 import aiohttp
 
@@ -25,6 +24,7 @@ from ..channel.service_urls import ServiceUrlNotAllowed
 from ..delivery.rate_limits import RateLimiter
 from ..delivery.retries import RETRY_STATUSES, ROSTERS, RetryPolicy
 from ..references import TEAMS
+from ..work import RosterWork, WorkQueue
 from .store import RosterMember, RosterState, TeamsStore
 
 log = logging.getLogger(__name__)
@@ -33,17 +33,13 @@ PAGE_SIZE = 500  # the most Teams serves in one page
 WALK_BUDGET = 10.0  # seconds of reading before handing the cursor on through the queue
 
 
-class Enqueue(Protocol):
-    async def put(self, work: dict[str, Any], delay: float = 0) -> None: ...
-
-
 class RosterWalk:
     def __init__(
         self,
         store: TeamsStore,
         adapter: ChannelAdapter,
         limiter: RateLimiter,
-        work: Enqueue,
+        work: WorkQueue,
         retries: RetryPolicy = ROSTERS,
     ) -> None:
         self._store = store
@@ -53,7 +49,7 @@ class RosterWalk:
         self._retries = retries
 
     async def start(self, team_id: str) -> None:
-        await self._work.put({"kind": "roster", "team": team_id})
+        await self._work.put(RosterWork(team=team_id))
 
     async def next_pages(self, team_id: str, failures: int = 0) -> None:
         """Read pages of the team's roster until done, the budget is spent (then hand on), or
@@ -72,7 +68,7 @@ class RosterWalk:
                 if error.status == 429:
                     delay = error.retry_after if error.retry_after is not None else self._retries.first_delay
                     log.info("roster of %s: %s; again in %.0f s", team_id, error, delay)
-                    await self._work.put({"kind": "roster", "team": team_id, "failures": failures}, delay=delay)
+                    await self._work.put(RosterWork(team=team_id, failures=failures), delay=delay)
                 elif error.status in RETRY_STATUSES:
                     await self._failed_read(team_id, failures + 1, error)
                 else:
@@ -113,7 +109,7 @@ class RosterWalk:
                 log.info("roster of %s read: %d members in %d pages", team_id, moved.roster_members, moved.roster_pages)
                 return
             if time.monotonic() - started > WALK_BUDGET:
-                await self._work.put({"kind": "roster", "team": team_id})
+                await self._work.put(RosterWork(team=team_id))
                 return
 
     async def _failed_read(self, team_id: str, failures: int, error: Exception) -> None:
@@ -124,4 +120,4 @@ class RosterWalk:
             return
         delay = self._retries.delay(failures, getattr(error, "retry_after", None))
         log.info("roster of %s: %s; again in %.0f s", team_id, error, delay)
-        await self._work.put({"kind": "roster", "team": team_id, "failures": failures}, delay=delay)
+        await self._work.put(RosterWork(team=team_id, failures=failures), delay=delay)

@@ -17,20 +17,23 @@ from proactive_bot.channel import activity as channel_module
 from proactive_bot.clients import teams_reach
 from proactive_bot.delivery import NOTIFICATIONS, Delivery, RetryPolicy
 from proactive_bot.delivery.rate_limits import LimitsConfig, RateLimiter
-from proactive_bot.notifications.fanout import Fanout, WorkQueue
+from proactive_bot.notifications.compose import compose
+from proactive_bot.notifications.fanout import Fanout
 from proactive_bot.notifications.lifecycle import Lifecycle
 from proactive_bot.notifications.receipts import ReadReceipts
 from proactive_bot.notifications.records import NotificationStore
-from proactive_bot.notifications.schedule import Schedule
+from proactive_bot.notifications.timetable import Timetable
 from proactive_bot.references import ReferenceStore
 from proactive_bot.settings import Settings
 from proactive_bot.teams.installs import TeamsInstalls
 from proactive_bot.teams.reach import TeamsReach
 from proactive_bot.teams.store import TeamsStore
+from proactive_bot.work import Handlers, WorkQueue, parse
 from tests import activities
+from tests.support.polling import drain_queue
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Engine:
     stub: ConnectorStub
     references: ReferenceStore
@@ -39,7 +42,8 @@ class Engine:
     fanout: Fanout
     work_queue: QueueClient
     lifecycle: Lifecycle
-    schedule: Schedule
+    handlers: Handlers  # the work queue's dispatch table, as the app builds it
+    timetable: Timetable
     receipts: ReadReceipts
     teams: TeamsReach
     installs: TeamsInstalls
@@ -58,29 +62,15 @@ class Engine:
 
     async def drain(self, *, wait_for_delayed: float = 0.0) -> int:
         """Play the Functions host for the work queue: handle messages until none is left."""
-        import asyncio
 
-        ran = 0
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_for_delayed
-        while True:
-            messages = [m async for m in self.work_queue.receive_messages(max_messages=32, visibility_timeout=60)]
-            if not messages:
-                if loop.time() >= deadline:
-                    return ran
-                await asyncio.sleep(0.1)
-                continue
-            for message in messages:
-                await self.handle(json.loads(message.content))
-                await self.work_queue.delete_message(message)
-                ran += 1
+        async def run(message) -> None:
+            await self.handle(json.loads(message.content))
+
+        return await drain_queue(self.work_queue, run, wait_for_delayed=wait_for_delayed)
 
     async def handle(self, work: dict) -> None:
-        """One work message, dispatched as app.process_work does."""
-        if work.get("kind") in ("recall", "edit"):
-            await self.lifecycle.change(work)
-        else:
-            await self.fanout.handle(work)
+        """One work message, dispatched as app.process_work does (the same table)."""
+        await self.handlers.run(parse(work))
 
 
 @pytest.fixture
@@ -93,35 +83,46 @@ async def engine_factory(storage_connection, new_table) -> AsyncIterator:
         http = aiohttp.ClientSession()
         queue = QueueClient.from_connection_string(storage_connection, f"work-{uuid.uuid4().hex[:12]}")
         await queue.create_queue()
-        settings = Settings(storage_connection=storage_connection)
+        settings = Settings(
+            storage_connection=storage_connection, delivery_concurrency=concurrency, retry_budget_seconds=retry_budget
+        )
         references = ReferenceStore(await new_table())
         limiter = RateLimiter(limits or LimitsConfig(enabled=False))
         # Short backoff: tests check what is retried, not how long the pauses are.
         retries = RetryPolicy(max_attempts=NOTIFICATIONS.max_attempts, first_delay=0.02, max_delay=30.0, jitter=True)
         adapter = ChannelAdapter(settings, http)
-        delivery = Delivery(adapter, references, limiter, concurrency, retries)
+        delivery = Delivery(adapter, references, limiter, settings.delivery_concurrency, retries)
         table = await new_table()
         records = NotificationStore(table)
-        schedule, receipts = Schedule(table), ReadReceipts(table)
+        timetable, receipts = Timetable(table), ReadReceipts(table, records=records)
         teams = teams_reach(
             adapter, references, TeamsStore(await new_table()), limiter, WorkQueue(queue), delivery, retries
         )
-        fanout = Fanout(references, records, delivery, WorkQueue(queue), retry_budget, schedule, receipts, teams)
-        lifecycle = Lifecycle(records, delivery, WorkQueue(queue), schedule, retry_budget)
+        core = compose(
+            settings,
+            references=references,
+            records=records,
+            timetable=timetable,
+            receipts=receipts,
+            work=WorkQueue(queue),
+            delivery=delivery,
+            teams=teams,
+        )
         made.append((stub, http, queue))
         return Engine(
-            stub,
-            references,
-            records,
-            delivery,
-            fanout,
-            queue,
-            lifecycle,
-            schedule,
-            receipts,
-            teams,
-            TeamsInstalls(teams.store, teams.roster, references),
-            limiter,
+            stub=stub,
+            references=references,
+            records=records,
+            delivery=delivery,
+            fanout=core.fanout,
+            work_queue=queue,
+            lifecycle=core.lifecycle,
+            handlers=core.handlers,
+            timetable=timetable,
+            receipts=receipts,
+            teams=teams,
+            installs=TeamsInstalls(teams.store, teams.roster, references),
+            limiter=limiter,
         )
 
     yield make

@@ -27,6 +27,7 @@ from devtools.funchost.ncrontab import parse_schedule
 from devtools.funchost.queues import EMULATOR_API_VERSION, QueueConnections
 from devtools.funchost.routing import compile_route
 from devtools.funchost.timers import TimerRunner, is_past_due
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.timeout(60)
 # One event loop for the whole session, shared with the module-scoped hosts.
@@ -37,20 +38,6 @@ T = TypeVar("T")
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-async def eventually(check: Callable[[], Awaitable[T | None] | T | None], timeout: float = 20.0) -> T:
-    """Poll until check() returns something truthy; the timeout only bounds a broken run."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result  # type: ignore[return-value]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.1)
 
 
 def records(app: Path, function: str) -> list[dict[str, Any]]:

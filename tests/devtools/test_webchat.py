@@ -18,6 +18,7 @@ from aiohttp import web
 
 from devtools.webchat import BOT, CHANNEL_ID, WebChatChannel
 from tests.devtools.local_server import serving
+from tests.support.polling import eventually
 
 USER = {"id": "user-1a2b3c4d", "name": "Ada"}
 
@@ -133,9 +134,7 @@ async def next_set(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
 
 
 async def until_received(bot: ReplyingBot, count: int) -> None:
-    async with asyncio.timeout(10):
-        while len(bot.received) < count:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: len(bot.received) >= count, timeout=10, interval=0.01)
 
 
 async def test_starting_a_conversation_tells_the_bot_who_joined_and_their_time_zone(http, channel, bot):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 
@@ -58,23 +57,13 @@ class WorkQueueDrainer:
     async def drain(self, *, wait_for_delayed: float = 0.0) -> int:
         """Run every visible work message (and any that become visible within the wait)."""
         from tests.functions import invoke
+        from tests.support.polling import drain_queue
 
-        ran = 0
-        deadline = asyncio.get_running_loop().time() + wait_for_delayed
-        while True:
-            messages = [m async for m in self._queue.receive_messages(max_messages=32, visibility_timeout=60)]
-            if not messages:
-                if asyncio.get_running_loop().time() >= deadline:
-                    return ran
-                await asyncio.sleep(0.2)
-                continue
-            for message in messages:
-                outputs = await invoke.queue(
-                    "deliver_batch", message.content.encode(), dequeue_count=message.dequeue_count
-                )
-                assert outputs["poison"].value is None, f"work message poisoned: {message.content[:200]}"
-                await self._queue.delete_message(message)
-                ran += 1
+        async def run(message) -> None:
+            outputs = await invoke.queue("deliver_batch", message.content.encode(), dequeue_count=message.dequeue_count)
+            assert outputs["poison"].value is None, f"work message poisoned: {message.content[:200]}"
+
+        return await drain_queue(self._queue, run, wait_for_delayed=wait_for_delayed, interval=0.2)
 
 
 @pytest.fixture

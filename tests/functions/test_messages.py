@@ -315,7 +315,7 @@ async def test_a_teams_read_receipt_marks_the_notifications_read(app, channel, w
     channel.clear()
     document = {"id": "read-me", "to": {"aadObjectId": message["from"]["aadObjectId"]}, "text": "News"}
     await invoke.http("notifications_api", document)
-    from tests.functions.test_notifications_api import get_status, run_notifications_queue
+    from tests.support.notifications_api import get_status, run_notifications_queue
 
     await run_notifications_queue(app)
     [sent] = channel.delivered()
@@ -353,7 +353,7 @@ async def test_a_teams_read_receipt_marks_the_notifications_read(app, channel, w
     ids=["no value", "value a string", "no id", "id null", "id a number", "id huge", "id unordered"],
 )
 async def test_a_malformed_read_receipt_is_answered_and_marks_nothing(app, channel, value):
-    from tests.functions.test_notifications_api import get_status, run_notifications_queue
+    from tests.support.notifications_api import get_status, run_notifications_queue
 
     message = activities.teams_message("hi", channel.url)
     await invoke.http("messages", message)

@@ -10,13 +10,7 @@ from proactive_bot import clock
 from proactive_bot.notifications.records import SEND_LEASE
 from tests import activities
 from tests.functions import invoke
-
-
-async def run_notifications_queue(app) -> None:
-    """Play the Functions host: hand what the front door enqueued to queue_notify."""
-    async for message in app.notifications_queue.receive_messages(max_messages=32):
-        await invoke.queue("queue_notify", message.content.encode(), dequeue_count=message.dequeue_count)
-        await app.notifications_queue.delete_message(message)
+from tests.support.notifications_api import get_status, run_notifications_queue
 
 
 async def test_post_then_follow_the_status_url(app, channel):
@@ -67,15 +61,6 @@ async def test_unknown_id_is_404(app):
     response = await get_status("never-sent")
 
     assert response.status_code == 404
-
-
-async def get_status(notification_id: str, detail: bool = False):
-    return await invoke.http(
-        "notifications_api",
-        method="GET",
-        route_params={"id": notification_id},
-        params={"detail": "true"} if detail else None,
-    )
 
 
 async def crashed_mid_send(app, channel, **extra) -> tuple[str, dict]:

@@ -9,18 +9,20 @@ from datetime import timedelta
 
 import pytest
 
-from proactive_bot import clock
+from proactive_bot import clock, work
 from proactive_bot.app import status_body
-from proactive_bot.notifications import Notification, fanout
+from proactive_bot.notifications import Notification, walk
 from proactive_bot.references import StoredReference
+from proactive_bot.work import PageWork
+from tests.support.polling import eventually
 
 
 @pytest.fixture
 def small_pages(monkeypatch):
     """Several pages and batches from a handful of users."""
-    monkeypatch.setattr(fanout, "PAGE_SIZE", 5)
-    monkeypatch.setattr(fanout, "PAGES_PER_WALK", 2)
-    monkeypatch.setattr(fanout, "BATCH_BYTES", 900)  # about two references a batch
+    monkeypatch.setattr(walk, "PAGE_SIZE", 5)
+    monkeypatch.setattr(walk, "PAGES_PER_WALK", 2)
+    monkeypatch.setattr(work, "BATCH_BYTES", 900)  # about two references a batch
 
 
 def broadcast(text: str = "Maintenance at 22:00", **to) -> Notification:
@@ -56,6 +58,7 @@ async def test_broadcast_reaches_everyone_once_through_pages_and_batches(engine_
         "read": 0,
         "updated": 0,
         "unsupported": 0,
+        "changeFailed": 0,
         "pending": 0,
         "throttledRetries": 0,
         "resent": 0,
@@ -77,7 +80,7 @@ async def test_the_first_batch_goes_out_before_any_queue_hop(engine_factory, sma
 
 
 async def test_a_first_batch_whose_walker_died_comes_back_from_the_queue(engine_factory, small_pages, monkeypatch):
-    monkeypatch.setattr(fanout, "FIRST_BATCH_NET", 1.0)
+    monkeypatch.setattr(walk, "FIRST_BATCH_NET", 1.0)
     engine = await engine_factory()
     users = await engine.users(12)
     notification = broadcast()
@@ -85,7 +88,7 @@ async def test_a_first_batch_whose_walker_died_comes_back_from_the_queue(engine_
 
     # The walk happens; the invocation dies before delivering the batch it was handed.
     kept: list = []
-    await engine.fanout.next_page(notification.id, first_batch=lambda batch, net: kept.append(batch))
+    await engine.fanout.walk.next_page(notification.id, first_batch=lambda batch, net: kept.append(batch))
     await engine.drain(wait_for_delayed=3)
 
     assert kept
@@ -111,7 +114,7 @@ async def test_a_duplicated_page_message_does_not_duplicate_anything(engine_fact
     users = await engine.users(12)
     notification = broadcast()
     await engine.fanout.start(notification, source="test")
-    await engine.fanout.work.put({"kind": "page", "notification": notification.id})  # the queue said it twice
+    await engine.fanout.work.put(PageWork(notification=notification.id))  # the queue said it twice
 
     await engine.drain()
 
@@ -149,6 +152,7 @@ async def test_every_failure_is_counted_and_throttled_recipients_come_back_later
         "read": 0,
         "updated": 0,
         "unsupported": 0,
+        "changeFailed": 0,
         "pending": 0,
         "throttledRetries": 1,
         "resent": 0,
@@ -168,10 +172,14 @@ async def test_a_recipient_waiting_on_retry_after_is_not_held(engine_factory):
     await engine.records.create(notification, clock.now(), source="test")
     batch = {"kind": "batch", "notification": notification.id, "recipients": [user]}
 
-    delivering = asyncio.create_task(engine.fanout.handle(batch))
+    delivering = asyncio.create_task(engine.handle(batch))
     await engine.stub.wait_for(lambda r: r.status == 429)
-    await asyncio.sleep(0.3)  # the claim is given back before the wait starts
-    waiting = status_body(await engine.records.status(notification.id, detail=True))["recipients"]
+
+    async def given_back() -> list[dict] | None:  # the claim is given back before the wait starts
+        rows = status_body(await engine.records.status(notification.id, detail=True))["recipients"]
+        return rows if rows and rows[0]["state"] == "retrying" else None
+
+    waiting = await eventually(given_back, timeout=5)
     await delivering
 
     # While it waits, its row is anyone's to take (a crash now strands nobody)...
@@ -190,13 +198,13 @@ async def test_an_interrupted_broadcast_resumes_with_everyone_exactly_once(engin
     await engine.records.create(notification, clock.now(), "test")
     batch = {"kind": "batch", "notification": notification.id, "recipients": users}
 
-    first_run = asyncio.create_task(engine.fanout.handle(batch))
+    first_run = asyncio.create_task(engine.handle(batch))
     await engine.stub.wait_for(10, timeout=10)
     first_run.cancel()  # the host stopped the invocation mid-broadcast
     with pytest.raises(asyncio.CancelledError):
         await first_run
     delivered_before = len(engine.stub.delivered())
-    await engine.fanout.handle(json.loads(json.dumps(batch)))  # the queue delivers it again
+    await engine.handle(json.loads(json.dumps(batch)))  # the queue delivers it again
 
     assert 10 <= delivered_before < 40
     assert deliveries_per_conversation(engine) == Counter({u["conversation"]["id"]: 1 for u in users})
@@ -214,7 +222,7 @@ async def test_a_sender_that_died_mid_send_is_reported_not_repeated(engine_facto
     later = clock.now() + timedelta(minutes=5)
     monkeypatch.setattr(clock, "now", lambda: later)
 
-    await engine.fanout.handle({"kind": "batch", "notification": notification.id, "recipients": users})
+    await engine.handle({"kind": "batch", "notification": notification.id, "recipients": users})
 
     assert sorted(deliveries_per_conversation(engine)) == sorted(u["conversation"]["id"] for u in users[2:])
     counts = (status_body(await engine.records.status(notification.id)))["counts"]
@@ -238,10 +246,10 @@ async def test_broadcast_filters_and_opt_outs(engine_factory):
 async def test_a_copy_that_cannot_be_withdrawn_is_left_to_run(engine_factory):
     """Withdrawing is a saving, not a duty: a copy a worker has taken meanwhile (its pop receipt
     has changed) stays, and it finds its recipients done."""
-    from proactive_bot.notifications.fanout import Posted
+    from proactive_bot.work import PageWork, Posted
 
     engine = await engine_factory()
-    posted = await engine.fanout.work.put({"kind": "page", "notification": "nobody"})
+    posted = await engine.fanout.work.put(PageWork(notification="nobody"))
     taken = Posted(posted.id, "a-receipt-from-before-a-worker-took-it")
 
     await engine.fanout.work.withdraw(taken)

@@ -18,9 +18,10 @@ from devtools.connector_stub import DELETE, UPDATE
 from proactive_bot import clock
 from proactive_bot.app import status_body
 from proactive_bot.notifications import Notification
-from proactive_bot.notifications.fanout import WorkQueue
 from proactive_bot.notifications.receipts import ordered_id
+from proactive_bot.work import PageWork, WorkQueue
 from tests.conftest import clock_at
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,8 +44,13 @@ async def duplicate_queued(engine) -> int:
     messages = [m async for m in engine.work_queue.receive_messages(max_messages=32, visibility_timeout=1)]
     for message in messages:
         await engine.work_queue.send_message(message.content)
-    await asyncio.sleep(1.1)  # the originals visible again
+    # Until the originals are visible again (their 1 s is up): each message twice on the queue.
+    await eventually(lambda: _visible_at_least(engine, 2 * len(messages)), timeout=10)
     return len(messages)
+
+
+async def _visible_at_least(engine, n: int) -> bool:
+    return len(await engine.work_queue.peek_messages(max_messages=32)) >= n
 
 
 # ---- scheduled ------------------------------------------------------------------------------
@@ -59,17 +65,17 @@ async def test_scheduled_is_not_sent_before_its_time_and_sent_exactly_once_after
     await engine.fanout.start(notification, source="test")
     await engine.fanout.start(notification, source="test")  # a redelivered queue message
     assert (await status(engine, "xmas"))["state"] == "scheduled"
-    assert await engine.fanout.release_due(NOW) == 0
+    assert await engine.fanout.start_due(NOW) == 0
     at(NOW + timedelta(seconds=40))  # 07:59:50: the same minute's run is still early
-    assert await engine.fanout.release_due(clock.now()) == 0
+    assert await engine.fanout.start_due(clock.now()) == 0
     await engine.drain()
     assert engine.stub.delivered() == []
 
     at(datetime(2026, 12, 24, 8, 0, 5, tzinfo=UTC))
-    released = await engine.fanout.release_due(clock.now())
-    again = await engine.fanout.release_due(clock.now())  # an overlapping run finds nothing left
+    released = await engine.fanout.start_due(clock.now())
+    again = await engine.fanout.start_due(clock.now())  # an overlapping run finds nothing left
     await engine.drain()
-    await engine.fanout.release(notification.id)  # a duplicated release message
+    await engine.fanout.start_scheduled(notification.id)  # a duplicated release message
     await engine.drain()
 
     assert (released, again) == (1, 0)
@@ -85,8 +91,8 @@ async def test_cancelled_before_its_time_is_never_sent(engine_factory, at):
 
     answer = await engine.lifecycle.cancel("cancelled-early")
     at(NOW + timedelta(minutes=6))
-    released = await engine.fanout.release_due(clock.now())
-    await engine.fanout.release("cancelled-early")  # even if a release message was already out
+    released = await engine.fanout.start_due(clock.now())
+    await engine.fanout.start_scheduled("cancelled-early")  # even if a release message was already out
     await engine.drain()
 
     assert answer.refusal is None and released == 0
@@ -179,7 +185,7 @@ async def test_edit_reaches_those_not_sent_yet_with_their_send(engine_factory):
     # Recorded, its walk queued, nothing sent yet (as a queue_notify that has not reached its
     # first batch; start() itself delivers the first batch at once).
     await engine.records.create(to_everyone("early-edit", "v0"), clock.now(), "test")
-    await engine.fanout.work.put({"kind": "page", "notification": "early-edit"})
+    await engine.fanout.work.put(PageWork(notification="early-edit"))
     await engine.lifecycle.edit("early-edit", "v1", None)  # before any batch ran
     await engine.drain()
 
@@ -331,7 +337,7 @@ async def test_a_sender_that_died_mid_send_neither_holds_up_a_delete_nor_its_rec
 async def test_a_failed_cancel_check_hands_the_recipient_back_instead_of_sending_blind(engine_factory, monkeypatch):
     engine = await engine_factory()
     await engine.users(1)
-    real_cancelled, real_claim = engine.records.cancelled, engine.records.claim
+    real_cancelled, real_claim = engine.records.stopped, engine.records.claim
     failures = {"armed": False, "raised": 0}
 
     async def claim(*args, **kwargs):
@@ -345,7 +351,7 @@ async def test_a_failed_cancel_check_hands_the_recipient_back_instead_of_sending
         return await real_cancelled(notification_id)
 
     monkeypatch.setattr(engine.records, "claim", claim)
-    monkeypatch.setattr(engine.records, "cancelled", flaky_cancelled)
+    monkeypatch.setattr(engine.records, "stopped", flaky_cancelled)
     await engine.fanout.start(to_everyone("flaky"), source="test")
     assert engine.stub.delivered() == []
     await engine.drain(wait_for_delayed=2.5)
@@ -380,9 +386,9 @@ async def test_a_cancel_whose_recall_cannot_be_queued_fails_loudly_and_repeating
 
 
 async def test_an_edit_in_the_middle_of_a_walk_does_not_stop_it(engine_factory, monkeypatch):
-    from proactive_bot.notifications import fanout
+    from proactive_bot.notifications import walk
 
-    monkeypatch.setattr(fanout, "PAGE_SIZE", 3)
+    monkeypatch.setattr(walk, "PAGE_SIZE", 3)
     engine = await engine_factory()
     users = await engine.users(7)
     real_page = engine.references.broadcast_page

@@ -10,7 +10,7 @@ from proactive_bot.delivery.rate_limits import APP_MARGIN_MIN
 from proactive_bot.notifications.contract import validate
 from proactive_bot.notifications.records import RecipientState
 from tests.activities import TENANT
-from tests.core.teams.test_reach import TEAM, creates, installed
+from tests.support.teams import TEAM, creates, installed
 
 CHANNEL = "19:c0ffee@thread.tacv2"
 
@@ -74,16 +74,16 @@ async def test_a_channel_post_held_by_another_invocation_is_looked_at_again_afte
     """An invocation that died mid-post leaves the row held; the host's retry of the message
     must not just end there, or nobody ever settles that row."""
     from proactive_bot import clock
-    from proactive_bot.notifications.posts import ChannelPost
+    from proactive_bot.notifications.posts import TeamsChannelPost
 
     engine = await engine_factory()
     await installed(engine, 1)
     notification = validate({"id": "held", "to": {"teamChannel": {"teamId": TEAM, "channelId": CHANNEL}}, "text": "x"})
     await engine.records.create(notification, clock.now(), "test")
-    await engine.records.claim("held", ChannelPost(CHANNEL), clock.now())  # the invocation that died
+    await engine.records.claim("held", TeamsChannelPost(CHANNEL), clock.now())  # the invocation that died
     engine.stub.clear()
 
-    await engine.fanout.release("held")
+    await engine.fanout.start_scheduled("held")
 
     assert statuses(engine) == []
     assert (await engine.work_queue.get_queue_properties()).approximate_message_count == 1  # hidden for the lease

@@ -14,14 +14,14 @@ from devtools.connector_stub import PAGED_MEMBERS
 from proactive_bot.channel import ChannelAdapter
 from proactive_bot.channel import activity as channel_module
 from proactive_bot.delivery.rate_limits import LimitsConfig, RateLimiter
-from proactive_bot.notifications.fanout import WorkQueue
 from proactive_bot.settings import Settings
 from proactive_bot.teams.installs import TeamsInstalls
 from proactive_bot.teams.roster import RosterWalk
 from proactive_bot.teams.store import RosterState
+from proactive_bot.work import WorkQueue
 from tests import activities
 from tests.conftest import unreachable_connection
-from tests.core.teams.test_reach import TEAM, event
+from tests.support.teams import TEAM, event
 
 
 @pytest.fixture

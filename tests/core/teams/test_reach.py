@@ -18,35 +18,12 @@ from devtools.connector_stub import CREATE, PAGED_MEMBERS
 from proactive_bot import clock
 from proactive_bot.channel import activity as channel_module
 from proactive_bot.notifications.contract import validate
-from proactive_bot.notifications.posts import ChannelPost
+from proactive_bot.notifications.posts import TeamsChannelPost
 from proactive_bot.notifications.records import SEND_LEASE, RecipientState
 from proactive_bot.teams.store import RosterState, TeamsStore
+from proactive_bot.work import PageWork
 from tests import activities
-
-TEAM = activities.TEAM["id"]
-
-
-async def event(engine, body: dict) -> None:
-    """Run the bot's handling of a Teams event as a turn would (the stored reference, then the event)."""
-    parsed = channel_module.parse_activity(body)
-    await engine.references.save(channel_module.conversation_reference(parsed))
-    found = channel_module.teams_event_of(parsed)
-    assert found is not None
-    await engine.installs.handle(found)
-
-
-async def installed(engine, members: int) -> list[dict]:
-    roster = engine.stub.teams.add_team(TEAM, members)
-    await event(engine, activities.teams_install(engine.stub.url))
-    await engine.drain()
-    return roster
-
-
-def creates(engine) -> Counter:
-    """1:1 chat creates the stub was asked for, per user (answered or refused)."""
-    return Counter(
-        r.body["members"][0]["id"] for r in engine.stub.received if r.route == CREATE and not r.body.get("isGroup")
-    )
+from tests.support.teams import TEAM, creates, event, installed
 
 
 async def test_install_reads_a_1200_member_roster_in_three_pages_and_reaches_each_member_once(engine_factory) -> None:
@@ -91,17 +68,17 @@ async def test_a_redelivered_page_or_batch_creates_no_second_chat_and_sends_no_s
     roster = await installed(engine, 120)
     # Recorded and its walk queued (start() would walk the first pages inline).
     await engine.records.create(validate({"id": "twice", "to": {"teamId": TEAM}, "text": "once"}), clock.now(), "test")
-    await engine.fanout.work.put({"kind": "page", "notification": "twice"})
+    await engine.fanout.work.put(PageWork(notification="twice"))
 
     [page] = [m async for m in engine.work_queue.receive_messages(max_messages=32)]
-    await engine.fanout.handle(json.loads(page.content))
-    await engine.fanout.handle(json.loads(page.content))  # the queue delivered the page again
+    await engine.handle(json.loads(page.content))
+    await engine.handle(json.loads(page.content))  # the queue delivered the page again
     batches = [m async for m in engine.work_queue.receive_messages(max_messages=32, visibility_timeout=60)]
     assert batches and all("members" in json.loads(b.content) for b in batches)
     for batch in batches:
-        await engine.fanout.handle(json.loads(batch.content))
+        await engine.handle(json.loads(batch.content))
     for batch in batches:  # and every batch again
-        await engine.fanout.handle(json.loads(batch.content))
+        await engine.handle(json.loads(batch.content))
 
     assert creates(engine) == Counter({m["id"]: 1 for m in roster})
     assert sorted(Counter(r.conversation_id for r in engine.stub.delivered()).values()) == [1] * 120
@@ -362,7 +339,7 @@ async def test_a_resend_of_a_channel_post_cut_short_posts_it_again(engine_factor
     header = await engine.records.create(validate(document), clock.now(), "test")
     await engine.records.advance(header, found=1, cursor=None, planned=True)
     # Its sender died posting: the row, keyed by the channel, is left `sending`.
-    await engine.records.claim("cut-post", ChannelPost(channel), clock.now() - SEND_LEASE - timedelta(seconds=1))
+    await engine.records.claim("cut-post", TeamsChannelPost(channel), clock.now() - SEND_LEASE - timedelta(seconds=1))
 
     assert await engine.fanout.resend("cut-post", RecipientState.UNCONFIRMED) == 1
     await engine.drain()
@@ -379,14 +356,14 @@ async def test_a_roster_member_claimed_as_a_delete_lands_is_cancelled_and_no_cha
     engine = await engine_factory()
     await installed(engine, 1)
     engine.stub.clear()
-    real_cancelled = engine.records.cancelled
+    real_cancelled = engine.records.stopped
 
     async def cancelled_just_before(notification_id):
         # The DELETE's mark is written after the member's claim, before its cancel check reads.
         await engine.records.cancel(await engine.records.header(notification_id), clock.now())
         return await real_cancelled(notification_id)
 
-    monkeypatch.setattr(engine.records, "cancelled", cancelled_just_before)
+    monkeypatch.setattr(engine.records, "stopped", cancelled_just_before)
     await engine.fanout.start(validate({"id": "late-delete", "to": {"teamId": TEAM}, "text": "x"}), "test")
     await engine.drain()
 
@@ -404,8 +381,8 @@ async def test_the_roster_walk_resumes_and_a_redelivered_roster_message_does_not
     await event(engine, activities.teams_install(engine.stub.url))
 
     [first] = [m async for m in engine.work_queue.receive_messages(max_messages=32)]
-    await engine.fanout.handle(json.loads(first.content))  # page 1, then the cursor is handed on
-    await engine.fanout.handle(json.loads(first.content))  # the same message again: page 2 from the stored cursor
+    await engine.handle(json.loads(first.content))  # page 1, then the cursor is handed on
+    await engine.handle(json.loads(first.content))  # the same message again: page 2 from the stored cursor
     await engine.drain()
 
     team = await engine.teams.store.team(TEAM)

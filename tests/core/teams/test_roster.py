@@ -17,7 +17,7 @@ from proactive_bot.notifications.records import RecipientState
 from proactive_bot.teams import roster as roster_module
 from proactive_bot.teams.store import RosterState
 from tests import activities
-from tests.core.teams.test_reach import TEAM, event
+from tests.support.teams import TEAM, event
 
 
 def reads(engine) -> list[int]:

@@ -1,4 +1,4 @@
-"""Scheduled notifications (`notBefore`): what the timer releases when, at the cost of what is due.
+"""Scheduled notifications (`notBefore`): what the timer starts when, at the cost of what is due.
 
 Due rows live in the notifications table beside the records, partitioned by UTC minute, as the
 reminders' do (see reminders/store.py):
@@ -10,7 +10,7 @@ A timer run reads only the partitions up to now's minute (a PartitionKey range),
 scheduled notifications is never read before its minute. ("due|" cannot begin a notification's
 own partition: ids never hold "|".)
 
-A due row is only a trigger. Releasing one puts a "release" message on the work queue and then
+A due row is only a trigger. Starting one puts a start message ("release" on the wire) on the work queue and then
 deletes the row; the work message starts the notification unless it was cancelled meanwhile, and
 starting is idempotent (the records see to that), so a run that dies between the two steps, or
 two runs that overlap, cost a duplicate message and never a duplicate send.
@@ -47,14 +47,14 @@ class Due:
     row: str
 
 
-class Schedule:
+class Timetable:
     """The due rows of scheduled notifications."""
 
     def __init__(self, table: TableClient) -> None:
         self._table = table
 
     async def add(self, notification_id: str, not_before: datetime) -> None:
-        """Schedule (again: an upsert, so a redelivered notification writes the same row)."""
+        """Put it on the timetable (again: an upsert, so a redelivered notification writes the same row)."""
         await self._table.upsert_entity(
             {
                 "PartitionKey": due_partition(not_before),
@@ -82,7 +82,7 @@ class Schedule:
         try:
             await self._table.delete_entity(due.partition, due.row)
         except ResourceNotFoundError:
-            pass  # another run released it too
+            pass  # another run started it too
 
     async def unschedule(self, notification_id: str, not_before: datetime) -> None:
         """A cancelled notification's due row: dropped, so no timer run reads it."""

@@ -1,0 +1,315 @@
+"""A batch's delivery: claim each recipient's row right before its send, settle it after.
+
+Whatever runs out of this invocation's retry budget goes back on the work queue with a
+visibility delay instead of keeping the function asleep. A roster member without a chat is
+claimed, their chat created (teams.chats) and sent to under that one claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .. import clock
+from ..channel.activity import outgoing
+from ..delivery.outcome import Outcome, Result
+from ..delivery.sender import Delivery
+from ..references import StoredReference
+from ..teams.reach import TeamsReach
+from ..teams.store import RosterMember
+from ..work import BatchRecipient, BatchWork, InvalidWork, WorkQueue, batches_of
+from .contract import Notification, OnCrash
+from .receipts import ReadReceipts
+from .records import (
+    SEND_LEASE,
+    Claim,
+    NotificationStore,
+    RecipientState,
+    Settled,
+    Verdict,
+    recipient_key,
+    settled,
+    shard_of,
+)
+
+log = logging.getLogger(__name__)
+
+FLUSH_EVERY = 0.25  # seconds between writes of settled rows while a batch runs
+STOP_GRACE = 10.0  # seconds a cancelled batch gives sends already on their way
+
+
+def cut_batches(notification_id: str, found: Sequence[BatchRecipient]) -> list[BatchWork]:
+    """Recipients as batch messages that fit the queue, one shard per batch."""
+    return [BatchWork(notification=notification_id, recipients=tuple(batch)) for batch in batches_of(found, shard_of)]
+
+
+@dataclass(kw_only=True)
+class Deliveries:
+    """Delivers batches: what a "batch" work message, an inline notification and a broadcast's
+    first batch all come to."""
+
+    records: NotificationStore
+    delivery: Delivery
+    work: WorkQueue
+    receipts: ReadReceipts  # indexes sent deliveries for read receipts
+    teams: TeamsReach  # roster members' chats
+    retry_budget: float  # seconds of retrying within one invocation
+
+    async def deliver_batch(self, work: BatchWork) -> None:
+        """One "batch" work message: its recipients, unless the notification was cancelled."""
+        header = await self.records.header(work.notification)
+        if header is None:
+            raise InvalidWork(f"no notification {work.notification!r}")
+        if header.cancelled:
+            return  # none of these is sent; the status counts them cancelled
+        await self.deliver(header.notification, work.recipients, header.version)
+
+    async def deliver(self, notification: Notification, recipients: Sequence[BatchRecipient], version: int = 0) -> None:
+        batch = _Batch(self, notification, version)
+        await batch.run(recipients)
+        if batch.later:
+            delay = max(wait for _, wait in batch.later)
+            again = BatchWork(notification=notification.id, recipients=tuple(r for r, _ in batch.later))
+            await self.work.put(again, delay=delay)
+            log.info("notification %s: %d recipient(s) again in %.0f s", notification.id, len(batch.later), delay)
+
+
+class _Batch:
+    """One invocation's deliveries of a notification to some recipients."""
+
+    def __init__(self, fanout: Deliveries, notification: Notification, version: int = 0) -> None:
+        self._fanout = fanout
+        self._notification = notification
+        self._version = version  # of the content sent
+        self._activity = outgoing(notification.activity())  # deserialized once for every recipient
+        self._deadline = time.monotonic() + fanout.retry_budget
+        if notification.expires_at is not None:
+            # No retry after expiresAt: what is not sent by then is not sent.
+            left = (notification.expires_at - clock.now()).total_seconds()
+            self._deadline = min(self._deadline, time.monotonic() + left)
+        self._stop_check = StopCheck(fanout.records, notification.id)
+        self._settled: list[Settled] = []
+        # Recipients whose claim has been asked for: from then on the send may go out, so a
+        # stopping host lets them finish rather than leave a claimed row that never sends.
+        self._claiming: set[str] = set()
+        self.later: list[tuple[StoredReference | RosterMember, float]] = []  # (recipient, seconds to wait)
+
+    async def run(self, recipients: Sequence[StoredReference | RosterMember]) -> None:
+        flusher = asyncio.create_task(self._flush_periodically())
+        tasks = {
+            asyncio.create_task(self._one_member(r) if isinstance(r, RosterMember) else self._one(r)): recipient_key(r)
+            for r in recipients
+        }
+        try:
+            # wait(), not gather(): being cancelled must not cancel sends already on their way.
+            if tasks:
+                await asyncio.wait(tasks)
+            for task in tasks:
+                task.result()  # surface the first error, after every send has settled
+        except asyncio.CancelledError:
+            await self._stop(tasks)
+            raise
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await asyncio.shield(self._flush(at_once=True))
+
+    async def _stop(self, tasks: dict[asyncio.Task[None], str]) -> None:
+        """The host is stopping us: drop what has not been claimed, let the rest finish."""
+        for task, key in tasks.items():
+            if key not in self._claiming:
+                task.cancel()
+        pending = [t for t in tasks if not t.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=STOP_GRACE)
+            for task in late:
+                task.cancel()  # its row stays "sending" and is reported unconfirmed later
+
+    async def _one(self, recipient: StoredReference) -> None:
+        if recipient.opted_out or not recipient.active:
+            if recipient.opted_out:
+                self._settled.append(Settled(recipient, RecipientState.OPTED_OUT, detail="opted out"))
+            else:
+                self._settled.append(Settled(recipient, RecipientState.GONE, detail=recipient.inactive_reason))
+            return
+        claimant = _Claimant(self, recipient)
+        result = await self._fanout.delivery.send_patiently(
+            recipient, [self._activity], deadline=self._deadline, claimant=claimant
+        )
+        if result.outcome is Outcome.SKIPPED:
+            if claimant.busy:
+                self.later.append((recipient, SEND_LEASE.total_seconds()))
+            return
+        row = dataclasses.replace(settled(recipient, claimant.taken[-1], result), version=self._version)
+        self._settled.append(row)
+        if row.state is RecipientState.RETRY:
+            self.later.append((recipient, result.retry_after or 1.0))
+        elif row.state is RecipientState.FAILED:
+            log.warning("notification %s to %s failed: %s", self._notification.id, recipient.key, row.detail)
+
+    async def may_send(self, recipient: BatchRecipient, claim: Claim) -> bool:
+        """Checked after a claim is written: a DELETE that marks the notification first stops
+        this send, and one that marks it later finds the row "sending" and waits for it
+        (lifecycle.Lifecycle.cancel), so nothing is sent after its answer. An expired one stops too."""
+        try:
+            stop = await self._stop_reason()
+        except Exception as error:
+            log.warning(
+                "notification %s: could not read whether it was cancelled (%s); %s again later",
+                self._notification.id,
+                error,
+                recipient_key(recipient),
+            )
+            self._settled.append(
+                Settled(
+                    recipient,
+                    RecipientState.RETRY,
+                    claim.attempts,
+                    claim.throttled,
+                    detail=f"cancel check failed: {error}",
+                )
+            )
+            self.later.append((recipient, 1.0))
+            return False
+        if stop is not None:
+            self._settled.append(Settled(recipient, stop, claim.attempts, claim.throttled))
+            return False
+        return True
+
+    async def _stop_reason(self) -> RecipientState | None:
+        """Why a claimed recipient must not be sent to after all, if it must not."""
+        if self._notification.expired(clock.now()):
+            return RecipientState.EXPIRED
+        if await self._stop_check.stopped():
+            return RecipientState.CANCELLED
+        return None
+
+    async def _one_member(self, member: RosterMember) -> None:
+        """A Teams user known from a roster: through their chat if one is stored, else claim,
+        create the chat (stored for every later notification), and send."""
+        fanout = self._fanout
+        chats = fanout.teams.chats
+        existing = await chats.existing(member)
+        if existing is not None:
+            await self._one(existing)  # the same recipient row: keyed by the Teams user
+            return
+        # One claim for the create and the send after it: a create's retries hold the row
+        # (a second create for the same user would open the same chat, but is not needed).
+        claimant = _Claimant(self, member)
+        opened = await chats.open(member, deadline=self._deadline, claim=claimant.claim)
+        if opened.failure is not None and opened.failure.outcome is Outcome.SKIPPED:
+            # Not claimed, or claimed and then stopped (may_send recorded why): nothing created.
+            if claimant.busy:
+                self.later.append((member, SEND_LEASE.total_seconds()))
+            return
+        granted = claimant.taken[-1]
+        if opened.reference is None:
+            assert opened.failure is not None
+            failure = dataclasses.replace(opened.failure, attempts=opened.attempts, throttled=opened.throttled)
+            row = settled(member, granted, failure, whole_run=True)
+            self._settled.append(row)
+            if row.state is RecipientState.RETRY:
+                self.later.append((member, failure.retry_after or 1.0))
+            else:
+                log.warning("notification %s to %s: no chat: %s", self._notification.id, member.user_id, row.detail)
+            return
+        result = await fanout.delivery.send_patiently(opened.reference, [self._activity], deadline=self._deadline)
+        row = settled(opened.reference, granted, result, whole_run=True)
+        row = dataclasses.replace(
+            row,
+            version=self._version,
+            chat_created=True,
+            conversation=opened.reference.conversation_id,
+            throttled=row.throttled + opened.throttled,  # the create's 429s count as the send's do
+        )
+        self._settled.append(row)
+        if row.state is RecipientState.RETRY:
+            self.later.append((opened.reference, result.retry_after or 1.0))
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            await self._flush()
+
+    async def _flush(self, *, at_once: bool = False) -> None:
+        rows, self._settled = self._settled, []
+        if rows:
+            await self._fanout.records.settle(self._notification.id, rows, clock.now(), at_once=at_once)
+            await self._fanout.receipts.expect(self._notification.id, rows, at_once=at_once)
+
+
+class _Claimant:
+    """One recipient's row, held only while a request to it is in flight (`delivery.Claimant`);
+    for a roster member, `claim` is the hook of their chat's create, held through the send after."""
+
+    def __init__(self, batch: _Batch, recipient: BatchRecipient) -> None:
+        self._batch = batch
+        self._recipient = recipient
+        self.taken: list[Claim] = []
+
+    @property
+    def busy(self) -> bool:
+        """Its last claim found the row held by another sender: look again once its lease is up."""
+        return bool(self.taken) and self.taken[-1].verdict is Verdict.BUSY
+
+    async def claim(self) -> bool:
+        batch, recipient = self._batch, self._recipient
+        batch._claiming.add(recipient_key(recipient))
+        claim = await batch._fanout.records.claim(
+            batch._notification.id,
+            recipient,
+            clock.now(),
+            resend_on_crash=batch._notification.on_crash is OnCrash.RESEND,
+        )
+        self.taken.append(claim)
+        return claim.verdict is Verdict.CLAIMED and await batch.may_send(recipient, claim)
+
+    async def release(self, failed: Result) -> None:
+        # Written at once and unconditionally: only this sender holds the row while its lease
+        # runs, and the channel's answer says nothing was delivered, so RETRY can never lead to a
+        # duplicate. Once it is written, a stopping host may drop this recipient (its row is
+        # anyone's to take again), so it leaves the set a stop lets finish.
+        batch = self._batch
+        row = dataclasses.replace(settled(self._recipient, self.taken[-1], failed), state=RecipientState.RETRY)
+        await batch._fanout.records.settle(batch._notification.id, [row], clock.now(), at_once=True)
+        batch._claiming.discard(recipient_key(self._recipient))
+
+
+class StopCheck:
+    """Whether a notification may no longer be sent (cancelled, or its record gone), as read
+    after the caller asked.
+
+    Concurrent askers share one read, as long as it has not been sent yet: a read sent after
+    someone's claim was written sees any cancel written before that claim. Claims coalesce into
+    transactions and finish together, so a batch pays about one read per transaction.
+    """
+
+    def __init__(self, records: NotificationStore, notification_id: str) -> None:
+        self._records = records
+        self._id = notification_id
+        self._next: asyncio.Future[bool] | None = None  # a read not yet sent, for whoever asks now
+        self._known = False  # once stopped, always stopped
+
+    async def stopped(self) -> bool:
+        if self._known:
+            return True
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._read(self._next))
+            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+        return await asyncio.shield(self._next)
+
+    async def _read(self, result: asyncio.Future[bool]) -> None:
+        self._next = None  # from here on the read is on its way: later askers need a new one
+        try:
+            self._known = await self._records.stopped(self._id)
+        except Exception as error:
+            result.set_exception(error)
+            return
+        result.set_result(self._known)
