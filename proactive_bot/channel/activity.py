@@ -1,10 +1,13 @@
-"""Inbound activities: validated before any turn runs, and read into what the bot's logic needs.
+"""Activities: inbound ones validated before any turn runs and read into what the bot's logic
+needs; outgoing ones prepared once for many sends (`outgoing`).
 
-Everything here works on botbuilder's `Activity` model; nothing outside this package sees it.
+Everything here works on botbuilder's `Activity` model; nothing outside this package sees it:
+what leaves is plain data (`Inbound`, dicts) or an opaque `PreparedActivity`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -22,8 +25,27 @@ class InvalidActivity(ValueError):
     """The inbound body is not an activity we can run a turn for; answered with 400."""
 
 
-def outgoing(activity: dict[str, Any] | Activity) -> Activity:
-    """An activity to send, as botbuilder's model."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class PreparedActivity:
+    """An outgoing activity read once, to be sent to many recipients (`ChannelAdapter.send_proactive`
+    copies it before addressing each send). Opaque outside this package: what it holds is the
+    SDK's model, which only the adapter reads (`sdk_activity`)."""
+
+    _model: Activity = dataclasses.field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"PreparedActivity(type={self._model.type!r})"
+
+
+def outgoing(activity: dict[str, Any] | PreparedActivity) -> PreparedActivity:
+    """An activity to send (the Connector's JSON), prepared once for every send of it."""
+    return activity if isinstance(activity, PreparedActivity) else PreparedActivity(Activity().deserialize(activity))
+
+
+def sdk_activity(activity: dict[str, Any] | PreparedActivity | Activity) -> Activity:
+    """botbuilder's model of an activity to send; for this package's own use only."""
+    if isinstance(activity, PreparedActivity):
+        return activity._model
     return activity if isinstance(activity, Activity) else Activity().deserialize(activity)
 
 

@@ -16,7 +16,7 @@ from botbuilder.schema import Activity, ConversationReference, ResourceResponse
 from botframework.connector.auth import AppCredentials, ClaimsIdentity
 
 from ..settings import Settings
-from .activity import InvalidActivity, outgoing, parse_activity
+from .activity import InvalidActivity, PreparedActivity, parse_activity, sdk_activity
 from .auth import ChannelAuthenticator
 from .connector import ConnectorClient, ConnectorError, TokenProvider
 from .handler import LogicHandler
@@ -125,7 +125,7 @@ class ChannelAdapter(BotFrameworkAdapter):
         return invoke
 
     async def send_proactive(
-        self, reference: dict[str, Any], activities: Sequence[dict[str, Any] | Activity]
+        self, reference: dict[str, Any], activities: Sequence[dict[str, Any] | PreparedActivity]
     ) -> list[str]:
         """Send activities into a stored conversation; returns the channel's activity ids.
 
@@ -133,7 +133,7 @@ class ChannelAdapter(BotFrameworkAdapter):
         recipients: botbuilder copies them before addressing, so one object serves every send.
         """
         responses: list[ResourceResponse] = []
-        prepared = [outgoing(a) for a in activities]
+        prepared = [sdk_activity(a) for a in activities]
 
         async def callback(context: TurnContext) -> None:
             responses.extend(await context.send_activities(prepared))
@@ -155,7 +155,7 @@ class ChannelAdapter(BotFrameworkAdapter):
         """Replace an activity the bot sent into a stored conversation (PUT .../activities/{id})."""
         conversation = ConversationReference().deserialize(reference)
         # A fresh model each time: it is addressed in place, unlike the prepared ones of a send.
-        prepared = TurnContext.apply_conversation_reference(outgoing(dict(activity)), conversation)
+        prepared = TurnContext.apply_conversation_reference(sdk_activity(dict(activity)), conversation)
         prepared.id = activity_id
         prepared.reply_to_id = None  # the stored reference names the user's last message, not ours
         client = self._connector_client(conversation.service_url)
