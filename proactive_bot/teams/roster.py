@@ -14,9 +14,9 @@ A page the channel fails to serve is read again later, and given up after `ROSTE
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from ..channel.adapter import ChannelAdapter
@@ -25,7 +25,7 @@ from ..delivery.outcome import Outcome, Result
 from ..delivery.rate_limits import RateLimiter
 from ..delivery.retries import ROSTERS, RetryPolicy
 from ..references import TEAMS
-from .store import RosterMember, RosterState, TeamsStore
+from .store import RosterMember, RosterState, Team, TeamsStore
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,8 @@ class RosterWalk:
             team = await self._store.team(team_id)
             if team is None or not team.active or team.roster_state is not RosterState.WALKING:
                 return
-            read = functools.partial(
-                self._adapter.paged_members, team.service_url, team_id, PAGE_SIZE, team.roster_cursor
-            )
             try:
-                reply = await self._calls.make(TEAMS, "members|" + team_id, read)
+                reply = await self._calls.make(TEAMS, "members|" + team_id, self._page(team))
             except ValueError as error:  # a body that is not JSON
                 page: dict[str, Any] = {"error": f"{type(error).__name__}: {error}"}
             else:
@@ -103,6 +100,10 @@ class RosterWalk:
             if time.monotonic() - started > WALK_BUDGET:
                 await self._work.put({"kind": "roster", "team": team_id})
                 return
+
+    def _page(self, team: Team) -> Callable[[], Awaitable[dict[str, Any]]]:
+        """The call that reads the team's next page (from its stored cursor)."""
+        return lambda: self._adapter.paged_members(team.service_url, team.team_id, PAGE_SIZE, team.roster_cursor)
 
     async def _unread(self, team_id: str, failures: int, result: Result) -> None:
         """What a page the channel did not serve means to the walk."""
