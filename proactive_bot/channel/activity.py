@@ -125,7 +125,8 @@ def _tenant_from_channel_data(activity: Activity) -> None:
 
 def conversation_reference(activity: Activity) -> dict[str, Any]:
     """The activity's ConversationReference as botbuilder serializes it (what we store)."""
-    return TurnContext.get_conversation_reference(activity).serialize()
+    reference: dict[str, Any] = TurnContext.get_conversation_reference(activity).serialize()
+    return reference
 
 
 def command_text(activity: Activity) -> str:
@@ -183,9 +184,8 @@ def teams_event_of(activity: Activity) -> TeamsEvent | None:
     """A Teams install, roster or rename event, if the activity is one (see turn.TeamsEvent)."""
     if activity.channel_id != "msteams" or activity.type not in ("installationUpdate", "conversationUpdate"):
         return None
-    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
-    team = data.get("team") if isinstance(data.get("team"), dict) else {}
-    channel = data.get("channel") if isinstance(data.get("channel"), dict) else {}
+    data = _object(activity.channel_data)
+    team, channel = _object(data.get("team")), _object(data.get("channel"))
     event_type = _text(data.get("eventType"))
     if activity.type == "conversationUpdate" and not (event_type or activity.members_added or activity.members_removed):
         return None
@@ -215,9 +215,13 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _reported_zone(activity: Activity) -> str | None:
     """The IANA zone the client reported: localTimezone, or Teams' clientInfo entity."""
-    if activity.local_timezone:
+    if isinstance(activity.local_timezone, str) and activity.local_timezone:
         return activity.local_timezone
     for entity in activity.entities or []:
         properties: Any = getattr(entity, "additional_properties", None)

@@ -26,7 +26,7 @@ from .turn import TurnLogic
 log = logging.getLogger(__name__)
 
 
-class ChannelAdapter(BotFrameworkAdapter):
+class ChannelAdapter(BotFrameworkAdapter):  # type: ignore[misc]  # the SDK ships no type hints
     """botbuilder's adapter with our HTTP client and our token checks underneath."""
 
     def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:

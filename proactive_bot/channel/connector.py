@@ -232,7 +232,7 @@ class ConnectorClient:
         self.conversations = Conversations(session, service_url, tokens)
 
 
-_msrest = Serializer()
+_msrest = Serializer()  # type: ignore[no-untyped-call]  # msrest ships no type hints
 
 
 def activity_json(model: Model) -> dict[str, Any]:
@@ -259,7 +259,7 @@ def _json_value(value: Any, type_name: str) -> Any:
         return [_json_value(item, type_name[1:-1]) for item in value]
     if isinstance(value, dict) and type_name == "object":
         return value
-    return _msrest.serialize_data(value, type_name)  # dates, enums and anything unusual
+    return _msrest.serialize_data(value, type_name)  # type: ignore[no-untyped-call]  # dates, enums, anything unusual
 
 
 _PLAIN_TYPES = frozenset({"str", "bool", "int", "float", "object"})

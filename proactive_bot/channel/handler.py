@@ -29,13 +29,13 @@ class _ContextTurn:
 
 
 def _turn(context: TurnContext) -> _ContextTurn:
-    turn = context.turn_state.get(_TURN_STATE)
+    turn: _ContextTurn | None = context.turn_state.get(_TURN_STATE)
     if turn is None:
         turn = context.turn_state[_TURN_STATE] = _ContextTurn(context)
     return turn
 
 
-class LogicHandler(ActivityHandler):
+class LogicHandler(ActivityHandler):  # type: ignore[misc]  # the SDK ships no type hints
     def __init__(self, logic: TurnLogic) -> None:
         self._logic = logic
 

@@ -47,7 +47,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (from 1): exponential backoff,
         and never sooner than the channel's Retry-After."""
-        backoff = min(self.max_delay, self.first_delay * 2 ** max(0, attempt - 1))
+        backoff = min(self.max_delay, self.first_delay * 2.0 ** max(0, attempt - 1))
         if self.jitter:
             backoff = random.uniform(0, backoff)
         return backoff if retry_after is None else max(retry_after, backoff)

@@ -114,14 +114,14 @@ class ChatOpener:
     async def _store(self, member: RosterMember, answer: dict[str, Any]) -> StoredReference:
         # The shape botbuilder gives a personal chat's ConversationReference ("tenantID" is its
         # spelling), so a chat we created and one the user started are stored alike.
+        user = {"id": member.user_id, "name": member.name, "aadObjectId": member.aad_object_id}
         reference = {
             "bot": self._adapter.bot_account,
-            "user": {"id": member.user_id, "name": member.name, "aadObjectId": member.aad_object_id or None},
+            "user": {k: v for k, v in user.items() if v},
             "conversation": {"conversationType": "personal", "id": answer["id"], "tenantID": member.tenant_id},
             "channelId": TEAMS,
             "serviceUrl": answer.get("serviceUrl") or member.service_url,
         }
-        reference["user"] = {k: v for k, v in reference["user"].items() if v}
         await self._references.save(reference, clock.now())
         return StoredReference.from_reference(reference, clock.now())
 
