@@ -1,7 +1,7 @@
 """The Bot Connector REST API client: how the bot's messages reach a channel.
 
 Our own aiohttp client instead of botframework-connector's: that one runs `requests` in the
-default thread pool (6 sends in flight on this machine) and fetches tokens synchronously on the
+default thread pool (a handful of sends in flight) and fetches tokens synchronously on the
 event loop with no timeout. This one is truly concurrent, and its token fetch is async, shared
 and bounded by a timeout.
 """
@@ -238,9 +238,9 @@ _msrest = Serializer()  # type: ignore[no-untyped-call]  # msrest ships no type 
 def activity_json(model: Model) -> dict[str, Any]:
     """An activity as the Connector API's JSON; the same output as msrest's `serialize()`.
 
-    msrest walks every attribute through generic machinery (~0.45 ms an activity here); at
-    hundreds of sends a second that is a large share of a core. This walks the models' own
-    attribute maps, handing anything but plain values, models, lists and dicts back to msrest.
+    msrest walks every attribute through generic machinery; at hundreds of sends a second that
+    is a large share of a core. This walks the models' own attribute maps, handing anything but
+    plain values, models, lists and dicts back to msrest.
     """
     out: dict[str, Any] = {}
     for attribute, spec in type(model)._attribute_map.items():
