@@ -70,7 +70,8 @@ class Delivery:
         self._retries = retries  # paces send_patiently; how many attempts is the caller's policy
         self._adapter = adapter
         self._references = references
-        self._calls = Calls(limiter, asyncio.Semaphore(concurrency))
+        self._slots = asyncio.Semaphore(concurrency)
+        self._calls = Calls(limiter, self._slots)
 
     @property
     def slots(self) -> asyncio.Semaphore:
@@ -78,9 +79,7 @@ class Delivery:
         Connector requests that count in the same limits (teams.chats: chat creation, channel
         posts; teams.roster: page reads). It also keeps the limiter's waiters few: each of them
         wakes at every slot."""
-        slots = self._calls.slots
-        assert slots is not None
-        return slots
+        return self._slots
 
     @property
     def calls(self) -> Calls:
