@@ -304,7 +304,7 @@ def teams_reach(
     from .teams.roster import RosterWalk
 
     chats = ChatOpener(adapter, references, limiter, delivery.slots, retries)
-    return TeamsReach(store, chats, RosterWalk(store, adapter, limiter, work), references)
+    return TeamsReach(store, chats, RosterWalk(store, adapter, limiter, work, slots=delivery.slots), references)
 
 
 def storage_credential(identity: StorageIdentity) -> AsyncTokenCredential:

@@ -307,8 +307,9 @@ class ConnectorStub:
     def refuse_changes(self, conversation_id: str | None = None, status: int = 405) -> None:
         """Answer every PUT and DELETE of activities (in `conversation_id`, None: anywhere) with
         `status`, as Direct Line does (405: it cannot edit or delete sent messages), until
-        allow_changes(). For one-off answers (404, 429 ...) use fail()."""
-        code = "MethodNotAllowed" if status == 405 else None
+        allow_changes(). 501 answers as Microsoft's Teams emulator does a DELETE
+        (DeleteActivityAPINotImplemented). For one-off answers (404, 429 ...) use fail()."""
+        code = {405: "MethodNotAllowed", 501: "DeleteActivityAPINotImplemented"}.get(status)
         self._refusing_changes[conversation_id] = _failure(status, code)
 
     def allow_changes(self, conversation_id: str | None = None) -> None:

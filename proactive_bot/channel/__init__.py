@@ -3,7 +3,9 @@
 - `ChannelAdapter` (adapter): runs a turn for an inbound activity, sends proactively, updates
   and deletes what it sent (`update_activity`, `delete_activity`: SDK-free signatures).
 - `Turn`, `TurnLogic`, `Inbound`, `Member`, `TeamsEvent` (turn): what the bot's logic sees, SDK-free.
-- `parse_activity`, `conversation_reference`, `InvalidActivity`, `outgoing` (activity).
+- `parse_activity`, `conversation_reference`, `InvalidActivity` (activity): inbound, for this
+  package and tests; `outgoing`, `PreparedActivity` (activity): an activity to send to many,
+  opaque outside this package.
 - `AuthenticationError`, `AuthenticationUnavailable` (auth): inbound tokens.
 - `ConnectorError`, `TokenProvider` (connector): the Connector REST API and the bot's token.
 - `ServiceUrlPolicy`, `ServiceUrlNotAllowed` (service_urls): where the bot's token may go.
@@ -24,6 +26,7 @@ _NAMES = {
     "parse_activity": "activity",
     "conversation_reference": "activity",
     "outgoing": "activity",
+    "PreparedActivity": "activity",
     "AuthenticationError": "auth",
     "AuthenticationUnavailable": "auth",
     "ConnectorError": "connector",

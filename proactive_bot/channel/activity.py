@@ -1,10 +1,13 @@
-"""Inbound activities: validated before any turn runs, and read into what the bot's logic needs.
+"""Activities: inbound ones validated before any turn runs and read into what the bot's logic
+needs; outgoing ones prepared once for many sends (`outgoing`).
 
-Everything here works on botbuilder's `Activity` model; nothing outside this package sees it.
+Everything here works on botbuilder's `Activity` model; nothing outside this package sees it:
+what leaves is plain data (`Inbound`, dicts) or an opaque `PreparedActivity`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -22,8 +25,27 @@ class InvalidActivity(ValueError):
     """The inbound body is not an activity we can run a turn for; answered with 400."""
 
 
-def outgoing(activity: dict[str, Any] | Activity) -> Activity:
-    """An activity to send, as botbuilder's model."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class PreparedActivity:
+    """An outgoing activity read once, to be sent to many recipients (`ChannelAdapter.send_proactive`
+    copies it before addressing each send). Opaque outside this package: what it holds is the
+    SDK's model, which only the adapter reads (`sdk_activity`)."""
+
+    _model: Activity = dataclasses.field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"PreparedActivity(type={self._model.type!r})"
+
+
+def outgoing(activity: dict[str, Any] | PreparedActivity) -> PreparedActivity:
+    """An activity to send (the Connector's JSON), prepared once for every send of it."""
+    return activity if isinstance(activity, PreparedActivity) else PreparedActivity(Activity().deserialize(activity))
+
+
+def sdk_activity(activity: dict[str, Any] | PreparedActivity | Activity) -> Activity:
+    """botbuilder's model of an activity to send; for this package's own use only."""
+    if isinstance(activity, PreparedActivity):
+        return activity._model
     return activity if isinstance(activity, Activity) else Activity().deserialize(activity)
 
 
@@ -103,7 +125,8 @@ def _tenant_from_channel_data(activity: Activity) -> None:
 
 def conversation_reference(activity: Activity) -> dict[str, Any]:
     """The activity's ConversationReference as botbuilder serializes it (what we store)."""
-    return TurnContext.get_conversation_reference(activity).serialize()
+    reference: dict[str, Any] = TurnContext.get_conversation_reference(activity).serialize()
+    return reference
 
 
 def command_text(activity: Activity) -> str:
@@ -161,9 +184,8 @@ def teams_event_of(activity: Activity) -> TeamsEvent | None:
     """A Teams install, roster or rename event, if the activity is one (see turn.TeamsEvent)."""
     if activity.channel_id != "msteams" or activity.type not in ("installationUpdate", "conversationUpdate"):
         return None
-    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
-    team = data.get("team") if isinstance(data.get("team"), dict) else {}
-    channel = data.get("channel") if isinstance(data.get("channel"), dict) else {}
+    data = _object(activity.channel_data)
+    team, channel = _object(data.get("team")), _object(data.get("channel"))
     event_type = _text(data.get("eventType"))
     if activity.type == "conversationUpdate" and not (event_type or activity.members_added or activity.members_removed):
         return None
@@ -193,9 +215,13 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _reported_zone(activity: Activity) -> str | None:
     """The IANA zone the client reported: localTimezone, or Teams' clientInfo entity."""
-    if activity.local_timezone:
+    if isinstance(activity.local_timezone, str) and activity.local_timezone:
         return activity.local_timezone
     for entity in activity.entities or []:
         properties: Any = getattr(entity, "additional_properties", None)

@@ -1,13 +1,16 @@
-"""The channel adapter: botbuilder's BotFrameworkAdapter, the one place the SDK's adapter is used.
+"""The channel adapter: the one place the SDK's adapter (botbuilder's BotFrameworkAdapter) is used.
 
 botbuilder-core runs the turn and addresses outgoing activities (reply-to ids, conversation,
-recipient); the HTTP underneath is our `connector` client.
+recipient); the HTTP underneath is our `connector` client. `ChannelAdapter` holds the SDK's
+adapter rather than being one, so what the rest of the app holds and is handed is ours: plain
+JSON, activity ids, an `InvokeAnswer`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -16,7 +19,7 @@ from botbuilder.schema import Activity, ConversationReference, ResourceResponse
 from botframework.connector.auth import AppCredentials, ClaimsIdentity
 
 from ..settings import Settings
-from .activity import InvalidActivity, outgoing, parse_activity
+from .activity import InvalidActivity, PreparedActivity, parse_activity, sdk_activity
 from .auth import ChannelAuthenticator
 from .connector import ConnectorClient, ConnectorError, TokenProvider
 from .handler import LogicHandler
@@ -26,7 +29,15 @@ from .turn import TurnLogic
 log = logging.getLogger(__name__)
 
 
-class ChannelAdapter(BotFrameworkAdapter):
+@dataclass(frozen=True)
+class InvokeAnswer:
+    """What the bot answers an invoke activity (an Adaptive Card action ...): HTTP status, JSON body."""
+
+    status: int
+    body: Any = None
+
+
+class _SdkAdapter(BotFrameworkAdapter):  # type: ignore[misc]  # the SDK ships no type hints
     """botbuilder's adapter with our HTTP client and our token checks underneath."""
 
     def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
@@ -67,6 +78,32 @@ class ChannelAdapter(BotFrameworkAdapter):
             client = self._clients[service_url] = ConnectorClient(self._session, service_url, self._tokens)
         return client
 
+    async def _authenticate_request(self, request: Activity, auth_header: str) -> ClaimsIdentity:
+        return await self.authenticator.authenticate(request, auth_header)
+
+
+class ChannelAdapter:
+    """The Connector's verbs and the inbound turn, over botbuilder's adapter."""
+
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
+        self._settings = settings
+        self._sdk = _SdkAdapter(settings, session)
+
+    @property
+    def authenticator(self) -> ChannelAuthenticator:
+        return self._sdk.authenticator
+
+    @property
+    def service_urls(self) -> ServiceUrlPolicy:
+        return self._sdk.service_urls
+
+    @property
+    def _tokens(self) -> TokenProvider | None:
+        return self._sdk._tokens
+
+    def _connector_client(self, service_url: str) -> ConnectorClient:
+        return self._sdk._connector_client(service_url)
+
     async def create_conversation_json(self, service_url: str, parameters: dict[str, Any]) -> dict[str, Any]:
         """Create a conversation (a 1:1 chat, or a channel thread with its first activity).
 
@@ -88,17 +125,14 @@ class ChannelAdapter(BotFrameworkAdapter):
         """Who the bot is when it starts a conversation ("28:<app id>" in Teams)."""
         return {"id": f"28:{self._settings.app_id}" if self._settings.app_id else "28:local-bot"}
 
-    async def _authenticate_request(self, request: Activity, auth_header: str) -> ClaimsIdentity:
-        return await self.authenticator.authenticate(request, auth_header)
-
-    async def run_turn(self, body: Any, auth_header: str, logic: TurnLogic) -> Any:
+    async def run_turn(self, body: Any, auth_header: str, logic: TurnLogic) -> InvokeAnswer | None:
         """Authenticate an inbound activity and run the bot's turn for it.
 
         Raises InvalidActivity (400), AuthenticationError (401) or AuthenticationUnavailable (503)
         before any turn runs or anything is stored.
         """
         activity = parse_activity(body)
-        identity = await self._authenticate_request(activity, auth_header or "")
+        identity = await self.authenticator.authenticate(activity, auth_header or "")
         try:
             self.service_urls.check(activity.service_url)
         except ServiceUrlNotAllowed as error:
@@ -108,7 +142,7 @@ class ChannelAdapter(BotFrameworkAdapter):
             log.warning("activity refused: serviceUrl %r: %s", activity.service_url[:200], error)
             raise InvalidActivity(f"serviceUrl not allowed: {error}") from None
         try:
-            invoke = await self.process_activity_with_identity(activity, identity, LogicHandler(logic).on_turn)
+            invoke = await self._sdk.process_activity_with_identity(activity, identity, LogicHandler(logic).on_turn)
         except (ConnectorError, aiohttp.ClientError, TimeoutError) as error:
             # The activity was received and the address stored; only our reply did not get
             # through. That is ours to log, not the channel's to retry.
@@ -120,12 +154,10 @@ class ChannelAdapter(BotFrameworkAdapter):
                 error,
             )
             return None
-        if invoke is not None:
-            invoke.body = _invoke_body(invoke.body)
-        return invoke
+        return None if invoke is None else InvokeAnswer(invoke.status, _invoke_body(invoke.body))
 
     async def send_proactive(
-        self, reference: dict[str, Any], activities: Sequence[dict[str, Any] | Activity]
+        self, reference: dict[str, Any], activities: Sequence[dict[str, Any] | PreparedActivity]
     ) -> list[str]:
         """Send activities into a stored conversation; returns the channel's activity ids.
 
@@ -133,20 +165,20 @@ class ChannelAdapter(BotFrameworkAdapter):
         recipients: botbuilder copies them before addressing, so one object serves every send.
         """
         responses: list[ResourceResponse] = []
-        prepared = [outgoing(a) for a in activities]
+        prepared = [sdk_activity(a) for a in activities]
 
         async def callback(context: TurnContext) -> None:
             responses.extend(await context.send_activities(prepared))
 
         if self._settings.local_mode:
             # Empty credentials: botbuilder rejects a blank bot_id, so pass an anonymous identity.
-            await self.continue_conversation(
+            await self._sdk.continue_conversation(
                 ConversationReference().deserialize(reference),
                 callback,
                 claims_identity=ClaimsIdentity({}, True),
             )
         else:
-            await self.continue_conversation(
+            await self._sdk.continue_conversation(
                 ConversationReference().deserialize(reference), callback, bot_id=self._settings.app_id
             )
         return [r.id for r in responses if r is not None]
@@ -155,7 +187,7 @@ class ChannelAdapter(BotFrameworkAdapter):
         """Replace an activity the bot sent into a stored conversation (PUT .../activities/{id})."""
         conversation = ConversationReference().deserialize(reference)
         # A fresh model each time: it is addressed in place, unlike the prepared ones of a send.
-        prepared = TurnContext.apply_conversation_reference(outgoing(dict(activity)), conversation)
+        prepared = TurnContext.apply_conversation_reference(sdk_activity(dict(activity)), conversation)
         prepared.id = activity_id
         prepared.reply_to_id = None  # the stored reference names the user's last message, not ours
         client = self._connector_client(conversation.service_url)

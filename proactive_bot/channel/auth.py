@@ -153,7 +153,7 @@ class SigningKeys:
         return document
 
 
-class _ChannelTokenExtractor(JwtTokenExtractor):
+class _ChannelTokenExtractor(JwtTokenExtractor):  # type: ignore[misc]  # the SDK ships no type hints
     """botbuilder's extractor (issuer, endorsements, algorithm, signature, lifetime) on our keys.
 
     The base constructor is skipped on purpose: it registers a `requests`-based key fetcher in a

@@ -11,7 +11,7 @@ from typing import Any
 from botbuilder.core import ActivityHandler, TurnContext
 from botbuilder.schema import ChannelAccount
 
-from .activity import inbound_of, members, outgoing, teams_event_of
+from .activity import inbound_of, members, sdk_activity, teams_event_of
 from .turn import Inbound, TurnLogic
 
 _TURN_STATE = "proactive_bot.turn"
@@ -25,17 +25,17 @@ class _ContextTurn:
         self.inbound: Inbound = inbound_of(context.activity)
 
     async def send(self, activity: str | dict[str, Any]) -> None:
-        await self._context.send_activity(activity if isinstance(activity, str) else outgoing(activity))
+        await self._context.send_activity(activity if isinstance(activity, str) else sdk_activity(activity))
 
 
 def _turn(context: TurnContext) -> _ContextTurn:
-    turn = context.turn_state.get(_TURN_STATE)
+    turn: _ContextTurn | None = context.turn_state.get(_TURN_STATE)
     if turn is None:
         turn = context.turn_state[_TURN_STATE] = _ContextTurn(context)
     return turn
 
 
-class LogicHandler(ActivityHandler):
+class LogicHandler(ActivityHandler):  # type: ignore[misc]  # the SDK ships no type hints
     def __init__(self, logic: TurnLogic) -> None:
         self._logic = logic
 

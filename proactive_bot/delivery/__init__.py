@@ -2,6 +2,8 @@
 
 - `Delivery` (sender): one attempt (`send`) or patient attempts (`send_patiently`); `Edit` and
   `Recall` instead of activities change one already sent, paced and retried alike.
+- `Calls`, `Reply`, `classify`, `patiently` (calls): the one way to make a Connector call
+  (paced, made, its answer classified) and the one patient-retry loop.
 - `Outcome`, `Result` (outcome): how a send went.
 - `RateLimiter`, `LimitsConfig`, `ChannelLimits` (rate_limits): per conversation, channel, app.
 - `RetryPolicy`, `NOTIFICATIONS`, `REMINDERS` (retries): when to try again, when to stop.
@@ -11,7 +13,12 @@ from ..lazy import exports
 
 _NAMES = {
     "Delivery": "sender",
-    "ClaimHook": "sender",
+    "ClaimHook": "calls",
+    "Claimant": "sender",
+    "Calls": "calls",
+    "Reply": "calls",
+    "classify": "calls",
+    "patiently": "calls",
     "Edit": "sender",
     "Recall": "sender",
     "Outcome": "outcome",

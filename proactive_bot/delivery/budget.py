@@ -67,6 +67,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError
@@ -147,8 +148,9 @@ class BudgetTable:
                     instance=entity["RowKey"],
                     demand=float(entity.get("demand", 0.0)),
                     granted=int(entity.get("granted", 0)),
-                    written=entity.metadata["timestamp"],
-                    etag=entity.metadata["etag"],
+                    # Table Storage stamps every stored entity (None only for one never saved).
+                    written=cast(datetime, entity.metadata["timestamp"]),
+                    etag=entity.metadata["etag"] or "",
                 )
             )
         return rows
@@ -281,7 +283,8 @@ class SharedBudget:
         own = next((row for row in rows if row.instance == self.instance), None)
         if own is None:  # not written yet (joining): nothing to measure against, count everyone
             return [row for row in rows if row.instance != self.instance], []
-        live, dead = [], []
+        live: list[Row] = []
+        dead: list[Row] = []
         for row in rows:
             if row.instance == self.instance:
                 continue

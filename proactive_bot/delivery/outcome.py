@@ -26,6 +26,8 @@ class Result:
     attempts: int = 1
     permanent: bool = False  # a failure no retry can fix (e.g. a serviceUrl we may not call)
     activity_id: str | None = None  # what the channel named the sent activity (SENT only)
+    code: str = ""  # the channel's error code, if it named one (ConversationBlockedByUser ...)
+    unsupported: bool = False  # an edit or recall the channel cannot make (405, 501): never retried
 
     @property
     def retryable(self) -> bool:

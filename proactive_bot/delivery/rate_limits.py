@@ -43,11 +43,11 @@ ARRIVAL_MARGIN = 0.03
 # a thousandth of the pace. How much arrival jitter there is depends on the machine and the
 # network, so the app's margin adapts: it widens with every 429 the channel answers and narrows
 # while none comes. In small steps: a 429 costs its slot, and every millisecond of margin costs
-# a thousandth of every slot for as long as it lasts (0.005 a 429 kept a 10,000-recipient
-# broadcast at 0.94 of the bound for 0.2 % 429s). At equilibrium, about a 429 per 500 sends.
+# a thousandth of every slot for as long as it lasts (larger steps held the broadcast benchmark
+# well under the bound; README, Benchmarks). At equilibrium, about a 429 per 500 sends.
 # Once per window, not per 429: the 429s of one window are one crowding (a send that arrived
-# late makes the few after it early), and widening for each stacked the steps (four 429s in a
-# second kept the margin up for 2,000 sends, not 4 x 500).
+# late makes the few after it early), and widening for each stacked the steps (a burst of 429s
+# in one second kept the margin up for several times 500 sends).
 APP_MARGIN_MIN, APP_MARGIN_MAX = 0.01, 0.05
 APP_MARGIN_WIDEN = 0.002  # per window with a 429
 APP_MARGIN_NARROW = APP_MARGIN_WIDEN / 500  # per send

@@ -1,7 +1,8 @@
 """When a failed send is tried again, and when it is given up: the policy, in one place.
 
 Which answers are worth another try is the channel's matter and the same for all work: 429
-(throttled), 412 and 5xx, and network errors; 403/404 mean the recipient is gone.
+(throttled), 412 and 5xx, and network errors; 403/404 mean the recipient is gone; 405/501 to an
+edit or recall mean the channel cannot change sent messages.
 
 How patiently to try differs by kind of work, because each waits in a different place:
 
@@ -27,6 +28,9 @@ from dataclasses import dataclass
 
 RETRY_STATUSES = frozenset({412, 429, 500, 502, 503, 504})
 GONE_STATUSES = frozenset({403, 404})
+# An edit or recall answered so: the channel cannot change sent messages (Direct Line: 405;
+# Microsoft's Teams emulator: 501 DeleteActivityAPINotImplemented). Never retried.
+UNSUPPORTED_STATUSES = frozenset({405, 501})
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (from 1): exponential backoff,
         and never sooner than the channel's Retry-After."""
-        backoff = min(self.max_delay, self.first_delay * 2 ** max(0, attempt - 1))
+        backoff = min(self.max_delay, self.first_delay * 2.0 ** max(0, attempt - 1))
         if self.jitter:
             backoff = random.uniform(0, backoff)
         return backoff if retry_after is None else max(retry_after, backoff)

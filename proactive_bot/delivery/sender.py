@@ -9,29 +9,22 @@ again, so callers hand the work back to the queue instead of sleeping for minute
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import aiohttp
-
+from ..channel.activity import PreparedActivity
 from ..channel.adapter import ChannelAdapter
-from ..channel.connector import ConnectorError
-from ..channel.service_urls import ServiceUrlNotAllowed
 from ..references import ReferenceStore, StoredReference
+from .calls import Calls, Reply, patiently
+from .calls import ClaimHook as ClaimHook
 from .outcome import Outcome, Result
 from .rate_limits import RateLimiter
-from .retries import GONE_STATUSES, NOTIFICATIONS, RetryPolicy
+from .retries import NOTIFICATIONS, RetryPolicy
 
 log = logging.getLogger(__name__)
-
-
-# Runs just before the request (see `Delivery.send`); False: someone else has it, do not send.
-ClaimHook = Callable[[], Awaitable[bool]]
 
 
 class Claimant(Protocol):
@@ -49,7 +42,7 @@ class Edit:
     """Instead of activities: replace an activity the bot sent (PUT .../activities/{id})."""
 
     activity_id: str
-    activity: Any
+    activity: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -62,7 +55,7 @@ class Recall:
 # What one request does: post new activities, or change one already sent. Paced, retried and
 # reported alike: the channel's limits count every request (Teams: "all requests are subject to
 # the same rate limiting policy").
-Request = Sequence[Any] | Edit | Recall
+Request = Sequence[dict[str, Any] | PreparedActivity] | Edit | Recall
 
 
 class Delivery:
@@ -77,37 +70,56 @@ class Delivery:
         self._retries = retries  # paces send_patiently; how many attempts is the caller's policy
         self._adapter = adapter
         self._references = references
-        self._limiter = limiter
         self._slots = asyncio.Semaphore(concurrency)
-        self._claim_latency = _Latency()
+        self._calls = Calls(limiter, self._slots)
 
     @property
     def slots(self) -> asyncio.Semaphore:
         """The bound on requests in flight (and waiting for the rate limiter), shared with other
-        Connector requests that count in the same limits (teams.chats: chat creation). It also
-        keeps the limiter's waiters few: each of them wakes at every slot."""
+        Connector requests that count in the same limits (teams.chats: chat creation, channel
+        posts; teams.roster: page reads). It also keeps the limiter's waiters few: each of them
+        wakes at every slot."""
         return self._slots
 
+    @property
+    def calls(self) -> Calls:
+        """How this delivery makes its Connector calls (slots, limiter, claim timing): what
+        every other caller of the Connector in the process should share."""
+        return self._calls
+
     async def send(self, recipient: StoredReference, activities: Request, *, claim: ClaimHook | None = None) -> Result:
-        """One attempt, within the concurrency bound and the rate limits.
+        """One attempt, within the concurrency bound and the rate limits (see `Calls.make`).
 
         `claim` runs after the waiting and just before the request: whoever records "I am
         sending this" should do it as late as possible, so a crash leaves little unconfirmed.
         """
-        async with self._slots:
-            # The claim is written while the slot approaches, so the request leaves on time and
-            # as soon as possible after its claim (what a crash could leave unconfirmed).
-            lead = self._claim_latency.estimate if claim is not None else 0.0
-            permit = await self._limiter.acquire(recipient.channel_id, recipient.conversation_id, lead=lead)
-            if claim is not None:
-                started = time.monotonic()
-                claimed = await claim()
-                self._claim_latency.observe(time.monotonic() - started)
-                if not claimed:
-                    self._limiter.hand_back(permit)
-                    return Result(Outcome.SKIPPED, attempts=0)
-            await self._limiter.wait_for_slot(permit)
-            return await self._attempt(recipient, activities)
+        change = isinstance(activities, (Edit, Recall))
+        reply = await self._calls.make(
+            recipient.channel_id,
+            recipient.conversation_id,
+            self._request(recipient, activities),
+            claim=claim,
+            change=change,
+        )
+        result = reply.result
+        if result.outcome is Outcome.SENT:
+            ids = reply.value or []
+            return dataclasses.replace(result, activity_id=ids[-1] if ids else None)
+        if result.outcome is Outcome.GONE and not change:
+            # What "gone" means to a send: the user blocked the bot or the conversation no longer
+            # exists, so the stored address is marked inactive and nothing is sent to it again.
+            # To an edit or recall, 404 names the activity, not the conversation: the address
+            # stays active (the message is gone already, or the conversation is, which the next
+            # send finds out).
+            log.info(
+                "recipient gone (%s %s) channel=%s conversation=%s: marked inactive",
+                result.status,
+                result.code,
+                recipient.channel_id,
+                recipient.conversation_id,
+            )
+            await self._references.mark_inactive(recipient, f"{result.status} {result.code}".strip())
+        return result
 
     async def send_patiently(
         self,
@@ -124,109 +136,34 @@ class Delivery:
         worker killed while waiting strands nobody, since a released recipient is anyone's to
         take. Every wait for a rate slot also happens before the claim (see `send`).
         """
-        throttled = 0
-        attempt = 0
-        while True:
-            attempt += 1
-            result = await self.send(recipient, activities, claim=claimant.claim if claimant else None)
-            if result.outcome is Outcome.SKIPPED:
-                return _with(result, throttled, attempt - 1)
-            throttled += result.outcome is Outcome.THROTTLED
-            if not result.retryable:
-                return _with(result, throttled, attempt)
-            wait = self._retries.delay(attempt, result.retry_after)
-            if time.monotonic() + wait > deadline:
-                return _with(result, throttled, attempt, retry_after=max(wait, self._retries.first_delay))
-            if claimant is not None:
-                await claimant.release(result)
-            await asyncio.sleep(wait)
 
-    async def _attempt(self, recipient: StoredReference, activities: Request) -> Result:
-        ids: list[str] = []
-        try:
-            if isinstance(activities, Edit):
-                await self._adapter.update_activity(recipient.reference, activities.activity_id, activities.activity)
-            elif isinstance(activities, Recall):
-                await self._adapter.delete_activity(recipient.reference, activities.activity_id)
-            else:
-                ids = await self._adapter.send_proactive(recipient.reference, activities)
-        except ConnectorError as error:
-            if error.status == 429:
-                # Every 429 tells the limiter, whoever sent (a patient notification, a reminder's
-                # one attempt, a task's result): it widens the app's margin, and a Retry-After
-                # holds the conversation for every other sender in this process.
-                self._limiter.throttled(recipient.channel_id, recipient.conversation_id, error.retry_after)
-            if isinstance(activities, (Edit, Recall)):
-                return _changed_failed(error)
-            return await self._failed(recipient, error)
-        except (aiohttp.ClientError, TimeoutError) as error:
-            return Result(Outcome.FAILED, detail=f"{type(error).__name__}: {error}")
-        except ServiceUrlNotAllowed as error:
-            # Not transient: the stored address names a host the bot's token must not go to.
-            return Result(Outcome.FAILED, detail=f"serviceUrl not allowed: {error}", permanent=True)
-        return Result(Outcome.SENT, status=200, activity_id=ids[-1] if ids else None)
+        async def attempt(_: int) -> Reply[None]:
+            return Reply(await self.send(recipient, activities, claim=claimant.claim if claimant else None))
 
-    async def _failed(self, recipient: StoredReference, error: ConnectorError) -> Result:
-        if error.status in GONE_STATUSES:
-            log.info(
-                "recipient gone (%s %s) channel=%s conversation=%s: marked inactive",
-                error.status,
-                error.code,
-                recipient.channel_id,
-                recipient.conversation_id,
-            )
-            await self._references.mark_inactive(recipient, f"{error.status} {error.code}".strip())
-            return Result(Outcome.GONE, error.status, str(error))
-        if error.status == 429:
-            return Result(Outcome.THROTTLED, 429, str(error), error.retry_after)
-        return Result(Outcome.FAILED, error.status, str(error))
+        release = claimant.release if claimant is not None else None
+        reply = await patiently(attempt, self._retries, deadline=deadline, release=release)
+        return reply.result
 
+    def _request(self, recipient: StoredReference, activities: Request) -> Callable[[], Awaitable[list[str] | None]]:
+        """The Connector call a request makes (POST, PUT or DELETE .../activities)."""
+        reference = recipient.reference
+        if isinstance(activities, Edit):
+            edit = activities
 
-def _changed_failed(error: ConnectorError) -> Result:
-    """An edit or recall the channel refused. 404 names the activity, not the conversation: the
-    address stays active (the message is gone already, or the conversation is, which the next
-    send finds out). 405 is a channel that cannot change sent messages (Direct Line)."""
-    if error.status in GONE_STATUSES:
-        return Result(Outcome.GONE, error.status, str(error))
-    if error.status == 429:
-        return Result(Outcome.THROTTLED, 429, str(error), error.retry_after)
-    return Result(Outcome.FAILED, error.status, str(error))
+            async def update() -> None:
+                await self._adapter.update_activity(reference, edit.activity_id, edit.activity)
 
+            return update
+        if isinstance(activities, Recall):
+            recall = activities
 
-class _Latency:
-    """A pessimistic estimate of how long a claim write takes: a high quantile of the recent ones.
+            async def delete() -> None:
+                await self._adapter.delete_activity(reference, recall.activity_id)
 
-    Generous on purpose: a claim that ends after its slot makes the send leave late, and a late
-    send pushes back the send a window later, a slot lost for good. An early claim only waits a
-    little. A quantile, not a multiple of the mean: claim times have a long tail when storage
-    is busy (Azurite under a broadcast: median 18 ms, 99th percentile 135 ms; three times the
-    mean left 9 % of the sends late).
-    """
+            return delete
+        posted = activities
 
-    def __init__(
-        self, initial: float = 0.05, floor: float = 0.05, cap: float = 0.3, quantile: float = 0.995, recent: int = 256
-    ) -> None:
-        self._seen: collections.deque[float] = collections.deque(maxlen=recent)
-        self._quantile = quantile
-        self._floor = floor
-        self._cap = cap
-        self.estimate = initial
-        self._fresh = 0
+        async def post() -> list[str]:
+            return await self._adapter.send_proactive(reference, posted)
 
-    def observe(self, seconds: float) -> None:
-        self._seen.append(seconds)
-        self._fresh += 1
-        if self._fresh >= 16:  # sorting a few hundred floats every 16 claims, not every one
-            self._fresh = 0
-            ordered = sorted(self._seen)
-            high = ordered[min(len(ordered) - 1, int(self._quantile * len(ordered)))]
-            self.estimate = min(self._cap, max(self._floor, high))
-
-
-def _with(result: Result, throttled: int, attempts: int, retry_after: float | None = None) -> Result:
-    return dataclasses.replace(
-        result,
-        retry_after=retry_after if retry_after is not None else result.retry_after,
-        throttled=throttled,
-        attempts=attempts,
-    )
+        return post

@@ -12,20 +12,16 @@ requests per second.
 from __future__ import annotations
 
 import asyncio
-import time
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from .. import clock
 from ..channel.adapter import ChannelAdapter
-from ..channel.connector import ConnectorError
-from ..channel.service_urls import ServiceUrlNotAllowed
+from ..delivery.calls import Calls, ClaimHook, Reply, patiently
 from ..delivery.outcome import Outcome, Result
 from ..delivery.rate_limits import RateLimiter
-from ..delivery.retries import NOTIFICATIONS, RETRY_STATUSES, RetryPolicy
-from ..delivery.sender import ClaimHook
+from ..delivery.retries import NOTIFICATIONS, RetryPolicy
 from ..references import TEAMS, ReferenceStore, StoredReference
 from .store import RosterMember
 
@@ -55,8 +51,8 @@ class ChatOpener:
     ) -> None:
         self._adapter = adapter
         self._references = references
-        self._limiter = limiter
-        self._slots = slots  # Delivery.slots: creates and sends share one bound on requests in flight
+        # Delivery.slots: creates, posts and sends share one bound on requests in flight.
+        self._calls = Calls(limiter, slots)
         self._retries = retries
 
     @property
@@ -81,73 +77,51 @@ class ChatOpener:
             "tenantId": member.tenant_id,
             "channelData": {"tenant": {"id": member.tenant_id}},
         }
-        attempts = throttled = 0
-        while True:
-            attempts += 1
-            async with self._slots:
-                failure = await self._attempt(member, parameters, claim if attempts == 1 else None)
-            if isinstance(failure, dict):
-                return Opened(await self._store(member, failure), attempts=attempts, throttled=throttled)
-            throttled += failure.outcome is Outcome.THROTTLED
-            if failure.outcome is Outcome.SKIPPED or not failure.retryable:
-                return Opened(None, failure, attempts, throttled)
-            wait = self._retries.delay(attempts, failure.retry_after)
-            if time.monotonic() + wait > deadline or self._retries.exhausted(attempts):
-                return Opened(
-                    None,
-                    Result(
-                        failure.outcome,
-                        failure.status,
-                        failure.detail,
-                        retry_after=max(wait, self._retries.first_delay),
-                    ),
-                    attempts,
-                    throttled,
-                )
-            await asyncio.sleep(wait)
 
-    async def _attempt(
+        async def attempt(number: int) -> Reply[dict[str, Any]]:
+            return await self._create(member, parameters, claim if number == 1 else None)
+
+        reply = await patiently(attempt, self._retries, deadline=deadline, bounded=True)
+        result = reply.result
+        if reply.value is not None:
+            return Opened(await self._store(member, reply.value), attempts=result.attempts, throttled=result.throttled)
+        return Opened(None, result, result.attempts, result.throttled)
+
+    async def _create(
         self, member: RosterMember, parameters: dict[str, Any], claim: ClaimHook | None
-    ) -> dict[str, Any] | Result:
+    ) -> Reply[dict[str, Any]]:
         # The claim is written while the slot approaches (as Delivery.send does), generously
         # early: a create that leaves late pushes back every later slot.
-        permit = await self._limiter.acquire(TEAMS, "create|" + member.user_id, lead=CLAIM_LEAD if claim else 0.0)
-        if claim is not None and not await claim():
-            self._limiter.hand_back(permit)
-            return Result(Outcome.SKIPPED, attempts=0)
-        await self._limiter.wait_for_slot(permit)
-        try:
-            answer = await self._adapter.create_conversation_json(member.service_url, parameters)
-        except ConnectorError as error:
-            if error.status == 403:
-                return Result(Outcome.FAILED, 403, f"{NOT_INSTALLED} ({error})", permanent=True)
-            if error.status == 404:
-                return Result(Outcome.FAILED, 404, f"{USER_NOT_FOUND} ({error})", permanent=True)
-            if error.status == 429:
-                # A create counts in the app's window as a send does: widen its margin, as
-                # Delivery._attempt does for every 429.
-                self._limiter.throttled(TEAMS, "create|" + member.user_id, error.retry_after)
-                return Result(Outcome.THROTTLED, 429, str(error), error.retry_after)
-            return Result(Outcome.FAILED, error.status, str(error), permanent=error.status not in RETRY_STATUSES)
-        except (aiohttp.ClientError, TimeoutError) as error:
-            return Result(Outcome.FAILED, detail=f"{type(error).__name__}: {error}")
-        except ServiceUrlNotAllowed as error:
-            return Result(Outcome.FAILED, detail=f"serviceUrl not allowed: {error}", permanent=True)
-        if not isinstance(answer.get("id"), str) or not answer["id"]:
-            return Result(Outcome.FAILED, 502, "the channel created no conversation id")
-        return answer
+        reply = await self._calls.make(
+            TEAMS,
+            "create|" + member.user_id,
+            lambda: self._adapter.create_conversation_json(member.service_url, parameters),
+            claim=claim,
+            lead=CLAIM_LEAD,
+        )
+        result = reply.result
+        if result.outcome is Outcome.GONE:
+            # What "gone" means to a create: Teams answers 403 when the app is not installed for
+            # the user, 404 when the tenant has no such user. Final for this notification; no
+            # address to mark, since none is stored.
+            reason = NOT_INSTALLED if result.status == 403 else USER_NOT_FOUND
+            failed = Result(Outcome.FAILED, result.status, f"{reason} ({result.detail})", permanent=True)
+            return Reply(dataclasses.replace(failed, code=result.code))
+        if reply.value is not None and not (isinstance(reply.value.get("id"), str) and reply.value["id"]):
+            return Reply(Result(Outcome.FAILED, 502, "the channel created no conversation id"))
+        return reply
 
     async def _store(self, member: RosterMember, answer: dict[str, Any]) -> StoredReference:
         # The shape botbuilder gives a personal chat's ConversationReference ("tenantID" is its
         # spelling), so a chat we created and one the user started are stored alike.
+        user = {"id": member.user_id, "name": member.name, "aadObjectId": member.aad_object_id}
         reference = {
             "bot": self._adapter.bot_account,
-            "user": {"id": member.user_id, "name": member.name, "aadObjectId": member.aad_object_id or None},
+            "user": {k: v for k, v in user.items() if v},
             "conversation": {"conversationType": "personal", "id": answer["id"], "tenantID": member.tenant_id},
             "channelId": TEAMS,
             "serviceUrl": answer.get("serviceUrl") or member.service_url,
         }
-        reference["user"] = {k: v for k, v in reference["user"].items() if v}
         await self._references.save(reference, clock.now())
         return StoredReference.from_reference(reference, clock.now())
 
@@ -155,24 +129,18 @@ class ChatOpener:
         self, service_url: str, tenant_id: str, channel_id: str, activity: dict[str, Any]
     ) -> dict[str, Any] | Result:
         """Start a new thread in a channel with `activity` as its first post; returns the
-        channel's answer ({"id": "<channel>;messageid=...", "activityId": ...}) or the failure."""
+        channel's answer ({"id": "<channel>;messageid=...", "activityId": ...}) or the failure.
+
+        One attempt (the caller retries through its work queue). A 403/404 is GONE (the bot is
+        no longer in the team, or the channel was deleted): reported, nothing to mark, since the
+        team's install row says what the bot can reach."""
         parameters = {
             "bot": self._adapter.bot_account,
             "isGroup": True,
             "channelData": {"channel": {"id": channel_id}, "tenant": {"id": tenant_id}},
             "activity": activity,
         }
-        permit = await self._limiter.acquire(TEAMS, channel_id)
-        await self._limiter.wait_for_slot(permit)
-        try:
-            return await self._adapter.create_conversation_json(service_url, parameters)
-        except ConnectorError as error:
-            if error.status == 429:
-                self._limiter.throttled(TEAMS, channel_id, error.retry_after or 1.0)
-                return Result(Outcome.THROTTLED, 429, str(error), error.retry_after)
-            gone = error.status in (403, 404)
-            return Result(Outcome.GONE if gone else Outcome.FAILED, error.status, str(error))
-        except (aiohttp.ClientError, TimeoutError) as error:
-            return Result(Outcome.FAILED, detail=f"{type(error).__name__}: {error}")
-        except ServiceUrlNotAllowed as error:
-            return Result(Outcome.FAILED, detail=f"serviceUrl not allowed: {error}", permanent=True)
+        reply = await self._calls.make(
+            TEAMS, channel_id, lambda: self._adapter.create_conversation_json(service_url, parameters)
+        )
+        return reply.value if reply.value is not None else reply.result

@@ -119,8 +119,8 @@ class TeamsInstalls:
                 if chat is not None:
                     await self._references.mark_inactive(chat, reason)
         elif change is Change.MEMBERS_ADDED and in_team:
-            team = await self._store.team(event.team_id)
-            if team is not None and team.active:
+            known = await self._store.team(event.team_id)
+            if known is not None and known.active:
                 await self._store.save_members(
                     event.team_id,
                     [

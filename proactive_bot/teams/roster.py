@@ -13,19 +13,20 @@ A page the channel fails to serve is read again later, and given up after `ROSTE
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-
-import aiohttp
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ..channel.adapter import ChannelAdapter
-from ..channel.connector import ConnectorError
-from ..channel.service_urls import ServiceUrlNotAllowed
+from ..delivery.calls import Calls
+from ..delivery.outcome import Outcome, Result
 from ..delivery.rate_limits import RateLimiter
-from ..delivery.retries import RETRY_STATUSES, ROSTERS, RetryPolicy
+from ..delivery.retries import ROSTERS, RetryPolicy
 from ..references import TEAMS
 from ..work import RosterWork, WorkQueue
-from .store import RosterMember, RosterState, TeamsStore
+from .store import RosterMember, RosterState, Team, TeamsStore
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,14 @@ class RosterWalk:
         limiter: RateLimiter,
         work: WorkQueue,
         retries: RetryPolicy = ROSTERS,
+        *,
+        slots: asyncio.Semaphore | None = None,
     ) -> None:
         self._store = store
         self._adapter = adapter
-        self._limiter = limiter
+        # Page reads count in the app's limit as sends do: the same limiter, and (`slots`:
+        # Delivery.slots) the same bound on requests in flight.
+        self._calls = Calls(limiter, slots)
         self._work = work
         self._retries = retries
 
@@ -60,34 +65,15 @@ class RosterWalk:
             team = await self._store.team(team_id)
             if team is None or not team.active or team.roster_state is not RosterState.WALKING:
                 return
-            permit = await self._limiter.acquire(TEAMS, "members|" + team_id)
-            await self._limiter.wait_for_slot(permit)
             try:
-                page = await self._adapter.paged_members(team.service_url, team_id, PAGE_SIZE, team.roster_cursor)
-            except ConnectorError as error:
-                if error.status == 429:
-                    delay = error.retry_after if error.retry_after is not None else self._retries.first_delay
-                    log.info("roster of %s: %s; again in %.0f s", team_id, error, delay)
-                    await self._work.put(RosterWork(team=team_id, failures=failures), delay=delay)
-                elif error.status in RETRY_STATUSES:
-                    await self._failed_read(team_id, failures + 1, error)
-                else:
-                    # 403/404: the bot is no longer in the team (its uninstall event says so too).
-                    # Not retried; notifications to the team reach what was read.
-                    log.warning("roster of %s cannot be read: %s", team_id, error)
-                    await self._store.fail_roster(team_id, f"roster not readable: {error}")
-                return
-            except (aiohttp.ClientError, TimeoutError) as error:
-                await self._failed_read(team_id, failures + 1, error)
-                return
-            except ServiceUrlNotAllowed as error:
-                # Final too (the setting changed since the install): left "walking", the team's
-                # notifications would wait for the walk forever.
-                log.warning("roster of %s: serviceUrl not allowed: %s", team_id, error)
-                await self._store.fail_roster(team_id, f"roster not readable: serviceUrl not allowed: {error}")
-                return
+                reply = await self._calls.make(TEAMS, "members|" + team_id, self._page(team))
             except ValueError as error:  # a body that is not JSON
-                page = {"error": f"{type(error).__name__}: {error}"}
+                page: dict[str, Any] = {"error": f"{type(error).__name__}: {error}"}
+            else:
+                if reply.value is None:
+                    await self._unread(team_id, failures, reply.result)
+                    return
+                page = reply.value
             listed, token = page.get("members"), page.get("continuationToken")
             if not isinstance(listed, list) or not isinstance(token, (str, type(None))):
                 # Not a page: neither "the last one" (that would end the walk as if complete)
@@ -112,12 +98,36 @@ class RosterWalk:
                 await self._work.put(RosterWork(team=team_id))
                 return
 
-    async def _failed_read(self, team_id: str, failures: int, error: Exception) -> None:
+    def _page(self, team: Team) -> Callable[[], Awaitable[dict[str, Any]]]:
+        """The call that reads the team's next page (from its stored cursor)."""
+        return lambda: self._adapter.paged_members(team.service_url, team.team_id, PAGE_SIZE, team.roster_cursor)
+
+    async def _unread(self, team_id: str, failures: int, result: Result) -> None:
+        """What a page the channel did not serve means to the walk."""
+        if result.outcome is Outcome.THROTTLED:
+            # Not a failure: read again after the Retry-After, the count of failures unchanged.
+            delay = result.retry_after if result.retry_after is not None else self._retries.first_delay
+            log.info("roster of %s: %s; again in %.0f s", team_id, result.detail, delay)
+            await self._work.put(RosterWork(team=team_id, failures=failures), delay=delay)
+        elif result.retryable:  # 5xx, 412, network
+            await self._failed_read(team_id, failures + 1, result)
+        else:
+            # 403/404 (gone: the bot is no longer in the team; its uninstall event says so too),
+            # or a serviceUrl no longer allowed: final, or the team's notifications would wait
+            # for the walk forever. Notifications to the team reach what was read.
+            log.warning("roster of %s cannot be read: %s", team_id, result.detail)
+            await self._store.fail_roster(team_id, f"roster not readable: {result.detail}")
+
+    async def _failed_read(self, team_id: str, failures: int, failed: Result) -> None:
         """The channel failed to serve a page (5xx, 412, network): again later, or give up."""
         if self._retries.exhausted(failures):
-            log.warning("roster of %s: %d failed reads in a row, the last: %s; giving up", team_id, failures, error)
-            await self._store.fail_roster(team_id, f"roster not readable: {failures} failed reads, the last: {error}")
+            log.warning(
+                "roster of %s: %d failed reads in a row, the last: %s; giving up", team_id, failures, failed.detail
+            )
+            await self._store.fail_roster(
+                team_id, f"roster not readable: {failures} failed reads, the last: {failed.detail}"
+            )
             return
-        delay = self._retries.delay(failures, getattr(error, "retry_after", None))
-        log.info("roster of %s: %s; again in %.0f s", team_id, error, delay)
+        delay = self._retries.delay(failures, failed.retry_after)
+        log.info("roster of %s: %s; again in %.0f s", team_id, failed.detail, delay)
         await self._work.put(RosterWork(team=team_id, failures=failures), delay=delay)

@@ -191,7 +191,7 @@ class TeamsStore:
             roster_cursor=entity.get("rosterCursor") or None,
             roster_pages=int(entity.get("rosterPages", 0)),
             roster_members=int(entity.get("rosterMembers", 0)),
-            etag=entity.metadata["etag"],
+            etag=entity.metadata["etag"] or "",
         )
 
     async def rename_team(self, team_id: str, name: str) -> None:
@@ -380,13 +380,13 @@ class TeamsStore:
 
     async def user_of_aad(self, aad_object_id: str) -> str | None:
         try:
-            return (await self._table.get_entity(_AAD, table_key(aad_object_id)))["userId"]
+            return str((await self._table.get_entity(_AAD, table_key(aad_object_id)))["userId"])
         except ResourceNotFoundError:
             return None
 
     async def tenant_service_url(self, tenant_id: str) -> str | None:
         try:
-            return (await self._table.get_entity(_TENANT, table_key(tenant_id)))["serviceUrl"]
+            return str((await self._table.get_entity(_TENANT, table_key(tenant_id)))["serviceUrl"])
         except ResourceNotFoundError:
             return None
 

@@ -127,3 +127,28 @@ async def test_a_single_attempts_429_holds_the_conversation_for_every_sender(eng
     assert (first.outcome, second.outcome) == (Outcome.THROTTLED, Outcome.SENT)
     throttled, sent = engine.stub.received
     assert sent.received_monotonic - throttled.received_monotonic >= 1  # the stub's own clock
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(405, "MethodNotAllowed"), (501, "DeleteActivityAPINotImplemented")], ids=["405", "501"]
+)
+async def test_a_change_the_channel_cannot_make_is_unsupported_tried_once_and_keeps_the_channels_reason(
+    engine_factory, status, code
+):
+    # Direct Line answers 405; Microsoft's Teams emulator answers a DELETE with 501.
+    from devtools.connector_stub import DELETE, UPDATE
+    from proactive_bot.delivery import Edit, Recall
+
+    engine = await engine_factory()
+    recipient = await one_recipient(engine)
+    sent = await engine.delivery.send(recipient, [message("v0")])
+    engine.stub.refuse_changes(status=status)
+
+    for change, route in ((Edit(sent.activity_id, message("v1")), UPDATE), (Recall(sent.activity_id), DELETE)):
+        result = await engine.delivery.send_patiently(recipient, change, deadline=patience())
+
+        assert (result.outcome, result.status, result.attempts) == (Outcome.FAILED, status, 1)
+        assert result.unsupported and not result.retryable
+        assert f"{status} {code}" in result.detail and result.code == code
+        assert [r.status for r in engine.stub.received if r.route == route] == [status]  # not retried
+    assert (await engine.references.get(recipient.channel_id, recipient.conversation_id)).active

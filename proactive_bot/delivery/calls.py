@@ -1,0 +1,211 @@
+"""One way to make a Connector call: paced, made, and its answer classified; and one retry loop.
+
+Every request the bot makes to the Connector API counts in the channel's limits, whatever it
+is (Teams: "all requests are subject to the same rate limiting policy"; roster reads count in
+the app's limit as sends do). So sends, edits, recalls, chat creates, channel posts and roster
+page reads all go through `Calls.make`:
+
+1. a concurrency slot (`Delivery.slots`, shared by every caller in the process);
+2. the rate limiter's permit for the conversation;
+3. the caller's claim, if it has one, written while the slot approaches (or, if the claim went
+   elsewhere, the permit handed back and nothing sent);
+4. the request, and `classify` of what came back into a `Result`.
+
+`Calls.make` is the only place that tells the limiter about a 429: it widens the app's margin,
+and a Retry-After holds the conversation for every other sender in this process.
+
+What "gone" (403/404) means is each caller's to say, and each says it where it reads the
+`Result`: a send marks the stored address inactive (delivery/sender.py), a chat create fails
+the user as not installed or not found (teams/chats.py), a roster read fails the walk
+(teams/roster.py), an edit, a recall and a channel post only report it.
+
+`patiently` is the one loop that tries again what is worth it, until a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import aiohttp
+
+from ..channel.connector import ConnectorError
+from ..channel.service_urls import ServiceUrlNotAllowed
+from .outcome import Outcome, Result
+from .rate_limits import RateLimiter
+from .retries import GONE_STATUSES, UNSUPPORTED_STATUSES, RetryPolicy
+
+T = TypeVar("T")
+
+# Runs just before the request (see `Calls.make`); False: someone else has it, do not send.
+ClaimHook = Callable[[], Awaitable[bool]]
+
+# What a call can fail with that is the channel's (or the network's) answer, not a bug of ours.
+CALL_ERRORS = (ConnectorError, aiohttp.ClientError, TimeoutError, ServiceUrlNotAllowed)
+
+
+@dataclass(frozen=True)
+class Reply(Generic[T]):
+    """A call's `Result`, and what the channel answered when it succeeded (`value`)."""
+
+    result: Result
+    value: T | None = None
+
+
+def classify(error: BaseException, *, change: bool = False) -> Result:
+    """What a failed call means, the same for every caller. `change`: the call edited or
+    deleted an activity the bot sent, where 405 and 501 mean the channel cannot do that."""
+    if isinstance(error, ConnectorError):
+        result = classify_status(error.status, str(error), error.retry_after, change=change)
+        return dataclasses.replace(result, code=error.code) if error.code else result
+    if isinstance(error, ServiceUrlNotAllowed):
+        # Not transient: the stored address names a host the bot's token must not go to.
+        return Result(Outcome.FAILED, detail=f"serviceUrl not allowed: {error}", permanent=True)
+    return Result(Outcome.FAILED, detail=f"{type(error).__name__}: {error}")  # network, timeout
+
+
+def classify_status(status: int, detail: str, retry_after: float | None = None, *, change: bool = False) -> Result:
+    """A channel's error status (and its reason, `detail`) as a `Result`; whether another try
+    makes sense follows from it (`Result.retryable`, delivery/retries.py)."""
+    if status == 429:
+        return Result(Outcome.THROTTLED, 429, detail, retry_after)
+    if status in GONE_STATUSES:
+        return Result(Outcome.GONE, status, detail)
+    if change and status in UNSUPPORTED_STATUSES:
+        return Result(Outcome.FAILED, status, detail, permanent=True, unsupported=True)
+    return Result(Outcome.FAILED, status, detail)
+
+
+class Calls:
+    """Makes Connector calls within the process's bound on requests in flight and its rate limits."""
+
+    def __init__(self, limiter: RateLimiter, slots: asyncio.Semaphore | None = None) -> None:
+        self._limiter = limiter
+        self._slots = slots  # None: no bound of its own (the caller is paced by the limiter only)
+        self._claim_latency = _Latency()
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._limiter
+
+    @property
+    def slots(self) -> asyncio.Semaphore | None:
+        return self._slots
+
+    async def make(
+        self,
+        channel_id: str,
+        conversation_id: str,
+        request: Callable[[], Awaitable[T]],
+        *,
+        claim: ClaimHook | None = None,
+        lead: float | None = None,
+        change: bool = False,
+    ) -> Reply[T]:
+        """One call of `request` to the conversation (the limiter's key), paced and classified.
+
+        `claim` runs after the waiting and just before the request, `lead` seconds (default: a
+        high quantile of recent claim writes) before the rate slot: whoever records "I am
+        sending this" should do it as late as possible, so a crash leaves little unconfirmed,
+        and early enough that the request still leaves on time.
+        """
+        async with self._slots if self._slots is not None else contextlib.nullcontext():
+            early = 0.0 if claim is None else (self._claim_latency.estimate if lead is None else lead)
+            permit = await self._limiter.acquire(channel_id, conversation_id, lead=early)
+            if claim is not None:
+                started = time.monotonic()
+                claimed = await claim()
+                if lead is None:
+                    self._claim_latency.observe(time.monotonic() - started)
+                if not claimed:
+                    self._limiter.hand_back(permit)
+                    return Reply(Result(Outcome.SKIPPED, attempts=0))
+            await self._limiter.wait_for_slot(permit)
+            try:
+                value = await request()
+            except CALL_ERRORS as error:
+                result = classify(error, change=change)
+                if result.outcome is Outcome.THROTTLED:
+                    self._limiter.throttled(channel_id, conversation_id, result.retry_after)
+                return Reply(result)
+            return Reply(Result(Outcome.SENT, 200), value)
+
+
+async def patiently(
+    attempt: Callable[[int], Awaitable[Reply[T]]],
+    retries: RetryPolicy,
+    *,
+    deadline: float,
+    release: Callable[[Result], Awaitable[None]] | None = None,
+    bounded: bool = False,
+) -> Reply[T]:
+    """Call `attempt(n)` (n from 1) until it is not worth another, or the next would start past
+    `deadline` (monotonic): then the Result says when to try again (`retry_after`), so the
+    caller hands the work back to its queue instead of sleeping for minutes.
+
+    `release` runs before each wait (a claimant gives its recipient back, so nothing is held
+    while nothing is in flight). `bounded`: also stop after `retries.max_attempts` (otherwise
+    how many attempts is the caller's policy, counted across its deliveries). The Result
+    counts the attempts made (a SKIPPED one is not counted) and the 429s met.
+    """
+    throttled = attempts = 0
+    while True:
+        attempts += 1
+        reply = await attempt(attempts)
+        result = reply.result
+        if result.outcome is Outcome.SKIPPED:
+            return dataclasses.replace(reply, result=_counted(result, throttled, attempts - 1))
+        throttled += result.outcome is Outcome.THROTTLED
+        if not result.retryable:
+            return dataclasses.replace(reply, result=_counted(result, throttled, attempts))
+        wait = retries.delay(attempts, result.retry_after)
+        if time.monotonic() + wait > deadline or (bounded and retries.exhausted(attempts)):
+            later = max(wait, retries.first_delay)
+            return dataclasses.replace(reply, result=_counted(result, throttled, attempts, retry_after=later))
+        if release is not None:
+            await release(result)
+        await asyncio.sleep(wait)
+
+
+def _counted(result: Result, throttled: int, attempts: int, retry_after: float | None = None) -> Result:
+    return dataclasses.replace(
+        result,
+        retry_after=retry_after if retry_after is not None else result.retry_after,
+        throttled=throttled,
+        attempts=attempts,
+    )
+
+
+class _Latency:
+    """A pessimistic estimate of how long a claim write takes: a high quantile of the recent ones.
+
+    Generous on purpose: a claim that ends after its slot makes the send leave late, and a late
+    send pushes back the send a window later, a slot lost for good. An early claim only waits a
+    little. A quantile, not a multiple of the mean: claim times have a long tail when storage
+    is busy (a multiple of the mean left many sends late in the broadcast benchmark).
+    """
+
+    def __init__(
+        self, initial: float = 0.05, floor: float = 0.05, cap: float = 0.3, quantile: float = 0.995, recent: int = 256
+    ) -> None:
+        self._seen: collections.deque[float] = collections.deque(maxlen=recent)
+        self._quantile = quantile
+        self._floor = floor
+        self._cap = cap
+        self.estimate = initial
+        self._fresh = 0
+
+    def observe(self, seconds: float) -> None:
+        self._seen.append(seconds)
+        self._fresh += 1
+        if self._fresh >= 16:  # sorting a few hundred floats every 16 claims, not every one
+            self._fresh = 0
+            ordered = sorted(self._seen)
+            high = ordered[min(len(ordered) - 1, int(self._quantile * len(ordered)))]
+            self.estimate = min(self._cap, max(self._floor, high))
