@@ -75,7 +75,7 @@ def discover(app_root: Path, config: HostConfig, settings: AppSettings) -> list[
         if config.functions is not None and directory.name not in config.functions:
             continue
         try:
-            spec = _read_spec(directory, settings)
+            spec = read_spec(directory, settings)
         except HostStartupError as exc:
             problems.append(str(exc))
             continue
@@ -86,7 +86,8 @@ def discover(app_root: Path, config: HostConfig, settings: AppSettings) -> list[
     return specs
 
 
-def _read_spec(directory: Path, settings: AppSettings) -> FunctionSpec | None:
+def read_spec(directory: Path, settings: AppSettings) -> FunctionSpec | None:
+    """One folder's function.json; None if the function is disabled."""
     name = directory.name
     try:
         document = json.loads((directory / "function.json").read_text(encoding="utf-8-sig"))

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, tzinfo
-from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,37 +26,13 @@ from .http import HttpGateway, HttpRoute, http_output, http_route
 from .ncrontab import ScheduleError, parse_schedule
 from .queues import PROCESSING_VISIBILITY, QueueConnections, QueuePoller, connection_string, queue_name
 from .timers import TimerRunner
-from .worker import MicrosoftWorker, WorkerInvoker, available
+from .worker import WORKER_SETTING, MicrosoftWorker, WorkerInvoker, WorkerMode, worker_mode
 
 log = logging.getLogger("funchost")
 
 DEFAULT_PORT = 7071
 HOST_KEY_SETTING = "FUNCTIONS_HOST_KEY"
 PROCESSING_VISIBILITY_SETTING = "FUNCHOST_PROCESSING_VISIBILITY_SECONDS"
-WORKER_SETTING = "FUNCHOST_WORKER"
-
-
-class WorkerMode(StrEnum):
-    """Who loads, binds and invokes the functions."""
-
-    MICROSOFT = "microsoft"  # azure-functions-runtime-v1 over FunctionRpc messages (Python 3.13+)
-    FUNCHOST = "funchost"  # our own loader (functions.py), for 3.11 and 3.12
-
-
-def worker_mode(setting: str | None) -> WorkerMode:
-    """FUNCHOST_WORKER if set, else Microsoft's worker wherever it is installed."""
-    if not setting:
-        return WorkerMode.MICROSOFT if available() else WorkerMode.FUNCHOST
-    try:
-        mode = WorkerMode(setting.lower())
-    except ValueError:
-        choices = ", ".join(m.value for m in WorkerMode)
-        raise HostStartupError(f"{WORKER_SETTING} {setting!r} is not one of {choices}") from None
-    if mode is WorkerMode.MICROSOFT and not available():
-        raise HostStartupError(
-            f"{WORKER_SETTING}=microsoft needs azure-functions-runtime-v1 (Python 3.13+, requirements-dev.txt)"
-        )
-    return mode
 
 
 class FunctionHost:

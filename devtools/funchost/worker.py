@@ -27,12 +27,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from . import rpc
-from .config import HostStartupError
-from .functions import APP_PACKAGE, FunctionSpec, Invoker, LoadedFunction, OutputHandler, install_app_package
+from .config import HostStartupError, load_settings
+from .functions import APP_PACKAGE, FunctionSpec, Invoker, LoadedFunction, OutputHandler, install_app_package, read_spec
 
 log = logging.getLogger("funchost")
 
@@ -44,6 +45,32 @@ _PROTO_MODULES = ("FunctionRpc_pb2", "shared.NullableTypes_pb2", "identity.Claim
 def available() -> bool:
     """Microsoft's library is installed (it exists for Python 3.13 and later only)."""
     return importlib.util.find_spec("azure_functions_runtime_v1") is not None
+
+
+WORKER_SETTING = "FUNCHOST_WORKER"
+
+
+class WorkerMode(StrEnum):
+    """Who loads, binds and invokes the functions."""
+
+    MICROSOFT = "microsoft"  # azure-functions-runtime-v1 over FunctionRpc messages (Python 3.13+)
+    FUNCHOST = "funchost"  # our own loader (functions.py), for 3.11 and 3.12
+
+
+def worker_mode(setting: str | None = None) -> WorkerMode:
+    """FUNCHOST_WORKER if set, else Microsoft's worker wherever it is installed."""
+    if not setting:
+        return WorkerMode.MICROSOFT if available() else WorkerMode.FUNCHOST
+    try:
+        mode = WorkerMode(setting.lower())
+    except ValueError:
+        choices = ", ".join(m.value for m in WorkerMode)
+        raise HostStartupError(f"{WORKER_SETTING} {setting!r} is not one of {choices}") from None
+    if mode is WorkerMode.MICROSOFT and not available():
+        raise HostStartupError(
+            f"{WORKER_SETTING}=microsoft needs azure-functions-runtime-v1 (Python 3.13+, requirements-dev.txt)"
+        )
+    return mode
 
 
 class WorkerError(Exception):
@@ -109,6 +136,7 @@ class MicrosoftWorker:
         self.protos = load_protos()
         self._events = handle_event
         self._ids: dict[str, str] = {}  # function name -> function id
+        self._loaded: dict[str, LoadedFunction] = {}
 
     async def start(self) -> None:
         """WorkerInitRequest, after pointing the library at this app root."""
@@ -149,6 +177,15 @@ class MicrosoftWorker:
         self._ids[spec.name] = function_id
         return LoadedFunction(spec)
 
+    async def loaded(self, name: str) -> LoadedFunction:
+        """The function of that folder, loaded now if it was not yet."""
+        if name not in self._loaded:
+            spec = read_spec(self.app_root / name, load_settings(self.app_root))
+            if spec is None:
+                raise HostStartupError(f"Function '{name}' is disabled")
+            self._loaded[name] = await self.load(spec)
+        return self._loaded[name]
+
     async def call(self, function: LoadedFunction, trigger_value: Any, invocation_id: str) -> dict[str, Any]:
         """One InvocationRequest; the outputs by binding name, or the function's exception."""
         data, metadata = rpc.trigger_data(self.protos, function.name, trigger_value)
@@ -186,3 +223,20 @@ class WorkerInvoker(Invoker):
 
     async def call(self, function: LoadedFunction, trigger_value: Any, invocation_id: str) -> dict[str, Any]:
         return await self.worker.call(function, trigger_value, invocation_id)
+
+
+_in_process: dict[Path, MicrosoftWorker] = {}
+
+
+async def in_process_worker(app_root: Path) -> MicrosoftWorker:
+    """The worker for callers that invoke functions directly (tests/functions): started once
+    per app root, each function loaded on first use, as a warm worker process keeps them."""
+    root = app_root  # absolute, as callers pass it (tests/functions/invoke.py: APP_ROOT)
+    worker = _in_process.get(root)
+    if worker is None:
+        worker = MicrosoftWorker(root)
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        await worker.start()
+        _in_process[root] = worker
+    return worker
