@@ -453,6 +453,7 @@ class Invoker:
             # Like the worker: sync functions run on a thread pool, keeping the loop free.
             call = functools.partial(contextvars.copy_context().run, function.main, **kwargs)
             returned = await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        _check_returned(function, returned)
         return {b.name: returned if b.name == "$return" else outs[b.name].get() for b in function.spec.outputs}
 
     @staticmethod
@@ -471,6 +472,15 @@ class Invoker:
         if "context" in function.parameters:
             kwargs["context"] = InvocationContext(invocation_id, function.name, str(function.spec.directory))
         return kwargs
+
+
+def _check_returned(function: LoadedFunction, returned: Any) -> None:
+    """Fail the invocation where the worker does: a value with nowhere to go, or no HTTP answer."""
+    returns = next((b for b in function.spec.outputs if b.name == "$return"), None)
+    if returns is None and returned is not None:
+        raise RuntimeError(f"function {function.name!r} without a $return binding returned a non-None value")
+    if returns is not None and returns.type == "http" and returned is None:
+        raise TypeError(f"function {function.name!r} returned None for its http $return binding: no response to send")
 
 
 def describe(function: LoadedFunction) -> str:

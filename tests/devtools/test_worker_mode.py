@@ -173,6 +173,35 @@ async def test_a_queue_message_carries_the_storage_metadata_in_both_modes(
     assert said == "str:plain words"  # a str annotation binds the body ("generic"), in both modes
 
 
+def http_json(returns: bool) -> dict[str, Any]:
+    trigger = {"name": "req", "type": "httpTrigger", "direction": "in", "authLevel": "anonymous"}
+    return {"bindings": [trigger, *([{"name": "$return", "type": "http", "direction": "out"}] if returns else [])]}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@session_loop
+async def test_a_return_value_the_bindings_cannot_take_fails_the_invocation_in_both_modes(
+    host_of, mode: WorkerMode
+) -> None:
+    host = await host_of(
+        mode,
+        {
+            "no_answer": (http_json(returns=True), "async def main(req):\n    return None\n"),
+            "nowhere": (http_json(returns=False), "async def main(req):\n    return 'lost'\n"),
+            "unset": (http_json(returns=False), "async def main(req):\n    return None\n"),
+        },
+    )
+
+    async with aiohttp.ClientSession() as http:
+        statuses = {}
+        for name in ("no_answer", "nowhere", "unset"):
+            async with http.get(f"{host.url}/api/{name}") as response:
+                statuses[name] = response.status
+
+    # The worker cannot encode None as an HttpResponse, nor send a value without a $return.
+    assert statuses == {"no_answer": 500, "nowhere": 500, "unset": 204}
+
+
 def test_the_mode_is_chosen_by_the_setting_else_by_what_is_installed() -> None:
     assert worker_mode("funchost") is WorkerMode.FUNCHOST
     assert worker_mode(None) is (WorkerMode.MICROSOFT if available() else WorkerMode.FUNCHOST)

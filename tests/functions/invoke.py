@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import uuid
 from collections.abc import Callable
@@ -24,7 +25,8 @@ from azure.functions.timer import TimerRequest
 from devtools.funchost import worker as ms_worker
 
 APP_ROOT = Path(__file__).resolve().parents[2]
-THROUGH_WORKER = ms_worker.worker_mode() is ms_worker.WorkerMode.MICROSOFT
+# FUNCHOST_WORKER chooses as it does for the local host; else the worker wherever it is installed.
+THROUGH_WORKER = ms_worker.worker_mode(os.environ.get(ms_worker.WORKER_SETTING)) is ms_worker.WorkerMode.MICROSOFT
 
 
 class Collected(func.Out):
