@@ -20,7 +20,6 @@ import importlib
 import importlib.machinery
 import importlib.metadata
 import importlib.util
-import logging
 import sys
 import types
 import uuid
@@ -34,8 +33,6 @@ from typing import Any
 from . import rpc
 from .config import HostStartupError, load_settings
 from .functions import APP_PACKAGE, FunctionSpec, Invoker, LoadedFunction, OutputHandler, install_app_package, read_spec
-
-log = logging.getLogger("funchost")
 
 DISTRIBUTION = "azure-functions-runtime-v1"
 _PROTOS_PACKAGE = "_funchost_function_rpc"  # where the wheel's tests/protos modules are imported
@@ -68,7 +65,7 @@ def worker_mode(setting: str | None = None) -> WorkerMode:
         raise HostStartupError(f"{WORKER_SETTING} {setting!r} is not one of {choices}") from None
     if mode is WorkerMode.MICROSOFT and not available():
         raise HostStartupError(
-            f"{WORKER_SETTING}=microsoft needs azure-functions-runtime-v1 (Python 3.13+, requirements-dev.txt)"
+            f"{WORKER_SETTING}=microsoft needs azure-functions-runtime-v1 (Python 3.13+, requirements.txt)"
         )
     return mode
 
