@@ -173,9 +173,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: 2048
       }
+      // Flex Consumption offers Python 3.10-3.13 (README, "Python versions"); 3.13 runs the
+      // worker library the local host's worker mode runs (requirements.txt pins it).
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: '3.13'
       }
     }
   }

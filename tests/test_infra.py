@@ -134,7 +134,7 @@ def test_the_resources_are_the_keyless_flex_consumption_deployment():
     app = bicep("app.bicep")
 
     assert re.search(r"name: 'FC1'\s+tier: 'FlexConsumption'", app)
-    assert re.search(r"runtime: \{\s+name: 'python'\s+version: '3.11'", app)
+    assert re.search(r"runtime: \{\s+name: 'python'\s+version: '3.13'", app)
     assert "allowSharedKeyAccess: false" in app and "DisableLocalAuth: true" in app
     assert "msaAppType: 'UserAssignedMSI'" in app and "msaAppMSIResourceId: identity.id" in app
     assert "endpoint: 'https://${functionApp.properties.defaultHostName}/api/messages'" in app

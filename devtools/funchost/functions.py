@@ -75,7 +75,7 @@ def discover(app_root: Path, config: HostConfig, settings: AppSettings) -> list[
         if config.functions is not None and directory.name not in config.functions:
             continue
         try:
-            spec = _read_spec(directory, settings)
+            spec = read_spec(directory, settings)
         except HostStartupError as exc:
             problems.append(str(exc))
             continue
@@ -86,7 +86,8 @@ def discover(app_root: Path, config: HostConfig, settings: AppSettings) -> list[
     return specs
 
 
-def _read_spec(directory: Path, settings: AppSettings) -> FunctionSpec | None:
+def read_spec(directory: Path, settings: AppSettings) -> FunctionSpec | None:
+    """One folder's function.json; None if the function is disabled."""
     name = directory.name
     try:
         document = json.loads((directory / "function.json").read_text(encoding="utf-8-sig"))
@@ -197,8 +198,12 @@ def _module_under(module: Any, roots: list[str]) -> bool:
 @dataclass(frozen=True)
 class LoadedFunction:
     spec: FunctionSpec
-    main: Callable[..., Any]
-    parameters: Mapping[str, inspect.Parameter]
+    # Our own loader's import; None when Microsoft's worker loaded it (worker.py).
+    main: Callable[..., Any] | None = None
+    parameters: Mapping[str, inspect.Parameter] = field(default_factory=dict)
+    # The trigger parameter is annotated str or bytes: the worker binds such a parameter
+    # "generic", passing the message body rather than a QueueMessage.
+    trigger_as_body: bool = False
 
     @property
     def name(self) -> str:
@@ -230,7 +235,14 @@ def load(spec: FunctionSpec, app_root: Path) -> LoadedFunction:
     parameters = dict(inspect.signature(main).parameters)
     _check_parameters(spec, parameters)
     _check_annotations(spec, main)
-    return LoadedFunction(spec, main, parameters)
+    return LoadedFunction(spec, main, parameters, _annotation(main, spec.trigger.name) in (str, bytes))
+
+
+def _annotation(main: Callable[..., Any], name: str) -> Any:
+    try:
+        return typing.get_type_hints(main).get(name)
+    except Exception:  # unresolvable string annotations
+        return None
 
 
 def _check_parameters(spec: FunctionSpec, parameters: Mapping[str, inspect.Parameter]) -> None:
@@ -249,7 +261,18 @@ def _check_parameters(spec: FunctionSpec, parameters: Mapping[str, inspect.Param
         )
 
 
-_HOST_CODE = (str(Path(__file__).parent), str(Path(asyncio.__file__).parent))
+def _package_dir(name: str) -> list[str]:
+    spec = importlib.util.find_spec(name)
+    return list(spec.submodule_search_locations or []) if spec else []
+
+
+# Frames the traceback of a function's exception starts with before the function's own: ours,
+# asyncio's and, in worker mode, Microsoft's worker library's.
+_HOST_CODE = (
+    str(Path(__file__).parent),
+    str(Path(asyncio.__file__).parent),
+    *_package_dir("azure_functions_runtime_v1"),
+)
 
 
 def _user_traceback(exc: BaseException) -> str:
@@ -272,7 +295,8 @@ def _check_annotations(spec: FunctionSpec, main: Callable[..., Any]) -> None:
         f'Function \'{spec.name}\': type of %s binding in function.json "%s" does not match its Python annotation "%s"'
     )
     trigger = spec.trigger
-    if trigger.name in hints and isinstance(hints[trigger.name], type):
+    # str and bytes pass for any binding: the worker binds them "generic" (the raw data).
+    if trigger.name in hints and isinstance(hints[trigger.name], type) and hints[trigger.name] not in (str, bytes):
         if not registry.get(trigger.type).check_input_type_annotation(hints[trigger.name]):
             raise HostStartupError(problem % (trigger.name, trigger.type, hints[trigger.name].__name__))
     for binding in spec.outputs:
@@ -404,13 +428,23 @@ class Invoker:
                     "%s\nException while executing function: Functions.%s\n%s",
                     executed("Failed"),
                     function.name,
-                    _user_traceback(exc),
+                    getattr(exc, "stack_trace", None) or _user_traceback(exc),
                 )
             raise InvocationFailed(f"Functions.{function.name} failed: {exc!r}") from exc
         log.info(executed("Succeeded"))
         return results
 
     async def _run(self, function: LoadedFunction, trigger_value: Any, invocation_id: str) -> dict[str, Any]:
+        values = await self.call(function, trigger_value, invocation_id)
+        results: dict[str, Any] = {}
+        # Outputs are flushed only after the function succeeded, as the host does.
+        for binding in function.spec.outputs:
+            results[binding.name] = await self._output_handlers[binding.type](function, binding, values[binding.name])
+        return results
+
+    async def call(self, function: LoadedFunction, trigger_value: Any, invocation_id: str) -> dict[str, Any]:
+        """Bind and run the function (our own loader); each output's value by name, $return too."""
+        assert function.main is not None
         outs: dict[str, Out[Any]] = {b.name: Out() for b in function.spec.outputs if b.name != "$return"}
         kwargs = self._arguments(function, trigger_value, outs, invocation_id)
         if function.is_async:
@@ -419,12 +453,8 @@ class Invoker:
             # Like the worker: sync functions run on a thread pool, keeping the loop free.
             call = functools.partial(contextvars.copy_context().run, function.main, **kwargs)
             returned = await asyncio.get_running_loop().run_in_executor(self._executor, call)
-        results: dict[str, Any] = {}
-        # Outputs are flushed only after the function succeeded, as the host does.
-        for binding in function.spec.outputs:
-            value = returned if binding.name == "$return" else outs[binding.name].get()
-            results[binding.name] = await self._output_handlers[binding.type](function, binding, value)
-        return results
+        _check_returned(function, returned)
+        return {b.name: returned if b.name == "$return" else outs[b.name].get() for b in function.spec.outputs}
 
     @staticmethod
     def _arguments(
@@ -433,9 +463,24 @@ class Invoker:
         kwargs: dict[str, Any] = dict(outs)
         trigger = function.trigger.name
         kwargs[trigger] = trigger_value
+        if function.trigger_as_body and isinstance(trigger_value, func.QueueMessage):
+            body = trigger_value.get_body()
+            try:  # the host sends a queue message as a string where it is text
+                kwargs[trigger] = body.decode("utf-8")
+            except UnicodeDecodeError:
+                kwargs[trigger] = body
         if "context" in function.parameters:
             kwargs["context"] = InvocationContext(invocation_id, function.name, str(function.spec.directory))
         return kwargs
+
+
+def _check_returned(function: LoadedFunction, returned: Any) -> None:
+    """Fail the invocation where the worker does: a value with nowhere to go, or no HTTP answer."""
+    returns = next((b for b in function.spec.outputs if b.name == "$return"), None)
+    if returns is None and returned is not None:
+        raise RuntimeError(f"function {function.name!r} without a $return binding returned a non-None value")
+    if returns is not None and returns.type == "http" and returned is None:
+        raise TypeError(f"function {function.name!r} returned None for its http $return binding: no response to send")
 
 
 def describe(function: LoadedFunction) -> str:

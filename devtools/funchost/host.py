@@ -26,6 +26,7 @@ from .http import HttpGateway, HttpRoute, http_output, http_route
 from .ncrontab import ScheduleError, parse_schedule
 from .queues import PROCESSING_VISIBILITY, QueueConnections, QueuePoller, connection_string, queue_name
 from .timers import TimerRunner
+from .worker import WORKER_SETTING, MicrosoftWorker, WorkerInvoker, WorkerMode, worker_mode
 
 log = logging.getLogger("funchost")
 
@@ -60,6 +61,7 @@ class FunctionHost:
         self.port = 0
         self._explicit = dict(settings or {})
         self._state = "Initialized"
+        self.worker_mode: WorkerMode | None = None  # chosen at start, from the settings
         self._functions: list[LoadedFunction] = []
         self._timers: dict[str, TimerRunner] = {}
         self._pollers: list[QueuePoller] = []
@@ -158,14 +160,20 @@ class FunctionHost:
         settings = load_settings(self.app_root, self._explicit)
         config = load_host_config(self.app_root)
         zone = _time_zone(settings)
+        self.worker_mode = worker_mode(settings.get(WORKER_SETTING))
         self._env.apply(settings)
-        self._functions = self._load_functions(config, settings)
         threads = settings.get("PYTHON_THREADPOOL_THREAD_COUNT")
-        self._executor = ThreadPoolExecutor(int(threads) if threads else None, thread_name_prefix="funchost-worker")
+        # Unnamed, as the worker's own pool: sync functions see the same thread names.
+        self._executor = ThreadPoolExecutor(int(threads) if threads else None)
         self._connections = QueueConnections(settings, config.queues.message_encoding)
-        self._invoker = Invoker(
-            self._executor, {"http": http_output, "queue": self._connections.send_output}, config.function_timeout
-        )
+        outputs = {"http": http_output, "queue": self._connections.send_output}
+        if self.worker_mode is WorkerMode.MICROSOFT:
+            worker = MicrosoftWorker(self.app_root)
+            self._functions = await self._load_into_worker(worker, config, settings)
+            self._invoker = WorkerInvoker(worker, self._executor, outputs, config.function_timeout)
+        else:
+            self._functions = self._load_functions(config, settings)
+            self._invoker = Invoker(self._executor, outputs, config.function_timeout)
         self._build_triggers(config, settings, zone)
         await self._prepare_queues()
         self.host_key = settings.get(HOST_KEY_SETTING) or ""
@@ -184,10 +192,7 @@ class FunctionHost:
         # Imported on the loop's thread, as the worker does: module code that looks for the
         # running event loop at import time behaves the same here and in Azure.
         specs = discover(self.app_root, config, settings)
-        if str(self.app_root) not in sys.path:
-            # The worker puts the app root on sys.path, so `import shared_module` works.
-            sys.path.insert(0, str(self.app_root))
-            self._added_sys_path = True
+        self._add_app_root_to_path()
         install_app_package(self.app_root)
         loaded: list[LoadedFunction] = []
         problems: list[str] = []
@@ -199,6 +204,30 @@ class FunctionHost:
         if problems:
             raise HostStartupError("\n".join(problems))
         return loaded
+
+    async def _load_into_worker(
+        self, worker: MicrosoftWorker, config: HostConfig, settings: AppSettings
+    ) -> list[LoadedFunction]:
+        """WorkerInitRequest, then one FunctionLoadRequest per function.json, as the host sends."""
+        specs = discover(self.app_root, config, settings)
+        self._add_app_root_to_path()
+        await worker.start()
+        loaded: list[LoadedFunction] = []
+        problems: list[str] = []
+        for spec in specs:
+            try:
+                loaded.append(await worker.load(spec))
+            except HostStartupError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise HostStartupError("\n".join(problems))
+        return loaded
+
+    def _add_app_root_to_path(self) -> None:
+        if str(self.app_root) not in sys.path:
+            # The worker puts the app root on sys.path, so `import shared_module` works.
+            sys.path.insert(0, str(self.app_root))
+            self._added_sys_path = True
 
     def _build_triggers(self, config: HostConfig, settings: AppSettings, zone: tzinfo) -> None:
         assert self._connections is not None and self._invoker is not None
@@ -278,6 +307,8 @@ class FunctionHost:
             lines.append("")
         if self._timers:
             lines.append(f"Timer schedules are read in time zone {zone}.")
+        worker = "Microsoft's azure-functions-runtime-v1" if self.worker_mode is WorkerMode.MICROSOFT else "funchost's"
+        lines.append(f"Functions loaded and invoked by {worker} worker code on Python {sys.version.split()[0]}.")
         lines.append(f"Host started on {self.url} (app {self.app_root}).")
         return "\n".join(lines)
 

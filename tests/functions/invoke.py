@@ -1,9 +1,15 @@
-"""Calling a function the way the Functions host does: through its own function.json."""
+"""Calling a function the way the Functions host does: through its own function.json.
+
+Where Microsoft's worker library is installed (Python 3.13, devtools/funchost/worker.py), the
+call goes through it as FunctionRpc messages, as in Azure; elsewhere the function is called
+directly with the objects the worker would build.
+"""
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import uuid
 from collections.abc import Callable
@@ -16,7 +22,11 @@ import azure.functions as func
 from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
 
+from devtools.funchost import worker as ms_worker
+
 APP_ROOT = Path(__file__).resolve().parents[2]
+# FUNCHOST_WORKER chooses as it does for the local host; else the worker wherever it is installed.
+THROUGH_WORKER = ms_worker.worker_mode(os.environ.get(ms_worker.WORKER_SETTING)) is ms_worker.WorkerMode.MICROSOFT
 
 
 class Collected(func.Out):
@@ -79,7 +89,15 @@ async def http(
         route_params=route_params or {},
         body=raw,
     )
+    if THROUGH_WORKER:
+        return (await _through_worker(name, request))["$return"]
     return await function.main(**{trigger["name"]: request})
+
+
+async def _through_worker(name: str, trigger_value: Any) -> dict[str, Any]:
+    """One InvocationRequest to Microsoft's worker; the outputs by binding name."""
+    worker = await ms_worker.in_process_worker(APP_ROOT)
+    return await worker.call(await worker.loaded(name), trigger_value, str(uuid.uuid4()))
 
 
 def _render(template: str, values: dict[str, str]) -> str:
@@ -98,7 +116,11 @@ def _render(template: str, values: dict[str, str]) -> str:
 async def timer(name: str) -> None:
     function = load(name)
     trigger = function.binding("timerTrigger")
-    await function.main(**{trigger["name"]: TimerRequest(past_due=False)})
+    request = TimerRequest(past_due=False)
+    if THROUGH_WORKER:
+        await _through_worker(name, request)
+        return
+    await function.main(**{trigger["name"]: request})
 
 
 async def queue(name: str, body: bytes, *, dequeue_count: int = 1) -> dict[str, Collected]:
@@ -107,5 +129,10 @@ async def queue(name: str, body: bytes, *, dequeue_count: int = 1) -> dict[str, 
     trigger = function.binding("queueTrigger")
     outputs = function.outputs("queue")
     message = QueueMessage(id=str(uuid.uuid4()), body=body, dequeue_count=dequeue_count)
+    if THROUGH_WORKER:
+        for output, value in (await _through_worker(name, message)).items():
+            if output in outputs:
+                outputs[output].value = value
+        return outputs
     await function.main(**{trigger["name"]: message}, **outputs)
     return outputs
