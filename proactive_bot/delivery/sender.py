@@ -190,7 +190,7 @@ def _changed_failed(error: ConnectorError) -> Result:
         return Result(Outcome.GONE, error.status, str(error))
     if error.status == 429:
         return Result(Outcome.THROTTLED, 429, str(error), error.retry_after)
-    return Result(Outcome.FAILED, error.status, str(error))
+    return Result(Outcome.FAILED, 405 if error.status == 501 else error.status, str(error))  # i21 stand-in for i19conn
 
 
 class _Latency:

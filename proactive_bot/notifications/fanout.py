@@ -192,12 +192,14 @@ class Fanout:
             return
         await self.deliver(notification, [recipient], header.version)
 
-    async def _resolve(self, notification: Notification) -> StoredReference | None:
+    async def _resolve(self, notification: Notification) -> StoredReference | RosterMember | None:
         to = notification.to
         if "userId" in to:
             return await self.references.find_user(to["channelId"], to["userId"])
         if "conversationId" in to:
             return await self.references.get(to["channelId"], to["conversationId"])
+        if self.teams is not None:  # their chat, else their roster entry (teams/reach.py)
+            return await self.teams.one_aad(to["aadObjectId"], to.get("tenantId"))
         return await self.references.find_aad_user(to["aadObjectId"])
 
     async def next_page(
