@@ -36,9 +36,7 @@ from tests.functions.invoke import APP_ROOT
 from tests.test_webchat_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, _local_only
 
 # The mock tenant of .m365agentsplayground.yml.
-TEAM = "19:playground-team-general@thread.tacv2"  # the team, and its General channel
-RELEASES = "19:playground-team-releases@thread.tacv2"
-PERSONAL_CHAT = "a:1playground-personal-chat"
+TEAM, RELEASES = playground.TEAM, playground.RELEASES  # the team (and its General channel), a channel
 MEMBERS = 6  # Alex Wilber and five colleagues: the schema takes five `users`, no more
 MEGAN_AAD = "6c1b2f4e-0000-4000-8000-000000000002"  # Megan Bowen's Entra object id
 WELCOME = "I can remind you of things"

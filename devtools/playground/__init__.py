@@ -28,6 +28,9 @@ PLAYGROUND_BIN = REPO_ROOT / "node_modules" / ".bin" / "agentsplayground"
 CONFIG = HERE / ".m365agentsplayground.yml"
 # What it prints once it listens; it falls back to a random port when the asked one is taken.
 _LISTENING = re.compile(r"Listening on (\d+)")
+# Ids of the mock tenant in .m365agentsplayground.yml that the banner and the tests name.
+TEAM = "19:playground-team-general@thread.tacv2"  # the team, and its General channel
+RELEASES = "19:playground-team-releases@thread.tacv2"  # its second channel
 STARTUP_TIMEOUT = 60.0  # seconds; node loads a 15 MB bundle, slow on a busy machine
 
 
