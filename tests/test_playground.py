@@ -17,6 +17,7 @@ import asyncio
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -43,7 +44,7 @@ WELCOME = "I can remind you of things"
 OFFICE_CDN = "https://res-1.cdn.office.net/files/fabric-cdn-prod_"
 WAIT_S = 45.0  # for the app to settle a delivery (storage and the Playground on a busy machine)
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-# Set to write the README's screenshots (docs/playground-*.png) from this run.
+# UPDATE_SCREENSHOTS=1 writes the README's screenshots (docs/playground-*.png) from this run.
 UPDATE_SCREENSHOTS = os.environ.get("UPDATE_SCREENSHOTS") == "1"
 
 expect.set_options(timeout=20_000)
@@ -106,6 +107,9 @@ class Scene:
         if UPDATE_SCREENSHOTS:
             DOCS.mkdir(exist_ok=True)
             shutil.copyfile(path, DOCS / path.name)
+            if shutil.which("pngquant"):  # a third of the size, for the repo (Debian's `pngquant`)
+                quantize = ["pngquant", "--force", "--ext", ".png", "32", str(DOCS / path.name)]
+                await asyncio.to_thread(subprocess.run, quantize, check=True)
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +223,11 @@ async def test_the_team_install_stores_the_roster_and_a_team_notification_reache
 
     await scene.open("Personal Chat")
     await expect(scene.shown("Build 42 passed")).to_be_visible()
+    await scene.page.get_by_title("Toggle Log Panel").click()  # the creates and sends, as the Playground saw them
+    await expect(scene.page.get_by_text("createConversation 201").first).to_be_visible()
+    await scene.shown("Build 42 passed").first.scroll_into_view_if_needed()  # the chat, not the log
+    await scene.screenshot("team")
+    await scene.page.get_by_title("Toggle Log Panel").click()
     scene.team_notification = notification  # type: ignore[attr-defined]
 
 
