@@ -60,6 +60,7 @@ class Scene:
         self.store = store
         self.offsite: list[str] = []
         self.errors: list[str] = []
+        self.team_notification = ""  # the teamId notification that the edit and the recall change
 
     async def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         """The app's notifications API, as `python -m proactive_bot ... --url` calls it."""
@@ -228,7 +229,7 @@ async def test_the_team_install_stores_the_roster_and_a_team_notification_reache
     await scene.shown("Build 42 passed").first.scroll_into_view_if_needed()  # the chat, not the log
     await scene.screenshot("team")
     await scene.page.get_by_title("Toggle Log Panel").click()
-    scene.team_notification = notification  # type: ignore[attr-defined]
+    scene.team_notification = notification
 
 
 async def test_an_edit_shows_in_place(scene):
@@ -299,3 +300,4 @@ async def test_after_an_uninstall_nothing_more_goes_through_the_team(scene):
     # Only the page's web fonts and an animation script from Microsoft's CDN were asked for (and
     # refused: it falls back to local fonts); nothing the bot or the Playground sent.
     assert all(url.startswith(OFFICE_CDN) for url in scene.offsite), scene.offsite
+    assert scene.errors == []  # no script error on the page
