@@ -41,6 +41,7 @@ class Playground:
     process: asyncio.subprocess.Process
     port: int
     output: list[str] = field(default_factory=list)  # its stdout lines, for a failing test to show
+    reader: asyncio.Task[None] | None = None  # reads on after start (the loop keeps tasks weakly)
 
     @property
     def url(self) -> str:
@@ -62,6 +63,9 @@ class Playground:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 await self.process.wait()
+        if self.reader is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.reader, 5)  # ends with its output
 
 
 async def start(bot_endpoint: str, port: int = 0, *, echo: IO[str] | None = None) -> Playground:
@@ -92,7 +96,7 @@ async def start(bot_endpoint: str, port: int = 0, *, echo: IO[str] | None = None
     except BaseException:
         await playground.stop()
         raise
-    asyncio.get_running_loop().create_task(_drain(playground, echo))
+    playground.reader = asyncio.get_running_loop().create_task(_drain(playground, echo))
     return playground
 
 
