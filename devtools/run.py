@@ -5,6 +5,9 @@ restart. The Web Chat channel serves a page with Microsoft Web Chat (one user pe
 and a panel that plays another system; the console channel (the Connector-API stub) is for
 curl. Each is the serviceUrl of its users: what the bot sends them, replies and proactive
 messages alike, shows up on the page or in this terminal.
+
+`--teams` adds Microsoft 365 Agents Playground (devtools/playground/), Microsoft's Teams
+emulator: its page is a Teams client for a mock tenant with a team, two channels and a group chat.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import socket
 import sys
 from pathlib import Path
 
-from devtools import azurite
+from devtools import azurite, playground
 from devtools.connector_stub import ConnectorStub
 from devtools.funchost import FunctionHost
 from devtools.funchost.__main__ import configure_logging
@@ -29,6 +32,7 @@ from proactive_bot import clients
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_STORAGE_PORTS = (10000, 10001, 10002)  # what UseDevelopmentStorage=true means
+TEAMS_PORT = 56150  # the Playground's own default (it takes a free one if this is taken)
 
 
 def _settings_file() -> dict[str, str]:
@@ -78,7 +82,25 @@ Ctrl-C stops everything.
 """
 
 
-async def main(port: int, channel_port: int, webchat_port: int, hosts: int = 1) -> None:
+def _teams_instructions(host_url: str, host_key: str, playground_url: str) -> str:
+    """The Playground's part of the banner: CLI lines for its mock tenant."""
+    cli = ".venv/bin/python -m proactive_bot"
+    return f"""
+Teams (Microsoft 365 Agents Playground): {playground_url}
+  Open it: the app is installed in your personal chat (a welcome comes). Open the team's
+  General channel: the app is installed in the team and its roster is read.
+
+  export FUNCTION_KEY={host_key}
+  {cli} notify --team {playground.TEAM} --id build-42 --text 'Build 42 passed' --url {host_url}
+  {cli} status build-42 --url {host_url}
+  {cli} edit build-42 --text 'Build 42 passed, deployed to staging' --url {host_url}
+  {cli} notify --channel-post {playground.TEAM} {playground.RELEASES} --id v2.3 --text 'v2.3 is out' --url {host_url}
+  {cli} notify --channel-post {playground.TEAM} {playground.RELEASES} --reply-to v2.3 --text 'Notes on the wiki' --url {host_url}
+  {cli} recall build-42 --url {host_url}   (the Playground cannot delete: unsupported, 501)
+"""
+
+
+async def main(port: int, channel_port: int, webchat_port: int, hosts: int = 1, teams_port: int | None = None) -> None:
     settings = _settings_file()
     emulator = None
     if settings.get("AzureWebJobsStorage", "").strip().lower().startswith("usedevelopmentstorage=true"):
@@ -94,6 +116,7 @@ async def main(port: int, channel_port: int, webchat_port: int, hosts: int = 1) 
     channel = ConnectorStub(console=sys.stdout)
     host = FunctionHost(REPO_ROOT)
     webchat: WebChatChannel | None = None
+    teams: playground.Playground | None = None
     siblings: list = []
     try:
         await channel.start(port=channel_port)
@@ -107,10 +130,16 @@ async def main(port: int, channel_port: int, webchat_port: int, hosts: int = 1) 
         webchat = WebChatChannel(f"{host.url}/api/messages", panel=Panel.for_host(host), console=sys.stdout)
         await webchat.start(port=webchat_port)
         page = f"http://localhost:{webchat.port}"
+        if teams_port is not None:
+            teams = await playground.start(f"{host.url}/api/messages", teams_port)
         print(_instructions(host.url, channel.url, page), flush=True)
+        if teams is not None:
+            print(_teams_instructions(host.url, host.host_key, teams.url), flush=True)
         await stop.wait()
     finally:
         print("\nStopping...", flush=True)
+        if teams is not None:
+            await teams.stop()
         if webchat is not None:
             await webchat.stop()
         await asyncio.gather(host.stop(), asyncio.to_thread(stop_siblings, siblings))
@@ -138,11 +167,19 @@ def cli() -> None:
         help="K instances of the app (K-1 more host processes on the ports after --port), "
         "on the same storage, as Azure scales out (default 1)",
     )
+    parser.add_argument(
+        "--teams",
+        nargs="?",
+        type=int,
+        const=TEAMS_PORT,
+        metavar="PORT",
+        help=f"also Microsoft 365 Agents Playground, Microsoft's Teams emulator (default port {TEAMS_PORT}; 0: a free one)",
+    )
     args = parser.parse_args()
     if args.hosts < 1:
         parser.error("--hosts must be at least 1")
     configure_logging(verbose=False)
-    asyncio.run(main(args.port, args.channel_port, args.webchat_port, args.hosts))
+    asyncio.run(main(args.port, args.channel_port, args.webchat_port, args.hosts, args.teams))
 
 
 if __name__ == "__main__":

@@ -79,8 +79,12 @@ class ProactiveBot:
             # People joining a team where the app is installed: a welcome each would flood the
             # channel. They are on the team's roster now (teams/), reachable in their own chat.
             return
+        inbound = turn.inbound
         for member in members:
-            if member.id != turn.inbound.bot_id:
+            if member.id != inbound.bot_id and (
+                self._teams is None
+                or await self._teams.first_welcome(inbound.channel_id, inbound.conversation_id, member.id)
+            ):
                 await turn.send(welcome(member.name))
 
     async def on_event(self, turn: Turn) -> None:

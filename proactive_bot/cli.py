@@ -174,21 +174,62 @@ async def _call_front_door(method: str, url: str, key: str, body: dict[str, Any]
 def _ask(method: str, url: str, key: str, body: dict[str, Any] | None = None, *, expect: int = 202) -> int:
     """One request to the front door, its JSON answer printed; exit code 0 if it said `expect`."""
     status, answer = asyncio.run(_call_front_door(method, url, key, body))
-    if status == 200 and method == "GET":
-        print(summary(answer), file=sys.stderr)  # for people; stdout stays the JSON, for programs
-    print(json.dumps(answer, indent=2 if method == "GET" else None))
+    print(json.dumps(answer))
     return 0 if status == expect else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    """The status JSON on stdout (for programs), its summary on stderr (for people). Edits or
+    recalls that did not take are named with the channel's reason, read from the rows."""
+    url = _notification_url(args)
+    status, answer = asyncio.run(_call_front_door("GET", url + ("?detail=true" if args.detail else ""), args.key))
+    if status == 200:
+        rows = answer.get("recipients")
+        if rows is None and _changes_not_taken_counted(answer):
+            _, detailed = asyncio.run(_call_front_door("GET", url + "?detail=true", args.key))
+            rows = detailed.get("recipients") if isinstance(detailed, dict) else None
+        print(summary(answer, rows), file=sys.stderr)
+    print(json.dumps(answer, indent=2))
+    return 0 if status == 200 else 1
 
 
 def _notification_url(args: argparse.Namespace) -> str:
     return f"{args.url.rstrip('/')}/api/notifications/{quote(args.id, safe='')}"
 
 
-def summary(body: dict[str, Any]) -> str:
-    """One line: the state and every non-zero count."""
+# Status counts of rows whose last edit or recall did not take (`changeFailed`: the i19 status).
+_NOT_TAKEN_COUNTS = ("unsupported", "changeFailed")
+# A row's `change`, as the summary words it.
+_NOT_TAKEN = {"unsupported": "unsupported by the channel", "failed": "failed"}
+
+
+def summary(body: dict[str, Any], rows: list[dict[str, Any]] | None = None) -> str:
+    """One line: the state and every non-zero count; then, from `rows` (the detailed status),
+    each edit or recall that did not take, with the channel's reason and how many it hit."""
     counts = ", ".join(f"{name} {n}" for name, n in body.get("counts", {}).items() if n and name != "recipients")
     recipients = body.get("counts", {}).get("recipients", 0)
-    return f"{body.get('id')}: {body.get('state')}, {recipients} recipient(s)" + (f": {counts}" if counts else "")
+    line = f"{body.get('id')}: {body.get('state')}, {recipients} recipient(s)" + (f": {counts}" if counts else "")
+    return "; ".join([line, *_not_taken(rows or [])])
+
+
+def _changes_not_taken_counted(body: dict[str, Any]) -> bool:
+    counts = body.get("counts", {}) if isinstance(body, dict) else {}
+    return any(counts.get(name) for name in _NOT_TAKEN_COUNTS)
+
+
+def _not_taken(rows: list[dict[str, Any]]) -> list[str]:
+    """ "recall unsupported by the channel for 6: 501 DeleteActivityAPINotImplemented" and the like,
+    one per kind of change, outcome and reason (a row's detail reads "<kind>: <reason>")."""
+    groups: dict[tuple[str, str, str], int] = {}
+    for row in rows:
+        change = row.get("change") or ""
+        if change not in _NOT_TAKEN:
+            continue
+        kind, _, reason = str(row.get("detail") or "").partition(": ")
+        if not reason:
+            kind, reason = "change", kind
+        groups[(kind, change, reason)] = groups.get((kind, change, reason), 0) + 1
+    return [f"{kind} {_NOT_TAKEN[change]} for {n}: {reason}" for (kind, change, reason), n in groups.items()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "status":
-        return _ask("GET", _notification_url(args) + ("?detail=true" if args.detail else ""), args.key, expect=200)
+        return _status(args)
     if args.command == "resend":
         return _ask("POST", f"{_notification_url(args)}/resend?state={args.state}", args.key)
     if args.command in ("cancel", "recall"):

@@ -7,6 +7,8 @@ is checked against it, and so is the infrastructure template (infra/).
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -83,7 +85,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "MicrosoftAppType",
         "MultiTenant",
-        "`MultiTenant`, `SingleTenant` or `UserAssignedMSI` (tokens from the app's managed identity, no password)",
+        "`SingleTenant` (with `MicrosoftAppTenantId`) or `UserAssignedMSI` (tokens from the app's managed "
+        "identity, no password): what a new Azure Bot can be; `MultiTenant` (no longer created since "
+        "2025-07-31) still runs for an existing bot, with a warning in the log",
     ),
     Setting("MicrosoftAppTenantId", "", "the bot's tenant, for `SingleTenant` and `UserAssignedMSI`"),
     Setting(
@@ -183,6 +187,18 @@ class AppType(Enum):
 
 
 APP_TYPES = tuple(t.value for t in AppType)
+MULTI_TENANT_ADVICE = (
+    "MicrosoftAppType is MultiTenant (also what an unset one means): Azure Bot creates no new "
+    "multi-tenant bots since 2025-07-31. An existing multi-tenant registration keeps working; for a "
+    "new bot set MicrosoftAppType=SingleTenant and MicrosoftAppTenantId=<the app registration's "
+    "tenant id>, or MicrosoftAppType=UserAssignedMSI with MicrosoftAppId=<the identity's client id> "
+    "and MicrosoftAppTenantId (no password)."
+)
+
+
+@functools.cache  # once per process and app id: settings are read on every invocation
+def _warn_multi_tenant(app_id: str) -> None:
+    logging.getLogger(__name__).warning("app %s: %s", app_id, MULTI_TENANT_ADVICE)
 
 
 @dataclass(frozen=True)
@@ -324,6 +340,8 @@ class Settings:
             raise SettingsError("MicrosoftAppPassword is set but MicrosoftAppId is not")
         if self.app_id and kind is AppType.SINGLE_TENANT and not self.app_tenant_id:
             raise SettingsError("MicrosoftAppType=SingleTenant needs MicrosoftAppTenantId")
+        if self.app_id and kind is AppType.MULTI_TENANT:
+            _warn_multi_tenant(self.app_id)
         return self
 
     @classmethod

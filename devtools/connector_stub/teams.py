@@ -11,10 +11,12 @@ routes to it. Shapes follow Microsoft's docs ("Get paged members", "Proactive me
   ("user", "guest", "anonymous"). `pageSize` above 500 is served as 500; an unknown token is 400.
 * creating a 1:1 chat (`isGroup` false, one member `{"id": "29:..."}` or
   `{"id": "8:orgid:<aadObjectId>"}`, `tenantId`, `channelData.tenant.id`) answers
-  `{"id": "a:..."}`, the same id each time for the same user, as Teams does; a user for whom the
-  app is not installed gets 403 (`not_installed_for`), an unknown one 404.
-* a channel post (`isGroup` true, `channelData.channel.id`, `activity`) answers
+  201 Created `{"id": "a:..."}`, the same id each time for the same user, as Teams does; a user
+  for whom the app is not installed gets 403 (`not_installed_for`), an unknown one 404.
+* a channel post (`isGroup` true, `channelData.channel.id`, `activity`) answers 201
   `{"id": "<channel>;messageid=<activity id>", "activityId": "<activity id>"}`: a new thread.
+  (Teams answers creates 201, as Microsoft 365 Agents Playground does; sends answer 200 here,
+  which the Connector API allows beside 201.)
 
 Rate limits, when the owning stub has them on, are Teams' documented per-thread limits for
 "Get conversation members" (14/1 s, 16/2 s, 120/30 s, 3600/h) per team; creates count in the
@@ -37,6 +39,7 @@ TENANT: Final = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 MAX_PAGE_SIZE: Final = 500
 MIN_PAGE_SIZE: Final = 50  # Teams serves smaller pages as 50 (pageSize below it is raised)
 PAGED_MEMBERS_LIMITS: Final[tuple[Window, ...]] = ((14, 1.0), (16, 2.0), (120, 30.0), (3600, 3600.0))
+CREATED: Final = 201  # what Teams answers a new conversation (1:1 chat or channel thread)
 ORG_ID_PREFIX: Final = "8:orgid:"  # a member named by Entra object id instead of Teams user id
 
 
@@ -175,7 +178,7 @@ class TeamsDirectory:
             if not isinstance(body.get("activity"), dict):
                 return _error(400, "BadArgument", "A channel conversation needs an activity.")
             thread = f"{channel['id']};messageid={new_activity_id}"
-            return Reply(200, {"id": thread, "activityId": new_activity_id}, conversation_id=thread)
+            return Reply(CREATED, {"id": thread, "activityId": new_activity_id}, conversation_id=thread)
         members = body.get("members")
         if (
             body.get("isGroup")
@@ -199,7 +202,7 @@ class TeamsDirectory:
         if chat is None:
             chat = self._chats[user_id] = f"a:1{uuid.uuid4().hex}{next(self._ids)}"
         self.creates_by_user[user_id] = self.creates_by_user.get(user_id, 0) + 1
-        return Reply(200, {"id": chat}, conversation_id=chat)
+        return Reply(CREATED, {"id": chat}, conversation_id=chat)
 
 
 def _token(team_id: str, offset: int) -> str:

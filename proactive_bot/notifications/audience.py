@@ -24,9 +24,10 @@ class ToConversation:
 
 @dataclass(frozen=True, kw_only=True)
 class ToAadUser:
-    """One Entra ID user, wherever the bot has a conversation with them."""
+    """One Entra ID user: their chat, else their roster entry (a chat created for them)."""
 
     aad_object_id: str
+    tenant_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,5 +88,5 @@ def audience_of(to: dict[str, Any]) -> Audience:
     if "conversationId" in to:
         return ToConversation(channel_id=to["channelId"], conversation_id=to["conversationId"])
     if "aadObjectId" in to:
-        return ToAadUser(aad_object_id=to["aadObjectId"])
+        return ToAadUser(aad_object_id=to["aadObjectId"], tenant_id=to.get("tenantId"))
     raise ValueError(f"not an audience the contract allows: {sorted(to)}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .. import clock
-from ..references import ReferenceStore, StoredReference
+from ..references import ReferenceStore
 from ..teams.reach import TeamsReach
 from ..work import BatchRecipient, InvalidWork, Posted, PostWork, StartWork, WorkQueue
 from . import walk
@@ -114,15 +114,16 @@ class Fanout:
             return
         await self.deliveries.deliver(notification, [recipient], header.version)
 
-    async def _resolve(self, audience: Audience) -> StoredReference | None:
+    async def _resolve(self, audience: Audience) -> BatchRecipient | None:
         """The one recipient of a notification that is not walked."""
         match audience:
             case ToUser(channel_id=channel_id, user_id=user_id):
                 return await self.references.find_user(channel_id, user_id)
             case ToConversation(channel_id=channel_id, conversation_id=conversation_id):
                 return await self.references.get(channel_id, conversation_id)
-            case ToAadUser(aad_object_id=aad_object_id):
-                return await self.references.find_aad_user(aad_object_id)
+            case ToAadUser(aad_object_id=aad_object_id, tenant_id=tenant_id):
+                # Their chat, else their roster entry (the chat created at delivery): teams/reach.py.
+                return await self.teams.one_aad(aad_object_id, tenant_id)
             case _:
                 raise InvalidWork(f"no one recipient in {type(audience).__name__}")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from datetime import timedelta
 
 from .. import clock
 from ..channel.turn import TeamsEvent
@@ -27,6 +28,8 @@ from .roster import RosterWalk
 from .store import RosterMember, RosterState, TeamsStore
 
 log = logging.getLogger(__name__)
+
+WELCOME_AGAIN_AFTER = timedelta(hours=24)  # a reinstall within a day is not welcomed twice
 
 
 class Change(enum.Enum):
@@ -74,6 +77,10 @@ class TeamsInstalls:
         self._store = store
         self._roster = roster
         self._references = references
+
+    async def first_welcome(self, channel_id: str, conversation_id: str, user_id: str) -> bool:
+        """Whether to welcome this user here: not if they were welcomed here within a day."""
+        return await self._store.claim_welcome(channel_id, conversation_id, user_id, clock.now(), WELCOME_AGAIN_AFTER)
 
     async def handle(self, event: TeamsEvent) -> None:
         for change in changes_of(event):

@@ -75,6 +75,13 @@ class TeamsReach:
         unknown = [r for r in found if isinstance(r, RosterMember) and not r.service_url]
         return known, unknown
 
+    async def one_aad(self, aad: str, tenant_id: str | None) -> StoredReference | RosterMember | None:
+        """One user named by Entra object id (`{"to": {"aadObjectId": ...}}`), found as a list of
+        them is: their chat, else their roster entry (the chat created at delivery); None: nobody
+        can reach them."""
+        known, _ = await self.resolve_aad([aad], tenant_id)
+        return known[0] if known else None
+
     async def _one_aad(self, aad: str, tenant_id: str, tenant_url: str) -> StoredReference | RosterMember:
         stored = await self.references.find_aad_user(aad)
         if stored is not None and stored.teams_user:

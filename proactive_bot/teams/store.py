@@ -13,6 +13,7 @@ One table (setting `TeamsTable`):
                                         through ("t<hash of the team id>": true/false)
     aad                 <aadObjectId>   → the user id (for audiences named by Entra object id)
     tenant              <tenant id>     a serviceUrl the tenant's installs came from
+    welcome             <channel|conversation|user>  when the bot last welcomed that user there
 
 A user is reachable while one of their team flags is true: uninstalling a team turns its flags
 off, and nothing reaches a user through a team that is gone. Keys go through `table_key`.
@@ -25,11 +26,11 @@ import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
@@ -44,6 +45,7 @@ _MEMBER = "member|"
 _USER = "user"
 _AAD = "aad"
 _TENANT = "tenant"
+_WELCOME = "welcome"
 _BATCH = 100  # an entity-group transaction's limit
 ORG_ID = "8:orgid:"  # how Teams takes a member named by Entra object id in a new conversation
 
@@ -389,6 +391,37 @@ class TeamsStore:
             return str((await self._table.get_entity(_TENANT, table_key(tenant_id)))["serviceUrl"])
         except ResourceNotFoundError:
             return None
+
+    # welcomes
+
+    async def claim_welcome(
+        self, channel_id: str, conversation_id: str, user_id: str, now: datetime, within: timedelta
+    ) -> bool:
+        """True when this user was not welcomed in this conversation within `within` (and the
+        welcome is now theirs to send): a reinstall, or the two events Teams sends for one
+        install, welcome once. Claimed under the row's ETag, so two at once welcome once."""
+        key = table_key(f"{channel_id}|{conversation_id}|{user_id}")
+        entity = {"PartitionKey": _WELCOME, "RowKey": key, "welcomedAt": now}
+        try:
+            existing = await self._table.get_entity(_WELCOME, key)
+        except ResourceNotFoundError:
+            try:
+                await self._table.create_entity(entity)
+            except ResourceExistsError:
+                return False
+            return True
+        if existing["welcomedAt"] > now - within:
+            return False
+        try:
+            await self._table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=existing.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     # internals
 

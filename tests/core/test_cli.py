@@ -135,3 +135,15 @@ def test_teams_audiences_from_the_command_line(tmp_path):
     assert document("--channel-post", "19:a@thread.tacv2", "19:b@thread.tacv2", "--reply-to", "n0") == {
         "teamChannel": {"teamId": "19:a@thread.tacv2", "channelId": "19:b@thread.tacv2", "replyTo": "n0"}
     }
+
+
+def test_the_summary_names_edits_and_recalls_that_did_not_take_with_the_channels_reason():
+    body = {"id": "n1", "state": "cancelled", "counts": {"recipients": 7, "sent": 7, "unsupported": 6}}
+    refused = "recall: 501 DeleteActivityAPINotImplemented: The API to delete activity is not implemented yet"
+    rows = [{"change": "unsupported", "detail": refused}] * 6 + [{"change": "", "detail": ""}]
+
+    assert cli.summary(body, rows) == (
+        "n1: cancelled, 7 recipient(s): sent 7, unsupported 6; recall unsupported by the channel for 6: "
+        "501 DeleteActivityAPINotImplemented: The API to delete activity is not implemented yet"
+    )
+    assert cli.summary(body) == "n1: cancelled, 7 recipient(s): sent 7, unsupported 6"  # no rows asked for

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator, Mapping
 
 import pytest
@@ -223,3 +224,18 @@ def test_a_single_tenant_bot_with_its_tenant_is_a_complete_configuration():
 def test_a_delivery_concurrency_below_one_is_refused():
     with pytest.raises(SettingsError, match="DeliveryConcurrency must be at least 1, not 0"):
         Settings.from_env({"AzureWebJobsStorage": CONNECTION, "DeliveryConcurrency": "0"})
+
+
+def test_a_multi_tenant_bot_still_runs_and_the_log_says_what_a_new_bot_sets(caplog):
+    multi = {"AzureWebJobsStorage": CONNECTION, "MicrosoftAppId": str(uuid.uuid4()), "MicrosoftAppPassword": "x"}
+
+    settings = Settings.from_env(multi)  # the type unset: MultiTenant, as before
+    Settings.from_env(multi)  # read again (every invocation does): warned once
+
+    assert settings.kind is AppType.MULTI_TENANT
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "MicrosoftAppType=SingleTenant and MicrosoftAppTenantId=" in warning.getMessage()
+    assert "UserAssignedMSI" in warning.getMessage()
+    caplog.clear()
+    Settings.from_env({**multi, "MicrosoftAppType": "SingleTenant", "MicrosoftAppTenantId": str(uuid.uuid4())})
+    assert not caplog.records  # what a new bot is: nothing to say

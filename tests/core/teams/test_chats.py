@@ -28,7 +28,7 @@ async def test_a_create_answered_429_is_made_again_after_its_retry_after_and_ope
     await engine.fanout.start(validate({"id": "n429", "to": {"teamId": TEAM}, "text": "hi"}), "test")
     await engine.drain()
 
-    assert statuses(engine) == [429, 200] and creates(engine) == {member["id"]: 2}
+    assert statuses(engine) == [429, 201] and creates(engine) == {member["id"]: 2}
     status = await engine.records.status("n429", detail=True)
     assert engine.limiter.app_margin > APP_MARGIN_MIN  # a create's 429 tells the pace, as a send's does
     assert status.counts[RecipientState.SENT] == 1 and status.throttled == 1
@@ -62,7 +62,7 @@ async def test_a_channel_post_answered_429_is_posted_once_after_its_retry_after(
     )
     await engine.drain(wait_for_delayed=4)
 
-    assert statuses(engine) == [429, 200]
+    assert statuses(engine) == [429, 201]
     status = await engine.records.status("post", detail=True)
     assert status.counts[RecipientState.SENT] == 1 and status.state.value == "done"
     assert engine.stub.texts(status.rows[0].conversation_id) == ["launch"]

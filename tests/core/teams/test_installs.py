@@ -5,12 +5,18 @@ Real Azurite and the Connector stub; the storage that fails is a queue endpoint 
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
+
 import aiohttp
 import pytest
 from azure.core.exceptions import ServiceRequestError
 from azure.storage.queue.aio import QueueClient
 
 from devtools.connector_stub import PAGED_MEMBERS
+from proactive_bot import clock
 from proactive_bot.channel import ChannelAdapter
 from proactive_bot.channel import activity as channel_module
 from proactive_bot.delivery.rate_limits import LimitsConfig, RateLimiter
@@ -67,3 +73,16 @@ async def test_a_repeated_install_of_a_read_roster_reads_nothing_again(engine_fa
 
     assert [r.route for r in engine.stub.received].count(PAGED_MEMBERS) == 1
     assert (await engine.teams.store.team(TEAM)).roster_pages == 1
+
+
+async def test_a_user_is_welcomed_once_a_day_in_a_conversation_however_often_teams_installs(engine_factory) -> None:
+    engine = await engine_factory()
+    welcomed = functools.partial(engine.installs.first_welcome, "msteams", "a:1chat")
+    day = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    with patch.object(clock, "now", lambda: day):
+        # installationUpdate and conversationUpdate for one install, then a page reload's pair.
+        assert await asyncio.gather(welcomed("29:alex"), welcomed("29:alex")) in ([True, False], [False, True])
+        assert not await welcomed("29:alex")
+        assert await welcomed("29:megan")  # someone else, in the same conversation
+    with patch.object(clock, "now", lambda: day + timedelta(hours=25)):
+        assert await welcomed("29:alex")  # a reinstall a day later is welcomed again

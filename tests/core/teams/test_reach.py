@@ -466,3 +466,20 @@ async def test_aad_object_ids_of_one_tenant_read_its_service_url_once(engine_fac
     assert unknown == [] and len(known) == 20
     assert all(m.user_id.startswith("8:orgid:") and m.service_url == engine.stub.url for m in known)
     assert len(tenant_reads) == 1
+
+
+async def test_one_user_by_entra_id_known_only_from_a_roster_gets_a_chat_created(engine_factory) -> None:
+    engine = await engine_factory()
+    stranger, _ = await installed(engine, 2)  # never wrote to the bot
+    unknown = "00000000-0000-0000-0000-00000000abcd"
+
+    await engine.fanout.start(validate({"id": "one", "to": {"aadObjectId": stranger["aadObjectId"]}, "text": "x"}), "t")
+    await engine.fanout.start(validate({"id": "nobody", "to": {"aadObjectId": unknown}, "text": "x"}), "t")
+    await engine.drain()
+
+    status = await engine.records.status("one", detail=True)
+    assert status.counts[RecipientState.SENT] == 1 and status.rows[0].chat_created
+    assert creates(engine) == {stranger["id"]: 1}
+    assert engine.stub.texts(status.rows[0].conversation_id) == ["x"]
+    nobody = await engine.records.status("nobody")
+    assert (nobody.recipients, nobody.header.note) == (0, "recipient not known")

@@ -68,9 +68,9 @@ async def test_create_one_to_one_gives_the_same_chat_and_403_where_not_installed
             return response.status, await response.json()
 
     status, body = await create(first["id"])
-    assert status == 200 and body["id"].startswith("a:")
-    assert await create(first["id"]) == (200, body)
-    assert await create("8:orgid:" + first["aadObjectId"]) == (200, body)
+    assert status == 201 and body["id"].startswith("a:")  # Created, as Teams answers
+    assert await create(first["id"]) == (201, body)
+    assert await create("8:orgid:" + first["aadObjectId"]) == (201, body)
     status, body = await create(second["id"])
     assert status == 403 and body["error"]["code"] == "BotNotInConversationRoster"
     status, body = await create("8:orgid:00000000-0000-0000-0000-0000000000ff")  # nobody Teams knows
@@ -85,7 +85,7 @@ async def test_channel_post_starts_a_thread(stub, http) -> None:
         "activity": {"type": "message", "text": "hello channel"},
     }
     async with http.post(stub.url + "v3/conversations", json=body) as response:
-        assert response.status == 200
+        assert response.status == 201
         answer = await response.json()
     assert answer["id"] == f"{TEAM};messageid={answer['activityId']}"
     assert stub.texts(answer["id"]) == ["hello channel"]
