@@ -14,23 +14,24 @@ Fields are data: a template is ours, what fills it is never read as a template.
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
-from importlib import resources
 from typing import Any
 
-from .locales import DEFAULT
+from .locales import DEFAULT, SUPPORTED
 
+_CATALOGS = os.path.join(os.path.dirname(__file__), "catalogs")
 Template = str | dict[str, str]
 
 
 @cache
 def catalog(language: str) -> dict[str, Template]:
     """The catalog of `language` ({} for one we have none for)."""
-    try:
-        source = resources.files(__package__).joinpath("catalogs", f"{language}.json").read_text("utf-8")
-    except (FileNotFoundError, ValueError):
+    if language not in SUPPORTED:  # also keeps a tag from naming another path
         return {}
-    loaded: dict[str, Template] = json.loads(source)
+    # A plain file read: importlib.resources would add ~15 ms of imports to every cold start.
+    with open(os.path.join(_CATALOGS, f"{language}.json"), encoding="utf-8") as source:
+        loaded: dict[str, Template] = json.load(source)
     return loaded
 
 

@@ -66,7 +66,7 @@ _PERIOD = "|".join(_PERIODS)
 _WEEKDAY = r"(?:周|星期|礼拜)[一二三四五六日天1-7]"
 _DURATION = rf"(?:(?:\d{{1,6}}|半)(?:{_UNIT})半?)+|半(?:个)?小时|\d{{1,3}}个半小时"
 _WHEN = LazyPattern(
-    rf"(?:(?P<after>{_DURATION})(?:以?后|之后)"
+    rf"在?(?:(?P<after>{_DURATION})(?:以?后|之后)"
     rf"|(?P<before>{_DURATION})(?:以?前|之前)"
     rf"|(?:(?P<every>每天|每日|天天|每个?工作日|工作日|每周(?:一到五|1-5)|每(?:个)?(?:{_WEEKDAY})(?:[和、,，及与跟](?:{_WEEKDAY}|[一二三四五六日天]))*)"
     rf"|(?P<day>今天|明天|后天|昨天)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from enum import Enum
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,6 +50,40 @@ _LISTED_TEXT = 120  # characters of each reminder's text in a list
 ALREADY_ANSWERED = i18n.text(i18n.DEFAULT, "answer.already")
 
 
+class CommandKind(Enum):
+    REMIND = "remind"
+    LIST = "list"
+    CANCEL = "cancel"
+    TIMEZONE = "timezone"
+    ANSWER = "answer"  # done / snooze, typed or clicked
+
+
+@dataclass(frozen=True)
+class Command:
+    """A reminder command as read, in whichever language it was said."""
+
+    kind: CommandKind
+    argument: str | None = None  # cancel: a number or "all"; timezone: the name given, if any
+    answer: Answer | None = None
+
+
+def read_command(text: str, value: Any = None) -> Command | None:
+    """The reminder command in a message (English, German or Chinese), or None if it is not one."""
+    answer = read_answer(text, value)
+    if answer is not None:
+        return Command(CommandKind.ANSWER, answer=answer)
+    if is_reminder_request(text):
+        return Command(CommandKind.REMIND)
+    if _LIST.fullmatch(text):
+        return Command(CommandKind.LIST)
+    if match := _CANCEL.fullmatch(text):
+        which = match["en"] or match["de"] or match["zh"] or "all"
+        return Command(CommandKind.CANCEL, which if which[0].isdigit() else "all")
+    if match := _TIMEZONE.fullmatch(text):
+        return Command(CommandKind.TIMEZONE, match[1] or match[2])
+    return None
+
+
 @dataclass(frozen=True)
 class Asker:
     """Who is talking, where, and the time zone their channel reported (if any)."""
@@ -70,19 +105,18 @@ class ReminderDialogs:
 
     async def handle(self, asker: Asker, text: str, value: Any = None) -> str | None:
         """The reply to a reminder command, or None if the message is not one."""
-        answer = read_answer(text, value)
-        if answer is not None:
-            return await self.answer(asker, answer)
-        if is_reminder_request(text):
+        command = read_command(text, value)
+        if command is None:
+            return None
+        if command.kind is CommandKind.ANSWER:
+            return await self.answer(asker, command.answer)  # type: ignore[arg-type]
+        if command.kind is CommandKind.REMIND:
             return await self.remind(asker, text)
-        if _LIST.fullmatch(text):
+        if command.kind is CommandKind.LIST:
             return await self.list(asker)
-        if match := _CANCEL.fullmatch(text):
-            which = match["en"] or match["de"] or match["zh"] or "all"
-            return await self.cancel(asker, which if which[0].isdigit() else "all")
-        if match := _TIMEZONE.fullmatch(text):
-            return await self.timezone(asker, match[1] or match[2])
-        return None
+        if command.kind is CommandKind.CANCEL:
+            return await self.cancel(asker, command.argument or "all")
+        return await self.timezone(asker, command.argument)
 
     async def remind(self, asker: Asker, text: str) -> str:
         now = clock.now()
@@ -151,10 +185,10 @@ class ReminderDialogs:
         agenda = await self._store.agenda(asker.owner)
         if which.lower().startswith("all"):
             results = await asyncio.gather(*(self._cancel(agenda.owner, e) for e in agenda.pending))
-            cancelled = sum(r is not None for r in results)
+            count = sum(r is not None for r in results)
             return (
-                i18n.text(language, "cancel.all", count=cancelled)
-                if cancelled
+                i18n.text(language, "cancel.all", count=count)
+                if count
                 else i18n.text(language, "cancel.nothing")
             )
         number = int(which)
@@ -187,12 +221,12 @@ class ReminderDialogs:
             zone, assumed = user_zone(agenda, asker)
             source = "zone.source." + ("assumed" if assumed else ("set" if agenda.zone else "app"))
             return i18n.text(language, "zone.current", zone=zone.key, source=i18n.text(language, source))
-        zone = zone_named(name)
-        if zone is None:
+        named = zone_named(name)
+        if named is None:
             return i18n.text(language, "zone.unknown", name=_short(name, 64))
-        await self._store.set_zone(asker.owner, zone.key)
-        local = clock.now().astimezone(zone)
-        return i18n.text(language, "zone.set", zone=zone.key, time=f"{local:%H:%M}")
+        await self._store.set_zone(asker.owner, named.key)
+        local = clock.now().astimezone(named)
+        return i18n.text(language, "zone.set", zone=named.key, time=f"{local:%H:%M}")
 
     async def answer(self, asker: Asker, answer: Answer) -> str:
         now = clock.now()

@@ -189,7 +189,7 @@ def read_when(phrase: str) -> When | None:
         return None
     day_part = day_part.strip().rstrip(",")
     period_time = None
-    if at is not False and (match := _DAY_WITH_PERIOD.fullmatch(day_part)) and match[1]:
+    if (match := _DAY_WITH_PERIOD.fullmatch(day_part)) and match[1]:
         # "morgen abend", "heute früh um 7": the period stands for its time or shifts the hour.
         day_part, (shift, period_time) = match[1].strip(), _PERIODS[match[2].lower()]
         if isinstance(at, time) and shift and 1 <= at.hour <= 11:

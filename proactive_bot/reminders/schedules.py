@@ -20,7 +20,7 @@ is the first of the two.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache, cached_property
@@ -122,7 +122,7 @@ class LazyPattern:
     def findall(self, text: str) -> list[Any]:
         return self._compiled.findall(text)
 
-    def sub(self, replacement: str, text: str) -> str:
+    def sub(self, replacement: str | Callable[[re.Match[str]], str], text: str) -> str:
         return self._compiled.sub(replacement, text)
 
 
@@ -161,6 +161,7 @@ class ScheduleError(ValueError):
 
     def __init__(self, language: str, key: str, **fields: Any) -> None:
         super().__init__(i18n.text(language, key, **fields))
+        self.key = key  # the catalog key: which refusal, whatever the language
 
 
 @dataclass(frozen=True)
@@ -486,12 +487,13 @@ def _calendar_day(when: When, today: date, language: str) -> date:
         return today + timedelta(days=1)
     if when.day == "day after tomorrow":
         return today + timedelta(days=2)
+    weekday = when.weekday or 0  # set for the kinds of day that name a weekday
     if when.day == "next week":  # "下周五": that weekday in the next calendar week
-        return today + timedelta(days=7 - today.weekday() + when.weekday)  # type: ignore[operator]
+        return today + timedelta(days=7 - today.weekday() + weekday)
     if when.day == "yesterday":
         return today - timedelta(days=1)
     if when.day == "last weekday":  # the latest one before today: on a Friday, "last Friday" is a week ago
-        return today - timedelta(days=(today.weekday() - when.weekday - 1) % 7 + 1)  # type: ignore[operator]
+        return today - timedelta(days=(today.weekday() - weekday - 1) % 7 + 1)
     year, month, day = when.date  # type: ignore[misc]
     try:
         if year is not None:
