@@ -124,7 +124,9 @@ def main() -> int:
     for language in LANGUAGES:
         right, asked = score(args.reader, language, args.show_misses)
         print(f"{args.reader:12} {language:8} {right:3}/{asked:<3} {right / asked:6.1%}")
-    print(f"{args.reader}: first use {1000 * (loaded - started):.0f} ms, the phrases {time.perf_counter() - loaded:.2f} s")
+    print(
+        f"{args.reader}: first use {1000 * (loaded - started):.0f} ms, the phrases {time.perf_counter() - loaded:.2f} s"
+    )
     return 0
 
 

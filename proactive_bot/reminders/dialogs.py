@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
-from enum import Enum
 from datetime import datetime
+from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -186,11 +186,7 @@ class ReminderDialogs:
         if which.lower().startswith("all"):
             results = await asyncio.gather(*(self._cancel(agenda.owner, e) for e in agenda.pending))
             count = sum(r is not None for r in results)
-            return (
-                i18n.text(language, "cancel.all", count=count)
-                if count
-                else i18n.text(language, "cancel.nothing")
-            )
+            return i18n.text(language, "cancel.all", count=count) if count else i18n.text(language, "cancel.nothing")
         number = int(which)
         ids = agenda.listed or [e.id for e in agenda.pending]
         if not 1 <= number <= len(ids):
