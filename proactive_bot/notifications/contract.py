@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator
 
 from .. import clock, json_input
 from ..activities import message
+from . import personalize
 
 MAX_MESSAGE_BYTES = 64 * 1024  # the queue's own limit; anything bigger did not come from a queue
 MAX_SCHEDULE_AHEAD = timedelta(days=366)  # "up to a year ahead", a leap year's day included
@@ -138,6 +139,7 @@ def validate(document: Any, fallback_id: str = "", now: datetime | None = None) 
     errors = sorted(schema_validator().iter_errors(document), key=lambda e: list(e.absolute_path))
     if errors:
         raise InvalidNotification("; ".join(_describe(e) for e in errors[:5]))
+    _check_placeholders(document.get("text"), document.get("attachments"))
     try:
         notification = Notification.from_document(
             {**document, "id": document.get("id") or fallback_id or uuid.uuid4().hex}
@@ -165,7 +167,15 @@ def validate_edit(document: Any) -> tuple[str | None, list[dict[str, Any]] | Non
         errors = list(Draft202012Validator(properties[name]).iter_errors(document[name]))
         if errors:
             raise InvalidNotification(f"{name}: {errors[0].message}")
+    _check_placeholders(document.get("text"), document.get("attachments"))
     return document.get("text"), document.get("attachments")
+
+
+def _check_placeholders(text: Any, attachments: Any) -> None:
+    """Every `{{...}}` must be one personalize fills (a typo would reach users as written)."""
+    found = personalize.document_problems(text, attachments if isinstance(attachments, list) else None)
+    if found:
+        raise InvalidNotification("; ".join(found[:5]))
 
 
 def moment(value: str | None) -> datetime | None:

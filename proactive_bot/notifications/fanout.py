@@ -39,6 +39,7 @@ from ..delivery.sender import Delivery
 from ..references import TEAMS, ReferenceStore, StoredReference
 from ..teams.reach import ROSTER_PHASE, Page, TeamsReach
 from ..teams.store import RosterMember
+from . import personalize
 from .contract import Notification, OnCrash
 from .posts import ChannelPosts
 from .receipts import ReadReceipts
@@ -397,6 +398,7 @@ class _Batch:
         self._notification = notification
         self._version = version  # of the content sent
         self._activity = outgoing(notification.activity())  # deserialized once for every recipient
+        self._personal = personalize.has_placeholders(notification.activity())  # {{name}}: one each
         self._deadline = time.monotonic() + fanout.retry_budget
         if notification.expires_at is not None:
             # No retry after expiresAt: what is not sent by then is not sent.
@@ -441,6 +443,12 @@ class _Batch:
             for task in late:
                 task.cancel()  # its row stays "sending" and is reported unconfirmed later
 
+    def _activity_for(self, recipient: StoredReference, member: RosterMember | None = None) -> Any:
+        if not self._personal:
+            return self._activity
+        person = personalize.person_of(recipient, member)
+        return outgoing(personalize.activity(self._notification.activity(), person))
+
     async def _one(self, recipient: StoredReference) -> None:
         if recipient.opted_out or not recipient.active:
             if recipient.opted_out:
@@ -450,7 +458,7 @@ class _Batch:
             return
         claimant = _Claimant(self, recipient)
         result = await self._fanout.delivery.send_patiently(
-            recipient, [self._activity], deadline=self._deadline, claimant=claimant
+            recipient, [self._activity_for(recipient)], deadline=self._deadline, claimant=claimant
         )
         if result.outcome is Outcome.SKIPPED:
             if claimant.busy:
@@ -530,7 +538,9 @@ class _Batch:
             else:
                 log.warning("notification %s to %s: no chat: %s", self._notification.id, member.user_id, row.detail)
             return
-        result = await fanout.delivery.send_patiently(opened.reference, [self._activity], deadline=self._deadline)
+        result = await fanout.delivery.send_patiently(
+            opened.reference, [self._activity_for(opened.reference, member)], deadline=self._deadline
+        )
         row = settled(opened.reference, granted, result, whole_run=True)
         row = dataclasses.replace(
             row,

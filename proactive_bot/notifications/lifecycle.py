@@ -31,6 +31,7 @@ from ..delivery.outcome import Outcome, Result
 from ..delivery.retries import NOTIFICATIONS
 from ..delivery.sender import Delivery, Edit, Recall
 from ..references import StoredReference
+from . import personalize
 from .fanout import InvalidWork, WorkQueue
 from .records import SHARDS, Change, Header, NotificationStore, RecipientState
 from .schedule import Schedule
@@ -190,7 +191,8 @@ class _Change:
             )
             return
         recipient = StoredReference.from_reference(json.loads(row["reference"]), now)
-        request = Recall(activity_id) if self._kind is Kind.RECALL else Edit(activity_id, self._activity)
+        personal = personalize.activity(self._activity, personalize.person_of(recipient))  # {{name}}: each their own
+        request = Recall(activity_id) if self._kind is Kind.RECALL else Edit(activity_id, personal)
 
         result = await self._lifecycle.delivery.send_patiently(
             recipient, request, deadline=self._deadline, claimant=_TakeOnce(records, row)
