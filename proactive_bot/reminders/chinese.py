@@ -60,7 +60,9 @@ _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4,
 
 _ASKS = LazyPattern(r"(?:请|麻烦|帮我)?(.*?)提醒(?:一下)?我[,，:：]?\s*(.*)", re.DOTALL)
 # A run of Chinese numerals, not the 一 of 周一/星期一/礼拜一 nor the 一 of 一下/一刻.
-_NUMERALS = LazyPattern(r"(?<![周期拜])[零〇一二两三四五六七八九十]+(?![下刻])")
+_NUMERALS = LazyPattern(
+    r"(?<![周期拜])(?:[一二两三四五六七八九]?十[一二三四五六七八九]?|[零〇一二两三四五六七八九]+)(?![下刻])"
+)
 _UNIT = "|".join(sorted(map(re.escape, _UNITS), key=len, reverse=True))
 _PERIOD = "|".join(_PERIODS)
 _WEEKDAY = r"(?:周|星期|礼拜)[一二三四五六日天1-7]"
@@ -98,7 +100,8 @@ class _Chinese:
             return None
         # The text as the user wrote it (十个 stays 十个): after the shortest prefix that reads the same.
         phrase = said[: match.end()]
-        end = next((n for n in range(1, len(rest) + 1) if _digits(rest[:n]) == phrase), len(rest))
+        longest = min(len(rest), 2 * len(phrase) + 8)  # spelled-out numerals are longer than digits, not more
+        end = next((n for n in range(1, longest + 1) if _digits(rest[:n]) == phrase), len(phrase))
         return rest[end:].strip(" ,，:：。"), when
 
 
@@ -113,7 +116,7 @@ def _digits(text: str) -> str:
 
 
 def _numeral(text: str) -> int:
-    """一 .. 九十九 (and digit-by-digit runs like 二〇二七) -> int."""
+    """一 .. 九十九 (and digit-by-digit runs like 二〇二七) -> int; `_NUMERALS` matches only those."""
     if "十" not in text:
         return int("".join(str(_DIGITS[c]) for c in text))
     tens, _, ones = text.partition("十")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from datetime import time, timedelta
 
-from .schedules import HORIZON, LazyPattern, When
+from .schedules import HORIZON, MAX_WHEN, LazyPattern, When
 
 _WEEKDAYS = {
     "montag": 0,
@@ -134,12 +134,16 @@ class _German:
         if lead := _LEADING_MARKER.match(rest):
             # "an <what> <when>": the longest trailing phrase that reads as a time.
             for start in [m.start() for m in _WORD_STARTS.finditer(rest)][2:]:
+                if len(rest) - start > MAX_WHEN:
+                    continue  # a time phrase is short: longer tails need no (quadratic) look
                 when = read_when(rest[start:])
                 if when is not None:
                     return rest[lead.end() : start].strip(" ,"), when
             return None
         # "<when> an <what>" / "<when>, <what> zu tun": the first marker before which a time reads.
         for match in _MARKER.finditer(rest):
+            if match.start() > MAX_WHEN:
+                break
             when = read_when(rest[: match.start()])
             if when is not None:
                 return rest[match.end() :].strip(), when

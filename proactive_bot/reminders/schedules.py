@@ -36,7 +36,7 @@ HORIZON = timedelta(days=366)
 # When the user names a day but no time ("remind me tomorrow to ...").
 DEFAULT_TIME = time(9, 0)
 UTC = ZoneInfo("UTC")
-_MAX_WHEN = 100  # characters of the time phrase beside the text
+MAX_WHEN = 100  # characters of the time phrase beside the text
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _WEEKDAYS = {
     **{name.lower(): number for number, name in enumerate(WEEKDAY_NAMES)},
@@ -231,7 +231,7 @@ def parse_request(text: str, now: datetime, zone: ZoneInfo, language: str = DEFA
     said = _normalize(text)
     grammar = _grammar_of(said) or _ENGLISH
     rest = grammar.rest(said)
-    if len(rest) > MAX_TEXT + _MAX_WHEN:
+    if len(rest) > MAX_TEXT + MAX_WHEN:
         # Refused before the search for the time phrase, which is quadratic in the length.
         raise ScheduleError(language, "schedule.too_long", length=len(rest), limit=MAX_TEXT)
     split = grammar.split(rest)
