@@ -24,7 +24,6 @@ from jsonschema import Draft202012Validator
 
 from .. import clock, json_input
 from ..activities import message
-from . import personalize
 
 MAX_MESSAGE_BYTES = 64 * 1024  # the queue's own limit; anything bigger did not come from a queue
 MAX_SCHEDULE_AHEAD = timedelta(days=366)  # "up to a year ahead", a leap year's day included
@@ -173,6 +172,10 @@ def validate_edit(document: Any) -> tuple[str | None, list[dict[str, Any]] | Non
 
 def _check_placeholders(text: Any, attachments: Any) -> None:
     """Every `{{...}}` must be one personalize fills (a typo would reach users as written)."""
+    if "{{" not in (text if isinstance(text, str) else "") and "{{" not in json.dumps(attachments or []):
+        return  # the common case: nothing to fill, and personalize is not even loaded
+    from . import personalize
+
     found = personalize.document_problems(text, attachments if isinstance(attachments, list) else None)
     if found:
         raise InvalidNotification("; ".join(found[:5]))

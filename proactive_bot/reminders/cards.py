@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import i18n
 from ..activities import adaptive_card, message
-from .schedules import describe_moment, parse_duration
+from .schedules import LazyPattern, describe_moment, parse_duration
 from .store import Reminder
 
 # A reminder this much past due is marked late ("was due at ...") when it finally goes out.
@@ -26,12 +26,12 @@ SNOOZES = (("card.snooze.10", timedelta(minutes=10)), ("card.snooze.60", timedel
 _ACTION_KEY = "reminderAction"
 
 # Typed answers in English, German and Chinese, whatever the language the bot answers in.
-_DONE = re.compile(
+_DONE = LazyPattern(
     r"(?:done|did it|mark (?:it )?done|ok,? done|erledigt|fertig|gemacht|ok,? erledigt|完成|已完成|完成了|做完了|好了|搞定了?)"
     r"[.!。！]?",
     re.IGNORECASE,
 )
-_SNOOZE = re.compile(
+_SNOOZE = LazyPattern(
     r"(?:snooze|später|schlummern|稍后(?:提醒)?|推迟|延后|等会儿?再?提醒)(?:\s*(?:for\s+|für\s+|in\s+)?(?P<for>.+?))?[.!。！]?",
     re.IGNORECASE,
 )

@@ -20,6 +20,7 @@ from .cards import Answer, read_answer
 from .schedules import (
     HORIZON,
     UTC,
+    LazyPattern,
     ScheduleError,
     describe_moment,
     is_reminder_request,
@@ -28,21 +29,22 @@ from .schedules import (
 )
 from .store import MAX_PENDING, Agenda, Entry, Owner, Reminder, ReminderStore
 
-# Each command in English, German and Chinese, whatever the language the bot answers in.
-_LIST = re.compile(
+# Each command in English, German and Chinese, whatever the language the bot answers in; compiled
+# on first use (a turn that is `help` needs none of them).
+_LIST = LazyPattern(
     r"(?:list |show |my )?reminders|list"
     r"|(?:zeige?\s+|meine\s+|alle\s+)*erinnerungen|liste"
     r"|提醒列表|我的提醒|查看提醒|列出提醒|所有提醒|查看我的提醒",
     re.IGNORECASE,
 )
-_CANCEL = re.compile(
+_CANCEL = LazyPattern(
     r"(?:cancel|delete|remove)(?: reminder)?\s+(?:#|no\.?\s*)?(?P<en>\d{1,4}|all(?: reminders)?)"
     r"|(?:lösche?|entferne?|storniere?|streiche?)(?:\s+erinnerung)?\s+(?:#|nr\.?\s*)?(?P<de>\d{1,4}|alle)"
     r"(?:\s+erinnerungen)?"
     r"|(?:取消|删除)\s*第?\s*(?P<zh>\d{1,4}|全部|所有)\s*(?:个)?(?:提醒)?|(?P<zh_all>全部取消|全部删除)",
     re.IGNORECASE,
 )
-_TIMEZONE = re.compile(
+_TIMEZONE = LazyPattern(
     r"(?:time\s?zone|zeitzone)(?:\s+(?:is\s+|to\s+|ist\s+)?(\S+))?|时区(?:\s*(?:是|设为|设置为)?\s*(\S+))?",
     re.IGNORECASE,
 )
