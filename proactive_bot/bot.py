@@ -102,14 +102,13 @@ class ProactiveBot:
         elif command in _REPORT:
             reply = await self._start_report(turn, asker)
         elif match := _LANGUAGE.fullmatch(text):
-            reply = await self._language(inbound, stored, match[1])
+            reply = await self._language(inbound, stored, language, match[1])
         else:
             reply = await self._reminders.handle(asker, text, inbound.value) or i18n.text(language, "hint")
         await turn.send(reply)
 
-    async def _language(self, inbound: Inbound, stored: StoredReference | None, name: str | None) -> str:
+    async def _language(self, inbound: Inbound, stored: StoredReference | None, current: str, name: str | None) -> str:
         """`language` alone says which and why; `language de` chooses (remembered with the reference)."""
-        current = stored.language if stored else i18n.negotiate(inbound.reference.get("locale"))
         if name is None:
             source = "set" if stored is not None and stored.chosen_language else "app"
             return i18n.text(current, "language.current", source=i18n.text(current, "language.source." + source))
