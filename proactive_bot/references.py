@@ -202,28 +202,17 @@ class ReferenceStore:
 
     async def set_opted_out(self, channel_id: str, conversation_id: str, opted_out: bool) -> bool:
         """Record "stop"/"start"; returns False if the conversation is not known."""
-        try:
-            await self._table.update_entity(
-                {
-                    "PartitionKey": _REF + table_key(channel_id),
-                    "RowKey": table_key(conversation_id),
-                    "optedOut": opted_out,
-                },
-                mode=UpdateMode.MERGE,
-            )
-        except ResourceNotFoundError:
-            return False
-        return True
+        return await self._merge(channel_id, conversation_id, {"optedOut": opted_out})
 
     async def set_language(self, channel_id: str, conversation_id: str, language: str) -> bool:
         """Record "language de" ("" forgets it); returns False if the conversation is not known."""
+        return await self._merge(channel_id, conversation_id, {"language": language})
+
+    async def _merge(self, channel_id: str, conversation_id: str, fields: dict[str, Any]) -> bool:
+        """A user's setting onto their reference row, leaving the rest as it is."""
         try:
             await self._table.update_entity(
-                {
-                    "PartitionKey": _REF + table_key(channel_id),
-                    "RowKey": table_key(conversation_id),
-                    "language": language,
-                },
+                {"PartitionKey": _REF + table_key(channel_id), "RowKey": table_key(conversation_id), **fields},
                 mode=UpdateMode.MERGE,
             )
         except ResourceNotFoundError:

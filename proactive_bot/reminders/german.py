@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from datetime import time, timedelta
 
-from .schedules import HORIZON, MAX_WHEN, LazyPattern, When
+from .schedules import HORIZON, MAX_WHEN, DayWords, LazyPattern, When, read_day
 
 _WEEKDAYS = {
     "montag": 0,
@@ -198,7 +198,7 @@ def read_when(phrase: str) -> When | None:
         day_part, (shift, period_time) = match[1].strip(), _PERIODS[match[2].lower()]
         if isinstance(at, time) and shift and 1 <= at.hour <= 11:
             at = at.replace(hour=at.hour + shift)
-    day = _read_day(day_part)
+    day = read_day(day_part, _DAY_WORDS)
     if day is None or (at is None and period_time is None and not day and day_part == phrase):
         return None
     if at is None and day_part != phrase and period_time is None:
@@ -229,29 +229,6 @@ def _clock(text: str) -> time | bool | None:
     return time(hour, minute)
 
 
-def _read_day(text: str) -> dict[str, object] | None:
-    lowered = text.lower()
-    if not lowered:
-        return {}
-    if lowered in _RELATIVE_DAYS:
-        return {"day": _RELATIVE_DAYS[lowered]}
-    if match := _EVERY.fullmatch(text):
-        return {"recurrence_days": _recurrence_days(match)}
-    if match := _NUMERIC_DATE.fullmatch(text):
-        year = int(match[3]) if match[3] else None
-        return {"day": "date", "date": (year, int(match[2]), int(match[1]))}
-    if match := _ISO_DATE.fullmatch(text):
-        return {"day": "date", "date": (int(match[1]), int(match[2]), int(match[3]))}
-    if match := _DAY_MONTH.fullmatch(text):
-        year = int(match[3]) if match[3] else None
-        return {"day": "date", "date": (year, _MONTHS[match[2].lower()], int(match[1]))}
-    if match := _WEEKDAY.fullmatch(text):
-        return {"day": "weekday", "weekday": _WEEKDAYS[match[1].lower()]}
-    if match := _LAST_WEEKDAY.fullmatch(text):
-        return {"day": "last weekday", "weekday": _WEEKDAYS[match[1].lower()]}
-    return None
-
-
 def _recurrence_days(match: re.Match[str]) -> frozenset[int]:
     if match["daily"] or (match["any"] or "").lower() == "tag":
         return frozenset(range(7))
@@ -260,3 +237,17 @@ def _recurrence_days(match: re.Match[str]) -> frozenset[int]:
         names = re.findall(rf"\b({_DAY})s?\b", days, re.IGNORECASE)
         return frozenset(_WEEKDAYS[name.lower()] for name in names)
     return frozenset(range(5))  # Werktag(e), Arbeitstag, werktags
+
+
+_DAY_WORDS = DayWords(
+    relative=_RELATIVE_DAYS,
+    every=_EVERY,
+    recurrence_days=_recurrence_days,
+    iso_date=_ISO_DATE,
+    day_month=_DAY_MONTH,
+    months=_MONTHS,
+    weekday=_WEEKDAY,
+    last_weekday=_LAST_WEEKDAY,
+    weekdays=_WEEKDAYS,
+    numeric_date=_NUMERIC_DATE,
+)

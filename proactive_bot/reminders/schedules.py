@@ -351,7 +351,7 @@ def _read_when(phrase: str) -> When | None:
         day_part, at = match[1], _clock(match[2])
     if at is False:
         return None
-    day = _read_day(day_part.strip().rstrip(","))
+    day = read_day(day_part.strip().rstrip(","), _DAY_WORDS)
     if day is None or (at is None and not day and day_part == phrase):
         return None
     if at is None and day_part != phrase:
@@ -379,31 +379,46 @@ def _clock(text: str) -> time | bool | None:
     return time(hour, minute)
 
 
-def _read_day(text: str) -> dict[str, object] | None:
+@dataclass(frozen=True)
+class DayWords:
+    """How one language names a day (the patterns `read_day` tries, in its order)."""
+
+    relative: dict[str, str]  # "tomorrow" -> the `When.day` it means
+    every: LazyPattern  # a recurrence; `recurrence_days` reads its match
+    recurrence_days: Callable[[re.Match[str]], frozenset[int]]
+    iso_date: LazyPattern  # year, month, day
+    day_month: LazyPattern  # day, month name, year or None ("24 December", "24. Dezember")
+    months: dict[str, int]
+    weekday: LazyPattern  # a weekday name ("Friday", "next Friday")
+    last_weekday: LazyPattern
+    weekdays: dict[str, int]
+    month_day: LazyPattern | None = None  # month name, day, year ("Dec 24th")
+    numeric_date: LazyPattern | None = None  # day, month, year ("24.12.2026")
+
+
+def read_day(text: str, words: DayWords) -> dict[str, object] | None:
     """The day part of a phrase as When fields ({} when there is none), or None if unreadable."""
     lowered = text.lower()
     if not lowered:
         return {}
-    if lowered == "today":
-        return {"day": "today"}
-    if lowered == "tomorrow":
-        return {"day": "tomorrow"}
-    if lowered == "yesterday":
-        return {"day": "yesterday"}
-    if match := _EVERY.fullmatch(text):
-        return {"recurrence_days": _recurrence_days(match)}
-    if match := _ISO_DATE.fullmatch(text):
+    if lowered in words.relative:
+        return {"day": words.relative[lowered]}
+    if match := words.every.fullmatch(text):
+        return {"recurrence_days": words.recurrence_days(match)}
+    if words.numeric_date is not None and (match := words.numeric_date.fullmatch(text)):
+        return {"day": "date", "date": (int(match[3]) if match[3] else None, int(match[2]), int(match[1]))}
+    if match := words.iso_date.fullmatch(text):
         return {"day": "date", "date": (int(match[1]), int(match[2]), int(match[3]))}
-    if match := _DAY_MONTH.fullmatch(text):
+    if match := words.day_month.fullmatch(text):
         year = int(match[3]) if match[3] else None
-        return {"day": "date", "date": (year, _MONTHS[match[2].lower()], int(match[1]))}
-    if match := _MONTH_DAY.fullmatch(text):
+        return {"day": "date", "date": (year, words.months[match[2].lower()], int(match[1]))}
+    if words.month_day is not None and (match := words.month_day.fullmatch(text)):
         year = int(match[3]) if match[3] else None
-        return {"day": "date", "date": (year, _MONTHS[match[1].lower()], int(match[2]))}
-    if match := _WEEKDAY.fullmatch(text):
-        return {"day": "weekday", "weekday": _WEEKDAYS[match[1].lower()]}
-    if match := _LAST_WEEKDAY.fullmatch(text):
-        return {"day": "last weekday", "weekday": _WEEKDAYS[match[1].lower()]}
+        return {"day": "date", "date": (year, words.months[match[1].lower()], int(match[2]))}
+    if match := words.weekday.fullmatch(text):
+        return {"day": "weekday", "weekday": words.weekdays[match[1].lower()]}
+    if match := words.last_weekday.fullmatch(text):
+        return {"day": "last weekday", "weekday": words.weekdays[match[1].lower()]}
     return None
 
 
@@ -414,6 +429,20 @@ def _recurrence_days(match: re.Match[str]) -> frozenset[int]:
         names = re.findall(_DAY, match["days"], re.IGNORECASE)
         return frozenset(_WEEKDAYS[name.lower()] for name in names)
     return frozenset(range(5))  # weekday(s), working day
+
+
+_DAY_WORDS = DayWords(
+    relative={"today": "today", "tomorrow": "tomorrow", "yesterday": "yesterday"},
+    every=_EVERY,
+    recurrence_days=_recurrence_days,
+    iso_date=_ISO_DATE,
+    day_month=_DAY_MONTH,
+    months=_MONTHS,
+    weekday=_WEEKDAY,
+    last_weekday=_LAST_WEEKDAY,
+    weekdays=_WEEKDAYS,
+    month_day=_MONTH_DAY,
+)
 
 
 # --- from phrase to instant --------------------------------------------------------------------
