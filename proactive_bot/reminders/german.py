@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 from datetime import time, timedelta
+from typing import Literal
 
-from .schedules import HORIZON, MAX_WHEN, DayWords, LazyPattern, When, read_day
+from .schedules import HORIZON, MAX_WHEN, DayWords, LazyPattern, When, when_of
 
 _WEEKDAYS = {
     "montag": 0,
@@ -183,7 +184,7 @@ def read_when(phrase: str) -> When | None:
     if lowered.startswith("vor "):
         before = parse_duration(phrase[4:])
         return When(before=before) if before is not None else None
-    at: time | bool | None = None
+    at: time | Literal[False] | None = None
     day_part = phrase
     if match := _TIME_FIRST.fullmatch(phrase):
         at, day_part = _clock(match[1]), match[2] or ""
@@ -198,15 +199,10 @@ def read_when(phrase: str) -> When | None:
         day_part, (shift, period_time) = match[1].strip(), _PERIODS[match[2].lower()]
         if isinstance(at, time) and shift and 1 <= at.hour <= 11:
             at = at.replace(hour=at.hour + shift)
-    day = read_day(day_part, _DAY_WORDS)
-    if day is None or (at is None and period_time is None and not day and day_part == phrase):
-        return None
-    if at is None and day_part != phrase and period_time is None:
-        return When(bad_time=True)
-    return When(at=at or period_time, **day)  # type: ignore[arg-type]
+    return when_of(phrase, at, day_part, _DAY_WORDS, period_time)
 
 
-def _clock(text: str) -> time | bool | None:
+def _clock(text: str) -> time | Literal[False] | None:
     """A time of day; None for an impossible one (25 Uhr); False if not a time."""
     text = text.strip().lower()
     if text == "mitternacht":

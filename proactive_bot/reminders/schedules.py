@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache, cached_property
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from .. import i18n
@@ -343,7 +343,7 @@ def _read_when(phrase: str) -> When | None:
     if phrase.lower().endswith(" ago"):
         before = parse_duration(phrase[:-4])
         return When(before=before) if before is not None else None
-    at: time | bool | None = None
+    at: time | Literal[False] | None = None
     day_part = phrase
     if match := _TIME_FIRST.fullmatch(phrase):
         at, day_part = _clock(match[1]), match[2] or ""
@@ -351,15 +351,23 @@ def _read_when(phrase: str) -> When | None:
         day_part, at = match[1], _clock(match[2])
     if at is False:
         return None
-    day = read_day(day_part.strip().rstrip(","), _DAY_WORDS)
-    if day is None or (at is None and not day and day_part == phrase):
+    return when_of(phrase, at, day_part.strip().rstrip(","), _DAY_WORDS)
+
+
+def when_of(
+    phrase: str, at: time | None, day_part: str, words: DayWords, period_time: time | None = None
+) -> When | None:
+    """A phrase's When from its time of day (None: none given, or an impossible one) and the rest
+    of it (`day_part`, read by `read_day`); `period_time` stands in for a missing time ("tonight")."""
+    day = read_day(day_part, words)
+    if day is None or (at is None and period_time is None and not day and day_part == phrase):
         return None
-    if at is None and day_part != phrase:
-        return When(bad_time=True)
-    return When(at=at or None, **day)  # type: ignore[arg-type]
+    if at is None and period_time is None and day_part != phrase:
+        return When(bad_time=True)  # a time phrase was there ("at 25:00") but read as no time
+    return When(at=at or period_time, **day)  # type: ignore[arg-type]
 
 
-def _clock(text: str) -> time | bool | None:
+def _clock(text: str) -> time | Literal[False] | None:
     """A time of day; None for an impossible one (25:00, read to explain); False if not a time."""
     text = text.strip().lower()
     if text == "noon":
