@@ -398,7 +398,7 @@ class _Batch:
         self._notification = notification
         self._version = version  # of the content sent
         self._activity = outgoing(notification.activity())  # deserialized once for every recipient
-        self._personal = personalize.has_placeholders(notification.activity())  # {{name}}: one each
+        self._personal = personalize.is_personal(notification)  # {{name}}, per-language texts: one each
         self._deadline = time.monotonic() + fanout.retry_budget
         if notification.expires_at is not None:
             # No retry after expiresAt: what is not sent by then is not sent.
@@ -447,7 +447,7 @@ class _Batch:
         if not self._personal:
             return self._activity
         person = personalize.person_of(recipient, member)
-        return outgoing(personalize.activity(self._notification.activity(), person))
+        return outgoing(personalize.activity_for(self._notification, person))
 
     async def _one(self, recipient: StoredReference) -> None:
         if recipient.opted_out or not recipient.active:

@@ -191,7 +191,7 @@ class _Change:
             )
             return
         recipient = StoredReference.from_reference(json.loads(row["reference"]), now)
-        personal = personalize.activity(self._activity, personalize.person_of(recipient))  # {{name}}: each their own
+        personal = personalize.activity_for(self._header.notification, personalize.person_of(recipient))  # their own
         request = Recall(activity_id) if self._kind is Kind.RECALL else Edit(activity_id, personal)
 
         result = await self._lifecycle.delivery.send_patiently(

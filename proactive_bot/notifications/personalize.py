@@ -43,8 +43,9 @@ class Person:
 
     name: str = ""
     given_name: str = ""
-    locale: str = ""
+    locale: str = ""  # the language the bot speaks with them (i18n: "en", "de", "zh-Hans")
     time_zone: str = ""
+    tags: tuple[str, ...] = ()  # their locale tags, most preferred first (chosen, then the channel's)
 
     def value(self, field: str) -> str:
         return {"name": self.name, "givenName": self.given_name, "locale": self.locale, "timeZone": self.time_zone}[
@@ -56,11 +57,14 @@ def person_of(recipient: Any = None, member: Any = None) -> Person:
     """What a StoredReference (and, for a chat just created, the RosterMember) tell of a person;
     neither: nobody in particular (a channel post), so every placeholder takes its default."""
     language = getattr(recipient, "language", "")
+    reference = getattr(recipient, "reference", None) or {}
+    tags = (getattr(recipient, "chosen_language", ""), reference.get("locale") or "")
     return Person(
         name=getattr(recipient, "user_name", "") or getattr(member, "name", ""),
         given_name=getattr(recipient, "given_name", "") or getattr(member, "given_name", ""),
         locale=language if isinstance(language, str) else "",
         time_zone=getattr(recipient, "time_zone", ""),
+        tags=tuple(tag for tag in tags if isinstance(tag, str) and tag),
     )
 
 
@@ -78,9 +82,10 @@ def problems(text: str, where: str) -> list[str]:
     return found
 
 
-def document_problems(text: str | None, attachments: list[dict[str, Any]] | None) -> list[str]:
+def document_problems(text: str | dict[str, str] | None, attachments: list[dict[str, Any]] | None) -> list[str]:
     """Placeholder problems anywhere a notification (or an edit of one) may hold them."""
-    found = problems(text, "text") if isinstance(text, str) else []
+    texts = text if isinstance(text, dict) else {"": text} if isinstance(text, str) else {}
+    found = [problem for tag, one in texts.items() for problem in problems(one, f"text/{tag}" if tag else "text")]
     for where, value in _card_strings(attachments or []):
         found += problems(value, where)
     return found
@@ -90,6 +95,38 @@ def has_placeholders(activity: dict[str, Any]) -> bool:
     """Whether an activity needs filling per recipient (else one activity serves everyone)."""
     texts = [activity.get("text") or ""] + [value for _, value in _card_strings(activity.get("attachments") or [])]
     return any(_PLACEHOLDER.search(text) for text in texts)
+
+
+def is_personal(notification: Any) -> bool:
+    """Whether a Notification differs per recipient (per-language texts or placeholders)."""
+    return isinstance(notification.text, dict) or has_placeholders(notification.activity())
+
+
+def activity_for(notification: Any, person: Person) -> dict[str, Any]:
+    """A Notification's message for one person: the text of their language, placeholders filled."""
+    base = notification.activity()
+    if isinstance(notification.text, dict):
+        base = {**base, "text": pick_text(notification.text, person)}
+    return activity(base, person)
+
+
+def pick_text(texts: dict[str, str], person: Person) -> str:
+    """The text for the person's locale: their exact tag, else their language (zh-CN finds zh-Hans,
+    de-AT finds de), else English, else the first given."""
+    from ..i18n.locales import supported
+
+    def language(tag: str) -> str:
+        return supported(tag) or tag.lower().replace("_", "-").split("-")[0]
+
+    by_tag = {tag.lower().replace("_", "-"): text for tag, text in texts.items()}
+    for tag in person.tags:
+        if tag.lower().replace("_", "-") in by_tag:
+            return by_tag[tag.lower().replace("_", "-")]
+    for want in (*(language(tag) for tag in (*person.tags, person.locale) if tag), "en"):
+        for tag, text in texts.items():
+            if language(tag) == want:
+                return text
+    return next(iter(texts.values()))
 
 
 def activity(activity: dict[str, Any], person: Person) -> dict[str, Any]:

@@ -87,7 +87,7 @@ class ChannelPosts:
             stop = RecipientState.EXPIRED if current is not None and not current.cancelled else RecipientState.CANCELLED
             await self._settle(notification.id, Settled(post, stop, claim.attempts, claim.throttled), None)
             return
-        activity = personalize.activity(current.notification.activity(), personalize.Person())  # no one: defaults
+        activity = personalize.activity_for(current.notification, personalize.Person())  # no one: defaults
         if spec.get("replyTo"):
             thread = await self._thread_of(spec["replyTo"])
             if thread is None:

@@ -86,3 +86,29 @@ async def test_an_unknown_placeholder_is_refused_with_the_reason(app, channel, c
     outputs = await invoke.queue("queue_notify", body({"to": {"all": True}, "text": "Hi {{ name | a | b }}"}))
     assert outputs["poison"].value is not None
     assert "malformed placeholder" in caplog.text
+
+
+async def test_a_broadcast_with_a_text_per_language_gives_each_recipient_theirs(app, channel, work):
+    channel_id = f"directline-{uuid.uuid4().hex[:8]}"
+    locales = {}
+    for locale in ("de-DE", "zh-CN", "fr-FR"):
+        message = activities.webchat_message("hi", channel.url)
+        message["channelId"], message["locale"] = channel_id, locale
+        message["from"]["name"] = "Anna"
+        await talked_to_bot(channel, message)
+        locales[message["conversation"]["id"]] = locale
+    texts = {
+        "en": "Maintenance tonight, {{name}}",
+        "de": "Wartung heute Nacht, {{name}}",
+        "zh-Hans": "{{name}}，今晚维护",
+    }
+
+    await invoke.queue("queue_notify", body({"to": {"all": True, "channelId": channel_id}, "text": texts}))
+    await work.drain()
+
+    got = {locales[r.conversation_id]: r.text for r in channel.delivered()}
+    assert got == {
+        "de-DE": "Wartung heute Nacht, Anna",
+        "zh-CN": "Anna，今晚维护",
+        "fr-FR": "Maintenance tonight, Anna",  # no French text: English
+    }

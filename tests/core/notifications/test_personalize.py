@@ -12,6 +12,7 @@ from proactive_bot.notifications.personalize import (
     fill,
     has_placeholders,
     person_of,
+    pick_text,
     problems,
 )
 from proactive_bot.references import StoredReference
@@ -82,3 +83,17 @@ def test_a_stored_reference_gives_its_name_and_language():
 
     assert (person.name, person.locale, person.given_name) == ("王小明", "zh-Hans", "")
     assert person_of() == Person()
+
+
+def test_the_text_for_each_locale():
+    texts = {"en": "Hello", "de": "Hallo", "zh-Hans": "你好", "fr-CA": "Bonjour"}
+
+    def pick(*tags: str, locale: str = "en") -> str:
+        return pick_text(texts, Person(locale=locale, tags=tags))
+
+    assert pick("de-AT", locale="de") == "Hallo"  # its language
+    assert pick("zh-CN", locale="zh-Hans") == "你好"
+    assert pick("fr-CA") == "Bonjour"  # a tag the bot has no catalog for still finds its text
+    assert pick("fr-FR") == "Bonjour"
+    assert pick("ja-JP") == "Hello"  # else English
+    assert pick_text({"de": "Hallo", "zh-Hans": "你好"}, Person()) == "Hallo"  # else the first
