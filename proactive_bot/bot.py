@@ -10,11 +10,12 @@ Free of the Bot Framework SDK: it implements `channel.TurnLogic` and sees each t
 from __future__ import annotations
 
 import logging
+import re
 
-from . import activities, clock
+from . import activities, clock, i18n
 from .channel.turn import Inbound, Member, TeamsEvent, Turn
 from .notifications.receipts import READ_RECEIPT, ReadReceipts
-from .references import ReferenceStore
+from .references import ReferenceStore, StoredReference
 from .reminders import report
 from .reminders.dialogs import Asker, ReminderDialogs
 from .tasks import LongTasks, Task
@@ -22,31 +23,23 @@ from .teams.installs import TeamsInstalls
 
 log = logging.getLogger(__name__)
 
-HELP = (
-    "Here is what I can do:\n\n"
-    "- **remind me in 10 minutes to stretch**, **remind me tomorrow at 9:00 to send the report**, "
-    "**remind me every weekday at 9am to stand up**: I message you when it is time. "
-    "Answer a reminder with its buttons, or say **done** or **snooze 1h**.\n"
-    "- **reminders**: your reminders, numbered; **cancel 2** or **cancel all**.\n"
-    "- **timezone Europe/Berlin**: the time zone I read and show times in.\n"
-    "- **report**: a summary of your reminders (it takes a moment; I post it when ready).\n"
-    "- I deliver alerts and announcements that other systems send you.\n"
-    "- **stop**: no more notifications or announcements (reminders you set still arrive); "
-    "**start** turns them back on.\n"
-    "- **help**: this list."
-)
-HINT = "I did not get that. Say **help** to see what I can do."
-WORKING = "Working on your report; I'll post it here when it's ready."
-STOPPED = (
-    "OK, no more notifications or announcements here. Reminders you set yourself still arrive. "
-    "Say **start** to turn notifications back on."
-)
-STARTED = "Notifications are on again. Say **stop** any time to turn them off."
+# The commands in each language; replies are in the user's language, whichever words they used.
+_HELP = frozenset({"help", "?", "hi", "hello", "hilfe", "hallo", "帮助", "你好", "？"})
+_STOP = frozenset({"stop", "unsubscribe", "stopp", "abbestellen", "停止", "退订"})
+_START = frozenset({"start", "subscribe", "abonnieren", "开始", "订阅"})
+_REPORT = frozenset({report.KIND, "bericht", "报告"})
+_LANGUAGE = re.compile(r"(?:language|sprache|语言)(?:\s*(\S+))?", re.IGNORECASE)
+# The English texts, as tests and other modules quote them.
+HELP = i18n.text(i18n.DEFAULT, "help")
+HINT = i18n.text(i18n.DEFAULT, "hint")
+WORKING = i18n.text(i18n.DEFAULT, "working")
+STOPPED = i18n.text(i18n.DEFAULT, "stopped")
+STARTED = i18n.text(i18n.DEFAULT, "started")
 
 
-def welcome(name: str | None) -> str:
-    greeting = f"Hi {name}!" if name else "Hi!"
-    return f"{greeting} I can remind you of things and bring you alerts from other systems.\n\n{HELP}"
+def welcome(name: str | None, language: str = i18n.DEFAULT) -> str:
+    greeting = i18n.text(language, "welcome.named", name=name) if name else i18n.text(language, "welcome.anonymous")
+    return i18n.text(language, "welcome", greeting=greeting, help=i18n.text(language, "help"))
 
 
 class ProactiveBot:
@@ -80,12 +73,13 @@ class ProactiveBot:
             # channel. They are on the team's roster now (teams/), reachable in their own chat.
             return
         inbound = turn.inbound
+        language = i18n.negotiate(inbound.reference.get("locale"))
         for member in members:
             if member.id != inbound.bot_id and (
                 self._teams is None
                 or await self._teams.first_welcome(inbound.channel_id, inbound.conversation_id, member.id)
             ):
-                await turn.send(welcome(member.name))
+                await turn.send(welcome(member.name, language))
 
     async def on_event(self, turn: Turn) -> None:
         inbound = turn.inbound
@@ -99,19 +93,34 @@ class ProactiveBot:
         # In Teams channels the text starts with "<at>Bot</at>"; the edge hands over what follows.
         # A card click has no text at all.
         text = " ".join(inbound.text.split())
-        asker = asker_of(inbound)
+        stored = await self._references.get(inbound.channel_id, inbound.conversation_id)
+        language = stored.language if stored else i18n.negotiate(inbound.reference.get("locale"))
+        asker = asker_of(inbound, language)
         command = text.lower()
-        if command in ("help", "?", "hi", "hello"):
-            reply = HELP
-        elif command in ("stop", "unsubscribe", "start", "subscribe"):
-            opted_out = command in ("stop", "unsubscribe")
+        if command in _HELP:
+            reply = i18n.text(language, "help")
+        elif command in _STOP or command in _START:
+            opted_out = command in _STOP
             await self._references.set_opted_out(inbound.channel_id, inbound.conversation_id, opted_out)
-            reply = STOPPED if opted_out else STARTED
-        elif command == report.KIND:
+            reply = i18n.text(language, "stopped" if opted_out else "started")
+        elif command in _REPORT:
             reply = await self._start_report(turn, asker)
+        elif match := _LANGUAGE.fullmatch(text):
+            reply = await self._language(inbound, stored, language, match[1])
         else:
-            reply = await self._reminders.handle(asker, text, inbound.value) or HINT
+            reply = await self._reminders.handle(asker, text, inbound.value) or i18n.text(language, "hint")
         await turn.send(reply)
+
+    async def _language(self, inbound: Inbound, stored: StoredReference | None, current: str, name: str | None) -> str:
+        """`language` alone says which and why; `language de` chooses (remembered with the reference)."""
+        if name is None:
+            source = "set" if stored is not None and stored.chosen_language else "app"
+            return i18n.text(current, "language.current", source=i18n.text(current, "language.source." + source))
+        chosen = i18n.language_named(name)
+        if chosen is None:
+            return i18n.text(current, "language.unknown", name=name[:32])
+        await self._references.set_language(inbound.channel_id, inbound.conversation_id, chosen)
+        return i18n.text(chosen, "language.set")
 
     async def _start_report(self, turn: Turn, asker: Asker) -> str:
         await turn.send(activities.typing())
@@ -122,15 +131,17 @@ class ProactiveBot:
                 conversation_id=asker.conversation_id,
                 user_id=asker.user_id,
                 zone=asker.zone_hint,
+                locale=asker.language,
             )
         )
-        return WORKING
+        return i18n.text(asker.language, "working")
 
 
-def asker_of(inbound: Inbound) -> Asker:
+def asker_of(inbound: Inbound, language: str = i18n.DEFAULT) -> Asker:
     return Asker(
         channel_id=inbound.channel_id,
         user_id=inbound.user_id,
         conversation_id=inbound.conversation_id,
         zone_hint=inbound.zone_hint,
+        language=language,
     )

@@ -24,7 +24,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
-from . import clock
+from . import clock, i18n
 from .storage.keys import table_key
 from .storage.paging import one_page
 
@@ -54,6 +54,12 @@ class StoredReference:
     active: bool = True
     inactive_reason: str = ""
     opted_out: bool = False  # said "stop": no notifications or broadcasts (own reminders still come)
+    chosen_language: str = ""  # said "language de"; wins over the locale the channel reports
+
+    @property
+    def language(self) -> str:
+        """The language the bot speaks here: the one chosen, else the reference's `locale`."""
+        return i18n.negotiate(self.chosen_language, self.reference.get("locale"))
 
     @property
     def key(self) -> tuple[str, str]:
@@ -114,7 +120,7 @@ class ReferenceStore:
         if existing is not None and not self._needs_write(existing, incoming, now):
             return False
         if existing is not None:
-            incoming = replace(incoming, opted_out=existing.opted_out)
+            incoming = replace(incoming, opted_out=existing.opted_out, chosen_language=existing.chosen_language)
         await self._table.upsert_entity(_to_entity(incoming), mode=UpdateMode.REPLACE)
         await self._point_to(incoming)
         return True
@@ -196,13 +202,17 @@ class ReferenceStore:
 
     async def set_opted_out(self, channel_id: str, conversation_id: str, opted_out: bool) -> bool:
         """Record "stop"/"start"; returns False if the conversation is not known."""
+        return await self._merge(channel_id, conversation_id, {"optedOut": opted_out})
+
+    async def set_language(self, channel_id: str, conversation_id: str, language: str) -> bool:
+        """Record "language de" ("" forgets it); returns False if the conversation is not known."""
+        return await self._merge(channel_id, conversation_id, {"language": language})
+
+    async def _merge(self, channel_id: str, conversation_id: str, fields: dict[str, Any]) -> bool:
+        """A user's setting onto their reference row, leaving the rest as it is."""
         try:
             await self._table.update_entity(
-                {
-                    "PartitionKey": _REF + table_key(channel_id),
-                    "RowKey": table_key(conversation_id),
-                    "optedOut": opted_out,
-                },
+                {"PartitionKey": _REF + table_key(channel_id), "RowKey": table_key(conversation_id), **fields},
                 mode=UpdateMode.MERGE,
             )
         except ResourceNotFoundError:
@@ -271,6 +281,7 @@ def _to_entity(stored: StoredReference) -> dict[str, Any]:
         "active": stored.active,
         "inactiveReason": stored.inactive_reason,
         "optedOut": stored.opted_out,
+        "language": stored.chosen_language,
     }
 
 
@@ -290,4 +301,5 @@ def _from_entity(entity: dict[str, Any]) -> StoredReference:
         active=bool(entity.get("active", True)),
         inactive_reason=entity.get("inactiveReason", ""),
         opted_out=bool(entity.get("optedOut", False)),
+        chosen_language=entity.get("language", ""),
     )

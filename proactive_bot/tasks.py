@@ -7,7 +7,11 @@ runs it and delivers the result into the same conversation through `Delivery.sen
 Message contract (version 1), produced only by this app:
 
     {"v": 1, "id": "<uuid>", "kind": "report", "channelId": "...", "conversationId": "...",
-     "userId": "...", "zone": "Europe/Berlin", "requestedAt": "2026-11-26T10:00:00+00:00"}
+     "userId": "...", "zone": "Europe/Berlin", "requestedAt": "2026-11-26T10:00:00+00:00",
+     "locale": "de"}
+
+`locale` (the language to answer in, i18n) may be absent: messages enqueued before it existed
+are answered in English.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ _FIELDS = {
     "zone": (str, type(None)),
     "requestedAt": str,
 }
+_OPTIONAL = {"locale": (str, type(None))}
 
 
 class InvalidTask(ValueError):
@@ -58,6 +63,7 @@ class Task:
     conversation_id: str
     user_id: str
     zone: str | None = None  # the zone the channel reported in the turn, for showing times
+    locale: str | None = None  # the language to answer in (i18n); None: English
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     requested_at: datetime = field(default_factory=lambda: clock.now())
 
@@ -72,6 +78,7 @@ class Task:
                 "userId": self.user_id,
                 "zone": self.zone,
                 "requestedAt": self.requested_at.isoformat(),
+                **({"locale": self.locale} if self.locale else {}),
             },
             separators=(",", ":"),
         )
@@ -90,7 +97,13 @@ def parse_task_message(body: bytes) -> Task:
         f"{name}: expected {getattr(kind, '__name__', 'string or null')}"
         for name, kind in _FIELDS.items()
         if not isinstance(document.get(name), kind)  # type: ignore[arg-type]
-    ] + [f"{name}: unknown field" for name in document if name not in _FIELDS]
+    ]
+    problems += [
+        f"{name}: expected string or null"
+        for name, kind in _OPTIONAL.items()
+        if name in document and not isinstance(document[name], kind)
+    ]
+    problems += [f"{name}: unknown field" for name in document if name not in _FIELDS and name not in _OPTIONAL]
     if problems:
         raise InvalidTask("; ".join(problems))
     if document["v"] != VERSION:
@@ -105,6 +118,7 @@ def parse_task_message(body: bytes) -> Task:
         conversation_id=document["conversationId"],
         user_id=document["userId"],
         zone=document["zone"],
+        locale=document.get("locale"),
         id=document["id"],
         requested_at=requested_at,
     )

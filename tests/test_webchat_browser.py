@@ -270,3 +270,29 @@ async def test_read_receipts_edit_recall_and_send_in_a_minute_from_the_panel(ope
     receipts = [a for a in channel.forwarded if a.get("name") == "application/vnd.microsoft.readReceipt"]
     assert receipts and all(a["type"] == "event" for a in receipts)
     assert tab.offsite == [] and tab.errors == []
+
+
+async def test_the_page_switches_language_and_the_bot_answers_in_it(open_tab, channel):
+    tab = await open_tab()
+    await tab.sees("I can remind you of things")  # the browser's locale: en-US
+
+    await tab.page.locator("#language").select_option("de-DE")
+    await expect(tab.page.locator("html")).to_have_attribute("lang", "de-DE")
+    await expect(tab.page.locator("#log")).to_contain_text("language: de-DE")
+    await tab.say("hilfe")
+    await tab.sees("Das kann ich:")
+    await tab.say("erinnere mich in 10 Minuten ans Dehnen")
+    await tab.sees(re.compile(r"OK, ich erinnere dich heute um \d\d:\d\d \(Europe/Berlin\) an: Dehnen\."))
+
+    await tab.page.locator("#language").select_option("zh-CN")
+    await tab.say("提醒列表")
+    await tab.sees("你的提醒（时间为 Europe/Berlin）：")
+
+    await tab.page.locator("#language").select_option("fr-FR")  # no catalog: English
+    before = await tab.bot_bubbles.count()
+    await tab.say("help")
+    await expect(tab.bot_bubbles.nth(before)).to_contain_text("Here is what I can do:")  # not the welcome's
+    told = [a for a in channel.forwarded if a["type"] == "message"]
+    assert [a.get("locale") for a in told] == ["de-DE", "de-DE", "zh-CN", "fr-FR"]
+    await tab.page.screenshot(path=ARTIFACTS / "webchat-languages.png")
+    assert tab.offsite == [] and tab.errors == []

@@ -16,13 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import clock
-from ..channel.activity import outgoing
+from ..channel.activity import PreparedActivity, outgoing
 from ..delivery.outcome import Outcome, Result
 from ..delivery.sender import Delivery
 from ..references import StoredReference
 from ..teams.reach import TeamsReach
 from ..teams.store import RosterMember
 from ..work import BatchRecipient, BatchWork, InvalidWork, WorkQueue, batches_of
+from . import personalize
 from .contract import Notification, OnCrash
 from .receipts import ReadReceipts
 from .records import (
@@ -87,6 +88,7 @@ class _Batch:
         self._notification = notification
         self._version = version  # of the content sent
         self._activity = outgoing(notification.activity())  # deserialized once for every recipient
+        self._personal = personalize.is_personal(notification)  # {{name}}, per-language texts: one each
         self._deadline = time.monotonic() + fanout.retry_budget
         if notification.expires_at is not None:
             # No retry after expiresAt: what is not sent by then is not sent.
@@ -131,6 +133,11 @@ class _Batch:
             for task in late:
                 task.cancel()  # its row stays "sending" and is reported unconfirmed later
 
+    def _activity_for(self, recipient: StoredReference, member: RosterMember | None = None) -> PreparedActivity:
+        if not self._personal:
+            return self._activity
+        return outgoing(personalize.activity_for(self._notification, personalize.person_of(recipient, member)))
+
     async def _one(self, recipient: StoredReference) -> None:
         if recipient.opted_out or not recipient.active:
             if recipient.opted_out:
@@ -140,7 +147,7 @@ class _Batch:
             return
         claimant = _Claimant(self, recipient)
         result = await self._fanout.delivery.send_patiently(
-            recipient, [self._activity], deadline=self._deadline, claimant=claimant
+            recipient, [self._activity_for(recipient)], deadline=self._deadline, claimant=claimant
         )
         if result.outcome is Outcome.SKIPPED:
             if claimant.busy:
@@ -219,7 +226,9 @@ class _Batch:
             else:
                 log.warning("notification %s to %s: no chat: %s", self._notification.id, member.user_id, row.detail)
             return
-        result = await fanout.delivery.send_patiently(opened.reference, [self._activity], deadline=self._deadline)
+        result = await fanout.delivery.send_patiently(
+            opened.reference, [self._activity_for(opened.reference, member)], deadline=self._deadline
+        )
         row = settled(opened.reference, granted, result, whole_run=True)
         row = dataclasses.replace(
             row,

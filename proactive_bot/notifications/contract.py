@@ -45,7 +45,7 @@ class OnCrash(enum.Enum):
 class Notification:
     id: str
     to: dict[str, Any]
-    text: str | None = None
+    text: str | dict[str, str] | None = None  # one text, or one per language tag (personalize picks)
     attachments: list[dict[str, Any]] = field(default_factory=list)
     not_before: datetime | None = None  # scheduled: nothing is sent before
     expires_at: datetime | None = None  # recipients not reached by then are never sent
@@ -64,7 +64,7 @@ class Notification:
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
 
-    def edited(self, text: str | None, attachments: list[dict[str, Any]] | None) -> Notification:
+    def edited(self, text: str | dict[str, str] | None, attachments: list[dict[str, Any]] | None) -> Notification:
         """This notification with new content (what PATCH gives; None keeps that part)."""
         return replace(
             self,
@@ -73,8 +73,16 @@ class Notification:
         )
 
     def activity(self) -> dict[str, Any]:
+        """The message as it goes to everyone alike: with per-language texts, the English one (else
+        the first); `personalize.activity_for` makes each recipient's own."""
         extra: dict[str, Any] = {"attachments": self.attachments} if self.attachments else {}
-        return message(self.text or "", **extra)
+        return message(self.default_text() or "", **extra)
+
+    def default_text(self) -> str | None:
+        if not isinstance(self.text, dict):
+            return self.text
+        english = [text for tag, text in self.text.items() if tag.lower().replace("_", "-").split("-")[0] == "en"]
+        return (english or list(self.text.values()))[0]
 
     def document(self) -> dict[str, Any]:
         """The contract's JSON for this notification (what a producer would send)."""
@@ -138,6 +146,7 @@ def validate(document: Any, fallback_id: str = "", now: datetime | None = None) 
     errors = sorted(schema_validator().iter_errors(document), key=lambda e: list(e.absolute_path))
     if errors:
         raise InvalidNotification("; ".join(_describe(e) for e in errors[:5]))
+    _check_placeholders(document.get("text"), document.get("attachments"))
     try:
         notification = Notification.from_document(
             {**document, "id": document.get("id") or fallback_id or uuid.uuid4().hex}
@@ -156,7 +165,7 @@ def validate(document: Any, fallback_id: str = "", now: datetime | None = None) 
     return notification
 
 
-def validate_edit(document: Any) -> tuple[str | None, list[dict[str, Any]] | None]:
+def validate_edit(document: Any) -> tuple[str | dict[str, str] | None, list[dict[str, Any]] | None]:
     """A PATCH body: new `text` and/or `attachments`, checked by the contract's own rules."""
     if not isinstance(document, dict) or not document or set(document) - {"text", "attachments"}:
         raise InvalidNotification("an edit is an object with text and/or attachments, and nothing else")
@@ -165,7 +174,19 @@ def validate_edit(document: Any) -> tuple[str | None, list[dict[str, Any]] | Non
         errors = list(Draft202012Validator(properties[name]).iter_errors(document[name]))
         if errors:
             raise InvalidNotification(f"{name}: {errors[0].message}")
+    _check_placeholders(document.get("text"), document.get("attachments"))
     return document.get("text"), document.get("attachments")
+
+
+def _check_placeholders(text: Any, attachments: Any) -> None:
+    """Every `{{...}}` must be one personalize fills (a typo would reach users as written)."""
+    if "{{" not in json.dumps([text, attachments or []]):
+        return  # the common case: nothing to fill, and personalize is not even loaded
+    from . import personalize
+
+    found = personalize.document_problems(text, attachments if isinstance(attachments, list) else None)
+    if found:
+        raise InvalidNotification("; ".join(found[:5]))
 
 
 def moment(value: str | None) -> datetime | None:

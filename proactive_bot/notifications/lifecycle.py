@@ -31,6 +31,7 @@ from ..delivery.retries import NOTIFICATIONS
 from ..delivery.sender import Delivery, Edit, Recall
 from ..references import StoredReference
 from ..work import EditWork, InvalidWork, RecallWork, ShardChange, WorkQueue
+from . import personalize
 from .records import SHARDS, ChangeFailure, Header, NotificationStore, RecipientState, SentRow
 from .records.states import as_seen
 from .timetable import Timetable
@@ -142,7 +143,6 @@ class _ShardRun:
         self._header = header
         self._kind = kind
         self._deadline = time.monotonic() + lifecycle.retry_budget
-        self._activity = header.notification.activity()
         self.again: float | None = None  # seconds until this shard needs another look
 
     def _later(self, seconds: float) -> None:
@@ -180,7 +180,11 @@ class _ShardRun:
             )
             return
         recipient = StoredReference.from_reference(row.reference, now)
-        request = Recall(row.activity_id) if self._kind is Kind.RECALL else Edit(row.activity_id, self._activity)
+        if self._kind is Kind.RECALL:
+            request: Recall | Edit = Recall(row.activity_id)
+        else:  # each recipient's own text ({{name}}, their language)
+            person = personalize.person_of(recipient)
+            request = Edit(row.activity_id, personalize.activity_for(self._header.notification, person))
 
         result = await self._lifecycle.delivery.send_patiently(
             recipient, request, deadline=self._deadline, claimant=_TakeOnce(records, row)

@@ -19,6 +19,7 @@ from ..delivery.sender import Delivery
 from ..references import TEAMS, StoredReference
 from ..teams.reach import TeamsReach
 from ..work import PostWork, WorkQueue
+from . import personalize
 from .contract import OnCrash
 from .records import SEND_LEASE, Header, NotificationStore, RecipientState, Settled, Verdict, settled
 
@@ -88,7 +89,7 @@ class TeamsChannelPosts:
             stop = RecipientState.EXPIRED if current is not None and not current.cancelled else RecipientState.CANCELLED
             await self._settle(notification.id, Settled(post, stop, claim.attempts, claim.throttled), None)
             return
-        activity = current.notification.activity()
+        activity = personalize.activity_for(current.notification, personalize.Person())  # no one: defaults
         if spec.get("replyTo"):
             thread = await self._thread_of(spec["replyTo"])
             if thread is None:

@@ -14,18 +14,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from .. import i18n
 from ..activities import adaptive_card, message
-from .schedules import describe_moment, parse_duration
+from .schedules import LazyPattern, describe_moment, parse_duration
 from .store import Reminder
 
 # A reminder this much past due is marked late ("was due at ...") when it finally goes out.
 LATE_AFTER = timedelta(minutes=2)
 DEFAULT_SNOOZE = timedelta(minutes=10)
-SNOOZES = (("Snooze 10 min", timedelta(minutes=10)), ("Snooze 1 h", timedelta(hours=1)))
+SNOOZES = (("card.snooze.10", timedelta(minutes=10)), ("card.snooze.60", timedelta(hours=1)))  # catalog keys
 _ACTION_KEY = "reminderAction"
 
-_DONE = re.compile(r"(?:done|did it|mark (?:it )?done|ok,? done)[.!]?", re.IGNORECASE)
-_SNOOZE = re.compile(r"snooze(?:\s+(?:for\s+)?(?P<for>.+?))?[.!]?", re.IGNORECASE)
+# Typed answers in English, German and Chinese, whatever the language the bot answers in.
+_DONE = LazyPattern(
+    r"(?:done|did it|mark (?:it )?done|ok,? done|erledigt|fertig|gemacht|ok,? erledigt|完成|已完成|完成了|做完了|好了|搞定了?)"
+    r"[.!。！]?",
+    re.IGNORECASE,
+)
+_SNOOZE = LazyPattern(
+    r"(?:snooze|später|schlummern|稍后(?:提醒)?|推迟|延后|等会儿?再?提醒)(?:\s*(?:for\s+|für\s+|in\s+)?(?P<for>.+?))?[.!。！]?",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -37,14 +46,14 @@ class Answer:
     occurrence: int | None = None  # which delivery the clicked card belonged to
 
 
-def reminder_activity(reminder: Reminder, now: datetime) -> dict[str, Any]:
-    text = f"⏰ Reminder: {reminder.text}"
+def reminder_activity(reminder: Reminder, now: datetime, language: str = i18n.DEFAULT) -> dict[str, Any]:
+    text = i18n.text(language, "card.text", text=reminder.text)
     if now - reminder.due_at > LATE_AFTER:
-        text += f" (was due {describe_moment(reminder.due_at, reminder.tz, now)})"
-    return message(text, attachments=[adaptive_card(_card(reminder))])
+        text += i18n.text(language, "card.late", when=describe_moment(reminder.due_at, reminder.tz, now, language))
+    return message(text, attachments=[adaptive_card(_card(reminder, language))])
 
 
-def _card(reminder: Reminder) -> dict[str, Any]:
+def _card(reminder: Reminder, language: str) -> dict[str, Any]:
     occurrence = reminder.occurrence + 1
 
     def submit(title: str, action: str, minutes: int | None = None) -> dict[str, Any]:
@@ -57,10 +66,13 @@ def _card(reminder: Reminder) -> dict[str, Any]:
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "version": "1.2",
-        "body": [{"type": "TextBlock", "text": "Done, or remind you again later?", "wrap": True, "isSubtle": True}],
+        "body": [{"type": "TextBlock", "text": i18n.text(language, "card.prompt"), "wrap": True, "isSubtle": True}],
         "actions": [
-            submit("Done", "done"),
-            *(submit(title, "snooze", int(delay.total_seconds() // 60)) for title, delay in SNOOZES),
+            submit(i18n.text(language, "card.done"), "done"),
+            *(
+                submit(i18n.text(language, title), "snooze", int(delay.total_seconds() // 60))
+                for title, delay in SNOOZES
+            ),
         ],
     }
 
@@ -75,7 +87,7 @@ def read_answer(text: str, value: Any) -> Answer | None:
     if match := _SNOOZE.fullmatch(text):
         if not match["for"]:
             return Answer(snooze=DEFAULT_SNOOZE)
-        delay = parse_duration(match["for"]) or parse_duration(match["for"] + " min")
+        delay = _duration(match["for"])
         return Answer(snooze=delay) if delay else None
     return None
 
@@ -91,3 +103,13 @@ def _clicked(value: dict[str, Any]) -> Answer | None:
     minutes = value.get("minutes")
     minutes = minutes if isinstance(minutes, int) and 0 < minutes <= 7 * 24 * 60 else 10
     return Answer(timedelta(minutes=minutes), reminder_id, occurrence)
+
+
+def _duration(text: str) -> timedelta | None:
+    """A snooze's length in any of the languages; a bare number is minutes."""
+    from . import chinese, german  # only a typed snooze needs them
+
+    for read in (parse_duration, german.parse_duration, chinese.parse_duration):
+        if delay := read(text) or read(text + " min"):
+            return delay
+    return None

@@ -11,15 +11,16 @@ import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .. import clock
+from .. import clock, i18n
 from .cards import Answer, read_answer
 from .schedules import (
-    EXAMPLES,
     HORIZON,
     UTC,
+    LazyPattern,
     ScheduleError,
     describe_moment,
     is_reminder_request,
@@ -28,13 +29,61 @@ from .schedules import (
 )
 from .store import MAX_PENDING, Agenda, Entry, Owner, Reminder, ReminderStore
 
-_LIST = re.compile(r"(?:list |show |my )?reminders|list", re.IGNORECASE)
-_CANCEL = re.compile(
-    r"(?:cancel|delete|remove)(?: reminder)?\s+(?:#|no\.?\s*)?(\d{1,4}|all(?: reminders)?)", re.IGNORECASE
+# Each command in English, German and Chinese, whatever the language the bot answers in; compiled
+# on first use (a turn that is `help` needs none of them).
+_LIST = LazyPattern(
+    r"(?:list |show |my )?reminders|list"
+    r"|(?:zeige?\s+|meine\s+|alle\s+)*erinnerungen|liste"
+    r"|提醒列表|我的提醒|查看提醒|列出提醒|所有提醒|查看我的提醒",
+    re.IGNORECASE,
 )
-_TIMEZONE = re.compile(r"time\s?zone(?:\s+(?:is\s+|to\s+)?(\S+))?", re.IGNORECASE)
+_CANCEL = LazyPattern(
+    r"(?:cancel|delete|remove)(?: reminder)?\s+(?:#|no\.?\s*)?(?P<en>\d{1,4}|all(?: reminders)?)"
+    r"|(?:lösche?|entferne?|storniere?|streiche?)(?:\s+erinnerung)?\s+(?:#|nr\.?\s*)?(?P<de>\d{1,4}|alle)"
+    r"(?:\s+erinnerungen)?"
+    r"|(?:取消|删除)\s*第?\s*(?P<zh>\d{1,4}|全部|所有)\s*(?:个)?(?:提醒)?|(?P<zh_all>全部取消|全部删除)",
+    re.IGNORECASE,
+)
+_TIMEZONE = LazyPattern(
+    r"(?:time\s?zone|zeitzone)(?:\s+(?:is\s+|to\s+|ist\s+)?(\S+))?|时区(?:\s*(?:是|设为|设置为)?\s*(\S+))?",
+    re.IGNORECASE,
+)
 _LISTED_TEXT = 120  # characters of each reminder's text in a list
-ALREADY_ANSWERED = "That reminder was already taken care of."
+ALREADY_ANSWERED = i18n.text(i18n.DEFAULT, "answer.already")
+
+
+class CommandKind(Enum):
+    REMIND = "remind"
+    LIST = "list"
+    CANCEL = "cancel"
+    TIMEZONE = "timezone"
+    ANSWER = "answer"  # done / snooze, typed or clicked
+
+
+@dataclass(frozen=True)
+class Command:
+    """A reminder command as read, in whichever language it was said."""
+
+    kind: CommandKind
+    argument: str | None = None  # cancel: a number or "all"; timezone: the name given, if any
+    answer: Answer | None = None
+
+
+def read_command(text: str, value: Any = None) -> Command | None:
+    """The reminder command in a message (English, German or Chinese), or None if it is not one."""
+    answer = read_answer(text, value)
+    if answer is not None:
+        return Command(CommandKind.ANSWER, answer=answer)
+    if is_reminder_request(text):
+        return Command(CommandKind.REMIND)
+    if _LIST.fullmatch(text):
+        return Command(CommandKind.LIST)
+    if match := _CANCEL.fullmatch(text):
+        which = match["en"] or match["de"] or match["zh"] or "all"
+        return Command(CommandKind.CANCEL, which if which[0].isdigit() else "all")
+    if match := _TIMEZONE.fullmatch(text):
+        return Command(CommandKind.TIMEZONE, match[1] or match[2])
+    return None
 
 
 @dataclass(frozen=True)
@@ -45,6 +94,7 @@ class Asker:
     user_id: str
     conversation_id: str
     zone_hint: str | None = None
+    language: str = i18n.DEFAULT  # the language to answer in (i18n.locales)
 
     @property
     def owner(self) -> Owner:
@@ -57,32 +107,30 @@ class ReminderDialogs:
 
     async def handle(self, asker: Asker, text: str, value: Any = None) -> str | None:
         """The reply to a reminder command, or None if the message is not one."""
-        answer = read_answer(text, value)
-        if answer is not None:
-            return await self.answer(asker, answer)
-        if is_reminder_request(text):
+        command = read_command(text, value)
+        if command is None:
+            return None
+        if command.kind is CommandKind.ANSWER:
+            return await self.answer(asker, command.answer)  # type: ignore[arg-type]
+        if command.kind is CommandKind.REMIND:
             return await self.remind(asker, text)
-        if _LIST.fullmatch(text):
+        if command.kind is CommandKind.LIST:
             return await self.list(asker)
-        if match := _CANCEL.fullmatch(text):
-            return await self.cancel(asker, match[1])
-        if match := _TIMEZONE.fullmatch(text):
-            return await self.timezone(asker, match[1])
-        return None
+        if command.kind is CommandKind.CANCEL:
+            return await self.cancel(asker, command.argument or "all")
+        return await self.timezone(asker, command.argument)
 
     async def remind(self, asker: Asker, text: str) -> str:
         now = clock.now()
+        language = asker.language
         agenda = await self._store.agenda(asker.owner)
         zone, assumed = user_zone(agenda, asker)
         try:
-            request = parse_request(text, now, zone)
+            request = parse_request(text, now, zone, language)
         except ScheduleError as error:
             return str(error)
         if len(agenda.pending) >= MAX_PENDING:
-            return (
-                f"You have {MAX_PENDING} pending reminders, the most I keep. "
-                "Say `reminders` to see them and `cancel 3` to make room."
-            )
+            return i18n.text(language, "remind.full", max=MAX_PENDING)
         await self._store.add(
             Reminder(
                 channel_id=asker.channel_id,
@@ -96,55 +144,62 @@ class ReminderDialogs:
             )
         )
         await self._store.prune(agenda, now)
-        first = describe_moment(request.due_at, zone, now)
+        first = describe_moment(request.due_at, zone, now, language)
         if request.recurrence is None:
-            reply = f"OK, I'll remind you {first} ({zone.key}) to {request.text}."
+            reply = i18n.text(language, "remind.once", first=first, zone=zone.key, text=request.text)
         else:
-            reply = (
-                f"OK, I'll remind you {request.recurrence.describe()} ({zone.key}) to "
-                f"{request.text}. The first one is {first}."
+            reply = i18n.text(
+                language,
+                "remind.recurring",
+                recurrence=request.recurrence.describe(language),
+                zone=zone.key,
+                text=request.text,
+                first=first,
             )
-        return reply + (_assumed_note(zone) if assumed else "")
+        return reply + (_assumed_note(zone, language) if assumed else "")
 
     async def list(self, asker: Asker) -> str:
         now = clock.now()
+        language = asker.language
         agenda = await self._store.agenda(asker.owner)
         zone, assumed = user_zone(agenda, asker)
         pending = agenda.pending
         if not pending:
-            return f"You have no reminders. Try: {EXAMPLES}."
+            return i18n.text(language, "list.empty", examples=i18n.text(language, "examples"))
         await self._store.remember_listing(asker.owner, [e.id for e in pending])
         lines = [
-            f"{number}. {_when(entry, zone, now)}: {_short(entry.text)}" for number, entry in enumerate(pending, 1)
+            i18n.text(
+                language, "list.item", number=number, when=_when(entry, zone, now, language), text=_short(entry.text)
+            )
+            for number, entry in enumerate(pending, 1)
         ]
         return (
-            f"Your reminders (times in {zone.key}):\n\n"
+            i18n.text(language, "list.header", zone=zone.key)
+            + "\n\n"
             + "\n".join(lines)
             + "\n\n"
-            + _how_to_cancel(len(pending))
-            + (_assumed_note(zone) if assumed else "")
+            + _how_to_cancel(len(pending), language)
+            + (_assumed_note(zone, language) if assumed else "")
         )
 
     async def cancel(self, asker: Asker, which: str) -> str:
+        language = asker.language
         agenda = await self._store.agenda(asker.owner)
         if which.lower().startswith("all"):
             results = await asyncio.gather(*(self._cancel(agenda.owner, e) for e in agenda.pending))
-            cancelled = sum(r is not None for r in results)
-            return (
-                f"Cancelled {cancelled} reminder{'s' if cancelled != 1 else ''}."
-                if cancelled
-                else "You have no reminders to cancel."
-            )
+            count = sum(r is not None for r in results)
+            return i18n.text(language, "cancel.all", count=count) if count else i18n.text(language, "cancel.nothing")
         number = int(which)
         ids = agenda.listed or [e.id for e in agenda.pending]
         if not 1 <= number <= len(ids):
-            return f"There is no reminder {number}. Say `reminders` to see the list."
+            return i18n.text(language, "cancel.no_such", number=number)
         entry = agenda.get(ids[number - 1])
         cancelled = await self._cancel(agenda.owner, entry) if entry is not None and entry.pending else None
         if cancelled is None:
-            return f"Reminder {number} has already gone off or been cancelled. Say `reminders` to see what is left."
+            return i18n.text(language, "cancel.gone", number=number)
         zone, _ = user_zone(agenda, asker)
-        return f"Cancelled reminder {number}: {_short(cancelled.text)} ({_when(cancelled, zone, clock.now())})."
+        when = _when(cancelled, zone, clock.now(), language)
+        return i18n.text(language, "cancel.done", number=number, text=_short(cancelled.text), when=when)
 
     async def _cancel(self, owner: Owner, entry: Entry) -> Entry | None:
         # A timer run may move the entry on (next occurrence) between our read and delete.
@@ -158,42 +213,41 @@ class ReminderDialogs:
         return None
 
     async def timezone(self, asker: Asker, name: str | None) -> str:
+        language = asker.language
         if name is None:
             agenda = await self._store.agenda(asker.owner)
             zone, assumed = user_zone(agenda, asker)
-            source = "which I assumed" if assumed else ("as you set it" if agenda.zone else "as your app reports it")
-            return f"Your time zone is {zone.key}, {source}. Change it with `timezone Europe/Berlin`."
-        zone = zone_named(name)
-        if zone is None:
-            return f"I don't know the time zone `{_short(name, 64)}`. Use a name like Europe/Berlin, America/New_York or UTC."
-        await self._store.set_zone(asker.owner, zone.key)
-        local = clock.now().astimezone(zone)
-        return (
-            f"OK, your time zone is {zone.key} (it is {local:%H:%M} there). New reminders use it; "
-            "recurring ones you already have keep the zone they were set in."
-        )
+            source = "zone.source." + ("assumed" if assumed else ("set" if agenda.zone else "app"))
+            return i18n.text(language, "zone.current", zone=zone.key, source=i18n.text(language, source))
+        named = zone_named(name)
+        if named is None:
+            return i18n.text(language, "zone.unknown", name=_short(name, 64))
+        await self._store.set_zone(asker.owner, named.key)
+        local = clock.now().astimezone(named)
+        return i18n.text(language, "zone.set", zone=named.key, time=f"{local:%H:%M}")
 
     async def answer(self, asker: Asker, answer: Answer) -> str:
         now = clock.now()
+        language = asker.language
         agenda = await self._store.agenda(asker.owner)
         entry = _answered_entry(agenda, asker, answer)
         if isinstance(entry, str):
-            return entry
+            return i18n.text(language, entry)
         zone, _ = user_zone(agenda, asker)
         if answer.snooze is None:
             if not await self._store.answer(asker.owner, entry, done=True):
-                return ALREADY_ANSWERED
-            return f"✅ Done: {_short(entry.text)}."
+                return i18n.text(language, "answer.already")
+            return i18n.text(language, "answer.done", text=_short(entry.text))
         if answer.snooze > HORIZON:
-            return "That is too far ahead: I keep reminders for up to a year."
+            return i18n.text(language, "schedule.too_far")
         until = now + answer.snooze
         if entry.recurrence is None:
             if not await self._store.snooze(asker.owner, entry, until):
-                return ALREADY_ANSWERED
+                return i18n.text(language, "answer.already")
         else:
             # The series goes on as it is; this occurrence comes back once, as its own reminder.
             if not await self._store.answer(asker.owner, entry, done=False):
-                return ALREADY_ANSWERED
+                return i18n.text(language, "answer.already")
             await self._store.add(
                 Reminder(
                     channel_id=asker.channel_id,
@@ -205,21 +259,22 @@ class ReminderDialogs:
                     created_at=now,
                 )
             )
-        return f"😴 Snoozed: I'll remind you again {describe_moment(until, zone, now)} to {_short(entry.text)}."
+        when = describe_moment(until, zone, now, language)
+        return i18n.text(language, "answer.snoozed", when=when, text=_short(entry.text))
 
 
 def _answered_entry(agenda: Agenda, asker: Asker, answer: Answer) -> Entry | str:
-    """The entry an answer is for, or the reply explaining why there is none."""
+    """The entry an answer is for, or the catalog key of the reply explaining why there is none."""
     if answer.reminder_id is not None:
         entry = agenda.get(answer.reminder_id)
         if entry is None:
-            return "I can't find that reminder among yours; it may have been cancelled."
+            return "answer.not_found"
         if not entry.awaiting_answer or (answer.occurrence is not None and answer.occurrence != entry.occurrence):
-            return ALREADY_ANSWERED
+            return "answer.already"
         return entry
     waiting = [e for e in agenda.entries if e.awaiting_answer]
     if not waiting:
-        return "There is no reminder waiting for an answer."
+        return "answer.none_waiting"
     # The one delivered last, preferring this conversation's.
     return max(waiting, key=lambda e: (e.conversation_id == asker.conversation_id, e.sent_at))
 
@@ -230,21 +285,21 @@ def user_zone(agenda: Agenda, asker: Asker) -> tuple[ZoneInfo, bool]:
     return (zone, False) if zone is not None else (UTC, True)
 
 
-def _assumed_note(zone: ZoneInfo) -> str:
-    return f"\n\nI assumed your time zone is {zone.key}; tell me yours with `timezone Europe/Berlin`."
+def _assumed_note(zone: ZoneInfo, language: str) -> str:
+    return i18n.text(language, "zone.assumed", zone=zone.key)
 
 
-def _how_to_cancel(count: int) -> str:
+def _how_to_cancel(count: int, language: str) -> str:
     # The example number must be one the list shows.
-    return "Say `cancel 1` to cancel it." if count == 1 else "Say `cancel 2` to cancel one, or `cancel all`."
+    return i18n.text(language, "cancel.how.one" if count == 1 else "cancel.how.many")
 
 
-def _when(entry: Entry, zone: ZoneInfo, now: datetime) -> str:
-    when = describe_moment(entry.due_at, zone, now)
+def _when(entry: Entry, zone: ZoneInfo, now: datetime, language: str) -> str:
+    when = describe_moment(entry.due_at, zone, now, language)
     if entry.recurrence is None:
         return when
     own = "" if entry.zone == zone.key else f" {entry.zone}"
-    return f"{when}, then {entry.recurrence.describe()}{own}"
+    return i18n.text(language, "list.then", when=when, recurrence=entry.recurrence.describe(language), own=own)
 
 
 def _short(text: str, limit: int = _LISTED_TEXT) -> str:

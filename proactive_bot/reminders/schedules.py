@@ -20,12 +20,15 @@ is the first of the two.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache, cached_property
-from typing import Any
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from .. import i18n
+from ..i18n import DEFAULT, dates
 
 MAX_TEXT = 1000
 # How far ahead a reminder may be; also keeps "in 99999 weeks" from overflowing a datetime.
@@ -33,15 +36,7 @@ HORIZON = timedelta(days=366)
 # When the user names a day but no time ("remind me tomorrow to ...").
 DEFAULT_TIME = time(9, 0)
 UTC = ZoneInfo("UTC")
-_MAX_WHEN = 100  # characters of the time phrase beside the text
-_TOO_FAR = "That is too far ahead: I keep reminders for up to a year."
-_NOW = "That is now. Give me at least a minute."
-
-EXAMPLES = (
-    "`remind me in 10 minutes to stretch`, `remind me tomorrow at 9:00 to send the report`, "
-    "`remind me every weekday at 9am to stand up`"
-)
-
+MAX_WHEN = 100  # characters of the time phrase beside the text
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _WEEKDAYS = {
     **{name.lower(): number for number, name in enumerate(WEEKDAY_NAMES)},
@@ -103,7 +98,7 @@ def _alternatives(words: Iterable[str]) -> str:
     return "|".join(sorted(map(re.escape, words), key=len, reverse=True))
 
 
-class _Pattern:
+class LazyPattern:
     """A regular expression compiled on first use. Only the messages function reads what people
     type; the timer and the report load this module for Recurrence and zones, and compiling these
     patterns at import was a few milliseconds of every such cold start."""
@@ -115,13 +110,19 @@ class _Pattern:
     def _compiled(self) -> re.Pattern[str]:
         return re.compile(*self._source)
 
+    def match(self, text: str) -> re.Match[str] | None:
+        return self._compiled.match(text)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        return self._compiled.finditer(text)
+
     def fullmatch(self, text: str) -> re.Match[str] | None:
         return self._compiled.fullmatch(text)
 
     def findall(self, text: str) -> list[Any]:
         return self._compiled.findall(text)
 
-    def sub(self, replacement: str, text: str) -> str:
+    def sub(self, replacement: str | Callable[[re.Match[str]], str], text: str) -> str:
         return self._compiled.sub(replacement, text)
 
 
@@ -131,31 +132,36 @@ _UNIT = _alternatives(_UNITS)
 _AMOUNT = r"\d{1,6}|(?:an?|one)(?=\s)"
 # Possessive `*+`: each space belongs to one place, so a near-miss fails in linear time instead of
 # trying every split of the spaces between parts (exponential backtracking).
-_DURATION = _Pattern(rf"(?:(?:{_AMOUNT})\s*+(?:{_UNIT})(?![a-z])\s*+(?:(?:,\s*+and|,|and)\s*+)?)+", re.IGNORECASE)
-_DURATION_PART = _Pattern(rf"({_AMOUNT})\s*({_UNIT})(?![a-z])", re.IGNORECASE)
+_DURATION = LazyPattern(rf"(?:(?:{_AMOUNT})\s*+(?:{_UNIT})(?![a-z])\s*+(?:(?:,\s*+and|,|and)\s*+)?)+", re.IGNORECASE)
+_DURATION_PART = LazyPattern(rf"({_AMOUNT})\s*({_UNIT})(?![a-z])", re.IGNORECASE)
 _TIME = r"noon|midnight|\d{1,2}(?:[:.]\d{2})?\s*(?:[ap]\.?m\.?)?"
-_CLOCK = _Pattern(r"(\d{1,2})(?:[:.](\d{2}))?\s*(?:([ap])\.?m\.?)?", re.IGNORECASE)
-_TIME_FIRST = _Pattern(rf"at\s+({_TIME})(?:\s+(.*))?", re.IGNORECASE | re.DOTALL)
-_TIME_LAST = _Pattern(rf"(.*?)\s*\bat\s+({_TIME})", re.IGNORECASE | re.DOTALL)
+_CLOCK = LazyPattern(r"(\d{1,2})(?:[:.](\d{2}))?\s*(?:([ap])\.?m\.?)?", re.IGNORECASE)
+_TIME_FIRST = LazyPattern(rf"at\s+({_TIME})(?:\s+(.*))?", re.IGNORECASE | re.DOTALL)
+_TIME_LAST = LazyPattern(rf"(.*?)\s*\bat\s+({_TIME})", re.IGNORECASE | re.DOTALL)
 _DAY_LIST = rf"(?:{_DAY})s?(?:\s*(?:,\s*and|,|and|&)\s*(?:{_DAY})s?)*"
-_EVERY = _Pattern(
+_EVERY = LazyPattern(
     rf"(?:every\s+(?P<any>day|weekday|working\s+day|week\s*day|(?:week\s+on\s+)?(?P<days>{_DAY_LIST}))"
     rf"|(?P<daily>daily)|(?:on\s+)?(?P<weekdays>weekdays))",
     re.IGNORECASE,
 )
-_ISO_DATE = _Pattern(r"(?:on\s+)?(\d{4})-(\d{1,2})-(\d{1,2})", re.IGNORECASE)
-_DAY_MONTH = _Pattern(
+_ISO_DATE = LazyPattern(r"(?:on\s+)?(\d{4})-(\d{1,2})-(\d{1,2})", re.IGNORECASE)
+_DAY_MONTH = LazyPattern(
     rf"(?:on\s+)?(?:the\s+)?(\d{{1,2}})(?:st|nd|rd|th)?(?:\s+of)?\s+({_MONTH})\.?(?:,?\s+(\d{{4}}))?",
     re.IGNORECASE,
 )
-_MONTH_DAY = _Pattern(rf"(?:on\s+)?({_MONTH})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(\d{{4}}))?", re.IGNORECASE)
-_WEEKDAY = _Pattern(rf"(?:on\s+|next\s+|this\s+)?({_DAY})", re.IGNORECASE)
-_LAST_WEEKDAY = _Pattern(rf"last\s+({_DAY})", re.IGNORECASE)
-_SPACES = _Pattern(r"\s+")
+_MONTH_DAY = LazyPattern(rf"(?:on\s+)?({_MONTH})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(\d{{4}}))?", re.IGNORECASE)
+_WEEKDAY = LazyPattern(rf"(?:on\s+|next\s+|this\s+)?({_DAY})", re.IGNORECASE)
+_LAST_WEEKDAY = LazyPattern(rf"last\s+({_DAY})", re.IGNORECASE)
+_SPACES = LazyPattern(r"\s+")
 
 
 class ScheduleError(ValueError):
-    """What the user said cannot be a reminder; the message says why, for the user to read."""
+    """What the user said cannot be a reminder; the message says why, for the user to read (in
+    the language the parse was asked to answer in)."""
+
+    def __init__(self, language: str, key: str, **fields: Any) -> None:
+        super().__init__(i18n.text(language, key, **fields))
+        self.key = key  # the catalog key: which refusal, whatever the language
 
 
 @dataclass(frozen=True)
@@ -165,16 +171,16 @@ class Recurrence:
     days: frozenset[int]
     at: time
 
-    def describe(self) -> str:
-        return f"{self.describe_days()} at {self.at:%H:%M}"
+    def describe(self, language: str = DEFAULT) -> str:
+        return i18n.text(language, "every.at", days=self.describe_days(language), time=f"{self.at:%H:%M}")
 
-    def describe_days(self) -> str:
+    def describe_days(self, language: str = DEFAULT) -> str:
         if len(self.days) == 7:
-            return "every day"
+            return i18n.text(language, "every.day")
         if self.days == frozenset(range(5)):
-            return "every weekday"
-        names = [WEEKDAY_NAMES[day] for day in sorted(self.days)]
-        return "every " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])
+            return i18n.text(language, "every.weekday")
+        names = dates.weekday_names(language)
+        return i18n.text(language, "every.days", days=dates.join([names[day] for day in sorted(self.days)], language))
 
     def encode(self) -> str:
         return ",".join(map(str, sorted(self.days))) + f"@{self.at:%H:%M}"
@@ -216,28 +222,64 @@ def local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
 
 
 def is_reminder_request(text: str) -> bool:
-    return _normalize(text).lower().startswith("remind me")
+    return _grammar_of(text) is not None
 
 
-def parse_request(text: str, now: datetime, zone: ZoneInfo) -> ReminderRequest:
-    """Read "remind me <when> to <what>" (or "remind me to <what> <when>") said at `now`."""
+def parse_request(text: str, now: datetime, zone: ZoneInfo, language: str = DEFAULT) -> ReminderRequest:
+    """Read "remind me <when> to <what>" (or "remind me to <what> <when>") said at `now`, or its
+    German or Chinese form; a ScheduleError says what is wrong in `language`."""
     said = _normalize(text)
-    rest = said[len("remind me") :].strip() if said.lower().startswith("remind me") else said
-    if len(rest) > MAX_TEXT + _MAX_WHEN:
+    grammar = _grammar_of(said) or _ENGLISH
+    rest = grammar.rest(said)
+    if len(rest) > MAX_TEXT + MAX_WHEN:
         # Refused before the search for the time phrase, which is quadratic in the length.
-        raise ScheduleError(f"That reminder is {len(rest)} characters long; the limit is {MAX_TEXT}.")
-    split = _split_text_and_when(rest)
+        raise ScheduleError(language, "schedule.too_long", length=len(rest), limit=MAX_TEXT)
+    split = grammar.split(rest)
     if split is None:
-        raise ScheduleError(f"I did not understand when. Try: {EXAMPLES}.")
+        raise ScheduleError(language, "schedule.no_when", examples=i18n.text(language, "examples"))
     what, when = split
     if not what:
-        raise ScheduleError(
-            "What should I remind you of? Say it after `to`, e.g. `remind me in 10 minutes to stretch`."
-        )
+        raise ScheduleError(language, "schedule.no_what")
     if len(what) > MAX_TEXT:
-        raise ScheduleError(f"That reminder is {len(what)} characters long; the limit is {MAX_TEXT}.")
-    due_at, recurrence = _resolve(when, now, zone)
+        raise ScheduleError(language, "schedule.too_long", length=len(what), limit=MAX_TEXT)
+    due_at, recurrence = _resolve(when, now, zone, language)
     return ReminderRequest(text=what, due_at=due_at, recurrence=recurrence)
+
+
+class Grammar(Protocol):
+    """How one language says "remind me": whether a message asks it, and its what and when."""
+
+    def asks(self, said: str) -> bool: ...
+
+    def rest(self, said: str) -> str:
+        """The message without its "remind me"."""
+
+    def split(self, rest: str) -> tuple[str, When] | None:
+        """The reminder's text and its time phrase, or None if no time phrase reads."""
+
+
+class _English:
+    def asks(self, said: str) -> bool:
+        return said.lower().startswith("remind me")
+
+    def rest(self, said: str) -> str:
+        return said[len("remind me") :].strip() if self.asks(said) else said
+
+    def split(self, rest: str) -> tuple[str, When] | None:
+        return _split_text_and_when(rest)
+
+
+_ENGLISH = _English()
+
+
+def _grammar_of(said: str) -> Grammar | None:
+    from . import chinese, german  # their patterns compile on first use, like this module's
+
+    said = _normalize(said)
+    for grammar in (_ENGLISH, german.GRAMMAR, chinese.GRAMMAR):
+        if grammar.asks(said):
+            return grammar
+    return None
 
 
 def parse_duration(text: str) -> timedelta | None:
@@ -258,7 +300,7 @@ def _normalize(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def _split_text_and_when(rest: str) -> tuple[str, _When] | None:
+def _split_text_and_when(rest: str) -> tuple[str, When] | None:
     lowered = rest.lower()
     if lowered.startswith("to "):
         # "to <what> <when>": the longest trailing phrase that reads as a time.
@@ -280,7 +322,7 @@ def _split_text_and_when(rest: str) -> tuple[str, _When] | None:
 
 
 @dataclass(frozen=True)
-class _When:
+class When:
     after: timedelta | None = None  # "in 10 minutes"
     before: timedelta | None = None  # "2 hours ago"
     at: time | None = None  # "at 17:00"
@@ -291,17 +333,17 @@ class _When:
     bad_time: bool = False  # "at 25:00": read as a time phrase, so the reply can say what is wrong
 
 
-def _read_when(phrase: str) -> _When | None:
+def _read_when(phrase: str) -> When | None:
     phrase = phrase.strip().rstrip(",:")
     if not phrase:
         return None
     if phrase.lower().startswith("in "):
         after = parse_duration(phrase[3:])
-        return _When(after=after) if after is not None else None
+        return When(after=after) if after is not None else None
     if phrase.lower().endswith(" ago"):
         before = parse_duration(phrase[:-4])
-        return _When(before=before) if before is not None else None
-    at: time | bool | None = None
+        return When(before=before) if before is not None else None
+    at: time | Literal[False] | None = None
     day_part = phrase
     if match := _TIME_FIRST.fullmatch(phrase):
         at, day_part = _clock(match[1]), match[2] or ""
@@ -309,15 +351,23 @@ def _read_when(phrase: str) -> _When | None:
         day_part, at = match[1], _clock(match[2])
     if at is False:
         return None
-    day = _read_day(day_part.strip().rstrip(","))
-    if day is None or (at is None and not day and day_part == phrase):
+    return when_of(phrase, at, day_part.strip().rstrip(","), _DAY_WORDS)
+
+
+def when_of(
+    phrase: str, at: time | None, day_part: str, words: DayWords, period_time: time | None = None
+) -> When | None:
+    """A phrase's When from its time of day (None: none given, or an impossible one) and the rest
+    of it (`day_part`, read by `read_day`); `period_time` stands in for a missing time ("tonight")."""
+    day = read_day(day_part, words)
+    if day is None or (at is None and period_time is None and not day and day_part == phrase):
         return None
-    if at is None and day_part != phrase:
-        return _When(bad_time=True)
-    return _When(at=at or None, **day)  # type: ignore[arg-type]
+    if at is None and period_time is None and day_part != phrase:
+        return When(bad_time=True)  # a time phrase was there ("at 25:00") but read as no time
+    return When(at=at or period_time, **day)  # type: ignore[arg-type]
 
 
-def _clock(text: str) -> time | bool | None:
+def _clock(text: str) -> time | Literal[False] | None:
     """A time of day; None for an impossible one (25:00, read to explain); False if not a time."""
     text = text.strip().lower()
     if text == "noon":
@@ -337,31 +387,46 @@ def _clock(text: str) -> time | bool | None:
     return time(hour, minute)
 
 
-def _read_day(text: str) -> dict[str, object] | None:
-    """The day part of a phrase as _When fields ({} when there is none), or None if unreadable."""
+@dataclass(frozen=True)
+class DayWords:
+    """How one language names a day (the patterns `read_day` tries, in its order)."""
+
+    relative: dict[str, str]  # "tomorrow" -> the `When.day` it means
+    every: LazyPattern  # a recurrence; `recurrence_days` reads its match
+    recurrence_days: Callable[[re.Match[str]], frozenset[int]]
+    iso_date: LazyPattern  # year, month, day
+    day_month: LazyPattern  # day, month name, year or None ("24 December", "24. Dezember")
+    months: dict[str, int]
+    weekday: LazyPattern  # a weekday name ("Friday", "next Friday")
+    last_weekday: LazyPattern
+    weekdays: dict[str, int]
+    month_day: LazyPattern | None = None  # month name, day, year ("Dec 24th")
+    numeric_date: LazyPattern | None = None  # day, month, year ("24.12.2026")
+
+
+def read_day(text: str, words: DayWords) -> dict[str, object] | None:
+    """The day part of a phrase as When fields ({} when there is none), or None if unreadable."""
     lowered = text.lower()
     if not lowered:
         return {}
-    if lowered == "today":
-        return {"day": "today"}
-    if lowered == "tomorrow":
-        return {"day": "tomorrow"}
-    if lowered == "yesterday":
-        return {"day": "yesterday"}
-    if match := _EVERY.fullmatch(text):
-        return {"recurrence_days": _recurrence_days(match)}
-    if match := _ISO_DATE.fullmatch(text):
+    if lowered in words.relative:
+        return {"day": words.relative[lowered]}
+    if match := words.every.fullmatch(text):
+        return {"recurrence_days": words.recurrence_days(match)}
+    if words.numeric_date is not None and (match := words.numeric_date.fullmatch(text)):
+        return {"day": "date", "date": (int(match[3]) if match[3] else None, int(match[2]), int(match[1]))}
+    if match := words.iso_date.fullmatch(text):
         return {"day": "date", "date": (int(match[1]), int(match[2]), int(match[3]))}
-    if match := _DAY_MONTH.fullmatch(text):
+    if match := words.day_month.fullmatch(text):
         year = int(match[3]) if match[3] else None
-        return {"day": "date", "date": (year, _MONTHS[match[2].lower()], int(match[1]))}
-    if match := _MONTH_DAY.fullmatch(text):
+        return {"day": "date", "date": (year, words.months[match[2].lower()], int(match[1]))}
+    if words.month_day is not None and (match := words.month_day.fullmatch(text)):
         year = int(match[3]) if match[3] else None
-        return {"day": "date", "date": (year, _MONTHS[match[1].lower()], int(match[2]))}
-    if match := _WEEKDAY.fullmatch(text):
-        return {"day": "weekday", "weekday": _WEEKDAYS[match[1].lower()]}
-    if match := _LAST_WEEKDAY.fullmatch(text):
-        return {"day": "last weekday", "weekday": _WEEKDAYS[match[1].lower()]}
+        return {"day": "date", "date": (year, words.months[match[1].lower()], int(match[2]))}
+    if match := words.weekday.fullmatch(text):
+        return {"day": "weekday", "weekday": words.weekdays[match[1].lower()]}
+    if match := words.last_weekday.fullmatch(text):
+        return {"day": "last weekday", "weekday": words.weekdays[match[1].lower()]}
     return None
 
 
@@ -374,23 +439,41 @@ def _recurrence_days(match: re.Match[str]) -> frozenset[int]:
     return frozenset(range(5))  # weekday(s), working day
 
 
+_DAY_WORDS = DayWords(
+    relative={"today": "today", "tomorrow": "tomorrow", "yesterday": "yesterday"},
+    every=_EVERY,
+    recurrence_days=_recurrence_days,
+    iso_date=_ISO_DATE,
+    day_month=_DAY_MONTH,
+    months=_MONTHS,
+    weekday=_WEEKDAY,
+    last_weekday=_LAST_WEEKDAY,
+    weekdays=_WEEKDAYS,
+    month_day=_MONTH_DAY,
+)
+
+
 # --- from phrase to instant --------------------------------------------------------------------
 
 
-def _resolve(when: _When, now: datetime, zone: ZoneInfo) -> tuple[datetime, Recurrence | None]:
+def _resolve(when: When, now: datetime, zone: ZoneInfo, language: str) -> tuple[datetime, Recurrence | None]:
     if when.bad_time:
-        raise ScheduleError("That is not a time of day I know. Use 24-hour `17:30` or `5:30pm`.")
+        raise ScheduleError(language, "schedule.bad_time")
     if when.before is not None:
         if when.before < timedelta(minutes=1):
-            raise ScheduleError(_NOW)
+            raise ScheduleError(language, "schedule.now")
         # parse_duration caps what it reads at just over the horizon, so beyond it the exact moment is unknown.
-        ago = "more than a year ago" if when.before > HORIZON else describe_moment(now - when.before, zone, now)
-        raise _in_the_past(ago, now, zone)
+        ago = (
+            i18n.text(language, "schedule.long_ago")
+            if when.before > HORIZON
+            else describe_moment(now - when.before, zone, now, language)
+        )
+        raise _in_the_past(ago, now, zone, language)
     if when.after is not None:
         if when.after > HORIZON:
-            raise ScheduleError(_TOO_FAR)
+            raise ScheduleError(language, "schedule.too_far")
         if when.after < timedelta(minutes=1):
-            raise ScheduleError(_NOW)
+            raise ScheduleError(language, "schedule.now")
         return now + when.after, None
     at = when.at or DEFAULT_TIME
     if when.recurrence_days is not None:
@@ -405,14 +488,19 @@ def _resolve(when: _When, now: datetime, zone: ZoneInfo) -> tuple[datetime, Recu
         due = local_instant(today + timedelta(days=ahead), at, zone)
         # "on Friday" said on a Friday after that time: next week's.
         return (due if due > now else local_instant(today + timedelta(days=ahead + 7), at, zone)), None
-    day = _calendar_day(when, today)
+    day = _calendar_day(when, today, language)
     due = local_instant(day, at, zone)
     if when.day in _PAST_DAYS:
-        raise _in_the_past(describe_moment(due, zone, now), now, zone)
+        raise _in_the_past(describe_moment(due, zone, now, language), now, zone, language)
     if due <= now:
-        raise ScheduleError(f"That time has passed: {describe_moment(due, zone, now)} ({_now_in(now, zone)}).")
+        raise ScheduleError(
+            language,
+            "schedule.passed",
+            moment=describe_moment(due, zone, now, language),
+            now=_now_in(now, zone, language),
+        )
     if due - now > HORIZON:
-        raise ScheduleError(_TOO_FAR)
+        raise ScheduleError(language, "schedule.too_far")
     return due, None
 
 
@@ -420,24 +508,29 @@ def _resolve(when: _When, now: datetime, zone: ZoneInfo) -> tuple[datetime, Recu
 _PAST_DAYS = frozenset({"yesterday", "last weekday"})
 
 
-def _in_the_past(moment: str, now: datetime, zone: ZoneInfo) -> ScheduleError:
+def _in_the_past(moment: str, now: datetime, zone: ZoneInfo, language: str) -> ScheduleError:
     """For a phrase that names the past (not a time that has gone by today): the moment read back."""
-    return ScheduleError(f"That time is in the past: {moment} ({_now_in(now, zone)}).")
+    return ScheduleError(language, "schedule.past", moment=moment, now=_now_in(now, zone, language))
 
 
-def _now_in(now: datetime, zone: ZoneInfo) -> str:
-    return f"it is now {now.astimezone(zone):%H:%M} in {zone.key}"
+def _now_in(now: datetime, zone: ZoneInfo, language: str) -> str:
+    return i18n.text(language, "schedule.now_in", time=f"{now.astimezone(zone):%H:%M}", zone=zone.key)
 
 
-def _calendar_day(when: _When, today: date) -> date:
+def _calendar_day(when: When, today: date, language: str) -> date:
     if when.day == "today":
         return today
     if when.day == "tomorrow":
         return today + timedelta(days=1)
+    if when.day == "day after tomorrow":
+        return today + timedelta(days=2)
+    weekday = when.weekday or 0  # set for the kinds of day that name a weekday
+    if when.day == "next week":  # "下周五": that weekday in the next calendar week
+        return today + timedelta(days=7 - today.weekday() + weekday)
     if when.day == "yesterday":
         return today - timedelta(days=1)
     if when.day == "last weekday":  # the latest one before today: on a Friday, "last Friday" is a week ago
-        return today - timedelta(days=(today.weekday() - when.weekday - 1) % 7 + 1)  # type: ignore[operator]
+        return today - timedelta(days=(today.weekday() - weekday - 1) % 7 + 1)
     year, month, day = when.date  # type: ignore[misc]
     try:
         if year is not None:
@@ -448,7 +541,13 @@ def _calendar_day(when: _When, today: date) -> date:
             return this_year
         return date(today.year + 1, month, day)
     except ValueError:
-        raise ScheduleError(f"There is no {day} {_month_name(month)}" + (f" {year}" if year else "") + ".") from None
+        raise ScheduleError(
+            language,
+            "schedule.no_such_day",
+            day=day,
+            month=dates.month_name(month, language) if 1 <= month <= 12 else f"{month}",
+            year=f" {year}" if year else "",
+        ) from None
 
 
 def _exists(year: int, month: int, day: int) -> bool:
@@ -457,10 +556,6 @@ def _exists(year: int, month: int, day: int) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _month_name(month: int) -> str:
-    return date(2000, month, 1).strftime("%B") if 1 <= month <= 12 else f"month {month}"
 
 
 # --- zones and how times read ------------------------------------------------------------------
@@ -485,14 +580,15 @@ def _zones_by_lower_name() -> dict[str, str]:
     return {key.lower(): key for key in available_timezones()}
 
 
-def describe_moment(moment: datetime, zone: ZoneInfo, now: datetime) -> str:
+def describe_moment(moment: datetime, zone: ZoneInfo, now: datetime, language: str = DEFAULT) -> str:
     """ "today at 17:00", "tomorrow at 09:00", "on Fri 28 Nov at 14:30" (2027: with the year)."""
     local, today = moment.astimezone(zone), now.astimezone(zone).date()
+    at = dates.clock(local)
     if local.date() == today:
-        return f"today at {local:%H:%M}"
+        return i18n.text(language, "moment.today", time=at)
     if local.date() == today + timedelta(days=1):
-        return f"tomorrow at {local:%H:%M}"
+        return i18n.text(language, "moment.tomorrow", time=at)
     if local.date() == today - timedelta(days=1):
-        return f"yesterday at {local:%H:%M}"
-    year = f" {local.year}" if local.year != today.year else ""
-    return f"on {local:%a} {local.day} {local:%b}{year} at {local:%H:%M}"
+        return i18n.text(language, "moment.yesterday", time=at)
+    day = dates.day(local, language, with_year=local.year != today.year)
+    return i18n.text(language, "moment.day", day=day, time=at)

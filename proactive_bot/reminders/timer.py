@@ -88,7 +88,7 @@ class ReminderTimer:
             await store.give_up(claimed, "the conversation is gone")
             summary.dropped += 1
             return
-        result = await self._delivery.send(recipient, [reminder_activity(claimed, now)])
+        result = await self._delivery.send(recipient, [reminder_activity(claimed, now, recipient.language)])
         attempt = claimed.attempts + 1
         if result.outcome is Outcome.SENT:
             await store.finish(claimed, next_due)

@@ -111,3 +111,20 @@ async def test_all_active_filters_by_channel_and_tenant(new_table):
     assert len([r async for r in store.all_active()]) == 2
     assert [r.channel_id async for r in store.all_active(channel_id="webchat")] == ["webchat"]
     assert [r.channel_id async for r in store.all_active(tenant_id=activities.TENANT)] == ["msteams"]
+
+
+async def test_the_language_is_the_chosen_one_else_the_references_locale(new_table):
+    store = ReferenceStore(await new_table())
+    message = activities.teams_message("hi", SERVICE_URL)
+    message["locale"] = "de-de"
+    reference = reference_of(message)
+    conversation_id = reference["conversation"]["id"]
+    await store.save(reference, NOW)
+    assert (await store.get("msteams", conversation_id)).language == "de"
+
+    assert await store.set_language("msteams", conversation_id, "zh-Hans")
+    message["locale"] = "en-US"  # the client's locale changes: the address is rewritten, the choice kept
+    assert await store.save(reference_of(message), NOW) is True
+    stored = await store.get("msteams", conversation_id)
+    assert (stored.chosen_language, stored.language) == ("zh-Hans", "zh-Hans")
+    assert not await store.set_language("msteams", "a:unknown", "de")

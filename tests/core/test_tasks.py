@@ -55,3 +55,13 @@ def test_malformed_tasks_say_what_is_wrong(change, reason):
 def test_what_is_not_a_task_at_all(body):
     with pytest.raises(InvalidTask):
         parse_task_message(body)
+
+
+def test_the_language_to_answer_in_travels_with_the_task_and_may_be_absent():
+    german = Task(**{**TASK.__dict__, "locale": "de"})
+
+    assert json.loads(german.to_message())["locale"] == "de"
+    assert parse_task_message(german.to_message().encode()) == german
+    assert "locale" not in json.loads(TASK.to_message())  # as messages enqueued before it read
+    with pytest.raises(InvalidTask, match="locale: expected string or null"):
+        parse_task_message(json.dumps({**json.loads(german.to_message()), "locale": 7}).encode())

@@ -200,10 +200,16 @@ function storeMiddleware() {
   };
 }
 
+// The language the page speaks and tells the bot (every activity's `locale`): the one chosen in
+// the header (kept for this tab), else the browser's. The bot answers in it from the next message.
+function chosenLocale() {
+  return sessionStorage.getItem('locale') || navigator.language || 'en-US';
+}
+
 async function main() {
   const user = tabUser();
   const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  const locale = navigator.language || 'en-US';
+  let locale = chosenLocale();
   document.getElementById('who').textContent = `You are ${user.name} (${user.id}), time zone ${timeZone}`;
   setUpPanel(user);
   const session = await connect(user, timeZone, locale);
@@ -212,21 +218,35 @@ async function main() {
     token: session.token,
     ...(session.resume ? { conversationId: session.conversationId } : {})
   });
-  window.WebChat.renderWebChat(
-    {
-      directLine,
-      store: window.WebChat.createStore({}, storeMiddleware()),
-      userID: user.id,
-      username: user.name,
-      locale,
-      styleOptions: {
-        botAvatarInitials: 'PB',
-        userAvatarInitials: user.name.slice(0, 2).toUpperCase(),
-        hideUploadButton: true
-      }
-    },
-    document.getElementById('webchat')
-  );
+  const store = window.WebChat.createStore({}, storeMiddleware());
+  const render = () => {
+    document.documentElement.lang = locale;
+    window.WebChat.renderWebChat(
+      {
+        directLine,
+        store,
+        userID: user.id,
+        username: user.name,
+        locale,
+        styleOptions: {
+          botAvatarInitials: 'PB',
+          userAvatarInitials: user.name.slice(0, 2).toUpperCase(),
+          hideUploadButton: true
+        }
+      },
+      document.getElementById('webchat')
+    );
+  };
+  const picker = document.getElementById('language');
+  picker.value = sessionStorage.getItem('locale') || '';
+  picker.addEventListener('change', () => {
+    if (picker.value) sessionStorage.setItem('locale', picker.value);
+    else sessionStorage.removeItem('locale');
+    locale = chosenLocale();
+    render();  // the same conversation: Web Chat's own texts and the next message's locale change
+    log(`language: ${locale}`);
+  });
+  render();
   document.querySelector('#webchat [data-id="webchat-sendbox-input"]')?.focus();
 }
 

@@ -207,3 +207,43 @@ def test_aad_object_ids_take_up_to_ten_thousand():
     assert len(validate({"to": {"aadObjectIds": ids[:10_000]}, "text": "x"}).to["aadObjectIds"]) == 10_000
     with pytest.raises(InvalidNotification):
         validate({"to": {"aadObjectIds": ids}, "text": "x"})
+
+
+def test_placeholders_and_per_language_texts_are_part_of_version_1():
+    one = validate({"to": {"all": True}, "text": "Hi {{name|there}}"})
+    variants = validate(
+        {"to": {"all": True}, "text": {"en": "Hi {{name}}", "zh-Hans": "{{name}}，你好", "de-DE": "Hallo"}}
+    )
+
+    assert one.text == "Hi {{name|there}}"
+    assert variants.activity()["text"] == "Hi {{name}}"  # everyone alike: the English one
+    assert validate(variants.document()) == variants
+    assert validate_edit({"text": {"de": "Neu"}}) == ({"de": "Neu"}, None)
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ({"text": "Hi {{nmae}}"}, "text: unknown placeholder {{nmae}}"),
+        ({"text": {"en": "ok", "de": "Hallo {{vorname}}"}}, "text/de: unknown placeholder {{vorname}}"),
+        ({"text": {"not a tag": "x"}}, "text: "),
+        ({"text": {}}, "text: "),
+        (
+            {
+                "attachments": [
+                    {
+                        "contentType": "application/vnd.microsoft.card.adaptive",
+                        "content": {
+                            "type": "AdaptiveCard",
+                            "body": [{"type": "TextBlock", "text": "{{ name | a | b }}"}],
+                        },
+                    }
+                ]
+            },
+            "attachments/0/content/body/0/text: malformed placeholder",
+        ),
+    ],
+)
+def test_placeholders_and_variants_are_checked_on_intake(document, reason):
+    with pytest.raises(InvalidNotification, match=reason.replace("{", r"\{").replace("}", r"\}").replace("|", r"\|")):
+        validate({"to": {"all": True}, **document})
