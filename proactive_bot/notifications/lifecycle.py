@@ -12,7 +12,7 @@
   is skipped, so an older edit never overwrites a newer one. Requests are paced by the same
   limiter as sends and retried by the same policy (429 Retry-After, 412/5xx backoff); what runs
   out of this invocation's budget goes back on the work queue with a delay. A channel that
-  cannot change sent messages (Direct Line answers 405) leaves the row `unsupported`, untried again.
+  cannot change sent messages (Direct Line answers 405, the Teams emulator 501) leaves the row `unsupported`, untried again.
 """
 
 from __future__ import annotations
@@ -210,14 +210,15 @@ class _ShardRun:
             else:
                 await records.mark_edited(row, self._header.version, now)
             return
-        if result.status == 405:
+        if result.unsupported:  # 405 (Direct Line), 501 (the Teams emulator): delivery/retries.py
             log.info(
-                "notification %s: the %s channel cannot %s sent messages",
+                "notification %s: the %s channel cannot %s sent messages: %s",
                 self._header.notification.id,
                 row.channel_id,
                 self._kind.value,
+                result.detail,
             )
-            detail = f"{self._kind.value}: the channel cannot change sent messages (405)"
+            detail = f"{self._kind.value}: {result.detail or f'the channel cannot change sent messages ({result.status})'}"
             await records.mark_change_failed(row, ChangeFailure.UNSUPPORTED, self._of(), detail, now, attempts=attempts)
             return
         if result.retryable and not NOTIFICATIONS.exhausted(attempts):

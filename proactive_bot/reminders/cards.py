@@ -16,7 +16,8 @@ from typing import Any
 
 from .. import i18n
 from ..activities import adaptive_card, message
-from .schedules import LazyPattern, describe_moment, parse_duration
+from .phrases import LazyPattern
+from .schedules import describe_moment, parse_duration
 from .store import Reminder
 
 # A reminder this much past due is marked late ("was due at ...") when it finally goes out.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from datetime import time, timedelta
 
-from .schedules import HORIZON, LazyPattern, When
+from .phrases import HORIZON, LazyPattern, When
 
 _WEEKDAY_CHARS = {
     "一": 0,

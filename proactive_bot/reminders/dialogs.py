@@ -17,10 +17,9 @@ from zoneinfo import ZoneInfo
 
 from .. import clock, i18n
 from .cards import Answer, read_answer
+from .phrases import HORIZON, LazyPattern
 from .schedules import (
-    HORIZON,
     UTC,
-    LazyPattern,
     ScheduleError,
     describe_moment,
     is_reminder_request,

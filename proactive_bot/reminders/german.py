@@ -16,7 +16,7 @@ import re
 from datetime import time, timedelta
 from typing import Literal
 
-from .schedules import HORIZON, MAX_WHEN, DayWords, LazyPattern, When, when_of
+from .phrases import HORIZON, MAX_WHEN, DayWords, LazyPattern, When, when_of
 
 _WEEKDAYS = {
     "montag": 0,
