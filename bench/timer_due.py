@@ -43,7 +43,8 @@ from azure.data.tables.aio import TableClient
 from devtools import azurite
 from devtools.azurite import free_port
 from proactive_bot import clients, clock
-from proactive_bot.reminders.store import MAX_PENDING, Reminder, due_row, entry_row
+from proactive_bot.reminders.rows import Reminder, due_row, entry_row
+from proactive_bot.reminders.store import MAX_PENDING
 from proactive_bot.settings import Settings
 
 BATCH = 100  # the most operations a table transaction takes

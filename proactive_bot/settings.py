@@ -380,19 +380,6 @@ class Settings:
         ).check()
 
 
-def markdown_table() -> str:
-    """The README's settings table (`python -m proactive_bot.settings` prints it)."""
-    rows = ["| setting | default | secret | required | meaning |", "|---|---|---|---|---|"]
-    for s in SETTINGS:
-        default = f"`{s.default}`" if s.default else "empty"
-        rows.append(f"| `{s.name}` | {default} | {_yes(s.secret)} | {_yes(s.required)} | {s.meaning} |")
-    return "\n".join(rows) + "\n"
-
-
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
 def storage_identity(get) -> StorageIdentity | None:
     """The `AzureWebJobsStorage__*` settings, or None when none is set (a connection string then)."""
     p = STORAGE_IDENTITY_PREFIX
@@ -405,7 +392,3 @@ def storage_identity(get) -> StorageIdentity | None:
         client_id=get(p + "clientId"),
     )
     return identity if identity != StorageIdentity() else None
-
-
-if __name__ == "__main__":
-    print(markdown_table(), end="")

@@ -34,7 +34,7 @@ from azure.core.exceptions import AzureError
 
 from . import clock
 from .references import StoredReference
-from .teams.store import RosterMember
+from .teams.rows import RosterMember
 
 if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueClient

@@ -31,7 +31,8 @@ from playwright.async_api import Browser, Locator, Page, async_playwright, expec
 from devtools import playground
 from devtools.funchost import FunctionHost
 from proactive_bot import cli, clock
-from proactive_bot.teams.store import RosterState, TeamsStore
+from proactive_bot.teams.rows import RosterState
+from proactive_bot.teams.store import TeamsStore
 from tests.conftest import unique
 from tests.functions.invoke import APP_ROOT
 from tests.test_webchat_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, _local_only

@@ -21,7 +21,7 @@ from ..delivery.outcome import Outcome, Result
 from ..delivery.sender import Delivery
 from ..references import StoredReference
 from ..teams.reach import TeamsReach
-from ..teams.store import RosterMember
+from ..teams.rows import RosterMember
 from ..work import BatchRecipient, BatchWork, InvalidWork, WorkQueue, batches_of
 from . import personalize
 from .contract import Notification, OnCrash

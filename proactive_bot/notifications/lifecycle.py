@@ -218,7 +218,9 @@ class _ShardRun:
                 self._kind.value,
                 result.detail,
             )
-            detail = f"{self._kind.value}: {result.detail or f'the channel cannot change sent messages ({result.status})'}"
+            detail = (
+                f"{self._kind.value}: {result.detail or f'the channel cannot change sent messages ({result.status})'}"
+            )
             await records.mark_change_failed(row, ChangeFailure.UNSUPPORTED, self._of(), detail, now, attempts=attempts)
             return
         if result.retryable and not NOTIFICATIONS.exhausted(attempts):

@@ -17,8 +17,9 @@ from typing import Any
 from .. import i18n
 from ..activities import adaptive_card, message
 from .phrases import LazyPattern
-from .schedules import describe_moment, parse_duration
-from .store import Reminder
+from .rows import Reminder
+from .schedules import parse_duration
+from .times import describe_moment
 
 # A reminder this much past due is marked late ("was due at ...") when it finally goes out.
 LATE_AFTER = timedelta(minutes=2)

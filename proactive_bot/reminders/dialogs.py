@@ -18,15 +18,10 @@ from zoneinfo import ZoneInfo
 from .. import clock, i18n
 from .cards import Answer, read_answer
 from .phrases import HORIZON, LazyPattern
-from .schedules import (
-    UTC,
-    ScheduleError,
-    describe_moment,
-    is_reminder_request,
-    parse_request,
-    zone_named,
-)
-from .store import MAX_PENDING, Agenda, Entry, Owner, Reminder, ReminderStore
+from .rows import Agenda, Entry, Owner, Reminder
+from .schedules import ScheduleError, is_reminder_request, parse_request
+from .store import MAX_PENDING, ReminderStore
+from .times import UTC, describe_moment, zone_named
 
 # Each command in English, German and Chinese, whatever the language the bot answers in; compiled
 # on first use (a turn that is `help` needs none of them).

@@ -8,8 +8,9 @@ from typing import Any
 from .. import clock, i18n
 from ..activities import message
 from ..tasks import Task
-from .schedules import UTC, describe_moment, zone_named
-from .store import HISTORY, EntryState, Owner, ReminderStore
+from .rows import EntryState, Owner
+from .store import HISTORY, ReminderStore
+from .times import UTC, describe_moment, zone_named
 
 KIND = "report"
 

@@ -22,78 +22,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import cache
 from typing import Any, Literal, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo
 
 from .. import i18n
 from ..i18n import DEFAULT, dates
+from .english import MONTHS, UNITS, WEEKDAYS
 from .phrases import HORIZON, MAX_WHEN, DayWords, LazyPattern, When, alternatives, when_of
+from .times import Recurrence, describe_moment, local_instant
 
 MAX_TEXT = 1000
 # When the user names a day but no time ("remind me tomorrow to ...").
 DEFAULT_TIME = time(9, 0)
-UTC = ZoneInfo("UTC")
-WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_WEEKDAYS = {
-    **{name.lower(): number for number, name in enumerate(WEEKDAY_NAMES)},
-    "mon": 0,
-    "tue": 1,
-    "tues": 1,
-    "wed": 2,
-    "thu": 3,
-    "thur": 3,
-    "thurs": 3,
-    "fri": 4,
-    "sat": 5,
-    "sun": 6,
-}
-_MONTHS = {
-    name: number
-    for number, names in enumerate(
-        [
-            ("january", "jan"),
-            ("february", "feb"),
-            ("march", "mar"),
-            ("april", "apr"),
-            ("may",),
-            ("june", "jun"),
-            ("july", "jul"),
-            ("august", "aug"),
-            ("september", "sep", "sept"),
-            ("october", "oct"),
-            ("november", "nov"),
-            ("december", "dec"),
-        ],
-        start=1,
-    )
-    for name in names
-}
-_UNITS = {
-    "m": timedelta(minutes=1),
-    "min": timedelta(minutes=1),
-    "mins": timedelta(minutes=1),
-    "minute": timedelta(minutes=1),
-    "minutes": timedelta(minutes=1),
-    "h": timedelta(hours=1),
-    "hr": timedelta(hours=1),
-    "hrs": timedelta(hours=1),
-    "hour": timedelta(hours=1),
-    "hours": timedelta(hours=1),
-    "d": timedelta(days=1),
-    "day": timedelta(days=1),
-    "days": timedelta(days=1),
-    "w": timedelta(weeks=1),
-    "wk": timedelta(weeks=1),
-    "wks": timedelta(weeks=1),
-    "week": timedelta(weeks=1),
-    "weeks": timedelta(weeks=1),
-}
 
 
-_DAY = alternatives(_WEEKDAYS)
-_MONTH = alternatives(_MONTHS)
-_UNIT = alternatives(_UNITS)
+_DAY = alternatives(WEEKDAYS)
+_MONTH = alternatives(MONTHS)
+_UNIT = alternatives(UNITS)
 _AMOUNT = r"\d{1,6}|(?:an?|one)(?=\s)"
 # Possessive `*+`: each space belongs to one place, so a near-miss fails in linear time instead of
 # trying every split of the spaces between parts (exponential backtracking).
@@ -130,60 +75,12 @@ class ScheduleError(ValueError):
 
 
 @dataclass(frozen=True)
-class Recurrence:
-    """A local time on some days of the week (0 = Monday), in the reminder's own zone."""
-
-    days: frozenset[int]
-    at: time
-
-    def describe(self, language: str = DEFAULT) -> str:
-        return i18n.text(language, "every.at", days=self.describe_days(language), time=f"{self.at:%H:%M}")
-
-    def describe_days(self, language: str = DEFAULT) -> str:
-        if len(self.days) == 7:
-            return i18n.text(language, "every.day")
-        if self.days == frozenset(range(5)):
-            return i18n.text(language, "every.weekday")
-        names = dates.weekday_names(language)
-        return i18n.text(language, "every.days", days=dates.join([names[day] for day in sorted(self.days)], language))
-
-    def encode(self) -> str:
-        return ",".join(map(str, sorted(self.days))) + f"@{self.at:%H:%M}"
-
-    @classmethod
-    def decode(cls, text: str) -> Recurrence:
-        """The stored form back (`encode`); ValueError if it is not one (a row edited by hand)."""
-        days, _, at = text.partition("@")
-        weekdays = frozenset(int(day) for day in days.split(","))
-        if not weekdays <= frozenset(range(7)):
-            raise ValueError(f"weekdays are 0 to 6: {text!r}")  # next_after would find no day
-        return cls(weekdays, time.fromisoformat(at))
-
-    def next_after(self, moment: datetime, zone: ZoneInfo) -> datetime:
-        """The first occurrence strictly after `moment` (UTC)."""
-        local_day = moment.astimezone(zone).date()
-        for offset in range(8):
-            day = local_day + timedelta(days=offset)
-            if day.weekday() in self.days:
-                candidate = local_instant(day, self.at, zone)
-                if candidate > moment:
-                    return candidate
-        raise AssertionError("a recurrence has at least one weekday")  # pragma: no cover
-
-
-@dataclass(frozen=True)
 class ReminderRequest:
     """What "remind me ..." asked for: the first due time (UTC) and, if it repeats, how."""
 
     text: str
     due_at: datetime
     recurrence: Recurrence | None = None
-
-
-def local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
-    """The UTC instant of a wall-clock time in `zone` (gaps move forward, overlaps take the first)."""
-    local = datetime.combine(day, at, tzinfo=zone)
-    return local.astimezone(UTC)
 
 
 def is_reminder_request(text: str) -> bool:
@@ -255,7 +152,7 @@ def parse_duration(text: str) -> timedelta | None:
     total = timedelta()
     for amount, unit in _DURATION_PART.findall(text):
         count = int(amount) if amount.isdigit() else 1
-        total += count * _UNITS[unit.lower()]
+        total += count * UNITS[unit.lower()]
         if total > HORIZON:
             return HORIZON + timedelta(minutes=1)  # callers refuse it with the horizon's message
     return total
@@ -332,7 +229,7 @@ def _recurrence_days(match: re.Match[str]) -> frozenset[int]:
         return frozenset(range(7))
     if match["days"]:
         names = re.findall(_DAY, match["days"], re.IGNORECASE)
-        return frozenset(_WEEKDAYS[name.lower()] for name in names)
+        return frozenset(WEEKDAYS[name.lower()] for name in names)
     return frozenset(range(5))  # weekday(s), working day
 
 
@@ -342,10 +239,10 @@ _DAY_WORDS = DayWords(
     recurrence_days=_recurrence_days,
     iso_date=_ISO_DATE,
     day_month=_DAY_MONTH,
-    months=_MONTHS,
+    months=MONTHS,
     weekday=_WEEKDAY,
     last_weekday=_LAST_WEEKDAY,
-    weekdays=_WEEKDAYS,
+    weekdays=WEEKDAYS,
     month_day=_MONTH_DAY,
 )
 
@@ -456,36 +353,3 @@ def _exists(year: int, month: int, day: int) -> bool:
 
 
 # --- zones and how times read ------------------------------------------------------------------
-
-
-def zone_named(name: str | None) -> ZoneInfo | None:
-    """The IANA zone for a name as users and channels write it ("europe/berlin", "UTC"), or None."""
-    name = (name or "").strip()
-    if not name or len(name) > 64 or ".." in name or name.startswith("/"):
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, IsADirectoryError):
-        pass
-    canonical = _zones_by_lower_name().get(name.lower())
-    return ZoneInfo(canonical) if canonical else None
-
-
-@cache
-def _zones_by_lower_name() -> dict[str, str]:
-    # Only on a miss: listing every zone reads the whole database, which cold starts can skip.
-    return {key.lower(): key for key in available_timezones()}
-
-
-def describe_moment(moment: datetime, zone: ZoneInfo, now: datetime, language: str = DEFAULT) -> str:
-    """ "today at 17:00", "tomorrow at 09:00", "on Fri 28 Nov at 14:30" (2027: with the year)."""
-    local, today = moment.astimezone(zone), now.astimezone(zone).date()
-    at = dates.clock(local)
-    if local.date() == today:
-        return i18n.text(language, "moment.today", time=at)
-    if local.date() == today + timedelta(days=1):
-        return i18n.text(language, "moment.tomorrow", time=at)
-    if local.date() == today - timedelta(days=1):
-        return i18n.text(language, "moment.yesterday", time=at)
-    day = dates.day(local, language, with_year=local.year != today.year)
-    return i18n.text(language, "moment.day", day=day, time=at)

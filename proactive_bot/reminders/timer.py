@@ -18,7 +18,8 @@ from ..delivery.retries import REMINDERS
 from ..delivery.sender import Delivery
 from ..references import ReferenceStore
 from .cards import reminder_activity
-from .store import Reminder, ReminderStore
+from .rows import Reminder
+from .store import ReminderStore
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from ..delivery.outcome import Outcome, Result
 from ..delivery.rate_limits import RateLimiter
 from ..delivery.retries import NOTIFICATIONS, RetryPolicy
 from ..references import TEAMS, ReferenceStore, StoredReference
-from .store import RosterMember
+from .rows import RosterMember
 
 NOT_INSTALLED = "not installed for this user"
 USER_NOT_FOUND = "user not found in the tenant"

@@ -25,7 +25,8 @@ from .. import clock
 from ..channel.turn import TeamsEvent
 from ..references import TEAMS, ReferenceStore
 from .roster import RosterWalk
-from .store import RosterMember, RosterState, TeamsStore
+from .rows import RosterMember, RosterState
+from .store import TeamsStore
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from ..references import ReferenceStore, StoredReference
 from .chats import ChatOpener
 from .roster import RosterWalk
-from .store import ORG_ID, RosterMember, RosterState, TeamsStore
+from .rows import ORG_ID, RosterMember, RosterState
+from .store import TeamsStore
 
 ROSTER_PHASE = "roster"  # the cursor key marking the second phase of {"all": true, "includeRoster": true}
 

@@ -26,7 +26,8 @@ from ..delivery.rate_limits import RateLimiter
 from ..delivery.retries import ROSTERS, RetryPolicy
 from ..references import TEAMS
 from ..work import RosterWork, WorkQueue
-from .store import RosterMember, RosterState, Team, TeamsStore
+from .rows import RosterMember, RosterState, Team
+from .store import TeamsStore
 
 log = logging.getLogger(__name__)
 

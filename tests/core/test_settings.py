@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
+from devtools.settings_table import markdown_table
 from proactive_bot.settings import (
     BY_NAME,
     SETTINGS,
@@ -16,7 +17,6 @@ from proactive_bot.settings import (
     Settings,
     SettingsError,
     StorageIdentity,
-    markdown_table,
 )
 from tests.conftest import APP_ID, STORAGE_CLIENT_ID
 from tests.functions.invoke import APP_ROOT

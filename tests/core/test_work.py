@@ -8,7 +8,7 @@ import pytest
 
 from proactive_bot import clock, work
 from proactive_bot.references import StoredReference
-from proactive_bot.teams.store import RosterMember
+from proactive_bot.teams.rows import RosterMember
 
 REFERENCE = {
     "bot": {"id": "28:bot"},

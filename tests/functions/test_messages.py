@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proactive_bot import bot, clock
-from proactive_bot.reminders.store import Owner
+from proactive_bot.reminders.rows import Owner
 from tests import activities
 from tests.conftest import ACCESS_TOKEN, APP_ID
 from tests.functions import invoke

@@ -13,8 +13,8 @@ from azure.data.tables.aio import TableClient
 from proactive_bot import app as app_entry
 from proactive_bot.delivery.retries import REMINDERS
 from proactive_bot.reminders import timer as reminder_timer
-from proactive_bot.reminders.schedules import Recurrence
-from proactive_bot.reminders.store import EntryState, Owner, Reminder, due_row
+from proactive_bot.reminders.rows import EntryState, Owner, Reminder, due_row
+from proactive_bot.reminders.times import Recurrence
 from tests import activities
 from tests.conftest import clock_at
 from tests.functions import invoke

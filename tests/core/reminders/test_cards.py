@@ -8,7 +8,7 @@ import pytest
 
 from proactive_bot.activities import ADAPTIVE_CARD
 from proactive_bot.reminders.cards import Answer, read_answer, reminder_activity
-from proactive_bot.reminders.store import Reminder
+from proactive_bot.reminders.rows import Reminder
 
 NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)
 

@@ -9,7 +9,8 @@ import pytest
 
 from proactive_bot import clock
 from proactive_bot.reminders.dialogs import ALREADY_ANSWERED, Asker, ReminderDialogs
-from proactive_bot.reminders.store import MAX_PENDING, Owner, Reminder, ReminderStore
+from proactive_bot.reminders.rows import Owner, Reminder
+from proactive_bot.reminders.store import MAX_PENDING, ReminderStore
 
 # Thursday 26 November 2026, 11:00:30 in Berlin.
 NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)

@@ -6,15 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from proactive_bot.reminders.schedules import (
-    MAX_TEXT,
-    Recurrence,
-    ScheduleError,
-    describe_moment,
-    parse_duration,
-    parse_request,
-    zone_named,
-)
+from proactive_bot.reminders.schedules import MAX_TEXT, ScheduleError, parse_duration, parse_request
+from proactive_bot.reminders.times import Recurrence, describe_moment, zone_named
 
 BERLIN = zone_named("Europe/Berlin")
 NEW_YORK = zone_named("America/New_York")

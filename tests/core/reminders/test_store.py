@@ -8,14 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from proactive_bot.reminders.schedules import Recurrence
-from proactive_bot.reminders.store import (
-    EntryState,
-    Owner,
-    Reminder,
-    ReminderStore,
-    due_row,
-)
+from proactive_bot.reminders.rows import EntryState, Owner, Reminder, due_row
+from proactive_bot.reminders.store import ReminderStore
+from proactive_bot.reminders.times import Recurrence
 
 NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)
 OWNER = Owner("msteams", "29:1user")

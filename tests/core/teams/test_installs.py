@@ -23,7 +23,7 @@ from proactive_bot.delivery.rate_limits import LimitsConfig, RateLimiter
 from proactive_bot.settings import Settings
 from proactive_bot.teams.installs import TeamsInstalls
 from proactive_bot.teams.roster import RosterWalk
-from proactive_bot.teams.store import RosterState
+from proactive_bot.teams.rows import RosterState
 from proactive_bot.work import WorkQueue
 from tests import activities
 from tests.conftest import unreachable_connection

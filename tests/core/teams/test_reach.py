@@ -20,7 +20,8 @@ from proactive_bot.channel import activity as channel_module
 from proactive_bot.notifications.contract import validate
 from proactive_bot.notifications.posts import TeamsChannelPost
 from proactive_bot.notifications.records import SEND_LEASE, RecipientState
-from proactive_bot.teams.store import RosterState, TeamsStore
+from proactive_bot.teams.rows import RosterState
+from proactive_bot.teams.store import TeamsStore
 from proactive_bot.work import PageWork
 from tests import activities
 from tests.support.teams import TEAM, creates, event, installed

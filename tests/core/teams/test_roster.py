@@ -15,7 +15,7 @@ from proactive_bot.delivery.retries import RetryPolicy
 from proactive_bot.notifications.contract import validate
 from proactive_bot.notifications.records import RecipientState
 from proactive_bot.teams import roster as roster_module
-from proactive_bot.teams.store import RosterState
+from proactive_bot.teams.rows import RosterState
 from tests import activities
 from tests.support.teams import TEAM, event
 

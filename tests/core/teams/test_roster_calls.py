@@ -11,7 +11,7 @@ from devtools.connector_stub import CREATE, PAGED_MEMBERS
 from proactive_bot.delivery.rate_limits import APP_MARGIN_MIN
 from proactive_bot.teams.chats import ChatOpener
 from proactive_bot.teams.roster import RosterWalk
-from proactive_bot.teams.store import RosterState
+from proactive_bot.teams.rows import RosterState
 from tests import activities
 from tests.core.teams.test_reach import TEAM, event, installed
 
