@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -393,7 +393,7 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def storage_identity(get) -> StorageIdentity | None:
+def storage_identity(get: Callable[[str], str]) -> StorageIdentity | None:
     """The `AzureWebJobsStorage__*` settings, or None when none is set (a connection string then)."""
     p = STORAGE_IDENTITY_PREFIX
     identity = StorageIdentity(

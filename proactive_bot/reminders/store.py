@@ -36,7 +36,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableEntity, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from .. import clock
@@ -452,7 +452,7 @@ class MalformedRow(ValueError):
     """A stored row this code cannot read (edited by hand, or by something else that writes there)."""
 
 
-def _reminder(entity: dict[str, Any]) -> Reminder:
+def _reminder(entity: TableEntity) -> Reminder:
     try:
         reminder = _due_reminder(entity)
     except (KeyError, TypeError, ValueError) as error:
@@ -466,7 +466,7 @@ def _reminder(entity: dict[str, Any]) -> Reminder:
     return reminder
 
 
-def _due_reminder(entity: dict[str, Any]) -> Reminder:
+def _due_reminder(entity: TableEntity) -> Reminder:
     return Reminder(
         id=entity["RowKey"],
         channel_id=entity["channelId"],
@@ -480,11 +480,11 @@ def _due_reminder(entity: dict[str, Any]) -> Reminder:
         occurrence=int(entity.get("occurrence", 0)),
         attempts=int(entity.get("attempts", 0)),
         not_before=entity.get("notBefore"),
-        etag=entity.metadata["etag"],
+        etag=entity.metadata["etag"] or "",  # None only on an entity built here, never one read
     )
 
 
-def _entry(entity: dict[str, Any]) -> Entry:
+def _entry(entity: TableEntity) -> Entry:
     return Entry(
         id=entity["RowKey"][len(_ENTRY) :],
         text=entity.get("text", ""),
@@ -497,5 +497,5 @@ def _entry(entity: dict[str, Any]) -> Entry:
         occurrence=int(entity.get("occurrence", 0)),
         answered=int(entity.get("answered", 0)),
         sent_at=entity.get("sentAt"),
-        etag=entity.metadata["etag"],
+        etag=entity.metadata["etag"] or "",  # None only on an entity built here, never one read
     )
