@@ -91,5 +91,5 @@ async def test_an_edit_with_a_text_per_language_is_read_back_as_written(new_tabl
     header = await store.header("n-4")
     assert header is not None
     assert header.notification.text == texts
-    assert header.original.text == "Hello"
+    assert header.original is not None and header.original.text == "Hello"
     assert header.version == created.version + 1
