@@ -26,8 +26,9 @@ run: deps
 	@echo "make run: Python $(PY_VERSION) ($(PYTHON_CMD)), $(VENV)"
 	$(PY) -m devtools.run $(RUN_ARGS)
 
+# Lint and types first (make check), so a ruff or mypy failure fails CI like a test.
 # e.g. make test PYTHON=3.13 PYTEST_ARGS="tests/functions"
-test: deps browser
+test: check browser
 	@echo "make test: Python $(PY_VERSION) ($(PYTHON_CMD)), $(VENV)"
 	$(PY) -m pytest $(PYTEST_ARGS)
 

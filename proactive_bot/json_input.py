@@ -46,10 +46,17 @@ def _refuse_constant(name: str) -> Any:
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     document = dict(pairs)
     if len(document) != len(pairs):
-        seen: set[str] = set()
-        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise JsonInputError(f"not JSON we accept: the key {duplicate!r} appears twice in one object")
+        raise JsonInputError(f"not JSON we accept: the key {_first_repeat(pairs)!r} appears twice in one object")
     return document
+
+
+def _first_repeat(pairs: list[tuple[str, Any]]) -> str:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    raise ValueError("no key appears twice")  # only called when one does
 
 
 def _check(document: Any) -> None:

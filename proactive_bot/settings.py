@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -380,7 +380,7 @@ class Settings:
         ).check()
 
 
-def storage_identity(get) -> StorageIdentity | None:
+def storage_identity(get: Callable[[str], str]) -> StorageIdentity | None:
     """The `AzureWebJobsStorage__*` settings, or None when none is set (a connection string then)."""
     p = STORAGE_IDENTITY_PREFIX
     identity = StorageIdentity(

@@ -127,8 +127,8 @@ def teams_team_update(
     event_type: str,
     *,
     team: dict[str, Any] | None = None,
-    members_added: list[dict[str, Any]] | None = None,
-    members_removed: list[dict[str, Any]] | None = None,
+    members_added: list[Any] | None = None,  # Any: tests send malformed members too
+    members_removed: list[Any] | None = None,
     channel: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """conversationUpdate in a team (teamMemberAdded/Removed, teamRenamed, teamDeleted, channel*)."""

@@ -171,6 +171,7 @@ async def settled_except_held(records: NotificationStore, channel: ConnectorStub
     for _ in range(600):
         status = await records.status("all-hands", detail=True, limit=len(everyone))
         if status is not None:
+            assert status.rows is not None  # asked with detail=True
             held = {r.conversation_id for r in status.rows if r.state is RecipientState.SENDING}
             reached = {r.conversation_id for r in channel.delivered()}
             if (

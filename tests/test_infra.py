@@ -152,7 +152,8 @@ def test_the_resources_are_the_keyless_flex_consumption_deployment():
 @pytest.mark.parametrize("name", ["main.bicep", "app.bicep"])
 def test_bicep_brackets_balance(name):
     """Brackets outside strings and comments pair up (strings hold `${...}` with strings inside)."""
-    text, stack, i = bicep(name), [], 0
+    text, i = bicep(name), 0
+    stack: list[str] = []
     pairs = {"{": "}", "[": "]", "(": ")"}
     while i < len(text):
         ch, in_string = text[i], bool(stack) and stack[-1] == "'"

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Locator, Page, Route, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Locator, Page, Route, async_playwright, expect
 
 from devtools.funchost import FunctionHost
 from devtools.webchat import Panel, WebChatChannel
@@ -118,7 +118,12 @@ async def open_tab(browser: Browser, channel: WebChatChannel) -> AsyncIterator[C
         await context.route("**/*", _local_only(offsite))
         page = await context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+
+        def keep_error(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                errors.append(message.text)
+
+        page.on("console", keep_error)
         await page.goto(channel.url)
         return Tab(page, offsite, errors)
 

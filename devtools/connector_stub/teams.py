@@ -148,9 +148,10 @@ class TeamsDirectory:
         start = 0
         token = query.get("continuationToken")
         if token:
-            start = _offset_of(token, team_id)
-            if start is None:
+            offset = _offset_of(token, team_id)
+            if offset is None:
                 return _error(400, "BadArgument", "Invalid continuation token.")
+            start = offset
         page = roster[start : start + size]
         payload: dict[str, Any] = {"members": [dict(m) for m in page]}
         if start + size < len(roster):
@@ -163,7 +164,7 @@ class TeamsDirectory:
         object id ("8:orgid:...", a form only Teams takes: unknown ones are its 404)."""
         if not isinstance(body, dict):
             return False
-        channel_data = body.get("channelData") if isinstance(body.get("channelData"), dict) else {}
+        channel_data = found if isinstance(found := body.get("channelData"), dict) else {}
         if isinstance(channel_data.get("channel"), dict):
             return True
         members = body.get("members")
@@ -172,7 +173,7 @@ class TeamsDirectory:
 
     def create_conversation(self, body: Mapping[str, Any], new_activity_id: str) -> Reply:
         """POST /v3/conversations: a 1:1 chat, or (isGroup with a channel) a new channel thread."""
-        channel_data = body.get("channelData") if isinstance(body.get("channelData"), dict) else {}
+        channel_data = found if isinstance(found := body.get("channelData"), dict) else {}
         channel = channel_data.get("channel") if isinstance(channel_data.get("channel"), dict) else None
         if body.get("isGroup") and channel and channel.get("id"):
             if not isinstance(body.get("activity"), dict):

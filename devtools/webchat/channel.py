@@ -444,7 +444,7 @@ def _from_bot(body: dict[str, Any], *, dropping: tuple[str, ...]) -> dict[str, A
     """An activity the bot sent (or edited), as the page keeps it: the fields the channel sets
     itself dropped, and the bot as its sender. Web Chat tells the bot's messages from the
     user's by role."""
-    sender = body.get("from") if isinstance(body.get("from"), dict) else {}
+    sender = found if isinstance(found := body.get("from"), dict) else {}
     return {
         **{k: v for k, v in body.items() if k not in dropping},
         "from": {**BOT, **sender, "role": "bot"},

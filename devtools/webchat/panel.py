@@ -114,7 +114,18 @@ class FrontDoorSender:
             return Receipt(notification_id, self.via, response.status < 300, response.status, await _body(response))
 
 
-def sender_for(host: FunctionHost) -> NotificationSender:
+class AppHost(Protocol):
+    """What choosing a sender reads of the host (a FunctionHost, or a test's stand-in)."""
+
+    host_key: str
+
+    @property
+    def url(self) -> str: ...
+
+    def find_function(self, name: str) -> object | None: ...
+
+
+def sender_for(host: AppHost) -> NotificationSender:
     """The front door if the app has it, else the queue the app's queue trigger reads."""
     if host.find_function(FRONT_DOOR_FUNCTION) is not None:
         return FrontDoorSender(host.url, host.host_key)
@@ -141,11 +152,15 @@ class Panel:
         return cls(host.url, sender_for(host))
 
     def routes(self, channel: WebChatChannel) -> list[web.RouteDef]:
+        def http() -> aiohttp.ClientSession:
+            assert channel.http is not None  # set when the channel starts, before it serves these routes
+            return channel.http
+
         async def notify(request: web.Request) -> web.Response:
-            return await self._notify(channel.http, request)
+            return await self._notify(http(), request)
 
         async def status(request: web.Request) -> web.Response:
-            receipt = await self.sender.status(channel.http, request.match_info["id"])
+            receipt = await self.sender.status(http(), request.match_info["id"])
             if receipt is None:
                 return web.json_response(
                     {"error": f"sent via the {self.sender.via}: no delivery status to ask for"}, status=404
@@ -153,10 +168,10 @@ class Panel:
             return web.json_response(asdict(receipt))
 
         async def change(request: web.Request) -> web.Response:
-            return await self._change(channel.http, request)
+            return await self._change(http(), request)
 
         async def timer(request: web.Request) -> web.Response:
-            return await self._run_timer(channel.http)
+            return await self._run_timer(http())
 
         return [
             web.post("/panel/notifications", notify),

@@ -18,10 +18,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .budget import SharedBudget
+from typing import Any, Protocol
 
 Window = tuple[int, float]  # (sends, seconds)
 
@@ -180,12 +177,26 @@ class Permit:
     steps: tuple[float, ...] = ()  # how far it moved each scope's pace (`_Log.take`)
 
 
+class Budget(Protocol):
+    """What the limiter reads of a share of the app's ceiling (`SharedBudget`, budget.py)."""
+
+    period: float
+    demand: Callable[[], float]  # set by the limiter: how fast this process wants to send
+
+    @property
+    def rate(self) -> int: ...
+
+    def wake(self) -> None: ...
+
+    async def changed(self, timeout: float) -> None: ...
+
+
 class RateLimiter:
     def __init__(
         self,
         config: LimitsConfig,
         clock: Callable[[], float] = time.monotonic,
-        budget: SharedBudget | None = None,
+        budget: Budget | None = None,
     ) -> None:
         """`budget`: the app's ceiling is shared with other instances, and its first window's
         count is this process's current share (else `config.app` as it stands)."""

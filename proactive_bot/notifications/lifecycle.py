@@ -81,7 +81,9 @@ class Lifecycle:
         await self._put(Kind.RECALL, notification_id, header.version)
         return Reply(header)
 
-    async def edit(self, notification_id: str, text: str | None, attachments: list[dict[str, Any]] | None) -> Reply:
+    async def edit(
+        self, notification_id: str, text: str | dict[str, str] | None, attachments: list[dict[str, Any]] | None
+    ) -> Reply:
         """PATCH: the next content version, for those not reached yet and in place for the rest."""
         while True:
             header = await self.records.header(notification_id)

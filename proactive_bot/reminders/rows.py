@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from azure.data.tables import TableEntity
 
 from .. import clock
 from ..storage.keys import table_key
@@ -181,7 +184,7 @@ def entry_row(reminder: Reminder) -> dict[str, Any]:
     return entity
 
 
-def _recurrence(entity: dict[str, Any]) -> Recurrence | None:
+def _recurrence(entity: Mapping[str, Any]) -> Recurrence | None:
     encoded = entity.get("recurrence")
     return Recurrence.decode(str(encoded)) if encoded else None
 
@@ -190,7 +193,7 @@ class MalformedRow(ValueError):
     """A stored row this code cannot read (edited by hand, or by something else that writes there)."""
 
 
-def reminder_of(entity: dict[str, Any]) -> Reminder:
+def reminder_of(entity: TableEntity) -> Reminder:
     try:
         reminder = _due_reminder(entity)
     except (KeyError, TypeError, ValueError) as error:
@@ -204,7 +207,7 @@ def reminder_of(entity: dict[str, Any]) -> Reminder:
     return reminder
 
 
-def _due_reminder(entity: dict[str, Any]) -> Reminder:
+def _due_reminder(entity: TableEntity) -> Reminder:
     return Reminder(
         id=entity["RowKey"],
         channel_id=entity["channelId"],
@@ -218,11 +221,11 @@ def _due_reminder(entity: dict[str, Any]) -> Reminder:
         occurrence=int(entity.get("occurrence", 0)),
         attempts=int(entity.get("attempts", 0)),
         not_before=entity.get("notBefore"),
-        etag=entity.metadata["etag"],
+        etag=entity.metadata["etag"] or "",  # None only on an entity built here, never one read
     )
 
 
-def entry_of(entity: dict[str, Any]) -> Entry:
+def entry_of(entity: TableEntity) -> Entry:
     return Entry(
         id=entity["RowKey"][len(ENTRY) :],
         text=entity.get("text", ""),
@@ -235,5 +238,5 @@ def entry_of(entity: dict[str, Any]) -> Entry:
         occurrence=int(entity.get("occurrence", 0)),
         answered=int(entity.get("answered", 0)),
         sent_at=entity.get("sentAt"),
-        etag=entity.metadata["etag"],
+        etag=entity.metadata["etag"] or "",  # None only on an entity built here, never one read
     )

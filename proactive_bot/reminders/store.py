@@ -289,6 +289,3 @@ class ReminderStore:
                 await self._table.delete_entity(partition, row)
         except (ResourceNotFoundError, ResourceModifiedError):
             pass
-
-
-# --- rows ---------------------------------------------------------------------------------------

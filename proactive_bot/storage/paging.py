@@ -6,10 +6,19 @@ broadcast's audience, a team's roster) can go on in another queue message, on an
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Protocol, cast
 
 from azure.data.tables import TableEntity
 from azure.data.tables.aio import TableClient
+
+
+class _Pages(Protocol):
+    """What `query_entities(...).by_page()` really returns (the SDK's TableEntityPropertiesPaged)."""
+
+    continuation_token: dict[str, str] | None
+
+    def __anext__(self) -> Awaitable[AsyncIterator[TableEntity]]: ...
 
 
 async def one_page(
@@ -17,7 +26,10 @@ async def one_page(
 ) -> tuple[list[TableEntity], dict[str, str] | None]:
     """Up to `size` rows of `query` from `cursor` (None: the start), and the cursor of the next
     page (None: this was the last)."""
-    pages = table.query_entities(query, parameters=parameters, results_per_page=size).by_page(continuation_token=cursor)
+    paged = table.query_entities(query, parameters=parameters, results_per_page=size)
+    # azure-core types every continuation token as `str` and by_page() as a bare AsyncIterator; the
+    # table pager's token is the dict {"PartitionKey": ..., "RowKey": ...} and it is kept on the pager.
+    pages = cast(_Pages, paged.by_page(continuation_token=cursor))  # type: ignore[arg-type]
     try:
         page = await pages.__anext__()
     except StopAsyncIteration:

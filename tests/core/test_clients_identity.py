@@ -69,6 +69,12 @@ async def test_the_emulator_really_checks_the_token(oauth_azurite, identity_endp
         async def close(self) -> None:
             pass
 
+        async def __aenter__(self) -> Fixed:
+            return self
+
+        async def __aexit__(self, *exc_info: object) -> None:
+            await self.close()
+
     service = TableServiceClient(
         oauth_azurite.service_uri("table"), credential=Fixed(), connection_verify=str(oauth_azurite.certificate.cert)
     )
@@ -107,4 +113,4 @@ async def test_an_identity_the_platform_does_not_know_fails_the_cold_start_with_
     # The first refusal is the answer: the other tables' and queues' requests were stopped, not
     # left retrying against clients that are closed.
     steps = ("TableServiceClient.create_table_if_not_exists", "_queue")  # what build makes sure of
-    assert [t for t in asyncio.all_tasks() - running if not t.done() and t.get_coro().__qualname__ in steps] == []
+    assert [t for t in asyncio.all_tasks() - running if not t.done() and t.get_coro().__qualname__ in steps] == []  # type: ignore[union-attr]  # typeshed's Coroutine/Generator omit __qualname__, which every coroutine has

@@ -8,6 +8,7 @@ from proactive_bot.channel import conversation_reference, parse_activity
 from proactive_bot.references import LAST_SEEN_RESOLUTION, ReferenceStore
 from tests import activities
 from tests.storage import counting_table
+from tests.support.present import present
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 SERVICE_URL = "https://smba.trafficmanager.net/emea/"
@@ -25,12 +26,12 @@ async def test_reference_is_stored_whole_and_found_by_every_key(new_table):
     assert await store.save(reference, NOW) is True
 
     conversation_id = reference["conversation"]["id"]
-    by_conversation = await store.get("msteams", conversation_id)
+    by_conversation = present(await store.get("msteams", conversation_id))
     assert by_conversation.reference == reference  # untouched, byte for byte after JSON
     assert by_conversation.tenant_id == activities.TENANT
     assert by_conversation.aad_object_id == user["aadObjectId"]
-    assert (await store.find_user("msteams", user["id"])).reference == reference
-    assert (await store.find_aad_user(user["aadObjectId"])).reference == reference
+    assert present(await store.find_user("msteams", user["id"])).reference == reference
+    assert present(await store.find_aad_user(user["aadObjectId"])).reference == reference
     assert await store.find_user("webchat", user["id"]) is None
 
 
@@ -61,11 +62,11 @@ async def test_changed_address_or_stale_last_seen_is_rewritten(new_table):
 
     moved = activities.teams_message("b", "https://smba.trafficmanager.net/amer/", user=user, conversation=conversation)
     assert await store.save(reference_of(moved), NOW) is True
-    assert (await store.get("msteams", conversation["id"])).reference["serviceUrl"].endswith("/amer/")
+    assert present(await store.get("msteams", conversation["id"])).reference["serviceUrl"].endswith("/amer/")
 
     later = NOW + LAST_SEEN_RESOLUTION
     assert await store.save(reference_of(moved), later) is True
-    assert (await store.get("msteams", conversation["id"])).last_seen == later
+    assert present(await store.get("msteams", conversation["id"])).last_seen == later
 
 
 async def test_personal_conversation_wins_the_user_pointer(new_table):
@@ -80,10 +81,10 @@ async def test_personal_conversation_wins_the_user_pointer(new_table):
     )
 
     await store.save(group, NOW)
-    assert (await store.find_user("msteams", user["id"])).is_group  # better than nothing
+    assert present(await store.find_user("msteams", user["id"])).is_group  # better than nothing
     await store.save(personal, NOW)
     await store.save(other_group, NOW)
-    assert (await store.find_user("msteams", user["id"])).reference == personal
+    assert present(await store.find_user("msteams", user["id"])).reference == personal
 
 
 async def test_inactive_reference_is_skipped_and_revived_by_a_new_activity(new_table):
@@ -91,11 +92,11 @@ async def test_inactive_reference_is_skipped_and_revived_by_a_new_activity(new_t
     user, conversation = activities.teams_user(), activities.teams_personal_conversation()
     reference = reference_of(activities.teams_message("hi", SERVICE_URL, user=user, conversation=conversation))
     await store.save(reference, NOW)
-    stored = await store.get("msteams", conversation["id"])
+    stored = present(await store.get("msteams", conversation["id"]))
 
     await store.mark_inactive(stored, "403 Forbidden")
     assert [r async for r in store.all_active()] == []
-    assert (await store.get("msteams", conversation["id"])).inactive_reason == "403 Forbidden"
+    assert present(await store.get("msteams", conversation["id"])).inactive_reason == "403 Forbidden"
 
     assert await store.save(reference, NOW) is True
     assert [r.conversation_id async for r in store.all_active()] == [conversation["id"]]
@@ -120,11 +121,11 @@ async def test_the_language_is_the_chosen_one_else_the_references_locale(new_tab
     reference = reference_of(message)
     conversation_id = reference["conversation"]["id"]
     await store.save(reference, NOW)
-    assert (await store.get("msteams", conversation_id)).language == "de"
+    assert present(await store.get("msteams", conversation_id)).language == "de"
 
     assert await store.set_language("msteams", conversation_id, "zh-Hans")
     message["locale"] = "en-US"  # the client's locale changes: the address is rewritten, the choice kept
     assert await store.save(reference_of(message), NOW) is True
-    stored = await store.get("msteams", conversation_id)
+    stored = present(await store.get("msteams", conversation_id))
     assert (stored.chosen_language, stored.language) == ("zh-Hans", "zh-Hans")
     assert not await store.set_language("msteams", "a:unknown", "de")

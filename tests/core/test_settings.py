@@ -40,21 +40,22 @@ class Recording(Mapping[str, str]):
     """An environment that remembers which names were looked up."""
 
     def __init__(self, values: dict[str, str]) -> None:
-        self.values, self.read = values, set()
+        self._values = values
+        self.read: set[str] = set()
 
     def __getitem__(self, name: str) -> str:
         self.read.add(name)
-        return self.values[name]
+        return self._values[name]
 
     def get(self, name, default=None):
         self.read.add(name)
-        return self.values.get(name, default)
+        return self._values.get(name, default)
 
     def __iter__(self) -> Iterator[str]:
         raise AssertionError("from_env must look names up, not list the environment")
 
     def __len__(self) -> int:
-        return len(self.values)
+        return len(self._values)
 
 
 def test_from_env_reads_exactly_the_listed_settings():
@@ -114,6 +115,7 @@ def test_identity_storage_by_service_uris():
             "AzureWebJobsStorage__tableServiceUri": "https://a.table.core.windows.net",
         }
     ).storage_identity
+    assert identity is not None
 
     assert identity.queue_endpoint == "https://a.queue.core.windows.net" and identity.client_id == ""
 

@@ -28,6 +28,7 @@ from devtools.funchost.queues import EMULATOR_API_VERSION, QueueConnections
 from devtools.funchost.routing import compile_route
 from devtools.funchost.timers import TimerRunner, is_past_due
 from tests.support.polling import eventually
+from tests.support.present import present
 
 pytestmark = pytest.mark.timeout(60)
 # One event loop for the whole session, shared with the module-scoped hosts.
@@ -71,7 +72,7 @@ class Queues:
 
     async def count(self, name: str) -> int:
         # Counts hidden (in-flight or retrying) messages too, unlike peek.
-        return (await self(name).get_queue_properties()).approximate_message_count
+        return present((await self(name).get_queue_properties()).approximate_message_count)
 
     async def close(self) -> None:
         for client in self._clients.values():
@@ -217,7 +218,12 @@ async def test_admin_api(base64_app, http) -> None:
 @session_loop
 async def test_timer_runs_on_its_schedule(base64_app) -> None:
     _, app = base64_app
-    runs = await eventually(lambda: len(records(app, "sample_timer")) >= 2 and records(app, "sample_timer"))
+
+    def two_runs() -> list[dict[str, Any]] | None:
+        found = records(app, "sample_timer")
+        return found if len(found) >= 2 else None
+
+    runs = await eventually(two_runs)
     assert all(run["past_due"] is False for run in runs)
 
 

@@ -18,8 +18,8 @@ from devtools.funchost.ncrontab import (
 UTC = UTC
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 NEXT_OCCURRENCES = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -262,6 +263,7 @@ async def test_random_bodies_are_4xx(app, channel, body):
 
 async def test_a_teams_activity_whose_channel_data_is_not_an_object_is_400(app, channel):
     # Found by bench/fuzz.py: botbuilder calls .get() on both, mid-turn.
+    channel_data: object
     for channel_data in ([1], "x", {"tenant": "x"}, {"tenant": []}):
         message = {**activities.teams_message("hi", channel.url), "channelData": channel_data}
 
@@ -319,7 +321,7 @@ async def test_a_teams_read_receipt_marks_the_notifications_read(app, channel, w
 
     await run_notifications_queue(app)
     [sent] = channel.delivered()
-    receipt = {
+    receipt: dict[str, Any] = {
         **{
             k: message[k]
             for k in ("serviceUrl", "channelId", "from", "conversation", "recipient", "channelData")
@@ -357,7 +359,7 @@ async def test_a_malformed_read_receipt_is_answered_and_marks_nothing(app, chann
 
     message = activities.teams_message("hi", channel.url)
     await invoke.http("messages", message)
-    document = {
+    document: dict[str, Any] = {
         "id": f"unread-{uuid.uuid4().hex[:8]}",
         "to": {"aadObjectId": message["from"]["aadObjectId"]},
         "text": "News",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, timedelta
+from typing import Any
 
 from proactive_bot import clock
 from proactive_bot.notifications.records import SEND_LEASE
@@ -222,7 +223,7 @@ async def test_resend_also_takes_a_send_whose_lease_ran_out_before_anyone_wrote_
     message = activities.teams_message("hi", channel.url)
     await invoke.http("messages", message)
     channel.clear()
-    document = {
+    document: dict[str, Any] = {
         "id": f"lapsed-{uuid.uuid4().hex[:8]}",
         "text": "Roll call",
         "to": {"conversationId": message["conversation"]["id"], "channelId": "msteams"},

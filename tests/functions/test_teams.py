@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 from devtools.connector_stub import CREATE, PAGED_MEMBERS
 from tests import activities
@@ -103,7 +104,8 @@ async def test_null_members_in_a_team_event_are_ignored_and_a_member_without_a_s
 
     for member in ({"id": 7}, {"id": {"id": newcomer["id"]}}, {"name": "Nobody"}, {"id": ""}):
         for field in ("members_added", "members_removed"):
-            event = activities.teams_team_update(channel.url, "teamMemberAdded", team=team, **{field: [member]})
+            members: dict[str, Any] = {field: [member]}
+            event = activities.teams_team_update(channel.url, "teamMemberAdded", team=team, **members)
             response = await invoke.http("messages", event)
             assert response.status_code == 400, (field, member)
             assert "needs an id" in json.loads(response.get_body())["error"]["message"]

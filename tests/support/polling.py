@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
 
-async def eventually(
-    check: Callable[[], Awaitable[T | None] | T | None], timeout: float = 20.0, interval: float = 0.05
-) -> T:
+@overload
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = ..., interval: float = ...) -> T: ...
+@overload
+async def eventually(check: Callable[[], T | None], timeout: float = ..., interval: float = ...) -> T: ...
+async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
     """Poll until check() returns something truthy, and return it; the timeout only bounds a broken run."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -21,7 +23,7 @@ async def eventually(
         if inspect.isawaitable(result):
             result = await result
         if result:
-            return result  # type: ignore[return-value]
+            return result
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)

@@ -158,7 +158,9 @@ class NotificationStore(SentRowWrites):
         """Mark the notification cancelled, if nobody wrote it since `header` was read."""
         return await self._merge_header(header, {"cancelledAt": now}, cancelled_at=now)
 
-    async def edit(self, header: Header, text: str | None, attachments: list[dict[str, Any]] | None) -> Header | None:
+    async def edit(
+        self, header: Header, text: str | dict[str, str] | None, attachments: list[dict[str, Any]] | None
+    ) -> Header | None:
         """Its next content version, if nobody wrote it since `header` was read."""
         edited = header.notification.edited(text, attachments)
         content: dict[str, Any] = {"text": edited.text, "attachments": edited.attachments}

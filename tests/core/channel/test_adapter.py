@@ -6,6 +6,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 
 from devtools.connector_stub import ConnectorStub
@@ -54,7 +55,7 @@ async def test_a_token_endpoint_that_never_answers_does_not_freeze_the_app(
     from tests.conftest import authenticated_settings
     from tests.net import run_while_counting_ticks, silent_server
 
-    monkeypatch.setattr(connector, "TOKEN_TIMEOUT", connector.aiohttp.ClientTimeout(total=0.3))
+    monkeypatch.setattr(connector, "TOKEN_TIMEOUT", aiohttp.ClientTimeout(total=0.3))
     async with silent_server() as silent, ConnectorStub() as stub:
         app = await serve_app(authenticated_settings(storage_connection, silent.url + "/token", openid.metadata_url))
         reference = activities.reference(activities.teams_message("hi", stub.url))
@@ -62,6 +63,7 @@ async def test_a_token_endpoint_that_never_answers_does_not_freeze_the_app(
 
         assert stub.received == []  # nothing goes out without a token
     assert ticks >= 5  # the loop kept serving other work while the fetch waited
+    assert not isinstance(result, BaseException)
     assert result.outcome is Outcome.FAILED and "Timeout" in result.detail
     assert silent.connections == 1
 
@@ -159,7 +161,7 @@ async def test_with_a_managed_identity_an_endpoint_that_never_answers_does_not_f
     from tests.conftest import managed_identity_settings
     from tests.net import run_while_counting_ticks, silent_server
 
-    monkeypatch.setattr(connector, "TOKEN_TIMEOUT", connector.aiohttp.ClientTimeout(total=0.3))
+    monkeypatch.setattr(connector, "TOKEN_TIMEOUT", aiohttp.ClientTimeout(total=0.3))
     async with silent_server() as silent, ConnectorStub() as stub:
         identity = IdentityStub(client_ids=[])
         identity.endpoint = silent.url + "/msi/token"
@@ -169,6 +171,7 @@ async def test_with_a_managed_identity_an_endpoint_that_never_answers_does_not_f
 
         assert stub.received == []
     assert ticks >= 5  # the loop kept serving other work while the fetch waited
+    assert not isinstance(result, BaseException)
     assert result.outcome is Outcome.FAILED and "Timeout" in result.detail
 
 

@@ -7,6 +7,7 @@ hears of a 429 from `Calls.make` alone; `patiently` retries what is worth it unt
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -143,7 +144,7 @@ async def test_a_429_widens_the_apps_margin_and_holds_that_conversation() -> Non
 async def test_no_other_answer_tells_the_limiter() -> None:
     limits = limiter()
     for status in (403, 404, 500, 503):
-        await Calls(limits).make("msteams", "a", lambda status=status: refuse(status))
+        await Calls(limits).make("msteams", "a", functools.partial(refuse, status))
     assert limits.app_margin == APP_MARGIN_MIN
 
 

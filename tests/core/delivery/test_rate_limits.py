@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -196,6 +197,7 @@ class NoShare:
 
     rate = 0
     period = 0.05
+    demand: Callable[[], float]  # set by the limiter
 
     def wake(self) -> None:
         pass

@@ -195,6 +195,7 @@ def test_an_edit_is_text_and_or_attachments_by_the_contracts_rules():
 
     assert validate_edit({"text": "new"}) == ("new", None)
     assert validate_edit({"attachments": [card]}) == (None, [card])
+    bad: object
     for bad in ({}, {"text": ""}, {"to": {"all": True}}, {"text": "x", "id": "y"}, [], {"attachments": []}):
         with pytest.raises(InvalidNotification):
             validate_edit(bad)

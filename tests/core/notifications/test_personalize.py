@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from proactive_bot.notifications.personalize import (
     Person,
@@ -46,7 +47,7 @@ def test_a_card_is_filled_in_its_shown_strings_only():
             "actions": [{"type": "Action.Submit", "title": "Thanks {{givenName|}}", "data": {"who": "{{name}}"}}],
         },
     }
-    original = {"type": "message", "text": "", "attachments": [card]}
+    original: dict[str, Any] = {"type": "message", "text": "", "attachments": [card]}
 
     filled = activity(original, ANNA)
 

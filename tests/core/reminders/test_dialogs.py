@@ -11,6 +11,7 @@ from proactive_bot import clock
 from proactive_bot.reminders.dialogs import ALREADY_ANSWERED, Asker, ReminderDialogs
 from proactive_bot.reminders.rows import Owner, Reminder
 from proactive_bot.reminders.store import MAX_PENDING, ReminderStore
+from tests.support.present import present
 
 # Thursday 26 November 2026, 11:00:30 in Berlin.
 NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)
@@ -28,15 +29,16 @@ def dialogs(store, monkeypatch) -> ReminderDialogs:
     return ReminderDialogs(store)
 
 
-async def say(dialogs: ReminderDialogs, text: str, asker: Asker = ASKER, value=None) -> str | None:
-    return await dialogs.handle(asker, text, value)
+async def say(dialogs: ReminderDialogs, text: str, asker: Asker = ASKER, value=None) -> str:
+    """The bot's reply to `text` (a request about reminders: there is one)."""
+    return present(await dialogs.handle(asker, text, value))
 
 
 async def deliver(store: ReminderStore, now: datetime) -> list:
     """Claim and mark what is due at `now`, as the timer does around a successful send."""
     delivered = []
     for due in (await store.due(now)).reminders:
-        claimed = await store.claim(due, now)
+        claimed = present(await store.claim(due, now))
         next_due = claimed.next_due(now)
         assert await store.mark_sending(claimed, now, next_due)
         await store.finish(claimed, next_due)
@@ -126,7 +128,7 @@ async def test_done_typed_after_an_unrelated_message_goes_to_the_last_delivered(
     await deliver(store, NOW + timedelta(minutes=6))
     await deliver(store, NOW + timedelta(minutes=11))
 
-    assert await say(dialogs, "what's the weather") is None  # not ours: the bot's hint
+    assert await dialogs.handle(ASKER, "what's the weather", None) is None  # not ours: the bot's hint
     assert await say(dialogs, "done") == "✅ Done: drink water."
     assert await say(dialogs, "done") == "✅ Done: stretch."
     assert await say(dialogs, "done") == "There is no reminder waiting for an answer."

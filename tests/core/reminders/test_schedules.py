@@ -8,15 +8,16 @@ import pytest
 
 from proactive_bot.reminders.schedules import MAX_TEXT, ScheduleError, parse_duration, parse_request
 from proactive_bot.reminders.times import Recurrence, describe_moment, zone_named
+from tests.support.present import present
 
-BERLIN = zone_named("Europe/Berlin")
-NEW_YORK = zone_named("America/New_York")
+BERLIN = present(zone_named("Europe/Berlin"))
+NEW_YORK = present(zone_named("America/New_York"))
 # Thursday 26 November 2026, 11:00:30 in Berlin.
 NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import pytest
 from proactive_bot.reminders.rows import EntryState, Owner, Reminder, due_row
 from proactive_bot.reminders.store import ReminderStore
 from proactive_bot.reminders.times import Recurrence
+from tests.support.present import present
 
 NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)
 OWNER = Owner("msteams", "29:1user")
@@ -42,7 +43,7 @@ def store(table) -> ReminderStore:
 async def sent(store: ReminderStore, r: Reminder, now: datetime = NOW) -> Reminder:
     """What a timer run does before the channel call: claim and mark the entry."""
     [due] = [d for d in (await store.due(now)).reminders if d.id == r.id]
-    claimed = await store.claim(due, now)
+    claimed = present(await store.claim(due, now))
     assert await store.mark_sending(claimed, now, claimed.next_due(now))
     return claimed
 

@@ -35,7 +35,7 @@ async def test_rows_that_come_while_one_is_on_its_way_share_a_transaction(new_ta
         requests.append(f"transaction of {len(operations)}")
         return await original(operations, **kwargs)
 
-    table.submit_transaction = counted  # type: ignore[method-assign]
+    table.submit_transaction = counted
 
     results = await asyncio.gather(*(writes.write([row(n)]) for n in range(10)), return_exceptions=True)
 

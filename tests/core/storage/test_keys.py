@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from proactive_bot.references import ReferenceStore
 from proactive_bot.storage.keys import table_key
+from tests.support.present import present
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 FORBIDDEN_IN_KEYS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
@@ -72,11 +73,11 @@ async def test_any_ids_are_stored_and_found_again_exactly(new_table, channel_id,
 
     await store.save(reference, NOW)
 
-    by_conversation = await store.get(channel_id, conversation_id)
+    by_conversation = present(await store.get(channel_id, conversation_id))
     assert by_conversation.reference == reference
     assert (by_conversation.channel_id, by_conversation.conversation_id) == (channel_id, conversation_id)
-    assert (await store.find_user(channel_id, user_id)).reference == reference
-    assert (await store.find_aad_user(aad_id)).reference == reference
+    assert present(await store.find_user(channel_id, user_id)).reference == reference
+    assert present(await store.find_aad_user(aad_id)).reference == reference
 
 
 async def test_a_lone_surrogate_id_is_a_plain_miss(new_table):

@@ -27,6 +27,7 @@ from proactive_bot.teams.rows import RosterState
 from proactive_bot.work import WorkQueue
 from tests import activities
 from tests.conftest import unreachable_connection
+from tests.support.present import present
 from tests.support.teams import TEAM, event
 
 
@@ -49,7 +50,7 @@ async def test_an_install_whose_roster_walk_could_not_be_queued_is_walked_when_t
         )
         with pytest.raises(ServiceRequestError):  # the turn fails loudly: the channel may resend it
             await TeamsInstalls(engine.teams.store, cut_off, engine.references).handle(
-                channel_module.teams_event_of(channel_module.parse_activity(install))
+                present(channel_module.teams_event_of(channel_module.parse_activity(install)))
             )
 
     team = await engine.teams.store.team(TEAM)

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from urllib.parse import unquote
 
@@ -251,7 +252,8 @@ async def test_a_channel_post_raced_by_an_edit_completes_and_by_a_delete_is_neve
     await installed(engine, 1)
     engine.stub.clear()
     channel = "19:c0ffee@thread.tacv2"
-    real_team, racing = engine.teams.store.team, []
+    real_team = engine.teams.store.team
+    racing: list[Callable[[], Awaitable[object]]] = []
 
     async def team_then(team_id):
         found = await real_team(team_id)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Literal
 
 from devtools.connector_stub import CREATE, PAGED_MEMBERS
 from proactive_bot.delivery.rate_limits import APP_MARGIN_MIN
 from proactive_bot.teams.chats import ChatOpener
 from proactive_bot.teams.roster import RosterWalk
 from proactive_bot.teams.rows import RosterState
+from proactive_bot.work import Posted, Work, WorkQueue
 from tests import activities
 from tests.core.teams.test_reach import TEAM, event, installed
 
@@ -23,19 +25,20 @@ class CountedSlots(asyncio.Semaphore):
         super().__init__(value)
         self.taken = 0
 
-    async def acquire(self) -> bool:
+    async def acquire(self) -> Literal[True]:
         self.taken += 1
         return await super().acquire()
 
 
-class Requeued:
+class Requeued(WorkQueue):
     """A work queue that keeps what it is given (the walk hands itself on through it)."""
 
-    def __init__(self) -> None:
-        self.put_messages: list[tuple[dict, float]] = []
+    def __init__(self) -> None:  # no queue behind it
+        self.put_messages: list[tuple[Work, float]] = []
 
-    async def put(self, work: dict, delay: float = 0) -> None:
+    async def put(self, work: Work, delay: float = 0) -> Posted:
         self.put_messages.append((work, delay))
+        return Posted(f"kept-{len(self.put_messages)}", None)
 
 
 async def test_a_roster_page_answered_429_widens_the_apps_margin(engine_factory) -> None:

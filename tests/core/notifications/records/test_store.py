@@ -9,6 +9,7 @@ from azure.core.exceptions import ServiceRequestError
 from azure.data.tables.aio import TableClient
 
 from proactive_bot import clock
+from proactive_bot.notifications.contract import Notification
 from proactive_bot.notifications.records import NotificationStore, RecipientState, Settled, Verdict, shard_of
 from proactive_bot.references import StoredReference
 from tests.conftest import unreachable_connection
@@ -77,3 +78,18 @@ async def test_claim_then_settle_then_no_second_claim(new_table):
     assert [c.verdict for c in claims] == [Verdict.CLAIMED, Verdict.CLAIMED]
     assert (await store.claim("n-3", first, clock.now())).verdict is Verdict.DONE
     assert (await store.claim("n-3", second, clock.now())).verdict is Verdict.DONE
+
+
+async def test_an_edit_with_a_text_per_language_is_read_back_as_written(new_table):
+    store = NotificationStore(await new_table())
+    created = await store.create(Notification(id="n-4", to={"all": True}, text="Hello"), clock.now(), "api")
+    texts = {"en": "Bye", "de": "Tschüss", "zh-Hans": "再见"}
+
+    edited = await store.edit(created, texts, None)
+
+    assert edited is not None and edited.notification.text == texts
+    header = await store.header("n-4")
+    assert header is not None
+    assert header.notification.text == texts
+    assert header.original is not None and header.original.text == "Hello"
+    assert header.version == created.version + 1
