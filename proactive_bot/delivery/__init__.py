@@ -6,6 +6,7 @@
   (paced, made, its answer classified) and the one patient-retry loop.
 - `Outcome`, `Result` (outcome): how a send went.
 - `RateLimiter`, `LimitsConfig`, `ChannelLimits` (rate_limits): per conversation, channel, app.
+- `Lane` (lanes): which waiting calls go first (interactive, urgent, bulk).
 - `RetryPolicy`, `NOTIFICATIONS`, `REMINDERS` (retries): when to try again, when to stop.
 """
 
@@ -26,6 +27,7 @@ _NAMES = {
     "RateLimiter": "rate_limits",
     "LimitsConfig": "rate_limits",
     "ChannelLimits": "rate_limits",
+    "Lane": "lanes",
     "RetryPolicy": "retries",
     "NOTIFICATIONS": "retries",
     "REMINDERS": "retries",

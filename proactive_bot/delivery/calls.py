@@ -37,6 +37,7 @@ import aiohttp
 
 from ..channel.connector import ConnectorError
 from ..channel.service_urls import ServiceUrlNotAllowed
+from .lanes import Lane
 from .outcome import Outcome, Result
 from .rate_limits import RateLimiter
 from .retries import GONE_STATUSES, UNSUPPORTED_STATUSES, RetryPolicy
@@ -107,17 +108,23 @@ class Calls:
         claim: ClaimHook | None = None,
         lead: float | None = None,
         change: bool = False,
+        lane: Lane = Lane.BULK,
+        tenant_id: str = "",
     ) -> Reply[T]:
         """One call of `request` to the conversation (the limiter's key), paced and classified.
 
         `claim` runs after the waiting and just before the request, `lead` seconds (default: a
         high quantile of recent claim writes) before the rate slot: whoever records "I am
         sending this" should do it as late as possible, so a crash leaves little unconfirmed,
-        and early enough that the request still leaves on time.
+        and early enough that the request still leaves on time. `lane` orders the call among
+        those waiting (delivery/lanes.py); `tenant_id` names the budget it counts in (Teams
+        counts every request per app per tenant).
         """
         async with self._slots if self._slots is not None else contextlib.nullcontext():
             early = 0.0 if claim is None else (self._claim_latency.estimate if lead is None else lead)
-            permit = await self._limiter.acquire(channel_id, conversation_id, lead=early)
+            permit = await self._limiter.acquire(
+                channel_id, conversation_id, lead=early, lane=lane, tenant_id=tenant_id
+            )
             if claim is not None:
                 started = time.monotonic()
                 claimed = await claim()

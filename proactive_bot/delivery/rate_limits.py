@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .lanes import Lane
+
 Window = tuple[int, float]  # (sends, seconds)
 
 TEAMS_PER_CONVERSATION: tuple[Window, ...] = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
@@ -234,7 +236,15 @@ class RateLimiter:
         (_, seconds), *rest = self._config.app
         return ((self._budget.rate, seconds), *rest)
 
-    async def acquire(self, channel_id: str, conversation_id: str, *, lead: float = 0.0) -> Permit:
+    async def acquire(
+        self,
+        channel_id: str,
+        conversation_id: str,
+        *,
+        lead: float = 0.0,
+        lane: Lane = Lane.BULK,
+        tenant_id: str = "",
+    ) -> Permit:
         """Take the next slot in which a send to this conversation is within every limit.
 
         Returns up to `lead` seconds before the slot (`Permit.stamp`), so the caller can do its

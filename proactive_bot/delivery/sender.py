@@ -20,6 +20,7 @@ from ..channel.adapter import ChannelAdapter
 from ..references import ReferenceStore, StoredReference
 from .calls import Calls, Reply, patiently
 from .calls import ClaimHook as ClaimHook
+from .lanes import Lane
 from .outcome import Outcome, Result
 from .rate_limits import RateLimiter
 from .retries import NOTIFICATIONS, RetryPolicy
@@ -87,7 +88,14 @@ class Delivery:
         every other caller of the Connector in the process should share."""
         return self._calls
 
-    async def send(self, recipient: StoredReference, activities: Request, *, claim: ClaimHook | None = None) -> Result:
+    async def send(
+        self,
+        recipient: StoredReference,
+        activities: Request,
+        *,
+        claim: ClaimHook | None = None,
+        lane: Lane = Lane.BULK,
+    ) -> Result:
         """One attempt, within the concurrency bound and the rate limits (see `Calls.make`).
 
         `claim` runs after the waiting and just before the request: whoever records "I am
@@ -100,6 +108,8 @@ class Delivery:
             self._request(recipient, activities),
             claim=claim,
             change=change,
+            lane=lane,
+            tenant_id=recipient.tenant_id,
         )
         result = reply.result
         if result.outcome is Outcome.SENT:
@@ -128,6 +138,7 @@ class Delivery:
         *,
         deadline: float,
         claimant: Claimant | None = None,
+        lane: Lane = Lane.BULK,
     ) -> Result:
         """Retry until sent, gone, not retryable, or the next try would pass `deadline` (monotonic).
 
@@ -138,7 +149,8 @@ class Delivery:
         """
 
         async def attempt(_: int) -> Reply[None]:
-            return Reply(await self.send(recipient, activities, claim=claimant.claim if claimant else None))
+            claim = claimant.claim if claimant else None
+            return Reply(await self.send(recipient, activities, claim=claim, lane=lane))
 
         release = claimant.release if claimant is not None else None
         reply = await patiently(attempt, self._retries, deadline=deadline, release=release)
