@@ -17,6 +17,7 @@ from . import clients, clock, json_input, tasks, work
 from .channel.activity import InvalidActivity
 from .channel.auth import AuthenticationError, AuthenticationUnavailable
 from .notifications import contract, lifecycle
+from .notifications.lanes import class_of
 from .notifications.records import RecipientRow, RecipientState, Status
 
 if TYPE_CHECKING:
@@ -186,6 +187,7 @@ def status_body(status: Status) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": header.notification.id,
         "state": status.state.value,
+        "class": class_of(header.notification),  # the lane it is delivered in: "urgent" or "bulk"
         "to": header.notification.to,
         "createdAt": header.created_at.isoformat(),
         "counts": {

@@ -208,7 +208,8 @@ def summary(body: dict[str, Any], rows: list[dict[str, Any]] | None = None) -> s
     each edit or recall that did not take, with the channel's reason and how many it hit."""
     counts = ", ".join(f"{name} {n}" for name, n in body.get("counts", {}).items() if n and name != "recipients")
     recipients = body.get("counts", {}).get("recipients", 0)
-    line = f"{body.get('id')}: {body.get('state')}, {recipients} recipient(s)" + (f": {counts}" if counts else "")
+    lane = f" ({body['class']})" if body.get("class") else ""
+    line = f"{body.get('id')}{lane}: {body.get('state')}, {recipients} recipient(s)" + (f": {counts}" if counts else "")
     return "; ".join([line, *_not_taken(rows or [])])
 
 

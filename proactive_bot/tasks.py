@@ -27,6 +27,7 @@ from typing import Any
 from azure.storage.queue.aio import QueueClient
 
 from . import clock
+from .delivery.lanes import Lane
 from .delivery.outcome import Outcome, Result
 from .delivery.sender import Delivery
 from .references import ReferenceStore
@@ -160,7 +161,7 @@ class LongTasks:
             )
             return None
         activities = await work(task)
-        result = await self._delivery.send(recipient, activities)
+        result = await self._delivery.send(recipient, activities, lane=Lane.URGENT)
         if result.outcome in (Outcome.THROTTLED, Outcome.FAILED):
             raise TaskIncomplete(f"task {task.id} ({task.kind}): {result.outcome.value}: {result.detail}")
         return result

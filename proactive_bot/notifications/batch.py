@@ -25,6 +25,7 @@ from ..teams.rows import RosterMember
 from ..work import BatchRecipient, BatchWork, InvalidWork, WorkQueue, batches_of
 from . import personalize
 from .contract import Notification, OnCrash
+from .lanes import lane_of
 from .receipts import ReadReceipts
 from .records import (
     SEND_LEASE,
@@ -147,7 +148,11 @@ class _Batch:
             return
         claimant = _Claimant(self, recipient)
         result = await self._fanout.delivery.send_patiently(
-            recipient, [self._activity_for(recipient)], deadline=self._deadline, claimant=claimant
+            recipient,
+            [self._activity_for(recipient)],
+            deadline=self._deadline,
+            claimant=claimant,
+            lane=lane_of(self._notification),
         )
         if result.outcome is Outcome.SKIPPED:
             if claimant.busy:
@@ -209,7 +214,9 @@ class _Batch:
         # One claim for the create and the send after it: a create's retries hold the row
         # (a second create for the same user would open the same chat, but is not needed).
         claimant = _Claimant(self, member)
-        opened = await chats.open(member, deadline=self._deadline, claim=claimant.claim)
+        opened = await chats.open(
+            member, deadline=self._deadline, claim=claimant.claim, lane=lane_of(self._notification)
+        )
         if opened.failure is not None and opened.failure.outcome is Outcome.SKIPPED:
             # Not claimed, or claimed and then stopped (may_send recorded why): nothing created.
             if claimant.busy:
@@ -227,7 +234,10 @@ class _Batch:
                 log.warning("notification %s to %s: no chat: %s", self._notification.id, member.user_id, row.detail)
             return
         result = await fanout.delivery.send_patiently(
-            opened.reference, [self._activity_for(opened.reference, member)], deadline=self._deadline
+            opened.reference,
+            [self._activity_for(opened.reference, member)],
+            deadline=self._deadline,
+            lane=lane_of(self._notification),
         )
         row = settled(opened.reference, granted, result, whole_run=True)
         row = dataclasses.replace(

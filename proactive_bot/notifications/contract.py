@@ -41,6 +41,13 @@ class OnCrash(enum.Enum):
     RESEND = "resend"  # sent again once the lease runs out (at least once)
 
 
+class Priority(enum.Enum):
+    """What the producer asks for; lanes.lane_of turns it (with the audience) into a lane."""
+
+    NORMAL = "normal"  # the audience decides: one recipient urgent, a walked audience bulk
+    HIGH = "high"  # urgent whatever the audience
+
+
 @dataclass(frozen=True)
 class Notification:
     id: str
@@ -50,6 +57,7 @@ class Notification:
     not_before: datetime | None = None  # scheduled: nothing is sent before
     expires_at: datetime | None = None  # recipients not reached by then are never sent
     on_crash: OnCrash = OnCrash.REPORT
+    priority: Priority = Priority.NORMAL
 
     @property
     def is_broadcast(self) -> bool:
@@ -97,6 +105,8 @@ class Notification:
             document["expiresAt"] = self.expires_at.isoformat()
         if self.on_crash is not OnCrash.REPORT:
             document["onCrash"] = self.on_crash.value
+        if self.priority is not Priority.NORMAL:
+            document["priority"] = self.priority.value
         return document
 
     @classmethod
@@ -110,6 +120,7 @@ class Notification:
             not_before=moment(document.get("notBefore")),
             expires_at=moment(document.get("expiresAt")),
             on_crash=OnCrash(document.get("onCrash", OnCrash.REPORT.value)),
+            priority=Priority(document.get("priority", Priority.NORMAL.value)),
         )
 
 

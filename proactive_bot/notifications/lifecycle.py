@@ -32,6 +32,7 @@ from ..delivery.sender import Delivery, Edit, Recall
 from ..references import StoredReference
 from ..work import EditWork, InvalidWork, RecallWork, ShardChange, WorkQueue
 from . import personalize
+from .lanes import lane_of
 from .records import SHARDS, ChangeFailure, Header, NotificationStore, RecipientState, SentRow
 from .records.states import as_seen
 from .timetable import Timetable
@@ -189,7 +190,11 @@ class _ShardRun:
             request = Edit(row.activity_id, personalize.activity_for(self._header.notification, person))
 
         result = await self._lifecycle.delivery.send_patiently(
-            recipient, request, deadline=self._deadline, claimant=_TakeOnce(records, row)
+            recipient,
+            request,
+            deadline=self._deadline,
+            claimant=_TakeOnce(records, row),
+            lane=lane_of(self._header.notification),
         )
         if result.outcome is Outcome.SKIPPED:
             self._later(BUSY_AGAIN)  # another worker took it; look again in case it dies

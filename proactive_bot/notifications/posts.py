@@ -21,6 +21,7 @@ from ..teams.reach import TeamsReach
 from ..work import PostWork, WorkQueue
 from . import personalize
 from .contract import OnCrash
+from .lanes import lane_of
 from .records import SEND_LEASE, Header, NotificationStore, RecipientState, Settled, Verdict, settled
 
 
@@ -113,13 +114,14 @@ class TeamsChannelPosts:
                 StoredReference.from_reference(reference, clock.now()),
                 [outgoing(activity)],
                 deadline=time.monotonic() + self.retry_budget,
+                lane=lane_of(notification),
             )
             row = dataclasses.replace(settled(post, claim, result, whole_run=True), conversation=thread)
             retry_after = result.retry_after
         else:
             assert self.teams is not None
             answer = await self.teams.chats.post_to_channel(
-                team.service_url, team.tenant_id, spec["channelId"], activity
+                team.service_url, team.tenant_id, spec["channelId"], activity, lane=lane_of(notification)
             )
             if isinstance(answer, dict):
                 sent = Result(Outcome.SENT, 200, activity_id=answer.get("activityId"))

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ..delivery.lanes import Lane
 from ..delivery.outcome import Outcome
 from ..delivery.retries import REMINDERS
 from ..delivery.sender import Delivery
@@ -89,7 +90,9 @@ class ReminderTimer:
             await store.give_up(claimed, "the conversation is gone")
             summary.dropped += 1
             return
-        result = await self._delivery.send(recipient, [reminder_activity(claimed, now, recipient.language)])
+        result = await self._delivery.send(
+            recipient, [reminder_activity(claimed, now, recipient.language)], lane=Lane.URGENT
+        )
         attempt = claimed.attempts + 1
         if result.outcome is Outcome.SENT:
             await store.finish(claimed, next_due)

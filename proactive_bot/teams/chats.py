@@ -19,6 +19,7 @@ from typing import Any
 from .. import clock
 from ..channel.adapter import ChannelAdapter
 from ..delivery.calls import Calls, ClaimHook, Reply, patiently
+from ..delivery.lanes import Lane
 from ..delivery.outcome import Outcome, Result
 from ..delivery.rate_limits import RateLimiter
 from ..delivery.retries import NOTIFICATIONS, RetryPolicy
@@ -64,7 +65,9 @@ class ChatOpener:
         found = await self._references.find_user(TEAMS, member.user_id)
         return found if found is not None and found.teams_user == member.user_id else None
 
-    async def open(self, member: RosterMember, *, deadline: float, claim: ClaimHook | None = None) -> Opened:
+    async def open(
+        self, member: RosterMember, *, deadline: float, claim: ClaimHook | None = None, lane: Lane = Lane.BULK
+    ) -> Opened:
         """Create the user's 1:1 chat and store it; retries 429/5xx until `deadline` (monotonic).
 
         `claim` runs once, when the create's slot approaches (as in `Delivery.send`); if it
@@ -79,7 +82,7 @@ class ChatOpener:
         }
 
         async def attempt(number: int) -> Reply[dict[str, Any]]:
-            return await self._create(member, parameters, claim if number == 1 else None)
+            return await self._create(member, parameters, claim if number == 1 else None, lane)
 
         reply = await patiently(attempt, self._retries, deadline=deadline, bounded=True)
         result = reply.result
@@ -88,7 +91,7 @@ class ChatOpener:
         return Opened(None, result, result.attempts, result.throttled)
 
     async def _create(
-        self, member: RosterMember, parameters: dict[str, Any], claim: ClaimHook | None
+        self, member: RosterMember, parameters: dict[str, Any], claim: ClaimHook | None, lane: Lane
     ) -> Reply[dict[str, Any]]:
         # The claim is written while the slot approaches (as Delivery.send does), generously
         # early: a create that leaves late pushes back every later slot.
@@ -98,6 +101,8 @@ class ChatOpener:
             lambda: self._adapter.create_conversation_json(member.service_url, parameters),
             claim=claim,
             lead=CLAIM_LEAD,
+            lane=lane,  # the lane of the send it precedes
+            tenant_id=member.tenant_id,
         )
         result = reply.result
         if result.outcome is Outcome.GONE:
@@ -126,7 +131,13 @@ class ChatOpener:
         return StoredReference.from_reference(reference, clock.now())
 
     async def post_to_channel(
-        self, service_url: str, tenant_id: str, channel_id: str, activity: dict[str, Any]
+        self,
+        service_url: str,
+        tenant_id: str,
+        channel_id: str,
+        activity: dict[str, Any],
+        *,
+        lane: Lane = Lane.URGENT,
     ) -> dict[str, Any] | Result:
         """Start a new thread in a channel with `activity` as its first post; returns the
         channel's answer ({"id": "<channel>;messageid=...", "activityId": ...}) or the failure.
@@ -141,6 +152,10 @@ class ChatOpener:
             "activity": activity,
         }
         reply = await self._calls.make(
-            TEAMS, channel_id, lambda: self._adapter.create_conversation_json(service_url, parameters)
+            TEAMS,
+            channel_id,
+            lambda: self._adapter.create_conversation_json(service_url, parameters),
+            lane=lane,
+            tenant_id=tenant_id,
         )
         return reply.value if reply.value is not None else reply.result

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..channel.adapter import ChannelAdapter
 from ..delivery.calls import Calls
+from ..delivery.lanes import Lane
 from ..delivery.outcome import Outcome, Result
 from ..delivery.rate_limits import RateLimiter
 from ..delivery.retries import ROSTERS, RetryPolicy
@@ -67,7 +68,10 @@ class RosterWalk:
             if team is None or not team.active or team.roster_state is not RosterState.WALKING:
                 return
             try:
-                reply = await self._calls.make(TEAMS, "members|" + team_id, self._page(team))
+                # Bulk: a roster is read for walked audiences; its tenant's budget pays for it.
+                reply = await self._calls.make(
+                    TEAMS, "members|" + team_id, self._page(team), lane=Lane.BULK, tenant_id=team.tenant_id
+                )
             except ValueError as error:  # a body that is not JSON
                 page: dict[str, Any] = {"error": f"{type(error).__name__}: {error}"}
             else:
