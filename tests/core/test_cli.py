@@ -147,3 +147,9 @@ def test_the_summary_names_edits_and_recalls_that_did_not_take_with_the_channels
         "501 DeleteActivityAPINotImplemented: The API to delete activity is not implemented yet"
     )
     assert cli.summary(body) == "n1: cancelled, 7 recipient(s): sent 7, unsupported 6"  # no rows asked for
+
+
+def test_the_summary_names_the_lane_the_notification_is_delivered_in():
+    body = {"id": "n2", "class": "urgent", "state": "done", "counts": {"recipients": 1, "sent": 1}}
+
+    assert cli.summary(body) == "n2 (urgent): done, 1 recipient(s): sent 1"

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from proactive_bot.tasks import InvalidTask, Task, parse_task_message
+from proactive_bot.activities import message
+from proactive_bot.delivery.lanes import Lane
+from proactive_bot.delivery.outcome import Outcome
+from proactive_bot.tasks import InvalidTask, LongTasks, Task, parse_task_message
+from tests import activities
+from tests.support.lanes import Asked
 
 TASK = Task(
     kind="report",
@@ -65,3 +73,21 @@ def test_the_language_to_answer_in_travels_with_the_task_and_may_be_absent():
     assert "locale" not in json.loads(TASK.to_message())  # as messages enqueued before it read
     with pytest.raises(InvalidTask, match="locale: expected string or null"):
         parse_task_message(json.dumps({**json.loads(german.to_message()), "locale": 7}).encode())
+
+
+async def test_a_tasks_result_is_sent_urgent_in_its_users_tenant(engine_factory, monkeypatch):
+    engine = await engine_factory()
+    [user] = await engine.users(1)
+    asked = Asked(engine.limiter, monkeypatch)
+
+    async def report(task: Task) -> list[dict[str, Any]]:
+        return [message("your report")]
+
+    queue: Any = None  # run() never enqueues
+    tasks = LongTasks(queue, engine.references, engine.delivery, {"report": report})
+    task = dataclasses.replace(TASK, conversation_id=user["conversation"]["id"], user_id=user["user"]["id"])
+
+    result = await tasks.run(task)
+
+    assert result is not None and result.outcome is Outcome.SENT
+    assert asked.lanes() == Counter({(Lane.URGENT, activities.TENANT): 1})

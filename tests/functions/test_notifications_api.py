@@ -28,6 +28,7 @@ async def test_post_then_follow_the_status_url(app, channel):
     assert accepted.headers["Location"] == body["status"]
     queued = json.loads((await get_status(body["id"])).get_body())
     assert queued["state"] == "accepted" and queued["counts"]["recipients"] == 0
+    assert queued["class"] == "urgent"  # one recipient: the urgent lane
 
     await run_notifications_queue(app)
 
@@ -56,6 +57,9 @@ async def test_bad_input_is_a_400_that_names_the_problem(app):
     assert [r.status_code for r in (not_json, no_text, by_url)] == [400, 400, 400]
     assert "not JSON" in json.loads(not_json.get_body())["error"]["message"]
     assert "to: must be exactly one of" in json.loads(by_url.get_body())["error"]["message"]
+    bad_priority = await invoke.http("notifications_api", {"to": {"all": True}, "text": "x", "priority": "asap"})
+    assert bad_priority.status_code == 400
+    assert "priority: 'asap' is not one of" in json.loads(bad_priority.get_body())["error"]["message"]
 
 
 async def test_unknown_id_is_404(app):

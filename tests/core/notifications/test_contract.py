@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proactive_bot.notifications.contract import InvalidNotification, parse_queue_message, validate, validate_edit
+from proactive_bot.notifications.contract import (
+    InvalidNotification,
+    Notification,
+    Priority,
+    parse_queue_message,
+    validate,
+    validate_edit,
+)
 
 CARD = {
     "contentType": "application/vnd.microsoft.card.adaptive",
@@ -248,3 +255,19 @@ def test_placeholders_and_per_language_texts_are_part_of_version_1():
 def test_placeholders_and_variants_are_checked_on_intake(document, reason):
     with pytest.raises(InvalidNotification, match=reason.replace("{", r"\{").replace("}", r"\}").replace("|", r"\|")):
         validate({"to": {"all": True}, **document})
+
+
+def test_priority_is_normal_unless_high_is_asked_and_reads_back():
+    old = validate({"id": "n", "to": {"all": True}, "text": "x"})  # written before priority existed
+    high = validate({"id": "h", "to": {"all": True}, "text": "x", "priority": "high"})
+
+    assert old.priority is Priority.NORMAL and "priority" not in old.document()
+    assert high.priority is Priority.HIGH and high.document()["priority"] == "high"
+    assert Notification.from_document(high.document()) == high
+    assert parse_queue_message(json.dumps(high.document()).encode()) == high
+
+
+@pytest.mark.parametrize("priority", ["urgent", "HIGH", 1, None, ""])
+def test_an_unknown_priority_is_refused_with_a_reason(priority):
+    with pytest.raises(InvalidNotification, match=r"priority: .* is not one of \['normal', 'high'\]"):
+        validate({"to": {"all": True}, "text": "x", "priority": priority})
