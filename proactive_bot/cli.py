@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     notify.add_argument("--id", help="idempotency key (default: a new uuid)")
     notify.add_argument("--not-before", help='send no earlier than this, e.g. "2026-12-24T09:00:00+01:00"')
     notify.add_argument("--expires-at", help="recipients not reached by then are never sent")
+    notify.add_argument("--priority", choices=["normal", "high"], help="high: the urgent lane whatever the audience")
     notify.add_argument("--base64", action="store_true", help="enqueue base64 text instead of plain JSON")
     notify.add_argument("--connection", help="storage connection string (default: AzureWebJobsStorage)")
     notify.add_argument("--queue", help="queue name (default: NotificationsQueue or 'notifications')")
@@ -118,6 +119,8 @@ def build_notification(args: argparse.Namespace) -> dict[str, Any]:
         document["notBefore"] = args.not_before
     if args.expires_at:
         document["expiresAt"] = args.expires_at
+    if args.priority:
+        document["priority"] = args.priority
     return document
 
 

@@ -153,3 +153,11 @@ def test_the_summary_names_the_lane_the_notification_is_delivered_in():
     body = {"id": "n2", "class": "urgent", "state": "done", "counts": {"recipients": 1, "sent": 1}}
 
     assert cli.summary(body) == "n2 (urgent): done, 1 recipient(s): sent 1"
+
+
+def test_notify_asks_for_high_priority_when_told():
+    argv = ["notify", "--all", "--text", "evacuate", "--id", "n3", "--priority", "high"]
+
+    built = build_notification(_parser().parse_args(argv))
+
+    assert validate(built).priority.value == "high"
