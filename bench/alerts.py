@@ -15,7 +15,9 @@ every `--every` seconds:
   (`/api/notifications`, `"priority": "high"`; a front door that does not know `priority` yet is
   asked again without it, and the run says so), as an operator or another system would;
 - a reminder due now for another of them, and the timer run (`/admin/functions/timer_notify`)
-  that a minute boundary would start.
+  that a minute boundary would start. Runs of a timer function are serialized (as Azure's
+  singleton timer is): a run that waits for its sends holds up the runs asked for after it,
+  so a reminder's wait includes the slow runs before its own.
 
 Printed per K: p50 and p99 from the POST (the timer invocation, for reminders) to the delivery
 at the console channel, against the goals p99 <= 1.5 s, p50 <= 0.5 s; the broadcast's pace

@@ -36,9 +36,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables.aio import TableClient
 from azure.storage.queue.aio import QueueClient
 
 from bench.broadcast import APP_BOUND, REPO, received, reference, seed, start_process, stop_process, wait_listening
@@ -158,6 +161,22 @@ async def main(n: int, hosts: int, runs: int, blocked: float, flaky: int, teams_
             reachable = n - len(blocked_ids)  # blocked users answer 403, or are inactive after it
             records = await until_settled(session, channel, reachable, set(flaky_ids))
             print(report(records, enqueued_at, n, hosts, attempt, len(blocked_ids), set(flaky_ids)), flush=True)
+            senders = await instances_since(enqueued_at)
+            print(
+                f"  instances with budget heartbeats during the run: {len(senders)}"
+                + (f" (more than the run's {hosts}: another host shares this storage)" if len(senders) > hosts else ""),
+                flush=True,
+            )
+
+
+async def instances_since(since: float) -> set[str]:
+    """The instances (Budget table rows) that heartbeated since `since` (wall clock): those
+    sending on this storage, the run's own hosts and any other `make run` left running."""
+    moment = datetime.fromtimestamp(since, UTC)
+    async with TableClient.from_connection_string(DEV_STORAGE, "Budget") as table:
+        with contextlib.suppress(ResourceNotFoundError):
+            return {e["RowKey"] async for e in table.list_entities() if (e.metadata["timestamp"] or moment) >= moment}
+    return set()
 
 
 async def enqueue_broadcast(run_id: str, attempt: int) -> float:
