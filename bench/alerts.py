@@ -6,7 +6,8 @@ Run by hand (not a test):
 
 For each K in `--hosts`: `python -m devtools.run --hosts K` as `make run` starts it (the console
 channel, Azurite on the development ports; .azurite/ moved aside for the run unless
-`--keep-azurite`, since a big persisted database stalls storage every 5 s, see bench.make_run),
+`--keep-azurite`, since a big persisted database stalls storage every 5 s, see bench.make_run;
+one empty database per K),
 N Teams-shaped users of one tenant whose serviceUrl is the console channel, one
 `{"to": {"all": true, "tenantId": ...}}` broadcast on the queue, and for as long as it lasts,
 every `--every` seconds:
@@ -198,9 +199,12 @@ def summary(records: list[dict], probes: Probes, n: int, hosts: int, enqueued_at
     return "\n".join(lines)
 
 
-async def main(n: int, hosts: list[int], every: float) -> None:
+async def main(n: int, hosts: list[int], every: float, keep_azurite: bool) -> None:
     for k in hosts:
-        print(await one_run(n, k, every), flush=True)
+        # Each K on an empty database: a 10,000-user run leaves ~60 MB that Azurite rewrites
+        # every 5 s, enough to time out the next run's budget heartbeats.
+        with fresh_azurite(not keep_azurite):
+            print(await one_run(n, k, every), flush=True)
 
 
 if __name__ == "__main__":
@@ -210,5 +214,4 @@ if __name__ == "__main__":
     parser.add_argument("--every", type=float, default=2.0, help="seconds between alerts (and reminders)")
     parser.add_argument("--keep-azurite", action="store_true", help="run on .azurite/ as it is")
     args = parser.parse_args()
-    with fresh_azurite(not args.keep_azurite):
-        asyncio.run(main(args.n, args.hosts, args.every))
+    asyncio.run(main(args.n, args.hosts, args.every, args.keep_azurite))
