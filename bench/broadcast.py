@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -50,11 +51,13 @@ APP_BOUND = 50.0  # Teams: about 50 sends/s per app
 
 
 def reference(i: int, service_url: str, prefix: str = "") -> dict:
-    """User i; a `prefix` gives other conversation ids and a tenant of their own."""
+    """User i; a `prefix` gives other users (Teams and Entra ids), conversation ids and a tenant
+    of their own."""
     tenant = f"tenant-{prefix}" if prefix else "bench-tenant"
+    aad = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{prefix}/{i}")) if prefix else f"00000000-0000-4000-8000-{i:012d}"
     return {
         "activityId": f"1732{i:09d}",
-        "user": {"id": f"29:1user-{i:06d}", "name": f"User {i}", "aadObjectId": f"00000000-0000-4000-8000-{i:012d}"},
+        "user": {"id": f"29:1user-{prefix}{i:06d}", "name": f"User {i}", "aadObjectId": aad},
         "bot": {"id": "28:bench-bot", "name": "Bench Bot"},
         "conversation": {"conversationType": "personal", "tenantID": tenant, "id": f"a:1bench-{prefix}{i:06d}"},
         "channelId": "msteams",

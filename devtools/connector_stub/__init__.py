@@ -5,15 +5,17 @@ The bot posts to the `serviceUrl` of a stored ConversationReference; no real cha
 from tests, so this server stands in for one. It is used three ways:
 
 * in-process by pytest (same event loop): `async with ConnectorStub() as stub: ... stub.url ...`;
-* by benchmarks in another process, through `GET /_stub/received`, `GET /_stub/stats` and
-  `POST /_stub/reset`;
+* by benchmarks in another process, through `GET /_stub/received`, `GET /_stub/stats`,
+  `GET /_stub/tenants` (requests, 429s and deliveries per tenant), `POST /_stub/reset`, and
+  `POST /_stub/block|fail|limits` (the methods' keyword arguments as JSON; `block` takes
+  `conversation_ids`), also against `make run`'s console channel;
 * by `make run` as a console channel: `python -m devtools.connector_stub --port 3978` prints one
   line per activity the bot sends.
 
 - `ConnectorStub`, `ReceivedRequest`, the route names, `summarize`, `console_line` (server): the
   aiohttp app, scripted failures, recorded requests, the console lines.
 - `RateLimits`, `Window`, `TEAMS_PER_CONVERSATION`, `TEAMS_GLOBAL` (teams_limits): the sliding
-  windows behind 429 + Retry-After.
+  windows behind 429 + Retry-After, per conversation and per app per tenant.
 - `Conversations`, `Shown` (activities): what each conversation shows after edits and deletions
   (PUT/DELETE of an id never delivered: 404).
 - `TeamsDirectory` (teams): team rosters behind `pagedmembers`, and the creates Teams answers

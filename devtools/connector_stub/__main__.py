@@ -22,7 +22,16 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=3978)
     parser.add_argument("--base-path", default="/", help="serviceUrl path, e.g. /amer/")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
-    parser.add_argument("--teams-limits", action="store_true", help="emulate Teams rate limits")
+    parser.add_argument(
+        "--teams-limits",
+        action="store_true",
+        help="emulate Teams rate limits (per conversation, and 50 requests/s per tenant)",
+    )
+    parser.add_argument(
+        "--app-wide-limit",
+        action="store_true",
+        help="with --teams-limits: one 50/s window for all tenants, not one per tenant",
+    )
     parser.add_argument("--expect-bearer", metavar="TOKEN", help="require this bearer token")
     parser.add_argument("--quiet", action="store_true", help="print nothing per request")
     return parser.parse_args(argv)
@@ -35,7 +44,7 @@ async def _serve(args: argparse.Namespace) -> None:
         console=None if args.quiet else sys.stdout,
     )
     if args.teams_limits:
-        stub.limits()
+        stub.limits(per_tenant=not args.app_wide_limit)
     stub.expect_bearer(args.expect_bearer)
     url = await stub.start(args.host, args.port)
     print(f"connector stub listening; serviceUrl={url}", flush=True)

@@ -63,6 +63,7 @@ class ReceivedRequest:
     response_id: str | None = None  # the id the stub answered with, on success
     error_code: str | None = None  # the Connector error code, when status >= 400
     retry_after: int | None = None  # Retry-After header value sent, if any
+    tenant_id: str = ""  # whose per-tenant window it counted in ("": none the stub could tell)
 
     @property
     def ok(self) -> bool:
@@ -215,6 +216,7 @@ class ConnectorStub:
         self._scripted: dict[str | None, deque[_Answer]] = {}
         self._refusing_changes: dict[str | None, _Answer] = {}
         self._limits = RateLimits()
+        self._tenants: dict[str, str] = {}  # conversation id → tenant, as requests named it
         self._members: dict[str, list[dict[str, Any]]] = {}
         self._waiters: list[_Waiter] = []
         self.teams = TeamsDirectory()  # rosters and 1:1 chat creation (teams.py)
@@ -319,14 +321,32 @@ class ConnectorStub:
         self,
         per_conversation: Sequence[Window] | None = TEAMS_PER_CONVERSATION,
         global_: Sequence[Window] | EllipsisType | None = ...,
+        *,
+        per_tenant: bool = True,
     ) -> None:
-        """Emulate channel rate limits over accepted sends (SEND/REPLY per conversation;
-        SEND/REPLY/CREATE app-wide). Defaults are Teams'. `limits(None)` turns limiting off;
-        `limits(None, global_=[...])` limits only app-wide. Windows start empty on each call."""
+        """Emulate channel rate limits over accepted requests. Defaults are Teams':
+        `per_conversation` counts sends, replies, edits and deletions in each conversation;
+        `global_` counts every API request (those, creates and roster reads) once per tenant,
+        as Teams' "50 RPS per app per tenant" does, or for the whole app with `per_tenant`
+        False. A request's tenant is the one it names (the activity's `conversation.tenantId`,
+        `channelData.tenant.id`, a create's `tenantId`), else the one its conversation was
+        last named with or created in, or the team's (see `tenant_of`); one that names none
+        counts in the tenant "". `limits(None)` turns limiting off; `limits(None, global_=[...])`
+        limits only app-wide. Windows start empty on each call."""
         if isinstance(global_, EllipsisType):
             global_ = TEAMS_GLOBAL if per_conversation is not None else None
-        self._limits = RateLimits(per_conversation, global_)
+        self._limits = RateLimits(per_conversation, global_, per_tenant=per_tenant)
         self.teams.limit(bool(per_conversation or global_))
+
+    def set_tenant(self, conversation_id: str, tenant_id: str) -> None:
+        """Which tenant a conversation belongs to, for requests that do not say (DELETE)."""
+        self._tenants[conversation_id] = tenant_id
+
+    def tenant_of(self, conversation_id: str | None) -> str:
+        """The tenant the stub knows a conversation by ("" if none)."""
+        if conversation_id is None:
+            return ""
+        return self._tenants.get(conversation_id) or self.teams.tenant_of(conversation_id) or ""
 
     def expect_bearer(self, token: str | None) -> None:
         """Require `Authorization: Bearer <token>` (401 otherwise); None stops checking."""
@@ -437,8 +457,11 @@ class ConnectorStub:
             request.query,
         )
         now = self._clock()
-        answer = self._decide(incoming, now)
-        self._remember(self._record(incoming, answer, now))
+        tenant = self._tenant(incoming)
+        answer = self._decide(incoming, now, tenant)
+        if answer.conversation_id and tenant:  # a create: the new conversation is the tenant's
+            self._tenants.setdefault(answer.conversation_id, tenant)
+        self._remember(self._record(incoming, answer, now, tenant))
         if self.latency > 0:
             await asyncio.sleep(self.latency)
         return _respond(answer)
@@ -448,10 +471,19 @@ class ConnectorStub:
             return UNKNOWN, None, None
         return _match_route(method, parts[len(self._prefix) :])
 
-    def _decide(self, incoming: _Incoming, now: float) -> _Answer:
+    def _tenant(self, incoming: _Incoming) -> str:
+        """Whose tenant window the request counts in; a tenant named for a conversation is
+        remembered for its later requests (a DELETE names none)."""
+        named = _named_tenant(incoming.body, incoming.route)
+        if named and incoming.conversation_id is not None:
+            self._tenants[incoming.conversation_id] = named
+        return named or self.tenant_of(incoming.conversation_id)
+
+    def _decide(self, incoming: _Incoming, now: float, tenant: str = "") -> _Answer:
         route, conversation_id = incoming.route, incoming.conversation_id
         # The order mirrors a real channel: routing, then authentication, then the payload, then
-        # the conversation's state, then throttling.
+        # throttling (a front door's: every request counts, whatever it is answered), then the
+        # conversation's state.
         if route == UNKNOWN:
             message = f"No resource matches {incoming.method} {incoming.raw_path}."
             return _Answer(404, error_body("NotFound", message), error_code="NotFound")
@@ -460,6 +492,16 @@ class ConnectorStub:
         if incoming.problem is not None:
             problem = incoming.problem
             return _Answer(400, error_body("BadArgument", problem), error_code="BadArgument")
+        # Teams: "all requests are subject to the same rate limiting policy". Every request
+        # counts in its tenant's window; sends, replies, edits and deletions also in their
+        # conversation's; roster reads in their team's (teams.py), creates app-wide only.
+        per_conversation = conversation_id if route in _POSTS_ACTIVITY or route in _CHANGES_ACTIVITY else None
+        retry_after = self._limits.retry_after(per_conversation, now, tenant)
+        if retry_after is None and route == PAGED_MEMBERS:
+            retry_after = self.teams.roster_retry_after(conversation_id or "", now)
+        if retry_after is not None:
+            return _failure(429, retry_after=retry_after)
+        self._limits.admit(per_conversation, now, tenant)
         if conversation_id is not None and conversation_id in self._blocked:
             return self._blocked[conversation_id]
         if route in _CHANGES_ACTIVITY:
@@ -469,21 +511,13 @@ class ConnectorStub:
         scripted = self._next_scripted(conversation_id)
         if scripted is not None:
             return scripted
-        if route in _POSTS_ACTIVITY or route in _CHANGES_ACTIVITY or route == CREATE:
-            # Per-conversation windows count sends, replies, edits and deletions (Teams: "all
-            # requests are subject to the same rate limiting policy"); creating a conversation
-            # counts app-wide only.
-            per_conversation = conversation_id if route != CREATE else None
-            retry_after = self._limits.try_admit(per_conversation, now)
-            if retry_after is not None:
-                return _failure(429, retry_after=retry_after)
         if route == PAGED_MEMBERS:
             return _answer_of(self.teams.paged_members(conversation_id or "", incoming.query, now))
         if route == CREATE and self.teams.handles(incoming.body):
             return _answer_of(self.teams.create_conversation(incoming.body, self._new_activity_id()))
         return self._accept(route, conversation_id, incoming.activity_id, incoming.body)
 
-    def _record(self, incoming: _Incoming, answer: _Answer, now: float) -> ReceivedRequest:
+    def _record(self, incoming: _Incoming, answer: _Answer, now: float, tenant: str = "") -> ReceivedRequest:
         return ReceivedRequest(
             seq=len(self._records) + 1,
             received_monotonic=now,
@@ -499,6 +533,7 @@ class ConnectorStub:
             response_id=answer.response_id,
             error_code=answer.error_code,
             retry_after=answer.retry_after,
+            tenant_id=tenant,
         )
 
     def _next_scripted(self, conversation_id: str | None) -> _Answer | None:
@@ -572,7 +607,39 @@ class ConnectorStub:
                 cleared = len(self._records)
                 self.clear()
                 return web.json_response({"cleared": cleared})
+            case "GET", ["tenants"]:
+                return web.json_response(self.tenant_stats())
+            case "POST", [("block" | "fail" | "limits") as what]:
+                return await self._configure(what, request)
         return web.json_response(error_body("NotFound"), status=404)
+
+    async def _configure(self, what: str, request: web.Request) -> web.Response:
+        """Another process's `block`, `fail` or `limits` (benchmarks against `make run`'s
+        console channel): the method's keyword arguments as a JSON object."""
+        try:
+            params = await request.json()
+            if not isinstance(params, dict):
+                raise TypeError("a JSON object")
+            if what == "block":
+                for conversation_id in params.pop("conversation_ids"):
+                    self.block(str(conversation_id), **params)
+            elif what == "fail":
+                self.fail(**params)
+            else:
+                self.limits(**params)
+        except (ValueError, TypeError, KeyError) as exc:
+            return web.json_response(error_body("BadArgument", f"{what}: {exc}"), status=400)
+        return web.json_response({what: "ok"})
+
+    def tenant_stats(self) -> dict[str, dict[str, int]]:
+        """Per tenant: requests received, 429s answered, activities delivered."""
+        out: dict[str, dict[str, int]] = {}
+        for record in self._records:
+            counts = out.setdefault(record.tenant_id, {"received": 0, "throttled": 0, "delivered": 0})
+            counts["received"] += 1
+            counts["throttled"] += record.throttled
+            counts["delivered"] += record.delivered
+        return out
 
     def stats(self) -> dict[str, int]:
         return {
@@ -603,6 +670,22 @@ class ConnectorStub:
             *(f"  #{r.seq} {summarize(r)}" for r in shown),
         ]
         return "\n".join(lines)
+
+
+def _named_tenant(body: Any, route: str) -> str:
+    """The tenant a request names: a create's `tenantId` or `channelData.tenant.id`, an
+    activity's `conversation.tenantId` (botbuilder writes `tenantID`) or `channelData.tenant.id`."""
+    if not isinstance(body, dict):
+        return ""
+    places: list[Any] = [body.get("tenantId")] if route == CREATE else []
+    conversation = body.get("conversation")
+    if isinstance(conversation, dict):
+        places += [conversation.get("tenantId"), conversation.get("tenantID")]
+    channel_data = body.get("channelData")
+    tenant = channel_data.get("tenant") if isinstance(channel_data, dict) else None
+    if isinstance(tenant, dict):
+        places.append(tenant.get("id"))
+    return next((place for place in places if isinstance(place, str) and place), "")
 
 
 def _answer_of(reply: Reply) -> _Answer:

@@ -19,8 +19,9 @@ routes to it. Shapes follow Microsoft's docs ("Get paged members", "Proactive me
   which the Connector API allows beside 201.)
 
 Rate limits, when the owning stub has them on, are Teams' documented per-thread limits for
-"Get conversation members" (14/1 s, 16/2 s, 120/30 s, 3600/h) per team; creates count in the
-app-wide window the owning stub keeps.
+"Get conversation members" (14/1 s, 16/2 s, 120/30 s, 3600/h) per team; creates and roster reads
+also count in the per-tenant window the owning stub keeps (`tenant_of` tells it whose: a team's
+tenant is the one it was added with, a chat's the one it was created in).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class TeamsDirectory:
 
     def __init__(self) -> None:
         self._rosters: dict[str, list[dict[str, Any]]] = {}
+        self._tenants: dict[str, str] = {}  # team or created chat id → its tenant
         self._by_user: dict[str, dict[str, Any]] = {}  # Teams user id and 8:orgid:<aad> → member
         self._not_installed: set[str] = set()
         self._chats: dict[str, str] = {}  # Teams user id → the 1:1 chat's id
@@ -101,6 +103,7 @@ class TeamsDirectory:
             else [dict(m) for m in members]
         )
         self._rosters[team_id] = roster
+        self._tenants[team_id] = tenant_id
         for member in roster:
             self._by_user[member["id"]] = member
             if member.get("aadObjectId"):
@@ -127,6 +130,15 @@ class TeamsDirectory:
 
     def chat_of(self, user_id: str) -> str | None:
         return self._chats.get(user_id)
+
+    def tenant_of(self, conversation_id: str) -> str | None:
+        """The tenant of a team this directory holds, or of a chat it created (None: unknown)."""
+        return self._tenants.get(conversation_id)
+
+    def roster_retry_after(self, team_id: str, now: float) -> int | None:
+        """Whether the team's roster windows have room for one more read now (None), else the
+        Retry-After; counts nothing, so the owning stub can check its own windows too first."""
+        return self._member_limits.retry_after(team_id, now) if self._limited else None
 
     # ---- routes ----------------------------------------------------------------------------
 
@@ -179,6 +191,8 @@ class TeamsDirectory:
             if not isinstance(body.get("activity"), dict):
                 return _error(400, "BadArgument", "A channel conversation needs an activity.")
             thread = f"{channel['id']};messageid={new_activity_id}"
+            tenant_id = body.get("tenantId") or (channel_data.get("tenant") or {}).get("id")
+            self._tenants[thread] = str(tenant_id or self._tenants.get(str(channel["id"]), ""))
             return Reply(CREATED, {"id": thread, "activityId": new_activity_id}, conversation_id=thread)
         members = body.get("members")
         if (
@@ -202,6 +216,7 @@ class TeamsDirectory:
         chat = self._chats.get(user_id)
         if chat is None:
             chat = self._chats[user_id] = f"a:1{uuid.uuid4().hex}{next(self._ids)}"
+        self._tenants[chat] = str(tenant)
         self.creates_by_user[user_id] = self.creates_by_user.get(user_id, 0) + 1
         return Reply(CREATED, {"id": chat}, conversation_id=chat)
 
