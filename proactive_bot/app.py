@@ -73,7 +73,7 @@ async def send_due_reminders(now: datetime | None = None) -> RunSummary:
     now = now or clock.now()
     summary = await app.reminder_timer.run(now)
     log.info("timer run: %s", summary)
-    started = await app.fanout.start_due(now)
+    started = await app.timetable.start_due(app.work, now)
     if started:
         log.info("timer run: %d scheduled notification(s) started", started)
     return summary

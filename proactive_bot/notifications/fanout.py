@@ -4,7 +4,7 @@
 - To everyone (or a team, or a list of Entra users): the audience is walked in pages (walk.py)
   into batches (batch.py); the first pages and the first batch right here.
 - A `teamChannel` notification is one new thread (or a reply in one), delivered inline (posts.py).
-- notBefore: put on the timetable, and started when due (`start_due` from the timer, then a
+- notBefore: put on the timetable, and started when due (`Timetable.start_due` from the timer, then a
   "start" work message, "release" on the wire).
 - An operator's resend hands the unconfirmed recipients out again.
 """
@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 
 from .. import clock
 from ..references import ReferenceStore
 from ..teams.reach import TeamsReach
-from ..work import BatchRecipient, InvalidWork, Posted, PostWork, StartWork, WorkQueue
+from ..work import BatchRecipient, InvalidWork, Posted, PostWork, WorkQueue
 from . import walk
 from .audience import Audience, ToAadUser, ToConversation, ToTeamChannel, ToUser, audience_of
 from .batch import Deliveries, cut_batches
@@ -55,18 +54,6 @@ class Fanout:
         if header is None:
             raise InvalidWork(f"no notification {notification_id!r}")
         await self._begin(header)
-
-    async def start_due(self, now: datetime) -> int:
-        """Timer: hand every scheduled notification that is due to the work queue."""
-        started = 0
-        async for page in self.timetable.due(now):
-            for due in page:
-                # Message first, then the row: a run that dies between them starts it twice,
-                # which `start_scheduled` shrugs off; the other order could lose it.
-                await self.work.put(StartWork(notification=due.notification_id))
-                await self.timetable.remove(due)
-                started += 1
-        return started
 
     async def _begin(self, header: Header) -> None:
         notification = header.notification  # as it now reads (an edit may have come first)

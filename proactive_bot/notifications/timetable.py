@@ -28,6 +28,7 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from ..storage.keys import table_key
+from ..work import StartWork, WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +91,18 @@ class Timetable:
             await self._table.delete_entity(due_partition(not_before), table_key(notification_id))
         except ResourceNotFoundError:
             pass
+
+    async def start_due(self, work: WorkQueue, now: datetime) -> int:
+        """Timer: hand every scheduled notification that is due to the work queue.
+
+        Here rather than in the fan-out: the timer needs only this table and the queue, and
+        building the fan-out's graph would cost every timer cold start its imports."""
+        started = 0
+        async for page in self.due(now):
+            for due in page:
+                # Message first, then the row: a run that dies between them starts it twice,
+                # which the start shrugs off; the other order could lose it.
+                await work.put(StartWork(notification=due.notification_id))
+                await self.remove(due)
+                started += 1
+        return started

@@ -41,6 +41,7 @@ class Engine:
     delivery: Delivery
     fanout: Fanout
     work_queue: QueueClient
+    work: WorkQueue  # the same queue behind the work contract
     lifecycle: Lifecycle
     handlers: Handlers  # the work queue's dispatch table, as the app builds it
     timetable: Timetable
@@ -95,16 +96,15 @@ async def engine_factory(storage_connection, new_table) -> AsyncIterator:
         table = await new_table()
         records = NotificationStore(table)
         timetable, receipts = Timetable(table), ReadReceipts(table, records=records)
-        teams = teams_reach(
-            adapter, references, TeamsStore(await new_table()), limiter, WorkQueue(queue), delivery, retries
-        )
+        work = WorkQueue(queue)
+        teams = teams_reach(adapter, references, TeamsStore(await new_table()), limiter, work, delivery, retries)
         core = compose(
             settings,
             references=references,
             records=records,
             timetable=timetable,
             receipts=receipts,
-            work=WorkQueue(queue),
+            work=work,
             delivery=delivery,
             teams=teams,
         )
@@ -116,6 +116,7 @@ async def engine_factory(storage_connection, new_table) -> AsyncIterator:
             delivery=delivery,
             fanout=core.fanout,
             work_queue=queue,
+            work=work,
             lifecycle=core.lifecycle,
             handlers=core.handlers,
             timetable=timetable,

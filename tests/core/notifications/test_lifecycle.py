@@ -66,15 +66,15 @@ async def test_scheduled_is_not_sent_before_its_time_and_sent_exactly_once_after
     await engine.fanout.start(notification, source="test")
     await engine.fanout.start(notification, source="test")  # a redelivered queue message
     assert (await status(engine, "xmas"))["state"] == "scheduled"
-    assert await engine.fanout.start_due(NOW) == 0
+    assert await engine.timetable.start_due(engine.work, NOW) == 0
     at(NOW + timedelta(seconds=40))  # 07:59:50: the same minute's run is still early
-    assert await engine.fanout.start_due(clock.now()) == 0
+    assert await engine.timetable.start_due(engine.work, clock.now()) == 0
     await engine.drain()
     assert engine.stub.delivered() == []
 
     at(datetime(2026, 12, 24, 8, 0, 5, tzinfo=UTC))
-    released = await engine.fanout.start_due(clock.now())
-    again = await engine.fanout.start_due(clock.now())  # an overlapping run finds nothing left
+    released = await engine.timetable.start_due(engine.work, clock.now())
+    again = await engine.timetable.start_due(engine.work, clock.now())  # an overlapping run finds nothing left
     await engine.drain()
     await engine.fanout.start_scheduled(notification.id)  # a duplicated release message
     await engine.drain()
@@ -92,7 +92,7 @@ async def test_cancelled_before_its_time_is_never_sent(engine_factory, at):
 
     answer = await engine.lifecycle.cancel("cancelled-early")
     at(NOW + timedelta(minutes=6))
-    released = await engine.fanout.start_due(clock.now())
+    released = await engine.timetable.start_due(engine.work, clock.now())
     await engine.fanout.start_scheduled("cancelled-early")  # even if a release message was already out
     await engine.drain()
 
