@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import clock
 from ..channel.activity import PreparedActivity, outgoing
+from ..delivery.lanes import Lane
 from ..delivery.outcome import Outcome, Result
 from ..delivery.sender import Delivery
 from ..references import StoredReference
@@ -25,6 +27,7 @@ from ..teams.rows import RosterMember
 from ..work import BatchRecipient, BatchWork, InvalidWork, WorkQueue, batches_of
 from . import personalize
 from .contract import Notification, OnCrash
+from .intake import BulkIntake
 from .lanes import lane_of
 from .receipts import ReadReceipts
 from .records import (
@@ -43,6 +46,9 @@ log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 0.25  # seconds between writes of settled rows while a batch runs
 STOP_GRACE = 10.0  # seconds a cancelled batch gives sends already on their way
+# Seconds a bulk batch this process has no room for waits on the queue before it is offered
+# again (here or to a sibling); spread so that the batches given back do not return together.
+YIELD_DELAY = (1, 2)
 
 
 def cut_batches(notification_id: str, found: Sequence[BatchRecipient]) -> list[BatchWork]:
@@ -61,6 +67,7 @@ class Deliveries:
     receipts: ReadReceipts  # indexes sent deliveries for read receipts
     teams: TeamsReach  # roster members' chats
     retry_budget: float  # seconds of retrying within one invocation
+    intake: BulkIntake  # how many bulk recipients this process takes on at once (intake.py)
 
     async def deliver_batch(self, work: BatchWork) -> None:
         """One "batch" work message: its recipients, unless the notification was cancelled."""
@@ -72,6 +79,20 @@ class Deliveries:
         await self.deliver(header.notification, work.recipients, header.version)
 
     async def deliver(self, notification: Notification, recipients: Sequence[BatchRecipient], version: int = 0) -> None:
+        if lane_of(notification) is not Lane.BULK:
+            await self._deliver(notification, recipients, version)
+            return
+        with self.intake.take(recipients) as taken:
+            if taken:
+                await self._deliver(notification, recipients, version)
+                return
+        # No room here now: back on the queue, for this process later or a sibling with room.
+        await self.work.put(
+            BatchWork(notification=notification.id, recipients=tuple(recipients)), delay=random.choice(YIELD_DELAY)
+        )
+        log.debug("notification %s: %d recipient(s) given back for now", notification.id, len(recipients))
+
+    async def _deliver(self, notification: Notification, recipients: Sequence[BatchRecipient], version: int) -> None:
         batch = _Batch(self, notification, version)
         await batch.run(recipients)
         if batch.later:

@@ -12,6 +12,7 @@ from ..teams.reach import TeamsReach
 from ..work import Handlers, RosterWork, WorkQueue
 from .batch import Deliveries
 from .fanout import Fanout
+from .intake import BulkIntake
 from .lifecycle import Lifecycle
 from .posts import TeamsChannelPosts
 from .receipts import ReadReceipts
@@ -43,7 +44,13 @@ def compose(
     """The object graph on top of the stores and the delivery engine; every default from `settings`."""
     budget = settings.retry_budget_seconds
     deliveries = Deliveries(
-        records=records, delivery=delivery, work=work, receipts=receipts, teams=teams, retry_budget=budget
+        records=records,
+        delivery=delivery,
+        work=work,
+        receipts=receipts,
+        teams=teams,
+        retry_budget=budget,
+        intake=BulkIntake(settings.max_sends_per_second),
     )
     fanout = Fanout(
         references=references,
