@@ -16,6 +16,7 @@ from urllib.parse import quote
 from . import clients, clock, json_input, tasks, work
 from .channel.activity import InvalidActivity
 from .channel.auth import AuthenticationError, AuthenticationUnavailable
+from .delivery.replies import TurnReplies
 from .notifications import contract, lifecycle
 from .notifications.lanes import class_of
 from .notifications.records import RecipientRow, RecipientState, Status
@@ -52,7 +53,7 @@ async def receive_activity(body: bytes, auth_header: str | None) -> HttpResult:
         return _error(400, f"the body is {error}")
     app = await clients.get()
     try:
-        invoke = await app.adapter.run_turn(activity, auth_header or "", app.bot)
+        invoke = await app.adapter.run_turn(activity, auth_header or "", app.bot, TurnReplies(app.limiter).before_reply)
     except InvalidActivity as error:
         return _error(400, str(error))
     except AuthenticationError as error:

@@ -2,7 +2,7 @@
 
 - `ChannelAdapter` (adapter): runs a turn for an inbound activity, sends proactively, updates
   and deletes what it sent (`update_activity`, `delete_activity`: SDK-free signatures).
-- `Turn`, `TurnLogic`, `Inbound`, `Member`, `TeamsEvent` (turn): what the bot's logic sees, SDK-free.
+- `Turn`, `TurnLogic`, `BeforeReply`, `Inbound`, `Member`, `TeamsEvent` (turn): what the bot's logic sees, SDK-free.
 - `parse_activity`, `conversation_reference`, `InvalidActivity` (activity): inbound, for this
   package and tests; `outgoing`, `PreparedActivity` (activity): an activity to send to many,
   opaque outside this package.
@@ -19,6 +19,7 @@ _NAMES = {
     "ChannelAdapter": "adapter",
     "Turn": "turn",
     "TurnLogic": "turn",
+    "BeforeReply": "turn",
     "Inbound": "turn",
     "Member": "turn",
     "TeamsEvent": "turn",

@@ -24,7 +24,7 @@ from .auth import ChannelAuthenticator
 from .connector import ConnectorClient, ConnectorError, TokenProvider
 from .handler import LogicHandler
 from .service_urls import ServiceUrlNotAllowed, ServiceUrlPolicy
-from .turn import TurnLogic
+from .turn import BeforeReply, TurnLogic
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +125,11 @@ class ChannelAdapter:
         """Who the bot is when it starts a conversation ("28:<app id>" in Teams)."""
         return {"id": f"28:{self._settings.app_id}" if self._settings.app_id else "28:local-bot"}
 
-    async def run_turn(self, body: Any, auth_header: str, logic: TurnLogic) -> InvokeAnswer | None:
-        """Authenticate an inbound activity and run the bot's turn for it.
+    async def run_turn(
+        self, body: Any, auth_header: str, logic: TurnLogic, before_reply: BeforeReply | None = None
+    ) -> InvokeAnswer | None:
+        """Authenticate an inbound activity and run the bot's turn for it; each reply the logic
+        sends waits for `before_reply` first (the limiter's interactive lane).
 
         Raises InvalidActivity (400), AuthenticationError (401) or AuthenticationUnavailable (503)
         before any turn runs or anything is stored.
@@ -142,7 +145,9 @@ class ChannelAdapter:
             log.warning("activity refused: serviceUrl %r: %s", activity.service_url[:200], error)
             raise InvalidActivity(f"serviceUrl not allowed: {error}") from None
         try:
-            invoke = await self._sdk.process_activity_with_identity(activity, identity, LogicHandler(logic).on_turn)
+            invoke = await self._sdk.process_activity_with_identity(
+                activity, identity, LogicHandler(logic, before_reply).on_turn
+            )
         except (ConnectorError, aiohttp.ClientError, TimeoutError) as error:
             # The activity was received and the address stored; only our reply did not get
             # through. That is ours to log, not the channel's to retry.

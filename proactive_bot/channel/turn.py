@@ -60,6 +60,11 @@ class Inbound:
     name: str = ""  # an event's name (e.g. Teams' read receipt, "application/vnd.microsoft.readReceipt")
 
 
+class BeforeReply(Protocol):
+    async def __call__(self, inbound: Inbound) -> None:
+        """Waits until a reply to `inbound` may leave (its budget's interactive lane)."""
+
+
 class Turn(Protocol):
     inbound: Inbound
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,10 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proactive_bot import bot, clock
+from proactive_bot.delivery.lanes import Lane
 from proactive_bot.reminders.rows import Owner
 from tests import activities
 from tests.conftest import ACCESS_TOKEN, APP_ID
 from tests.functions import invoke
+from tests.support.lanes import Asked
 
 NOW = datetime(2026, 11, 26, 10, 0, 30, tzinfo=UTC)  # 11:00:30 in Berlin
 
@@ -381,3 +384,11 @@ async def test_a_malformed_read_receipt_is_answered_and_marks_nothing(app, chann
     assert channel.received == []
     status = json.loads((await get_status(document["id"])).get_body())
     assert status["counts"]["read"] == 0 and status["counts"]["sent"] == 1
+
+
+async def test_a_reply_within_a_turn_takes_its_tenants_slot_in_the_interactive_lane(app, channel, monkeypatch):
+    asked = Asked(app.limiter, monkeypatch)
+
+    await invoke.http("messages", activities.teams_message("help", channel.url))
+
+    assert asked.lanes() == Counter({(Lane.INTERACTIVE, activities.TENANT): 1})
