@@ -82,7 +82,7 @@ class Deliveries:
         if lane_of(notification) is not Lane.BULK:
             await self._deliver(notification, recipients, version)
             return
-        with self.intake.take(recipients) as taken:
+        async with self.intake.take(recipients) as taken:
             if taken:
                 await self._deliver(notification, recipients, version)
                 return

@@ -3,28 +3,34 @@
 The queue hands an instance up to its trigger's batch size of batch messages at once (16 here,
 by default), each with dozens of recipients: many times what the instance can send in a few
 seconds. Sends taken on wait in the limiter's bulk lane, where urgent sends pass them (lanes),
-but held there they still pin the instance's memory and the queue's messages, and keep them from
-a sibling that has room. So a bulk batch is taken on only while this process holds fewer than
-`seconds` × the scope's pace of bulk recipients for each scope the batch touches (a Teams tenant,
-or another channel); otherwise it goes back on the queue for a moment (`Deliveries.deliver`).
+but held there they still pin claims' turn, memory and concurrency slots, and make the budget
+think this instance wants more than it can use. So a bulk batch starts only while this process
+holds fewer than `seconds` x the scope's pace of bulk recipients in each scope the batch touches
+(a Teams tenant, or another channel); until then it waits at the door, holding nothing but its
+queue message (which keeps the host from fetching more: the host's own back-pressure), and
+after `patience` seconds without room it goes back on the queue for a sibling
+(`Deliveries.deliver`).
 
-A scope with nothing taken on always takes one batch, whatever its size, so a batch larger than
-the bound still runs. The cost of yielding: one queue put and one delete per batch given back,
-and the second or two it waits before being offered again (README, "Lanes and tenant budgets").
+Waiting here rather than always giving batches back: a batch given back is out of reach for a
+second or two (the queue's visibility counts whole seconds), and the sends held drain faster
+than that, which left gaps in the pace (README, Benchmarks), and each give-back costs a header
+read, a put and a delete. A scope with nothing taken on always takes one batch, whatever its
+size, so a batch larger than the bound still runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from ..references import TEAMS
 from ..teams.rows import RosterMember
 from ..work import BatchRecipient
 
 HORIZON = 3.0  # seconds of sends at the scope's pace that one process takes on
+PATIENCE = 10.0  # seconds a batch waits for room before it is given back
 
 
 def scope_of(recipient: BatchRecipient) -> str:
@@ -34,26 +40,24 @@ def scope_of(recipient: BatchRecipient) -> str:
     return recipient.channel_id
 
 
-@dataclass
 class BulkIntake:
-    """The bulk recipients this process holds, counted per scope."""
+    """The bulk recipients this process holds, counted per scope, and the batches waiting for room."""
 
-    per_second: float  # a scope's pace (MaxSendsPerSecond)
-    seconds: float = HORIZON
-    _held: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def bound(self) -> int:
-        return max(1, round(self.per_second * self.seconds))
+    def __init__(self, per_second: float, seconds: float = HORIZON, patience: float = PATIENCE) -> None:
+        self.bound = max(1, round(per_second * seconds))
+        self.patience = patience
+        self._held: Counter[str] = Counter()
+        self._waiters: list[asyncio.Future[None]] = []
 
     def held(self, scope: str) -> int:
         return self._held[scope]
 
-    @contextmanager
-    def take(self, recipients: Sequence[BatchRecipient]) -> Iterator[bool]:
-        """Yields whether the batch is taken on; if it is, it counts until the block ends."""
+    @asynccontextmanager
+    async def take(self, recipients: Sequence[BatchRecipient]) -> AsyncIterator[bool]:
+        """Waits for room (at most `patience`), then yields whether the batch is taken on; a
+        batch taken on counts until the block ends."""
         wanted = Counter(scope_of(r) for r in recipients)
-        if any(self._held[s] and self._held[s] + n > self.bound for s, n in wanted.items()):
+        if not await self._room_for(wanted):
             yield False
             return
         self._held.update(wanted)
@@ -61,6 +65,29 @@ class BulkIntake:
             yield True
         finally:
             self._held.subtract(wanted)
-            for scope in wanted:
-                if self._held[scope] <= 0:
-                    del self._held[scope]
+            self._held = +self._held  # drop the scopes at zero
+            self._wake()
+
+    def _fits(self, wanted: Counter[str]) -> bool:
+        return all(not self._held[s] or self._held[s] + n <= self.bound for s, n in wanted.items())
+
+    async def _room_for(self, wanted: Counter[str]) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.patience
+        while not self._fits(wanted):
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await asyncio.wait([waiter], timeout=left)
+            finally:
+                self._waiters.remove(waiter)
+        return True
+
+    def _wake(self) -> None:
+        # Every waiter looks again, in the order they came; the first that fits takes the room.
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)

@@ -1,7 +1,9 @@
-"""Bulk intake: a process takes on a few seconds of bulk sends per budget scope, and gives the
-rest of what the queue offers back for a moment (a sibling, or this process later, takes it)."""
+"""Bulk intake: a process takes on a few seconds of bulk sends per budget scope; a batch beyond
+that waits at the door for room, and is given back to the queue if none comes in time."""
 
 from __future__ import annotations
+
+import asyncio
 
 from proactive_bot.notifications.contract import validate
 from proactive_bot.notifications.intake import BulkIntake, scope_of
@@ -13,24 +15,48 @@ def member(n: int, tenant: str = activities.TENANT) -> RosterMember:
     return RosterMember(f"29:m{n}", f"aad-{n}", f"Member {n}", tenant, "https://smba.example/")
 
 
-def test_a_scope_takes_on_a_few_seconds_of_its_pace_and_no_more():
-    intake = BulkIntake(per_second=2, seconds=3)  # 6 recipients per scope
+async def test_a_scope_takes_on_a_few_seconds_of_its_pace_and_no_more():
+    intake = BulkIntake(per_second=2, seconds=3, patience=0)  # 6 recipients per scope
     first, second = [member(n) for n in range(5)], [member(n) for n in range(5, 10)]
 
-    with intake.take(first) as taken:
+    async with intake.take(first) as taken:
         assert taken and intake.held(scope_of(first[0])) == 5
-        with intake.take(second) as again:
-            assert not again  # 5 + 5 > 6: given back
-        with intake.take([member(20, tenant="other")]) as elsewhere:
+        async with intake.take(second) as again:
+            assert not again  # 5 + 5 > 6, and no patience: given back
+        async with intake.take([member(20, tenant="other")]) as elsewhere:
             assert elsewhere  # another tenant's budget: room of its own
-    with intake.take(second) as taken:
+    async with intake.take(second) as taken:
         assert taken  # the first batch is done
 
 
-def test_an_idle_scope_takes_a_batch_larger_than_its_bound():
-    intake = BulkIntake(per_second=1, seconds=1)
+async def test_a_batch_waits_for_room_and_starts_when_the_one_before_it_ends():
+    intake = BulkIntake(per_second=2, seconds=3)
+    started: list[str] = []
 
-    with intake.take([member(n) for n in range(60)]) as taken:
+    async def batch(name: str, size: int, hold: asyncio.Event) -> None:
+        async with intake.take([member(n) for n in range(size)]) as taken:
+            assert taken
+            started.append(name)
+            await hold.wait()
+
+    first_done, second_done = asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(batch("first", 5, first_done))
+    second = asyncio.create_task(batch("second", 5, second_done))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert started == ["first"]  # the second waits at the door
+
+    first_done.set()
+    await first
+    second_done.set()
+    await second
+    assert started == ["first", "second"]
+
+
+async def test_an_idle_scope_takes_a_batch_larger_than_its_bound():
+    intake = BulkIntake(per_second=1, seconds=1, patience=0)
+
+    async with intake.take([member(n) for n in range(60)]) as taken:
         assert taken
 
 
@@ -38,9 +64,10 @@ async def test_a_broadcast_batch_without_room_goes_back_on_the_queue_and_an_aler
     engine = await engine_factory()
     users = await engine.users(3)
     intake = engine.fanout.deliveries.intake
+    intake.patience = 0  # give back at once rather than wait for room
     busy = [member(n) for n in range(intake.bound)]  # this process's room in the tenant, taken
 
-    with intake.take(busy) as taken:
+    async with intake.take(busy) as taken:
         assert taken
         await engine.fanout.start(validate({"id": "all", "to": {"all": True}, "text": "townhall"}), "test")
         to = {"conversationId": users[0]["conversation"]["id"], "channelId": "msteams"}
