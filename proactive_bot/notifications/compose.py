@@ -50,7 +50,7 @@ def compose(
         receipts=receipts,
         teams=teams,
         retry_budget=budget,
-        intake=BulkIntake(settings.max_sends_per_second),
+        intake=BulkIntake(settings.max_sends_per_second if settings.rate_limits_enabled else None),
     )
     fanout = Fanout(
         references=references,

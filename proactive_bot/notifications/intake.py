@@ -21,6 +21,7 @@ size, so a batch larger than the bound still runs.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -43,8 +44,9 @@ def scope_of(recipient: BatchRecipient) -> str:
 class BulkIntake:
     """The bulk recipients this process holds, counted per scope, and the batches waiting for room."""
 
-    def __init__(self, per_second: float, seconds: float = HORIZON, patience: float = PATIENCE) -> None:
-        self.bound = max(1, round(per_second * seconds))
+    def __init__(self, per_second: float | None, seconds: float = HORIZON, patience: float = PATIENCE) -> None:
+        # None: no pace (rate limits off), so nothing waits for one and there is nothing to bound.
+        self.bound = sys.maxsize if per_second is None else max(1, round(per_second * seconds))
         self.patience = patience
         self._held: Counter[str] = Counter()
         self._waiters: list[asyncio.Future[None]] = []

@@ -80,3 +80,10 @@ async def test_a_broadcast_batch_without_room_goes_back_on_the_queue_and_an_aler
     await engine.drain(wait_for_delayed=5)
 
     assert sorted(r.activity["text"] for r in engine.stub.delivered()) == ["disk full"] + ["townhall"] * 3
+
+
+async def test_without_rate_limits_nothing_is_bounded():
+    intake = BulkIntake(per_second=None, patience=0)
+
+    async with intake.take([member(n) for n in range(5000)]) as first, intake.take([member(1)]) as second:
+        assert first and second
