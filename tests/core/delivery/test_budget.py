@@ -1,4 +1,7 @@
-"""The shared send budget: several instances, one table on Azurite, one ceiling."""
+"""The shared send budgets: several instances, one table on Azurite, a ceiling per scope.
+
+Most tests here watch one scope (a Teams tenant); every scope is shared by the same rules
+(tests/core/delivery/test_tenant_budgets.py: several at once)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from proactive_bot.delivery.rate_limits import ChannelLimits, LimitsConfig, Rate
 from tests.net import silent_server
 
 CEILING = 50
+SCOPE = "msteams:tenant-a"  # a Teams tenant's budget
 # Shorter than in production so the test does not wait long for a row to die; the rule
 # self_expiry < dead_after is what matters.
 DEAD_AFTER = 1.0
@@ -24,18 +28,19 @@ SELF_EXPIRY = 0.8
 
 
 class Ledger:
-    """Every change of every instance's rate, in the order the loop made them."""
+    """Every change of every instance's rate in one scope, in the order the loop made them."""
 
-    def __init__(self) -> None:
+    def __init__(self, scope: str = SCOPE) -> None:
+        self.scope = scope
         self.rates: dict[str, int] = {}
         self.most = 0
 
     def watch(self, budget: SharedBudget) -> SharedBudget:
         use = budget._use
 
-        def recorded(rate: int) -> None:
-            use(rate)
-            self.rates[budget.instance] = budget._in_use
+        def recorded(scope: str, rate: int) -> None:
+            use(scope, rate)
+            self.rates[budget.instance] = budget.rates.get(self.scope, 0)
             self.most = max(self.most, sum(self.rates.values()))
 
         budget._use = recorded  # type: ignore[method-assign]
@@ -54,12 +59,12 @@ def make(table: TableClient, name: str, demand: float = 0.0, **options) -> Share
     budget = SharedBudget(
         BudgetTable(table, "app"), CEILING, instance=name, dead_after=DEAD_AFTER, self_expiry=SELF_EXPIRY, **options
     )
-    budget.demand = lambda: demand
+    wants(budget, demand)
     return budget
 
 
 def wants(budget: SharedBudget, demand: float) -> None:
-    budget.demand = lambda: demand
+    budget.demand = lambda: {SCOPE: demand}
 
 
 def test_shares_are_max_min_fair_integers_summing_to_the_ceiling():
@@ -78,7 +83,7 @@ async def test_a_lone_instance_gets_the_whole_ceiling(new_table):
 
     await alone.round()
 
-    assert alone.rate == CEILING
+    assert alone.rate(SCOPE) == CEILING
 
 
 async def test_the_sum_of_grants_never_exceeds_the_ceiling(new_table):
@@ -102,7 +107,7 @@ async def test_the_sum_of_grants_never_exceeds_the_ceiling(new_table):
         else:
             for budget in rng.sample(budgets, len(budgets)):
                 await budget.round()
-        assert sum(b.rate for b in budgets) <= CEILING
+        assert sum(b.rate(SCOPE) for b in budgets) <= CEILING
 
     for budget in budgets:
         wants(budget, 200)
@@ -110,7 +115,7 @@ async def test_the_sum_of_grants_never_exceeds_the_ceiling(new_table):
         await asyncio.gather(*(b.round() for b in budgets))
 
     assert ledger.most <= CEILING
-    assert sorted(b.rate for b in budgets) == [16, 17, 17]
+    assert sorted(b.rate(SCOPE) for b in budgets) == [16, 17, 17]
 
 
 async def test_limiters_sharing_a_budget_stay_within_the_ceiling_in_every_window(new_table):
@@ -149,20 +154,20 @@ async def test_a_dead_instance_share_returns_to_the_others(new_table):
     survivor, doomed = ledger.watch(make(table, "survivor", 200)), ledger.watch(make(table, "doomed", 200))
     for _ in range(5):  # instances that join together settle within a few heartbeats
         await asyncio.gather(survivor.round(), doomed.round())
-    assert survivor.rate == doomed.rate == CEILING // 2
+    assert survivor.rate(SCOPE) == doomed.rate(SCOPE) == CEILING // 2
 
     # `doomed` stops heartbeating (partitioned from storage, or killed). Its row ages in storage
     # time until it is dead; meanwhile it looks at its rate before each send, as its limiter does.
     for _ in range(200):
-        assert doomed.rate in (0, CEILING // 2)
+        assert doomed.rate(SCOPE) in (0, CEILING // 2)
         await survivor.round()
-        if survivor.rate == CEILING:
+        if survivor.rate(SCOPE) == CEILING:
             break
         await asyncio.sleep(0.05)
 
-    assert survivor.rate == CEILING
+    assert survivor.rate(SCOPE) == CEILING
     # It could not have been sending meanwhile: with no heartbeat, its own grant expired first.
-    assert doomed.rate == 0
+    assert doomed.rate(SCOPE) == 0
     assert ledger.most <= CEILING
 
 
@@ -170,25 +175,27 @@ async def test_a_storage_error_falls_back_to_the_safe_share_then_to_nothing(new_
     table = await new_table()
     clock = FakeClock(1000.0)
     busy = make(table, "busy", 200, monotonic=clock)
-    light = make(table, "light", 0)
+    light = make(table, "light", 0.5)  # a few sends now and then: it holds a slot
     for _ in range(5):  # instances that join together settle within a few heartbeats
         await asyncio.gather(busy.round(), light.round())
-    assert (busy.rate, light.rate) == (CEILING - 1, 1)
+    assert (busy.rate(SCOPE), light.rate(SCOPE)) == (CEILING - 1, 1)
 
     # The budget table becomes unreachable for `busy` (here: its table is gone).
     async with TableClient.from_connection_string(storage_connection, "missing" + table.table_name) as gone:
         busy.table = BudgetTable(gone, "app")
         await busy.round()
-        assert busy.rate == CEILING // 2  # ceiling / live instances as last seen, at once
+        assert busy.rate(SCOPE) == CEILING // 2  # ceiling / live instances as last seen, at once
         clock.now += SELF_EXPIRY + 0.1
         await busy.round()
-        assert busy.rate == 0  # its row may be counted dead by now: it must not send on it
+        assert busy.rate(SCOPE) == 0  # its row may be counted dead by now: it must not send on it
 
     busy.table = BudgetTable(table, "app")
     await busy.round()
     await light.round()
     await busy.round()
-    assert busy.rate + light.rate <= CEILING and busy.rate > 0  # back, asking only for what is free
+    assert (
+        busy.rate(SCOPE) + light.rate(SCOPE) <= CEILING and busy.rate(SCOPE) > 0
+    )  # back, asking only for what is free
 
 
 @contextlib.asynccontextmanager
@@ -211,24 +218,24 @@ async def test_storage_down_falls_back_to_the_safe_share_then_to_nothing(new_tab
     table = await new_table()
     clock = FakeClock(1000.0)
     busy = make(table, "busy", 200, monotonic=clock, timeout=0.5)
-    light = make(table, "light", 0)
+    light = make(table, "light", 0.5)  # a few sends now and then: it holds a slot
     for _ in range(5):
         await asyncio.gather(busy.round(), light.round())
-    assert (busy.rate, light.rate) == (CEILING - 1, 1)
+    assert (busy.rate(SCOPE), light.rate(SCOPE)) == (CEILING - 1, 1)
 
     async with unreachable_table(how, table.table_name) as down:
         busy.table = BudgetTable(down, "app")
         await busy.round()
-        assert busy.rate == CEILING // 2
+        assert busy.rate(SCOPE) == CEILING // 2
         clock.now += SELF_EXPIRY + 0.1
         await busy.round()
-        assert busy.rate == 0
+        assert busy.rate(SCOPE) == 0
 
     busy.table = BudgetTable(table, "app")
     await busy.round()
     await light.round()
     await busy.round()
-    assert busy.rate + light.rate <= CEILING and busy.rate > 0
+    assert busy.rate(SCOPE) + light.rate(SCOPE) <= CEILING and busy.rate(SCOPE) > 0
 
 
 async def test_waiters_with_no_rate_hurry_the_heartbeat_once_not_at_every_wake(new_table, storage_connection):
@@ -263,7 +270,7 @@ async def test_waiters_with_no_rate_hurry_the_heartbeat_once_not_at_every_wake(n
         await asyncio.gather(*waiters, return_exceptions=True)
         await budget.close()
 
-    assert budget.rate == 0
+    assert budget.rate(SCOPE) == 0
     # A slow machine only makes fewer rounds; the hurry adds at most one per drop to nothing.
     assert reads <= elapsed / budget.period + 2
 
@@ -279,7 +286,7 @@ async def test_an_idle_instance_hands_its_share_back(new_table):
     await other.round()  # asks for the freed share
     await other.round()  # and takes it
 
-    assert other.rate == CEILING
+    assert other.rate(SCOPE) == CEILING
 
 
 @pytest.mark.parametrize("ceiling", [1, 7])
