@@ -37,8 +37,9 @@ How (`SharedBudget`, one per process; `BudgetTable` is its storage):
 - Joining: a process with no recent view reads before it writes, so its first grant asks only
   for what is free; the others see its demand at their next heartbeat and make room. The same
   for a scope new to an instance: it asks only for what the others leave free.
-- Idle: after `idle_stop` seconds without demand an instance stops heartbeating and deletes
-  its row, handing its shares back at once; its next send starts a new round.
+- Idle: after `idle_stop` seconds without demand an instance stops heartbeating and empties
+  its row, handing its shares back at once; its next send starts a new round. (Emptied, not
+  deleted: see "row lost" below. Dead rows are deleted by whoever sees them.)
 - Scale: every busy instance reads every busy instance's row each period, so rows read grow as
   the square of the busy instances (10 of them: 200 entities/s in all; 100: 20,000/s, past a
   partition's ~2,000/s). Cap the instances (WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT) at
@@ -62,8 +63,10 @@ What can go wrong, and what happens:
   and hand its share out again. (The monotonic time since the request started bounds the
   storage time since its Timestamp, so this holds without comparing clocks; clock rate drift is
   negligible.) Its next successful heartbeat brings it back, asking only for what is free.
-- Its row lost (deleted by hand, or by a sibling that took it for dead): the next heartbeat
-  writes it again, asking (as after a failed round) only for what the others leave free.
+- Its row lost (deleted by hand, or by anything but this protocol) under a live instance: the
+  others keep counting that row's last grants for `dead_after` after it vanished from their
+  view, long enough for its owner to write it again (its next heartbeat) or stop sending on
+  its own (`self_expiry`), so its shares are never handed out twice.
 - A storage outage: the same rules, for everyone: at most `ceiling / live` each at first, then
   nothing until storage answers, in every scope. Never the full ceiling per instance, and never a floor that a
   sibling could have been given too. Nothing is lost by stopping: every send of a notification
@@ -255,6 +258,7 @@ class SharedBudget:
         self._last_ok: float | None = None  # monotonic start of the last heartbeat that worked
         self._changed = asyncio.Event()
         self._poke = asyncio.Event()
+        self._vanished: dict[str, tuple[Row, float]] = {}  # rows gone from view: last seen, since (monotonic)
         self._hurried: set[str] = set()  # scopes a waiter hurried a heartbeat for since their rate changed
         self._task: asyncio.Task[None] | None = None
 
@@ -315,8 +319,8 @@ class SharedBudget:
                 if self._view is None:
                     self._view = await self.table.read()  # join politely: ask only for what is free
                 wanted = self._wanted(started)
-                live, _ = self._split(self._view)
-                intents = {scope: self._intent(live, scope, demand) for scope, demand in wanted.items()}
+                before = [*self._split(self._view)[0], *(row for row, _ in self._vanished.values())]
+                intents = {scope: self._intent(before, scope, demand) for scope, demand in wanted.items()}
                 for scope, rate in list(self._in_use.items()):
                     if intents.get(scope, 0) < rate:
                         self._use(scope, intents.get(scope, 0))  # lower before the row says so
@@ -328,6 +332,7 @@ class SharedBudget:
         self._last_ok = started
         self._view = rows
         live, dead = self._split(rows)
+        live = self._with_vanished(live, dead, before, started)
         self._live = {}
         for scope, intent in intents.items():
             others = [row.scopes[scope] for row in live if scope in row.scopes]
@@ -335,6 +340,22 @@ class SharedBudget:
             self._use(scope, max(0, min(intent, self.ceiling_of(scope) - sum(share.granted for share in others))))
         for row in dead:
             self._forget(row)
+
+    def _with_vanished(self, live: list[Row], dead: list[Row], before: list[Row], now: float) -> list[Row]:
+        """`live`, and the rows alive in the last view that are gone from this one, with their
+        last grants, for `dead_after` seconds: a row deleted under a live instance (by hand, or
+        by anything but our own protocol) must not hand its shares out while it may still use
+        them. Within `self_expiry` it writes its row again or stops sending (module docstring)."""
+        present = {row.instance for row in (*live, *dead)}
+        for row in before:
+            if row.instance not in present and row.instance not in self._vanished:
+                self._vanished[row.instance] = (row, now)
+        self._vanished = {
+            name: (row, since)
+            for name, (row, since) in self._vanished.items()
+            if name not in present and now - since <= self.dead_after
+        }
+        return [*live, *(row for row, _ in self._vanished.values())]
 
     def _wanted(self, now: float) -> dict[str, float]:
         """The scopes our row lists, with this process's demand in each (module docstring: a
@@ -422,14 +443,17 @@ class SharedBudget:
                     await self._poke.wait()
 
     async def _leave(self) -> None:
+        """Hand every share back: our row, emptied (not deleted: a row that vanishes is counted
+        a while longer, `_with_vanished`; an empty one frees its shares at once, and siblings
+        delete it once it is dead, `_forget`)."""
         for scope in list(self._in_use):
             self._use(scope, 0)
         self._listed = {}
         self._view = None
         self._last_ok = None
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(AzureError, OSError, TimeoutError):
             async with asyncio.timeout(self.timeout):
-                await self.table.delete(self.instance)
+                await self.table.write(self.instance, {})
 
 
 _background: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
