@@ -96,14 +96,17 @@ class Clients:
 
     @functools.cached_property
     def budget(self) -> SharedBudget | None:
-        """The app's ceiling is one budget for all its instances (delivery/budget.py)."""
+        """Each scope's ceiling (a Teams tenant's, a channel's) and the app-wide cap are shared
+        by all the app's instances through one table (delivery/budget.py)."""
         from .delivery.budget import BudgetTable, SharedBudget
 
         limits = self._limits
         if not (limits.enabled and limits.app):
             return None
         return SharedBudget(
-            BudgetTable(self._tables[self.settings.budget_table], self.settings.app_id or "local"), limits.app[0][0]
+            BudgetTable(self._tables[self.settings.budget_table], self.settings.app_id or "local"),
+            limits.app[0][0],
+            app_ceiling=limits.app_wide[0][0] if limits.app_wide else None,
         )
 
     @functools.cached_property
@@ -351,7 +354,12 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
     `get()` calls this once per process."""
     settings.check()
     # Parsed here, not at the first send: a malformed RateLimits fails every cold start at once.
-    limits = LimitsConfig.parse(settings.max_sends_per_second, settings.rate_limits, settings.rate_limits_enabled)
+    limits = LimitsConfig.parse(
+        settings.max_sends_per_second,
+        settings.rate_limits,
+        settings.rate_limits_enabled,
+        settings.max_app_sends_per_second,
+    )
     redaction.install(
         [settings.app_password, settings.identity_header, *redaction.storage_secrets(settings.storage_connection)]
     )

@@ -141,13 +141,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "MaxSendsPerSecond",
         "50",
-        "the app's ceiling (Teams: about 50/s per app), one budget shared by all "
-        "its instances through `BudgetTable` (see [One budget for all instances](#one-budget-for-all-instances))",
+        "each budget's ceiling: per app per tenant for Teams (about 50/s), per channel for the others; "
+        "shared by all the app's instances through `BudgetTable` "
+        "(see [Lanes and tenant budgets](#lanes-and-tenant-budgets))",
+    ),
+    Setting(
+        "MaxAppSendsPerSecond",
+        "",
+        "an optional cap over all budgets together (the app's own capacity: storage, CPU), shared "
+        "by its instances as each budget is; empty = none",
     ),
     Setting(
         "BudgetTable",
         "Budget",
-        "where the app's instances share `MaxSendsPerSecond`: a heartbeat row per busy instance",
+        "where the app's instances share `MaxSendsPerSecond` (per tenant, per channel) and "
+        "`MaxAppSendsPerSecond`: a heartbeat row per busy instance",
     ),
     Setting(
         "RateLimits",
@@ -273,7 +281,8 @@ class Settings:
     # Hosts a serviceUrl may name (see service_urls.py); empty = the Bot Framework channels.
     allowed_service_url_hosts: tuple[str, ...] = ()
     delivery_concurrency: int = 128  # sends in flight per process
-    max_sends_per_second: float = 50.0  # the app's ceiling, shared by its instances
+    max_sends_per_second: float = 50.0  # each budget's ceiling (per Teams tenant, per channel), shared by instances
+    max_app_sends_per_second: float | None = None  # over all budgets together; None = no cap
     budget_table: str = "Budget"  # where instances share that ceiling (delivery/budget.py)
     rate_limits: str = ""  # JSON: per channel id, {"perConversation": [[n, s], ...], "channel": [...]}
     rate_limits_enabled: bool = True
@@ -309,6 +318,10 @@ class Settings:
             raise SettingsError(
                 f"DeliveryConcurrency must be at least 1, not {self.delivery_concurrency} "
                 "(no send would ever get a slot)"
+            )
+        if self.max_app_sends_per_second is not None and self.max_app_sends_per_second < 1:
+            raise SettingsError(
+                f"MaxAppSendsPerSecond must be at least 1 (or empty for no cap), not {self.max_app_sends_per_second}"
             )
         if self.storage_connection and self.storage_identity is not None:
             raise SettingsError(
@@ -371,6 +384,7 @@ class Settings:
             token_endpoint=get("BotTokenEndpoint"),
             delivery_concurrency=int(get("DeliveryConcurrency")),
             max_sends_per_second=float(get("MaxSendsPerSecond")),
+            max_app_sends_per_second=float(get("MaxAppSendsPerSecond")) if get("MaxAppSendsPerSecond") else None,
             budget_table=get("BudgetTable"),
             rate_limits=get("RateLimits"),
             rate_limits_enabled=get("RateLimitsEnabled").lower() not in ("false", "0", "no"),

@@ -5,14 +5,15 @@ is (Teams: "all requests are subject to the same rate limiting policy"; roster r
 the app's limit as sends do). So sends, edits, recalls, chat creates, channel posts and roster
 page reads all go through `Calls.make`:
 
-1. a concurrency slot (`Delivery.slots`, shared by every caller in the process);
-2. the rate limiter's permit for the conversation;
+1. a concurrency slot (`Delivery.slots`, shared by every caller in the process; bulk calls
+   within their sub-bound, delivery/slots.py);
+2. the rate limiter's permit for the conversation, in its scope's line by lane;
 3. the caller's claim, if it has one, written while the slot approaches (or, if the claim went
    elsewhere, the permit handed back and nothing sent);
 4. the request, and `classify` of what came back into a `Result`.
 
-`Calls.make` is the only place that tells the limiter about a 429: it widens the app's margin,
-and a Retry-After holds the conversation for every other sender in this process.
+`Calls.make` is the only place that tells the limiter about a 429: it widens the margin of the
+scope's pace (that tenant's, for Teams), and a Retry-After holds the conversation for every other sender in this process.
 
 What "gone" (403/404) means is each caller's to say, and each says it where it reads the
 `Result`: a send marks the stored address inactive (delivery/sender.py), a chat create fails
@@ -41,6 +42,7 @@ from .lanes import Lane
 from .outcome import Outcome, Result
 from .rate_limits import RateLimiter
 from .retries import GONE_STATUSES, UNSUPPORTED_STATUSES, RetryPolicy
+from .slots import Slots
 
 T = TypeVar("T")
 
@@ -120,7 +122,7 @@ class Calls:
         those waiting (delivery/lanes.py); `tenant_id` names the budget it counts in (Teams
         counts every request per app per tenant).
         """
-        async with self._slots if self._slots is not None else contextlib.nullcontext():
+        async with self._slot(lane):
             early = 0.0 if claim is None else (self._claim_latency.estimate if lead is None else lead)
             permit = await self._limiter.acquire(
                 channel_id, conversation_id, lead=early, lane=lane, tenant_id=tenant_id
@@ -139,9 +141,15 @@ class Calls:
             except CALL_ERRORS as error:
                 result = classify(error, change=change)
                 if result.outcome is Outcome.THROTTLED:
-                    self._limiter.throttled(channel_id, conversation_id, result.retry_after)
+                    self._limiter.throttled(channel_id, conversation_id, result.retry_after, tenant_id=tenant_id)
                 return Reply(result)
             return Reply(Result(Outcome.SENT, 200), value)
+
+    def _slot(self, lane: Lane) -> contextlib.AbstractAsyncContextManager[object]:
+        if isinstance(self._slots, Slots):
+            return self._slots.hold(lane)
+        # A plain semaphore (a caller's own bound) knows no lanes.
+        return self._slots if self._slots is not None else contextlib.nullcontext()
 
 
 async def patiently(

@@ -1,18 +1,25 @@
-"""Rate limits: how fast the bot may send, per conversation and overall, before channels say 429.
+"""Rate limits: how fast the bot may send, per conversation and per budget scope, before channels say 429.
 
 Sliding windows, as Teams documents them: per bot per conversation 7 sends/1 s, 8/2 s, 60/30 s
-and 1800/h, and about 50 sends/s per app. Other channels are configured per channel id.
+and 1800/h, and about 50 requests/s per app per tenant. Other channels are configured per
+channel id. Each budget scope (scopes.py: a Teams tenant, another channel) has its own pace
+(`MaxSendsPerSecond`), and an optional app-wide cap spans them all (`MaxAppSendsPerSecond`).
 
-The windows live in this process. The app-wide ceiling is shared with the app's other instances
-through a `SharedBudget` (budget.py), which hands this process a rate that changes as siblings
-come, go and get busy; per-conversation and per-channel windows stay per process (see the
-README: two instances rarely send to one conversation at once, and a 429 is then absorbed).
+Within a scope, the sends waiting for its pace stand in one line, served by lane (lanes.py)
+and first come first served within a lane, with a floor for bulk (`BULK_FLOOR`).
+
+The windows live in this process. Each scope's ceiling (and the app-wide cap) is shared with
+the app's other instances through a `SharedBudget` (budget.py), which hands this process a rate
+per scope that changes as siblings come, go and get busy; per-conversation and per-channel
+windows, and the lines, stay per process (see the README: two instances rarely send to one
+conversation at once, and a 429 is then absorbed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import json
 import math
 import time
@@ -21,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .lanes import Lane
+from .scopes import APP_WIDE, scope_of
 
 Window = tuple[int, float]  # (sends, seconds)
 
@@ -60,7 +68,15 @@ _WAKE_TOLERANCE = 0.01
 CATCH_UP_SPACING = 0.5
 CATCH_UP_LIMIT = 0.3
 SWEEP_EVERY = 600.0  # seconds between looks for conversations no window remembers any more
-_APP_RECHECK = 0.5  # seconds; a send waiting for the app's pace looks again at least this often
+_APP_RECHECK = 0.5  # seconds; the first in a scope's line looks again at least this often
+# The others in the line are woken when it moves (a slot taken, a waiter gone); this only
+# bounds the cost of a wake-up that went astray.
+_LINE_RECHECK = 2.0
+# While bulk sends and higher lanes both wait in one scope, bulk gets at least this share of its
+# slots. Half: an urgent send waits at most one bulk send more than with strict priority (20 ms
+# at 50/s), and a broadcast keeps at least half its pace however many urgent sends come (a
+# storm of 1:1 notifications, each of them urgent, slows it down but cannot stop it).
+BULK_FLOOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -71,7 +87,7 @@ class ChannelLimits:
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    app: tuple[Window, ...] = APP_CEILING
+    app: tuple[Window, ...] = APP_CEILING  # per budget scope: a Teams tenant, another channel
     channels: Mapping[str, ChannelLimits] = field(
         default_factory=lambda: {
             name: ChannelLimits(spec["perConversation"], spec["channel"])
@@ -79,15 +95,24 @@ class LimitsConfig:
         }
     )
     enabled: bool = True
+    app_wide: tuple[Window, ...] = ()  # over every scope together (the app's own capacity); () = none
 
     def for_channel(self, channel_id: str) -> ChannelLimits:
         return self.channels.get(channel_id) or self.channels["default"]
 
     @classmethod
-    def parse(cls, app_per_second: float | None, channels_json: str, enabled: bool = True) -> LimitsConfig:
-        """From settings: `MaxSendsPerSecond` and `RateLimits` (JSON, per channel id)."""
+    def parse(
+        cls,
+        app_per_second: float | None,
+        channels_json: str,
+        enabled: bool = True,
+        app_wide_per_second: float | None = None,
+    ) -> LimitsConfig:
+        """From settings: `MaxSendsPerSecond`, `RateLimits` (JSON, per channel id) and
+        `MaxAppSendsPerSecond`."""
         app = ((max(1, int(app_per_second)), 1.0),) if app_per_second else APP_CEILING
-        config = cls(app=app, enabled=enabled)
+        app_wide = ((max(1, int(app_wide_per_second)), 1.0),) if app_wide_per_second else ()
+        config = cls(app=app, enabled=enabled, app_wide=app_wide)
         if not channels_json.strip():
             return config
         channels = dict(config.channels)
@@ -96,7 +121,7 @@ class LimitsConfig:
                 per_conversation=_windows(spec.get("perConversation", [])),
                 channel=_windows(spec.get("channel", [])),
             )
-        return cls(app=app, channels=channels, enabled=enabled)
+        return cls(app=app, channels=channels, enabled=enabled, app_wide=app_wide)
 
 
 def _windows(raw: Sequence[Any]) -> tuple[Window, ...]:
@@ -107,7 +132,7 @@ def _windows(raw: Sequence[Any]) -> tuple[Window, ...]:
 
 
 class _Log:
-    """Send times within the longest window, for one scope (a conversation, a channel, the app).
+    """Send times within the longest window, for one scope (a conversation, a channel, a budget).
 
     Kept sorted: a stamp can move later when its send leaves later than planned (`restamp`).
     """
@@ -180,17 +205,98 @@ class Permit:
 
 
 class Budget(Protocol):
-    """What the limiter reads of a share of the app's ceiling (`SharedBudget`, budget.py)."""
+    """What the limiter reads of its shares of the budgets' ceilings (`SharedBudget`, budget.py)."""
 
     period: float
-    demand: Callable[[], float]  # set by the limiter: how fast this process wants to send
+    demand: Callable[[], Mapping[str, float]]  # set by the limiter: sends/s this process wants, per scope
 
-    @property
-    def rate(self) -> int: ...
+    def rate(self, scope: str) -> int: ...
 
-    def wake(self) -> None: ...
+    def wake(self, scope: str) -> None: ...
 
     async def changed(self, timeout: float) -> None: ...
+
+
+class _Waiter:
+    """A send in a scope's line."""
+
+    __slots__ = ("lane", "ready", "turn")
+
+    def __init__(self, lane: Lane) -> None:
+        self.lane = lane
+        # Bound by the scope's pace at its last look, not held back by its own conversation's
+        # windows: only a ready waiter can be next (one that is not would hold up the line).
+        self.ready = False
+        self.turn = asyncio.Event()  # set when it may be next
+
+
+class _Line:
+    """The sends waiting for one scope's pace. The next slot goes to the first ready waiter of
+    the highest lane, except when bulk is owed one (`BULK_FLOOR`)."""
+
+    __slots__ = ("_lanes", "_owed")
+
+    def __init__(self) -> None:
+        # Insertion-ordered: first come first served within a lane, and O(1) to leave.
+        self._lanes: dict[Lane, dict[_Waiter, None]] = {lane: {} for lane in Lane}
+        self._owed = 0.0  # slots owed to bulk for those higher lanes took while it waited
+
+    def __bool__(self) -> bool:
+        return any(self._lanes.values())
+
+    def join(self, lane: Lane) -> _Waiter:
+        waiter = _Waiter(lane)
+        self._lanes[lane][waiter] = None
+        return waiter
+
+    def ready(self) -> int:
+        """How many are waiting for the scope's pace (its demand, with the sends just made)."""
+        return sum(waiter.ready for waiters in self._lanes.values() for waiter in waiters)
+
+    def head(self) -> _Waiter | None:
+        bulk = self._first(Lane.BULK)
+        if bulk is not None and self._owed >= 1.0:
+            return bulk
+        for lane in Lane:
+            first = self._first(lane)
+            if first is not None:
+                return first
+        return None
+
+    def served(self, waiter: _Waiter) -> None:
+        """`waiter` took a slot: it leaves, and whoever is next is told."""
+        del self._lanes[waiter.lane][waiter]
+        if waiter.lane is Lane.BULK:
+            self._owed = max(0.0, self._owed - 1.0)
+        elif self._first(Lane.BULK) is not None:
+            self._owed += BULK_FLOOR / (1.0 - BULK_FLOOR)
+        else:
+            self._owed = 0.0  # no waiting bulk, no debt: it is not saved up for later
+        self.wake_head()
+
+    def leave(self, waiter: _Waiter) -> None:
+        """`waiter` stopped waiting (cancelled, failed) without a slot."""
+        self._lanes[waiter.lane].pop(waiter, None)
+        self.wake_head()
+
+    def wake_head(self) -> None:
+        head = self.head()
+        if head is not None:
+            head.turn.set()
+
+    def _first(self, lane: Lane) -> _Waiter | None:
+        return next((waiter for waiter in self._lanes[lane] if waiter.ready), None)
+
+
+class _Scope:
+    """One budget scope in this process: its pace (with its own arrival margin) and its line."""
+
+    __slots__ = ("line", "log", "widened_at")
+
+    def __init__(self) -> None:
+        self.log = _Log(APP_MARGIN_MIN)
+        self.line = _Line()
+        self.widened_at = -math.inf  # when a 429 last widened its margin
 
 
 class RateLimiter:
@@ -200,41 +306,57 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         budget: Budget | None = None,
     ) -> None:
-        """`budget`: the app's ceiling is shared with other instances, and its first window's
-        count is this process's current share (else `config.app` as it stands)."""
+        """`budget`: each scope's ceiling (and the app-wide cap) is shared with other instances,
+        and its first window's count is this process's current share (else `config` as it
+        stands)."""
         self._config = config
         self._clock = clock
         self._budget = budget
-        self._app = _Log(APP_MARGIN_MIN)
-        self._widened_at = -math.inf  # when a 429 last widened the app's margin
+        self._scopes: dict[str, _Scope] = {}
+        self._app_wide = _Log(APP_MARGIN_MIN)
         self._channels: dict[str, _Log] = {}
         self._conversations: dict[tuple[str, str], _Log] = {}
         self._next_sweep = 0.0  # when acquire next drops forgotten conversations (forget_idle)
-        self._tickets = 0  # places handed out to sends waiting for the app's pace, ever
-        self._served = 0  # of those, the ones that got a slot or stopped waiting (each once)
         if budget is not None:
-            budget.demand = self.app_demand
+            budget.demand = self.demands
 
     @property
     def app_margin(self) -> float:
-        """Seconds the app's window is widened by for arrival jitter (adapts to 429s)."""
-        return self._app.margin
+        """Seconds the widest scope's pace is widened by for arrival jitter (adapts to 429s)."""
+        return max((scope.log.margin for scope in self._scopes.values()), default=APP_MARGIN_MIN)
+
+    def margin(self, channel_id: str, tenant_id: str = "") -> float:
+        """The arrival margin of one scope's pace (a 429 widens only its own scope's)."""
+        scope = self._scopes.get(scope_of(channel_id, tenant_id))
+        return scope.log.margin if scope is not None else APP_MARGIN_MIN
+
+    def demands(self) -> dict[str, float]:
+        """Sends per second this process wants, per scope: taken in the last second, plus those
+        waiting for the scope's pace now (the budget divides each ceiling by these)."""
+        if not self._config.app:
+            return {}
+        seconds = self._config.app[0][1]
+        since = self._clock() - seconds
+        return {
+            name: (len(scope.log.times) - bisect.bisect_right(scope.log.times, since) + scope.line.ready()) / seconds
+            for name, scope in self._scopes.items()
+        }
 
     def app_demand(self) -> float:
-        """Sends per second this process wants: taken in the last second, plus those waiting
-        for the app's pace now, i.e. holding a place in its line (the budget divides the
-        ceiling by this)."""
-        if not self._config.app:
-            return 0.0
-        seconds = self._config.app[0][1]
-        recent = len(self._app.times) - bisect.bisect_right(self._app.times, self._clock() - seconds)
-        return (recent + self._tickets - self._served) / seconds
+        """The sum of `demands`: what this process wants of the whole app."""
+        return sum(self.demands().values())
 
-    def _app_windows(self) -> tuple[Window, ...]:
+    def _scope_windows(self, name: str) -> tuple[Window, ...]:
         if self._budget is None or not self._config.app:
             return self._config.app
         (_, seconds), *rest = self._config.app
-        return ((self._budget.rate, seconds), *rest)
+        return ((self._budget.rate(name), seconds), *rest)
+
+    def _app_wide_windows(self) -> tuple[Window, ...]:
+        if self._budget is None or not self._config.app_wide:
+            return self._config.app_wide
+        (_, seconds), *rest = self._config.app_wide
+        return ((self._budget.rate(APP_WIDE), seconds), *rest)
 
     async def acquire(
         self,
@@ -245,7 +367,8 @@ class RateLimiter:
         lane: Lane = Lane.BULK,
         tenant_id: str = "",
     ) -> Permit:
-        """Take the next slot in which a send to this conversation is within every limit.
+        """Take the next slot in which a send to this conversation is within every limit, in
+        the scope's line by `lane` (the budget scope: `tenant_id` for Teams, else the channel).
 
         Returns up to `lead` seconds before the slot (`Permit.stamp`), so the caller can do its
         last bit of work (the claim write) and then send on time with `wait_for_slot`.
@@ -256,61 +379,78 @@ class RateLimiter:
             self._next_sweep = self._clock() + SWEEP_EVERY
             self.forget_idle()
         limits = self._config.for_channel(channel_id)
-        own = (
-            (self._channels.setdefault(channel_id, _Log()), limits.channel),
-            (self._conversations.setdefault((channel_id, conversation_id), _Log()), limits.per_conversation),
-        )
-        ticket: int | None = None  # our place among those waiting for the app's pace
-        while True:
-            now = self._clock()
-            app_windows = self._app_windows()
-            app = self._app.earliest(app_windows, now)
-            mine = max(log.earliest(windows, now) for log, windows in own)
-            earliest = max(app, mine)
-            if earliest - lead <= now:
-                # A sender that slept until `earliest` wakes a little late; recording the slot
-                # it was given, not the wake-up time, keeps those delays from adding up.
-                stamp = earliest if now - earliest < _WAKE_TOLERANCE else now
-                # Checking and recording with no await in between keeps this atomic on the loop.
-                scopes = [(log, windows) for log, windows in ((self._app, app_windows), *own) if windows]
-                steps = tuple(log.take(stamp, windows) for log, windows in scopes)
-                self._app.margin = max(APP_MARGIN_MIN, self._app.margin - APP_MARGIN_NARROW)
-                if ticket is not None:
-                    self._served += 1
-                return Permit(tuple(log for log, _ in scopes), stamp, steps)
-            app_bound = app >= mine
-            delay = earliest - lead - now
-            if app_bound:
-                if ticket is None:
-                    ticket = self._tickets
-                    self._tickets += 1
-                if delay != math.inf:
-                    # Those waiting for the app's pace since before us go first, a slot each:
-                    # sleep until about our turn instead of waking with every one of them at
-                    # every slot (128 waiters x 50 slots a second was a tenth of a core). Paced
-                    # at the whole ceiling, not our share of it: waking early costs a look,
-                    # waking late a slot, and our share can grow while we sleep.
-                    count, seconds = self._config.app[0]
-                    delay += max(0, ticket - self._served) * (seconds + self._app.margin) / count
-            try:
-                await self._wait(delay, app_bound)
-            except BaseException:
-                if ticket is not None:
-                    self._served += 1  # gone: those behind move up
-                raise
+        name = scope_of(channel_id, tenant_id)
+        scope = self._scopes.setdefault(name, _Scope())
+        channel = self._channels.setdefault(channel_id, _Log())
+        conversation = self._conversations.setdefault((channel_id, conversation_id), _Log())
+        waiter: _Waiter | None = scope.line.join(lane)
+        try:
+            while True:
+                assert waiter is not None
+                now = self._clock()
+                scope_windows, app_wide_windows = self._scope_windows(name), self._app_wide_windows()
+                shared = max(
+                    self._app_wide.earliest(app_wide_windows, now),
+                    scope.log.earliest(scope_windows, now),
+                    channel.earliest(limits.channel, now),
+                )
+                mine = conversation.earliest(limits.per_conversation, now)
+                earliest = max(shared, mine)
+                was_ready, waiter.ready = waiter.ready, mine <= max(shared, now + lead)
+                if was_ready and not waiter.ready:
+                    scope.line.wake_head()  # it may have been next: whoever is now
+                head = scope.line.head() is waiter
+                if head and earliest - lead <= now:
+                    # A sender that slept until `earliest` wakes a little late; recording the
+                    # slot it was given, not the wake-up time, keeps those delays from adding up.
+                    stamp = earliest if now - earliest < _WAKE_TOLERANCE else now
+                    # Checking and recording with no await in between keeps this atomic on the loop.
+                    scopes = [
+                        (log, windows)
+                        for log, windows in (
+                            (self._app_wide, app_wide_windows),
+                            (scope.log, scope_windows),
+                            (channel, limits.channel),
+                            (conversation, limits.per_conversation),
+                        )
+                        if windows
+                    ]
+                    steps = tuple(log.take(stamp, windows) for log, windows in scopes)
+                    scope.log.margin = max(APP_MARGIN_MIN, scope.log.margin - APP_MARGIN_NARROW)
+                    served, waiter = waiter, None
+                    scope.line.served(served)
+                    return Permit(tuple(log for log, _ in scopes), stamp, steps)
+                if not waiter.ready:
+                    await asyncio.sleep(mine - lead - now)  # its own conversation's windows first
+                elif head:
+                    await self._wait(earliest - lead - now, name)
+                else:
+                    await self._wait_turn(waiter)
+        finally:
+            if waiter is not None:
+                scope.line.leave(waiter)  # gone without a slot: those behind move up
 
-    async def _wait(self, seconds: float, app_bound: bool) -> None:
-        if not app_bound:
-            await asyncio.sleep(seconds)
-            return
-        # Our turn is an estimate, and a share can grow at any heartbeat: look again by then.
+    async def _wait(self, seconds: float, scope: str) -> None:
+        """The first in its scope's line waits for the scope's next slot."""
+        # A share can grow at any heartbeat: look again by then.
         recheck = self._budget.period if self._budget is not None else _APP_RECHECK
         if self._budget is not None:
-            self._budget.wake()
+            self._budget.wake(scope)
             if seconds == math.inf:
                 await self._budget.changed(recheck)
                 return
         await asyncio.sleep(min(seconds, recheck))
+
+    @staticmethod
+    async def _wait_turn(waiter: _Waiter) -> None:
+        """The others wait to be next (`_Line.wake_head`), not for a time: one wake-up per slot
+        for the whole line, however long it is."""
+        waiter.turn.clear()
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that comes as
+        # the event is set (a waiter ahead leaving wakes the next one as all are cancelled).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_LINE_RECHECK):
+                await waiter.turn.wait()
 
     async def wait_for_slot(self, permit: Permit) -> None:
         """Sleep until the permit's slot; if it has passed by more than the margin covers (a slow
@@ -341,14 +481,18 @@ class RateLimiter:
             log.move(permit.stamp, None)
             log.paced -= step
 
-    def throttled(self, channel_id: str, conversation_id: str, retry_after: float | None) -> None:
-        """The channel said 429: widen the app's arrival margin (once per window), and with a
-        Retry-After, send nothing more to that conversation until then."""
+    def throttled(
+        self, channel_id: str, conversation_id: str, retry_after: float | None, *, tenant_id: str = ""
+    ) -> None:
+        """The channel said 429: widen the arrival margin of that scope's pace (once per window;
+        a 429 from one tenant says nothing of another's), and with a Retry-After, send nothing
+        more to that conversation until then."""
         now = self._clock()
         window = self._config.app[0][1] if self._config.app else 1.0
-        if now - self._widened_at >= window:
-            self._widened_at = now
-            self._app.margin = min(APP_MARGIN_MAX, self._app.margin + APP_MARGIN_WIDEN)
+        scope = self._scopes.setdefault(scope_of(channel_id, tenant_id), _Scope())
+        if now - scope.widened_at >= window:
+            scope.widened_at = now
+            scope.log.margin = min(APP_MARGIN_MAX, scope.log.margin + APP_MARGIN_WIDEN)
         if retry_after is not None:
             self.hold(channel_id, conversation_id, retry_after)
 
@@ -369,3 +513,8 @@ class RateLimiter:
             longest = max((seconds for _, seconds in windows), default=0.0) + log.margin
             if log.times and log.times[-1] < now - longest and log.blocked_until < now:
                 del self._conversations[key]
+        # Scopes (tenants) come and go with the traffic too; one is kept while anyone waits in
+        # its line or its margin may still matter (it adapts over minutes of sends).
+        for name, scope in list(self._scopes.items()):
+            if not scope.line and (not scope.log.times or scope.log.times[-1] < now - SWEEP_EVERY):
+                del self._scopes[name]

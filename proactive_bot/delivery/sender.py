@@ -8,7 +8,6 @@ again, so callers hand the work back to the queue instead of sleeping for minute
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +23,7 @@ from .lanes import Lane
 from .outcome import Outcome, Result
 from .rate_limits import RateLimiter
 from .retries import NOTIFICATIONS, RetryPolicy
+from .slots import Slots
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +71,15 @@ class Delivery:
         self._retries = retries  # paces send_patiently; how many attempts is the caller's policy
         self._adapter = adapter
         self._references = references
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = Slots(concurrency)
         self._calls = Calls(limiter, self._slots)
 
     @property
-    def slots(self) -> asyncio.Semaphore:
+    def slots(self) -> Slots:
         """The bound on requests in flight (and waiting for the rate limiter), shared with other
         Connector requests that count in the same limits (teams.chats: chat creation, channel
-        posts; teams.roster: page reads). It also keeps the limiter's waiters few: each of them
-        wakes at every slot."""
+        posts; teams.roster: page reads). Bulk calls keep within a sub-bound, so an urgent one
+        can always start waiting for its turn (delivery/slots.py)."""
         return self._slots
 
     @property

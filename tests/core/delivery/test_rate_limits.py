@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pytest
 
 from proactive_bot import clock
 from proactive_bot.activities import message
 from proactive_bot.delivery import Outcome
+from proactive_bot.delivery.lanes import Lane
 from proactive_bot.delivery.rate_limits import TEAMS_PER_CONVERSATION, ChannelLimits, LimitsConfig, RateLimiter
 from proactive_bot.references import StoredReference
 
@@ -195,11 +196,13 @@ class NoShare:
     """A send budget that grants this process nothing (yet), as SharedBudget does while its
     siblings hold the whole ceiling."""
 
-    rate = 0
     period = 0.05
-    demand: Callable[[], float]  # set by the limiter
+    demand: Callable[[], Mapping[str, float]]  # set by the limiter
 
-    def wake(self) -> None:
+    def rate(self, scope: str) -> int:
+        return 0
+
+    def wake(self, scope: str) -> None:
         pass
 
     async def changed(self, timeout: float) -> None:
@@ -211,7 +214,8 @@ async def test_demand_counts_the_sends_waiting_for_the_apps_pace_until_they_stop
     waiting = [asyncio.create_task(limiter.acquire("msteams", f"c{n}")) for n in range(7)]
     await asyncio.sleep(0.1)
 
-    assert limiter.app_demand() == 7.0  # each holds a place in the app's line
+    assert limiter.app_demand() == 7.0  # each holds a place in the scope's line
+    assert limiter.demands() == {"msteams:": 7.0}  # Teams, tenant unknown
     for task in waiting[:3]:
         task.cancel()
     await asyncio.gather(*waiting[:3], return_exceptions=True)
@@ -240,3 +244,125 @@ async def test_conversations_no_window_remembers_are_forgotten_as_sends_go_on():
     await limiter.acquire("msteams", "now")
 
     assert set(limiter._conversations) == {("msteams", "recent"), ("msteams", "held"), ("msteams", "now")}
+
+
+# ---- lanes: who goes next in a scope's line -----------------------------------------------------
+
+FAST = LimitsConfig(app=((50, 1.0),), channels=UNLIMITED_CONVERSATIONS)  # a slot every ~20 ms
+
+
+class Recorded:
+    """Sends through one limiter, and the order in which their slots came (by slot time)."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+        self.slots: list[tuple[float, str]] = []
+
+    async def send(self, name: str, lane: Lane, tenant: str = "contoso") -> None:
+        permit = await self.limiter.acquire("msteams", name, lane=lane, tenant_id=tenant)
+        self.slots.append((permit.stamp, name))
+
+    def start(self, names: list[str], lane: Lane, tenant: str = "contoso") -> list[asyncio.Task[None]]:
+        return [asyncio.create_task(self.send(name, lane, tenant)) for name in names]
+
+    def order(self) -> list[str]:
+        return [name for _, name in sorted(self.slots)]
+
+
+async def test_an_urgent_send_overtakes_the_bulk_sends_waiting_before_it():
+    sends = Recorded(RateLimiter(FAST))
+    broadcast = sends.start([f"bulk {n}" for n in range(5)], Lane.BULK)
+    await asyncio.sleep(0)  # the broadcast waits in the tenant's line (its first send has a slot)
+
+    alert = sends.start(["alert"], Lane.URGENT)
+    await asyncio.gather(*broadcast, *alert)
+
+    assert sends.order() == ["bulk 0", "alert", "bulk 1", "bulk 2", "bulk 3", "bulk 4"]
+
+
+async def test_bulk_keeps_every_other_slot_while_urgent_sends_last():
+    """The floor: a storm of urgent sends slows a broadcast down to half its pace, never to a stop."""
+    sends = Recorded(RateLimiter(FAST))
+    broadcast = sends.start([f"bulk {n}" for n in range(4)], Lane.BULK)
+    await asyncio.sleep(0)
+
+    storm = sends.start([f"urgent {n}" for n in range(5)], Lane.URGENT)
+    await asyncio.gather(*broadcast, *storm)
+
+    assert sends.order() == [
+        "bulk 0",
+        "urgent 0",
+        "bulk 1",
+        "urgent 1",
+        "bulk 2",
+        "urgent 2",
+        "bulk 3",
+        "urgent 3",  # the broadcast is done: nothing is owed to it any more
+        "urgent 4",
+    ]
+
+
+async def test_a_reply_within_a_turn_goes_before_an_urgent_send_and_both_before_bulk():
+    sends = Recorded(RateLimiter(FAST))
+    broadcast = sends.start([f"bulk {n}" for n in range(3)], Lane.BULK)
+    await asyncio.sleep(0)
+
+    alert = sends.start(["alert"], Lane.URGENT)
+    reply = sends.start(["reply"], Lane.INTERACTIVE)
+    await asyncio.gather(*broadcast, *alert, *reply)
+
+    assert sends.order() == ["bulk 0", "reply", "bulk 1", "alert", "bulk 2"]
+
+
+async def test_lanes_order_sends_within_a_tenant_not_across_tenants():
+    """Each tenant has its own pace and its own line: a broadcast in one tenant does not make
+    another tenant's sends wait, whatever their lane."""
+    sends = Recorded(RateLimiter(FAST))
+    broadcast = sends.start([f"contoso {n}" for n in range(6)], Lane.BULK, tenant="contoso")
+    await asyncio.sleep(0)
+
+    other = sends.start(["fabrikam 0", "fabrikam 1"], Lane.BULK, tenant="fabrikam")
+    await asyncio.gather(*broadcast, *other)
+
+    slots = dict((name, stamp) for stamp, name in sends.slots)
+    assert slots["fabrikam 1"] < slots["contoso 2"]  # its second slot came before contoso's third
+
+
+async def test_a_send_held_by_its_own_conversation_does_not_hold_up_the_line():
+    """The first in line whose conversation is held (a Retry-After) lets the others by; it
+    goes when its conversation may again."""
+    limiter = RateLimiter(FAST)
+    sends = Recorded(limiter)
+    await limiter.acquire("msteams", "held", tenant_id="contoso")
+    held_at = time.monotonic()
+    limiter.hold("msteams", "held", 0.3)
+
+    alert = sends.start(["held"], Lane.URGENT)
+    await asyncio.sleep(0)
+    broadcast = sends.start([f"bulk {n}" for n in range(3)], Lane.BULK)
+    await asyncio.gather(*alert, *broadcast)
+
+    assert sends.order() == ["bulk 0", "bulk 1", "bulk 2", "held"]
+    assert dict((name, stamp) for stamp, name in sends.slots)["held"] >= held_at + 0.3
+
+
+async def test_a_send_that_stops_waiting_hands_its_place_on():
+    sends = Recorded(RateLimiter(FAST))
+    first = sends.start(["bulk 0"], Lane.BULK)
+    await asyncio.sleep(0)
+    [gone] = sends.start(["alert"], Lane.URGENT)
+    rest = sends.start(["bulk 1", "bulk 2"], Lane.BULK)
+    await asyncio.sleep(0)
+
+    gone.cancel()
+    await asyncio.gather(*first, *rest, gone, return_exceptions=True)
+
+    assert sends.order() == ["bulk 0", "bulk 1", "bulk 2"]
+
+
+async def test_a_429_widens_only_its_own_tenants_margin():
+    limiter = RateLimiter(LimitsConfig())
+    limiter.throttled("msteams", "a", retry_after=None, tenant_id="contoso")
+
+    assert limiter.margin("msteams", "contoso") > limiter.margin("msteams", "fabrikam")
+    assert limiter.margin("msteams", "fabrikam") == limiter.margin("slack")
