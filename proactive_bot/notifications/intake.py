@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from ..references import TEAMS
+from ..delivery.scopes import TEAMS, scope_of
 from ..teams.rows import RosterMember
 from ..work import BatchRecipient
 
@@ -34,11 +34,10 @@ HORIZON = 3.0  # seconds of sends at the scope's pace that one process takes on
 PATIENCE = 10.0  # seconds a batch waits for room before it is given back
 
 
-def scope_of(recipient: BatchRecipient) -> str:
-    """The budget a recipient's send counts in: its Teams tenant, or its channel."""
-    if isinstance(recipient, RosterMember) or recipient.channel_id == TEAMS:
-        return f"{TEAMS}/{recipient.tenant_id}"
-    return recipient.channel_id
+def scope_of_recipient(recipient: BatchRecipient) -> str:
+    """The budget a recipient's send counts in (delivery/scopes.py): its Teams tenant, or its channel."""
+    channel_id = TEAMS if isinstance(recipient, RosterMember) else recipient.channel_id
+    return scope_of(channel_id, recipient.tenant_id)
 
 
 class BulkIntake:
@@ -58,7 +57,7 @@ class BulkIntake:
     async def take(self, recipients: Sequence[BatchRecipient]) -> AsyncIterator[bool]:
         """Waits for room (at most `patience`), then yields whether the batch is taken on; a
         batch taken on counts until the block ends."""
-        wanted = Counter(scope_of(r) for r in recipients)
+        wanted = Counter(scope_of_recipient(r) for r in recipients)
         if not await self._room_for(wanted):
             yield False
             return

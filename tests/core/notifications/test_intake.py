@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from proactive_bot.notifications.contract import validate
-from proactive_bot.notifications.intake import BulkIntake, scope_of
+from proactive_bot.notifications.intake import BulkIntake, scope_of_recipient
 from proactive_bot.teams.rows import RosterMember
 from tests import activities
 
@@ -20,7 +20,7 @@ async def test_a_scope_takes_on_a_few_seconds_of_its_pace_and_no_more():
     first, second = [member(n) for n in range(5)], [member(n) for n in range(5, 10)]
 
     async with intake.take(first) as taken:
-        assert taken and intake.held(scope_of(first[0])) == 5
+        assert taken and intake.held(scope_of_recipient(first[0])) == 5
         async with intake.take(second) as again:
             assert not again  # 5 + 5 > 6, and no patience: given back
         async with intake.take([member(20, tenant="other")]) as elsewhere:
