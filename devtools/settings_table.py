@@ -1,9 +1,9 @@
-"""The README's settings table, made from proactive_bot.settings.SETTINGS (a test keeps the two
+"""The README's settings table, made from proactive_bot.settings_catalog.SETTINGS (a test keeps the two
 in agreement). Development only: the app never needs it."""
 
 from __future__ import annotations
 
-from proactive_bot.settings import SETTINGS
+from proactive_bot.settings_catalog import SETTINGS
 
 
 def markdown_table() -> str:

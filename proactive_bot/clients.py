@@ -26,7 +26,8 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from . import redaction
 from .channel.adapter import ChannelAdapter
-from .delivery.rate_limits import LimitsConfig, RateLimiter
+from .delivery.limits import LimitsConfig
+from .delivery.rate_limits import RateLimiter
 from .delivery.retries import NOTIFICATIONS, RetryPolicy
 from .settings import Settings, StorageIdentity
 
@@ -96,9 +97,9 @@ class Clients:
 
     @functools.cached_property
     def budget(self) -> SharedBudget | None:
-        """Each scope's ceiling (a Teams tenant's, a channel's) and the app-wide cap are shared
-        by all the app's instances through one table (delivery/budget.py)."""
-        from .delivery.budget import BudgetTable, SharedBudget
+        """Each scope's ceiling and the app-wide cap, shared by the instances (delivery/budget.py)."""
+        from .delivery.budget import SharedBudget
+        from .delivery.budget_table import BudgetTable
 
         limits = self._limits
         if not (limits.enabled and limits.app):
@@ -258,11 +259,8 @@ async def _close(task: asyncio.Task[Clients]) -> None:
 
 
 def storage_uses_environment() -> bool:
-    """Whether storage requests should read proxy settings (and ~/.netrc) from the environment.
-
-    Only when a proxy is configured: aiohttp's trust_env looks both up on every request, a
-    large share of the host's CPU in a broadcast (README, Benchmarks).
-    """
+    """Whether storage requests read proxy settings (and ~/.netrc): only when a proxy is set, since
+    aiohttp's trust_env looks both up on every request, much of a broadcast's CPU (README, Benchmarks)."""
     return any(os.environ.get(name) for name in _PROXY_VARIABLES)
 
 
@@ -300,8 +298,7 @@ def teams_reach(
     delivery: Delivery,
     retries: RetryPolicy = NOTIFICATIONS,
 ) -> TeamsReach:
-    """Teams installs, rosters and chat creation, paced by the same limiter as sends and bounded
-    by the same requests in flight."""
+    """Teams installs, rosters and chat creates: the sends' limiter, and their slots in flight."""
     from .teams.chats import ChatOpener
     from .teams.reach import TeamsReach
     from .teams.roster import RosterWalk

@@ -11,7 +11,8 @@ import uuid
 
 import pytest
 
-from proactive_bot.settings import SETTINGS, STORAGE, Reader, Settings
+from proactive_bot.settings import Settings
+from proactive_bot.settings_catalog import SETTINGS, STORAGE, Reader
 from tests.functions.invoke import APP_ROOT
 
 INFRA = APP_ROOT / "infra"

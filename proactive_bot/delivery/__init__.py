@@ -5,8 +5,12 @@
 - `Calls`, `Reply`, `classify`, `patiently` (calls): the one way to make a Connector call
   (paced, made, its answer classified) and the one patient-retry loop.
 - `Outcome`, `Result` (outcome): how a send went.
-- `RateLimiter`, `LimitsConfig`, `ChannelLimits` (rate_limits): per conversation, channel, app.
-- `Lane` (lanes): which waiting calls go first (interactive, urgent, bulk).
+- `RateLimiter` (rate_limits): per conversation, channel, budget scope and app; its `LimitsConfig`,
+  `ChannelLimits` (limits); the line of waiting calls per scope (line).
+- `Lane` (lanes): which waiting calls go first (interactive, urgent, bulk); `scope_of` (scopes):
+  the budget a call counts in (a Teams tenant, another channel).
+- `SharedBudget` (budget): the scopes' ceilings shared by the app's instances; its rows (budget_table).
+- `TurnReplies` (replies): a turn's replies take their slot in the interactive lane.
 - `RetryPolicy`, `NOTIFICATIONS`, `REMINDERS` (retries): when to try again, when to stop.
 """
 
@@ -25,9 +29,12 @@ _NAMES = {
     "Outcome": "outcome",
     "Result": "outcome",
     "RateLimiter": "rate_limits",
-    "LimitsConfig": "rate_limits",
-    "ChannelLimits": "rate_limits",
+    "LimitsConfig": "limits",
+    "ChannelLimits": "limits",
     "Lane": "lanes",
+    "scope_of": "scopes",
+    "SharedBudget": "budget",
+    "TurnReplies": "replies",
     "RetryPolicy": "retries",
     "NOTIFICATIONS": "retries",
     "REMINDERS": "retries",

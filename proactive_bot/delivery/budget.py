@@ -77,7 +77,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import os
@@ -85,16 +84,10 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import cast
 
-from azure.core import MatchConditions
 from azure.core.exceptions import AzureError
-from azure.data.tables import UpdateMode
-from azure.data.tables.aio import TableClient
 
-from ..storage.keys import table_key
+from .budget_table import MAX_SCOPES, BudgetTable, Row, Share
 from .scopes import APP_WIDE
 
 log = logging.getLogger(__name__)
@@ -107,27 +100,6 @@ STORAGE_TIMEOUT = 2.0  # seconds for one call to the budget table
 FORGET_AFTER = 60.0  # dead rows older than this are deleted
 MIN_DEMAND = 1.0  # every live instance is counted as wanting at least this many sends/s
 SCOPE_IDLE = 5.0  # seconds without demand in a scope before it drops out of the instance's row
-# Scopes one row lists at most: a Table string property holds 64 KiB (32 K characters), a
-# Teams tenant's entry is about 60 (`"msteams:<tenant guid>":[123.4,50]`): 400 is ~24 K.
-MAX_SCOPES = 400
-
-
-@dataclass(frozen=True)
-class Share:
-    """One instance's part in one scope: what it wants and the most it may use (sends/s)."""
-
-    demand: float
-    granted: int
-
-
-@dataclass(frozen=True)
-class Row:
-    """One instance's heartbeat, as read."""
-
-    instance: str
-    scopes: Mapping[str, Share]
-    written: datetime  # the storage's Timestamp of the heartbeat
-    etag: str = ""
 
 
 def allocate(ceiling: int, demands: Mapping[str, float]) -> dict[str, int]:
@@ -156,54 +128,6 @@ def allocate(ceiling: int, demands: Mapping[str, float]) -> dict[str, int]:
     for instance in by_remainder[: max(0, spare)]:
         whole[instance] += 1
     return whole
-
-
-class BudgetTable:
-    """The budget's rows: one partition per app, one row per instance, its scopes as JSON."""
-
-    def __init__(self, table: TableClient, app: str) -> None:
-        self._table = table
-        self._partition = table_key(app or "app")
-
-    async def write(self, instance: str, scopes: Mapping[str, Share]) -> None:
-        shares = {scope: [round(share.demand, 1), share.granted] for scope, share in scopes.items()}
-        await self._table.upsert_entity(
-            {"PartitionKey": self._partition, "RowKey": instance, "scopes": json.dumps(shares, separators=(",", ":"))},
-            mode=UpdateMode.REPLACE,
-        )
-
-    async def read(self) -> list[Row]:
-        """Every row. One that cannot be read raises ValueError: its grants are unknown, so the
-        round fails (and falls back safely) rather than counting them as nothing."""
-        rows = []
-        query = self._table.query_entities("PartitionKey eq @p", parameters={"p": self._partition})
-        async for entity in query:
-            rows.append(
-                Row(
-                    instance=entity["RowKey"],
-                    scopes=_shares(entity["RowKey"], entity.get("scopes")),
-                    # Table Storage stamps every stored entity (None only for one never saved).
-                    written=cast(datetime, entity.metadata["timestamp"]),
-                    etag=entity.metadata["etag"] or "",
-                )
-            )
-        return rows
-
-    async def delete(self, instance: str, etag: str | None = None) -> None:
-        """Remove a row; with `etag`, only if nobody wrote it since it was read."""
-        condition = MatchConditions.IfNotModified if etag else MatchConditions.Unconditionally
-        with contextlib.suppress(AzureError):
-            await self._table.delete_entity(self._partition, instance, etag=etag, match_condition=condition)
-
-
-def _shares(instance: str, raw: object) -> dict[str, Share]:
-    try:
-        parsed = json.loads(raw) if isinstance(raw, str) else None
-        if not isinstance(parsed, dict):
-            raise ValueError("no scopes")
-        return {str(scope): Share(float(demand), int(granted)) for scope, (demand, granted) in parsed.items()}
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"budget row {instance!r} cannot be read: {error}") from error
 
 
 class SharedBudget:

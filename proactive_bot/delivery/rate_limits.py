@@ -20,28 +20,16 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 from .lanes import Lane
+from .limits import LimitsConfig, Window
+from .line import Line, Waiter
 from .scopes import APP_WIDE, scope_of
-
-Window = tuple[int, float]  # (sends, seconds)
-
-TEAMS_PER_CONVERSATION: tuple[Window, ...] = ((7, 1.0), (8, 2.0), (60, 30.0), (1800, 3600.0))
-APP_CEILING: tuple[Window, ...] = ((50, 1.0),)
-
-# Channel ids → limits. Anything not listed gets "default". Slack and Telegram allow about one
-# message per second per chat; Telegram also about 30/s per bot.
-DEFAULT_CHANNEL_LIMITS: dict[str, dict[str, tuple[Window, ...]]] = {
-    "default": {"perConversation": TEAMS_PER_CONVERSATION, "channel": ()},
-    "slack": {"perConversation": ((1, 1.0),), "channel": ()},
-    "telegram": {"perConversation": ((1, 1.0),), "channel": ((30, 1.0),)},
-}
 
 # Requests leave here and arrive at the channel a little later, and not always in order; a
 # send that is exactly one window after another here can land inside the window there.
@@ -72,63 +60,6 @@ _APP_RECHECK = 0.5  # seconds; the first in a scope's line looks again at least 
 # The others in the line are woken when it moves (a slot taken, a waiter gone); this only
 # bounds the cost of a wake-up that went astray.
 _LINE_RECHECK = 2.0
-# While bulk sends and higher lanes both wait in one scope, bulk gets at least this share of its
-# slots. Half: an urgent send waits at most one bulk send more than with strict priority (20 ms
-# at 50/s), and a broadcast keeps at least half its pace however many urgent sends come (a
-# storm of 1:1 notifications, each of them urgent, slows it down but cannot stop it).
-BULK_FLOOR = 0.5
-
-
-@dataclass(frozen=True)
-class ChannelLimits:
-    per_conversation: tuple[Window, ...]
-    channel: tuple[Window, ...] = ()
-
-
-@dataclass(frozen=True)
-class LimitsConfig:
-    app: tuple[Window, ...] = APP_CEILING  # per budget scope: a Teams tenant, another channel
-    channels: Mapping[str, ChannelLimits] = field(
-        default_factory=lambda: {
-            name: ChannelLimits(spec["perConversation"], spec["channel"])
-            for name, spec in DEFAULT_CHANNEL_LIMITS.items()
-        }
-    )
-    enabled: bool = True
-    app_wide: tuple[Window, ...] = ()  # over every scope together (the app's own capacity); () = none
-
-    def for_channel(self, channel_id: str) -> ChannelLimits:
-        return self.channels.get(channel_id) or self.channels["default"]
-
-    @classmethod
-    def parse(
-        cls,
-        app_per_second: float | None,
-        channels_json: str,
-        enabled: bool = True,
-        app_wide_per_second: float | None = None,
-    ) -> LimitsConfig:
-        """From settings: `MaxSendsPerSecond`, `RateLimits` (JSON, per channel id) and
-        `MaxAppSendsPerSecond`."""
-        app = ((max(1, int(app_per_second)), 1.0),) if app_per_second else APP_CEILING
-        app_wide = ((max(1, int(app_wide_per_second)), 1.0),) if app_wide_per_second else ()
-        config = cls(app=app, enabled=enabled, app_wide=app_wide)
-        if not channels_json.strip():
-            return config
-        channels = dict(config.channels)
-        for channel_id, spec in json.loads(channels_json).items():
-            channels[channel_id] = ChannelLimits(
-                per_conversation=_windows(spec.get("perConversation", [])),
-                channel=_windows(spec.get("channel", [])),
-            )
-        return cls(app=app, channels=channels, enabled=enabled, app_wide=app_wide)
-
-
-def _windows(raw: Sequence[Any]) -> tuple[Window, ...]:
-    windows = tuple((int(count), float(seconds)) for count, seconds in raw)
-    if any(count < 1 or seconds <= 0 for count, seconds in windows):
-        raise ValueError(f"rate limit windows must be [count >= 1, seconds > 0]: {raw}")
-    return windows
 
 
 class _Log:
@@ -217,77 +148,6 @@ class Budget(Protocol):
     async def changed(self, timeout: float) -> None: ...
 
 
-class _Waiter:
-    """A send in a scope's line."""
-
-    __slots__ = ("lane", "ready", "turn")
-
-    def __init__(self, lane: Lane) -> None:
-        self.lane = lane
-        # Bound by the scope's pace at its last look, not held back by its own conversation's
-        # windows: only a ready waiter can be next (one that is not would hold up the line).
-        self.ready = False
-        self.turn = asyncio.Event()  # set when it may be next
-
-
-class _Line:
-    """The sends waiting for one scope's pace. The next slot goes to the first ready waiter of
-    the highest lane, except when bulk is owed one (`BULK_FLOOR`)."""
-
-    __slots__ = ("_lanes", "_owed")
-
-    def __init__(self) -> None:
-        # Insertion-ordered: first come first served within a lane, and O(1) to leave.
-        self._lanes: dict[Lane, dict[_Waiter, None]] = {lane: {} for lane in Lane}
-        self._owed = 0.0  # slots owed to bulk for those higher lanes took while it waited
-
-    def __bool__(self) -> bool:
-        return any(self._lanes.values())
-
-    def join(self, lane: Lane) -> _Waiter:
-        waiter = _Waiter(lane)
-        self._lanes[lane][waiter] = None
-        return waiter
-
-    def ready(self) -> int:
-        """How many are waiting for the scope's pace (its demand, with the sends just made)."""
-        return sum(waiter.ready for waiters in self._lanes.values() for waiter in waiters)
-
-    def head(self) -> _Waiter | None:
-        bulk = self._first(Lane.BULK)
-        if bulk is not None and self._owed >= 1.0:
-            return bulk
-        for lane in Lane:
-            first = self._first(lane)
-            if first is not None:
-                return first
-        return None
-
-    def served(self, waiter: _Waiter) -> None:
-        """`waiter` took a slot: it leaves, and whoever is next is told."""
-        del self._lanes[waiter.lane][waiter]
-        if waiter.lane is Lane.BULK:
-            self._owed = max(0.0, self._owed - 1.0)
-        elif self._first(Lane.BULK) is not None:
-            self._owed += BULK_FLOOR / (1.0 - BULK_FLOOR)
-        else:
-            self._owed = 0.0  # no waiting bulk, no debt: it is not saved up for later
-        self.wake_head()
-
-    def leave(self, waiter: _Waiter) -> None:
-        """`waiter` stopped waiting (cancelled, failed) without a slot."""
-        self._lanes[waiter.lane].pop(waiter, None)
-        self.wake_head()
-
-    def wake_head(self) -> None:
-        head = self.head()
-        if head is not None:
-            head.turn.set()
-
-    def _first(self, lane: Lane) -> _Waiter | None:
-        return next((waiter for waiter in self._lanes[lane] if waiter.ready), None)
-
-
 class _Scope:
     """One budget scope in this process: its pace (with its own arrival margin) and its line."""
 
@@ -295,7 +155,7 @@ class _Scope:
 
     def __init__(self) -> None:
         self.log = _Log(APP_MARGIN_MIN)
-        self.line = _Line()
+        self.line = Line()
         self.widened_at = -math.inf  # when a 429 last widened its margin
 
 
@@ -383,7 +243,7 @@ class RateLimiter:
         scope = self._scopes.setdefault(name, _Scope())
         channel = self._channels.setdefault(channel_id, _Log())
         conversation = self._conversations.setdefault((channel_id, conversation_id), _Log())
-        waiter: _Waiter | None = scope.line.join(lane)
+        waiter: Waiter | None = scope.line.join(lane)
         try:
             while True:
                 assert waiter is not None
@@ -442,8 +302,8 @@ class RateLimiter:
         await asyncio.sleep(min(seconds, recheck))
 
     @staticmethod
-    async def _wait_turn(waiter: _Waiter) -> None:
-        """The others wait to be next (`_Line.wake_head`), not for a time: one wake-up per slot
+    async def _wait_turn(waiter: Waiter) -> None:
+        """The others wait to be next (`Line.wake_head`), not for a time: one wake-up per slot
         for the whole line, however long it is."""
         waiter.turn.clear()
         # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that comes as

@@ -16,7 +16,8 @@ from proactive_bot.channel import ChannelAdapter
 from proactive_bot.channel import activity as channel_module
 from proactive_bot.clients import teams_reach
 from proactive_bot.delivery import NOTIFICATIONS, Delivery, RetryPolicy
-from proactive_bot.delivery.rate_limits import LimitsConfig, RateLimiter
+from proactive_bot.delivery.limits import LimitsConfig
+from proactive_bot.delivery.rate_limits import RateLimiter
 from proactive_bot.notifications.compose import compose
 from proactive_bot.notifications.fanout import Fanout
 from proactive_bot.notifications.lifecycle import Lifecycle

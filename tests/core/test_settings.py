@@ -9,15 +9,8 @@ from collections.abc import Iterator, Mapping
 import pytest
 
 from devtools.settings_table import markdown_table
-from proactive_bot.settings import (
-    BY_NAME,
-    SETTINGS,
-    AppType,
-    Reader,
-    Settings,
-    SettingsError,
-    StorageIdentity,
-)
+from proactive_bot.settings import AppType, Settings, SettingsError, StorageIdentity
+from proactive_bot.settings_catalog import BY_NAME, SETTINGS, Reader
 from tests.conftest import APP_ID, STORAGE_CLIENT_ID
 from tests.functions.invoke import APP_ROOT
 

@@ -15,8 +15,10 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.data.tables.aio import TableClient
 
 from devtools.azurite import ACCOUNT, ACCOUNT_KEY, free_port
-from proactive_bot.delivery.budget import BudgetTable, SharedBudget, allocate
-from proactive_bot.delivery.rate_limits import ChannelLimits, LimitsConfig, RateLimiter
+from proactive_bot.delivery.budget import SharedBudget, allocate
+from proactive_bot.delivery.budget_table import BudgetTable
+from proactive_bot.delivery.limits import ChannelLimits, LimitsConfig
+from proactive_bot.delivery.rate_limits import RateLimiter
 from tests.net import silent_server
 
 CEILING = 50

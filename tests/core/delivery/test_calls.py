@@ -17,8 +17,9 @@ import pytest
 from proactive_bot.channel.connector import ConnectorError, _connector_error
 from proactive_bot.channel.service_urls import ServiceUrlNotAllowed
 from proactive_bot.delivery.calls import Calls, Reply, classify, classify_status, patiently
+from proactive_bot.delivery.limits import LimitsConfig
 from proactive_bot.delivery.outcome import Outcome, Result
-from proactive_bot.delivery.rate_limits import APP_MARGIN_MIN, LimitsConfig, RateLimiter
+from proactive_bot.delivery.rate_limits import APP_MARGIN_MIN, RateLimiter
 from proactive_bot.delivery.retries import RetryPolicy
 
 QUICK = RetryPolicy(max_attempts=3, first_delay=0.0, max_delay=0.0)

@@ -12,7 +12,8 @@ from proactive_bot import clock
 from proactive_bot.activities import message
 from proactive_bot.delivery import Outcome
 from proactive_bot.delivery.lanes import Lane
-from proactive_bot.delivery.rate_limits import TEAMS_PER_CONVERSATION, ChannelLimits, LimitsConfig, RateLimiter
+from proactive_bot.delivery.limits import TEAMS_PER_CONVERSATION, ChannelLimits, LimitsConfig
+from proactive_bot.delivery.rate_limits import RateLimiter
 from proactive_bot.references import StoredReference
 
 PER_CONVERSATION = ((3, 0.4), (4, 0.8))

@@ -115,7 +115,7 @@ async def test_a_single_attempts_429_holds_the_conversation_for_every_sender(eng
     """A reminder or a task's result makes one attempt (`send`); its 429's Retry-After still
     holds the conversation, so the next send there (another reminder, a notification) waits
     for it rather than drawing another 429."""
-    from proactive_bot.delivery.rate_limits import LimitsConfig
+    from proactive_bot.delivery.limits import LimitsConfig
 
     engine = await engine_factory(limits=LimitsConfig())
     recipient = await one_recipient(engine)

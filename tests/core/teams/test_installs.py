@@ -19,7 +19,8 @@ from devtools.connector_stub import PAGED_MEMBERS
 from proactive_bot import clock
 from proactive_bot.channel import ChannelAdapter
 from proactive_bot.channel import activity as channel_module
-from proactive_bot.delivery.rate_limits import LimitsConfig, RateLimiter
+from proactive_bot.delivery.limits import LimitsConfig
+from proactive_bot.delivery.rate_limits import RateLimiter
 from proactive_bot.settings import Settings
 from proactive_bot.teams.installs import TeamsInstalls
 from proactive_bot.teams.roster import RosterWalk
