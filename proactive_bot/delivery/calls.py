@@ -112,6 +112,7 @@ class Calls:
         change: bool = False,
         lane: Lane = Lane.BULK,
         tenant_id: str = "",
+        retry: bool = False,
     ) -> Reply[T]:
         """One call of `request` to the conversation (the limiter's key), paced and classified.
 
@@ -120,12 +121,12 @@ class Calls:
         sending this" should do it as late as possible, so a crash leaves little unconfirmed,
         and early enough that the request still leaves on time. `lane` orders the call among
         those waiting (delivery/lanes.py); `tenant_id` names the budget it counts in (Teams
-        counts every request per app per tenant).
+        counts every request per app per tenant); a `retry` goes first in its lane.
         """
         async with self._slot(lane):
             early = 0.0 if claim is None else (self._claim_latency.estimate if lead is None else lead)
             permit = await self._limiter.acquire(
-                channel_id, conversation_id, lead=early, lane=lane, tenant_id=tenant_id
+                channel_id, conversation_id, lead=early, lane=lane, tenant_id=tenant_id, retry=retry
             )
             if claim is not None:
                 started = time.monotonic()

@@ -41,9 +41,15 @@ class Line:
     def __bool__(self) -> bool:
         return any(self._lanes.values())
 
-    def join(self, lane: Lane) -> Waiter:
+    def join(self, lane: Lane, retry: bool = False) -> Waiter:
+        """A new waiter at the back of its lane; a retry at the front, since it waited its turn
+        once already (at the back again, one failure would cost it a second wait behind every
+        send queued since, and a broadcast its tail)."""
         waiter = Waiter(lane)
-        self._lanes[lane][waiter] = None
+        if retry:
+            self._lanes[lane] = {waiter: None, **self._lanes[lane]}
+        else:
+            self._lanes[lane][waiter] = None
         return waiter
 
     def ready(self) -> int:

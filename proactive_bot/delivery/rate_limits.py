@@ -226,9 +226,11 @@ class RateLimiter:
         lead: float = 0.0,
         lane: Lane = Lane.BULK,
         tenant_id: str = "",
+        retry: bool = False,
     ) -> Permit:
         """Take the next slot in which a send to this conversation is within every limit, in
-        the scope's line by `lane` (the budget scope: `tenant_id` for Teams, else the channel).
+        the scope's line by `lane` (the budget scope: `tenant_id` for Teams, else the channel);
+        a `retry` joins the front of its lane.
 
         Returns up to `lead` seconds before the slot (`Permit.stamp`), so the caller can do its
         last bit of work (the claim write) and then send on time with `wait_for_slot`.
@@ -243,7 +245,7 @@ class RateLimiter:
         scope = self._scopes.setdefault(name, _Scope())
         channel = self._channels.setdefault(channel_id, _Log())
         conversation = self._conversations.setdefault((channel_id, conversation_id), _Log())
-        waiter: Waiter | None = scope.line.join(lane)
+        waiter: Waiter | None = scope.line.join(lane, retry)
         try:
             while True:
                 assert waiter is not None

@@ -95,6 +95,7 @@ class Delivery:
         *,
         claim: ClaimHook | None = None,
         lane: Lane = Lane.BULK,
+        retry: bool = False,
     ) -> Result:
         """One attempt, within the concurrency bound and the rate limits (see `Calls.make`).
 
@@ -110,6 +111,7 @@ class Delivery:
             change=change,
             lane=lane,
             tenant_id=recipient.tenant_id,
+            retry=retry,
         )
         result = reply.result
         if result.outcome is Outcome.SENT:
@@ -148,9 +150,9 @@ class Delivery:
         take. Every wait for a rate slot also happens before the claim (see `send`).
         """
 
-        async def attempt(_: int) -> Reply[None]:
+        async def attempt(number: int) -> Reply[None]:
             claim = claimant.claim if claimant else None
-            return Reply(await self.send(recipient, activities, claim=claim, lane=lane))
+            return Reply(await self.send(recipient, activities, claim=claim, lane=lane, retry=number > 1))
 
         release = claimant.release if claimant is not None else None
         reply = await patiently(attempt, self._retries, deadline=deadline, release=release)

@@ -19,10 +19,16 @@ class Asked:
         acquire = limiter.acquire
 
         async def recording(
-            channel_id: str, conversation_id: str, *, lead: float = 0.0, lane: Lane = Lane.BULK, tenant_id: str = ""
+            channel_id: str,
+            conversation_id: str,
+            *,
+            lead: float = 0.0,
+            lane: Lane = Lane.BULK,
+            tenant_id: str = "",
+            retry: bool = False,
         ) -> Permit:
             self.calls.append((channel_id, lane, tenant_id))
-            return await acquire(channel_id, conversation_id, lead=lead, lane=lane, tenant_id=tenant_id)
+            return await acquire(channel_id, conversation_id, lead=lead, lane=lane, tenant_id=tenant_id, retry=retry)
 
         monkeypatch.setattr(limiter, "acquire", recording)
 

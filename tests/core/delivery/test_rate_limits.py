@@ -259,12 +259,14 @@ class Recorded:
         self.limiter = limiter
         self.slots: list[tuple[float, str]] = []
 
-    async def send(self, name: str, lane: Lane, tenant: str = "contoso") -> None:
-        permit = await self.limiter.acquire("msteams", name, lane=lane, tenant_id=tenant)
+    async def send(self, name: str, lane: Lane, tenant: str = "contoso", retry: bool = False) -> None:
+        permit = await self.limiter.acquire("msteams", name, lane=lane, tenant_id=tenant, retry=retry)
         self.slots.append((permit.stamp, name))
 
-    def start(self, names: list[str], lane: Lane, tenant: str = "contoso") -> list[asyncio.Task[None]]:
-        return [asyncio.create_task(self.send(name, lane, tenant)) for name in names]
+    def start(
+        self, names: list[str], lane: Lane, tenant: str = "contoso", retry: bool = False
+    ) -> list[asyncio.Task[None]]:
+        return [asyncio.create_task(self.send(name, lane, tenant, retry)) for name in names]
 
     def order(self) -> list[str]:
         return [name for _, name in sorted(self.slots)]
@@ -279,6 +281,17 @@ async def test_an_urgent_send_overtakes_the_bulk_sends_waiting_before_it():
     await asyncio.gather(*broadcast, *alert)
 
     assert sends.order() == ["bulk 0", "alert", "bulk 1", "bulk 2", "bulk 3", "bulk 4"]
+
+
+async def test_a_retry_goes_first_in_its_lane_having_waited_its_turn_once():
+    sends = Recorded(RateLimiter(FAST))
+    broadcast = sends.start([f"bulk {n}" for n in range(4)], Lane.BULK)
+    await asyncio.sleep(0)
+
+    again = sends.start(["bulk retried"], Lane.BULK, retry=True)
+    await asyncio.gather(*broadcast, *again)
+
+    assert sends.order() == ["bulk 0", "bulk retried", "bulk 1", "bulk 2", "bulk 3"]
 
 
 async def test_bulk_keeps_every_other_slot_while_urgent_sends_last():
