@@ -4,6 +4,7 @@ around the real RateLimiter, so the calls still take their slots)."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -18,17 +19,10 @@ class Asked:
         self.calls: list[tuple[str, Lane, str]] = []
         acquire = limiter.acquire
 
-        async def recording(
-            channel_id: str,
-            conversation_id: str,
-            *,
-            lead: float = 0.0,
-            lane: Lane = Lane.BULK,
-            tenant_id: str = "",
-            retry: bool = False,
-        ) -> Permit:
-            self.calls.append((channel_id, lane, tenant_id))
-            return await acquire(channel_id, conversation_id, lead=lead, lane=lane, tenant_id=tenant_id, retry=retry)
+        async def recording(channel_id: str, conversation_id: str, **options: Any) -> Permit:
+            # **options: whatever acquire takes (lead, retry...) passes through unread.
+            self.calls.append((channel_id, options.get("lane", Lane.BULK), options.get("tenant_id", "")))
+            return await acquire(channel_id, conversation_id, **options)
 
         monkeypatch.setattr(limiter, "acquire", recording)
 

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Iterable, Sequence
 
 import pytest
 from azure.core.credentials import AzureNamedKeyCredential
@@ -120,6 +121,35 @@ async def test_the_sum_of_grants_never_exceeds_the_ceiling(new_table):
     assert sorted(b.rate(SCOPE) for b in budgets) == [16, 17, 17]
 
 
+def most_in_a_second(stamps: list[float]) -> int:
+    stamps = sorted(stamps)
+    return max((sum(1 for t in stamps if start <= t < start + 1.0) for start in stamps), default=0)
+
+
+async def flat_out(
+    senders: Iterable[tuple[RateLimiter, str]], conversations: int, seconds: float, budgets: Sequence[SharedBudget]
+) -> dict[str, list[float]]:
+    """Each (limiter, tenant) sends to `conversations` conversations as fast as its limiter lets
+    it, for `seconds`; then the budgets close. Returns the slot times per tenant."""
+    stamps: dict[str, list[float]] = {}
+
+    async def sender(limiter: RateLimiter, tenant: str, n: int) -> None:
+        while True:
+            permit = await limiter.acquire("msteams", f"{tenant}-{n}", tenant_id=tenant)
+            stamps.setdefault(tenant, []).append(permit.stamp)
+
+    tasks = [
+        asyncio.create_task(sender(limiter, tenant, n)) for limiter, tenant in senders for n in range(conversations)
+    ]
+    await asyncio.sleep(seconds)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for budget in budgets:
+        await budget.close()
+    return stamps
+
+
 async def test_limiters_sharing_a_budget_stay_within_the_ceiling_in_every_window(new_table):
     """Three rate limiters, each with its own budget, all as busy as they can be: the sends
     they let through, together, never exceed the app's ceiling in any one-second window."""
@@ -127,26 +157,9 @@ async def test_limiters_sharing_a_budget_stay_within_the_ceiling_in_every_window
     config = LimitsConfig(app=((CEILING, 1.0),), channels={"default": ChannelLimits(())})
     budgets = [SharedBudget(BudgetTable(table, "app"), CEILING, instance=name, period=0.2) for name in "abc"]
     limiters = [RateLimiter(config, budget=budget) for budget in budgets]
-    stamps: list[float] = []
-    stop = asyncio.Event()
+    [stamps] = (await flat_out([(limiter, "") for limiter in limiters], 20, 3.0, budgets)).values()
 
-    async def sender(limiter: RateLimiter, n: int) -> None:
-        while not stop.is_set():
-            permit = await limiter.acquire("msteams", f"c{n}")
-            stamps.append(permit.stamp)
-
-    senders = [asyncio.create_task(sender(limiter, n)) for limiter in limiters for n in range(20)]
-    await asyncio.sleep(3.0)
-    stop.set()
-    for task in senders:
-        task.cancel()
-    await asyncio.gather(*senders, return_exceptions=True)
-    for budget in budgets:
-        await budget.close()
-
-    stamps.sort()
-    most = max(sum(1 for t in stamps if start <= t < start + 1.0) for start in stamps)
-    assert most <= CEILING
+    assert most_in_a_second(stamps) <= CEILING
     assert len(stamps) > CEILING  # they did share it, not starve
 
 
@@ -331,11 +344,6 @@ def test_no_instances_no_shares():
 CONTOSO, FABRIKAM, NORTHWIND = "msteams:contoso", "msteams:fabrikam", "msteams:northwind"
 
 
-def most_in_a_second(stamps: list[float]) -> int:
-    stamps = sorted(stamps)
-    return max((sum(1 for t in stamps if start <= t < start + 1.0) for start in stamps), default=0)
-
-
 async def test_each_tenant_is_shared_on_its_own(new_table):
     """One instance busy in two tenants, another in one of them: the shared tenant is split
     between them, the other one is all the first's. Other channels have a budget each too."""
@@ -359,27 +367,7 @@ async def test_limiters_sharing_tenant_budgets_stay_within_each_tenants_ceiling(
     budgets = [SharedBudget(BudgetTable(table, "app"), CEILING, instance=name, period=0.2) for name in "ab"]
     limiters = [RateLimiter(config, budget=budget) for budget in budgets]
     tenants = {limiters[0]: ["contoso", "fabrikam"], limiters[1]: ["contoso", "fabrikam", "northwind"]}
-    stamps: dict[str, list[float]] = {}
-    stop = asyncio.Event()
-
-    async def sender(limiter: RateLimiter, tenant: str, n: int) -> None:
-        while not stop.is_set():
-            permit = await limiter.acquire("msteams", f"{tenant}-{n}", tenant_id=tenant)
-            stamps.setdefault(tenant, []).append(permit.stamp)
-
-    senders = [
-        asyncio.create_task(sender(limiter, tenant, n))
-        for limiter, names in tenants.items()
-        for tenant in names
-        for n in range(10)
-    ]
-    await asyncio.sleep(3.0)
-    stop.set()
-    for task in senders:
-        task.cancel()
-    await asyncio.gather(*senders, return_exceptions=True)
-    for budget in budgets:
-        await budget.close()
+    stamps = await flat_out([(limiter, t) for limiter, names in tenants.items() for t in names], 10, 3.0, budgets)
 
     assert set(stamps) == {"contoso", "fabrikam", "northwind"}
     for tenant, times in stamps.items():
@@ -395,27 +383,10 @@ async def test_the_app_wide_cap_holds_across_tenants_and_instances(new_table):
         SharedBudget(BudgetTable(table, "app"), CEILING, app_ceiling=cap, instance=name, period=0.2) for name in "ab"
     ]
     limiters = [RateLimiter(config, budget=budget) for budget in budgets]
-    stamps: list[float] = []
-    stop = asyncio.Event()
-
-    async def sender(limiter: RateLimiter, tenant: str, n: int) -> None:
-        while not stop.is_set():
-            permit = await limiter.acquire("msteams", f"{tenant}-{n}", tenant_id=tenant)
-            stamps.append(permit.stamp)
-
-    senders = [
-        asyncio.create_task(sender(limiter, tenant, n))
-        for limiter in limiters
-        for tenant in ("contoso", "fabrikam")
-        for n in range(8)
-    ]
-    await asyncio.sleep(2.5)
-    stop.set()
-    for task in senders:
-        task.cancel()
-    await asyncio.gather(*senders, return_exceptions=True)
-    for budget in budgets:
-        await budget.close()
+    per_tenant = await flat_out(
+        [(limiter, t) for limiter in limiters for t in ("contoso", "fabrikam")], 8, 2.5, budgets
+    )
+    stamps = [t for times in per_tenant.values() for t in times]
 
     assert most_in_a_second(stamps) <= cap
     assert len(stamps) > cap  # they did send
