@@ -89,10 +89,16 @@ class StoredReference:
             user_id=user.get("id") or "",
             user_name=user.get("name") or "",
             aad_object_id=user.get("aadObjectId") or "",
-            # botbuilder serializes ConversationAccount.tenant_id as "tenantID".
-            tenant_id=conversation.get("tenantID") or conversation.get("tenantId") or "",
+            tenant_id=tenant_of(reference),
             last_seen=now,
         )
+
+
+def tenant_of(reference: dict[str, Any]) -> str:
+    """The Teams tenant a serialized ConversationReference names ("" if none)."""
+    conversation = reference.get("conversation") or {}
+    # botbuilder serializes ConversationAccount.tenant_id as "tenantID".
+    return str(conversation.get("tenantID") or conversation.get("tenantId") or "")
 
 
 def _without_activity_id(reference: dict[str, Any]) -> dict[str, Any]:
