@@ -78,18 +78,25 @@ class Deliveries:
             return  # none of these is sent; the status counts them cancelled
         await self.deliver(header.notification, work.recipients, header.version)
 
-    async def deliver(self, notification: Notification, recipients: Sequence[BatchRecipient], version: int = 0) -> None:
+    async def deliver(
+        self,
+        notification: Notification,
+        recipients: Sequence[BatchRecipient],
+        version: int = 0,
+        *,
+        patience: float | None = None,
+    ) -> None:
+        """Deliver; a bulk batch that finds no room in this process within `patience` (default:
+        the intake's) goes back on the queue, for this process later or a sibling with room."""
         if lane_of(notification) is not Lane.BULK:
             await self._deliver(notification, recipients, version)
             return
-        async with self.intake.take(recipients) as taken:
+        async with self.intake.take(recipients, patience) as taken:
             if taken:
                 await self._deliver(notification, recipients, version)
                 return
-        # No room here now: back on the queue, for this process later or a sibling with room.
-        await self.work.put(
-            BatchWork(notification=notification.id, recipients=tuple(recipients)), delay=random.choice(YIELD_DELAY)
-        )
+        again = BatchWork(notification=notification.id, recipients=tuple(recipients))
+        await self.work.put(again, delay=random.choice(YIELD_DELAY))
         log.debug("notification %s: %d recipient(s) given back for now", notification.id, len(recipients))
 
     async def _deliver(self, notification: Notification, recipients: Sequence[BatchRecipient], version: int) -> None:

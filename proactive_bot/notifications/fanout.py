@@ -74,7 +74,9 @@ class Fanout:
                 first: list[asyncio.Task[None]] = []
 
                 async def deliver_first(recipients: list[BatchRecipient], net: Posted) -> None:
-                    await self.deliveries.deliver(notification, recipients, header.version)
+                    # No waiting for room here (the caller may be an HTTP request): without it,
+                    # the batch goes back on the queue at once (its net stays hidden a minute).
+                    await self.deliveries.deliver(notification, recipients, header.version, patience=0)
                     # Done: its copy on the queue would only find every recipient settled, after
                     # taking a rate slot for each (the claim comes just before the send).
                     await self.work.withdraw(net)

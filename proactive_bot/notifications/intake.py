@@ -54,11 +54,11 @@ class BulkIntake:
         return self._held[scope]
 
     @asynccontextmanager
-    async def take(self, recipients: Sequence[BatchRecipient]) -> AsyncIterator[bool]:
-        """Waits for room (at most `patience`), then yields whether the batch is taken on; a
-        batch taken on counts until the block ends."""
+    async def take(self, recipients: Sequence[BatchRecipient], patience: float | None = None) -> AsyncIterator[bool]:
+        """Waits for room (at most `patience`, default the intake's), then yields whether the
+        batch is taken on; a batch taken on counts until the block ends."""
         wanted = Counter(scope_of_recipient(r) for r in recipients)
-        if not await self._room_for(wanted):
+        if not await self._room_for(wanted, self.patience if patience is None else patience):
             yield False
             return
         self._held.update(wanted)
@@ -72,9 +72,9 @@ class BulkIntake:
     def _fits(self, wanted: Counter[str]) -> bool:
         return all(not self._held[s] or self._held[s] + n <= self.bound for s, n in wanted.items())
 
-    async def _room_for(self, wanted: Counter[str]) -> bool:
+    async def _room_for(self, wanted: Counter[str], patience: float) -> bool:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.patience
+        deadline = loop.time() + patience
         while not self._fits(wanted):
             left = deadline - loop.time()
             if left <= 0:

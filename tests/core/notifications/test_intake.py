@@ -87,3 +87,17 @@ async def test_without_rate_limits_nothing_is_bounded():
 
     async with intake.take([member(n) for n in range(5000)]) as first, intake.take([member(1)]) as second:
         assert first and second
+
+
+async def test_a_broadcasts_first_batch_never_waits_for_room_in_the_invocation_that_took_it(engine_factory):
+    engine = await engine_factory()
+    await engine.users(1)
+    intake = engine.fanout.deliveries.intake
+    intake.patience = 3600  # a queued batch would wait; the front door's first batch must not
+
+    async with intake.take([member(n) for n in range(intake.bound)]):
+        await engine.fanout.start(validate({"id": "all", "to": {"all": True}, "text": "townhall"}), "test")
+        assert engine.stub.delivered() == []
+
+    await engine.drain(wait_for_delayed=5)
+    assert [r.activity["text"] for r in engine.stub.delivered()] == ["townhall"]
