@@ -8,7 +8,8 @@ optional cap over all of them (`MaxAppSendsPerSecond`: the app's own capacity).
 
 from __future__ import annotations
 
-TEAMS = "msteams"
+from ..references import TEAMS
+
 APP_WIDE = "*"  # not a channel id: the Bot Framework's are lower-case words
 
 

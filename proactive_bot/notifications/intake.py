@@ -26,7 +26,8 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from ..delivery.scopes import TEAMS, scope_of
+from ..delivery.scopes import scope_of
+from ..references import TEAMS
 from ..teams.rows import RosterMember
 from ..work import BatchRecipient
 
