@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
 from proactive_bot import clock
 from proactive_bot.activities import message
-from proactive_bot.delivery import Outcome
+from proactive_bot.delivery import Lane, Outcome
+from proactive_bot.delivery.limits import LimitsConfig
 from proactive_bot.references import StoredReference
 
 
@@ -152,3 +154,22 @@ async def test_a_change_the_channel_cannot_make_is_unsupported_tried_once_and_ke
         assert f"{status} {code}" in result.detail and result.code == code
         assert [r.status for r in engine.stub.received if r.route == route] == [status]  # not retried
     assert (await engine.references.get(recipient.channel_id, recipient.conversation_id)).active
+
+
+async def test_an_urgent_send_overtakes_a_broadcast_already_waiting(engine_factory):
+    """A broadcast's sends wait for the tenant's pace; a 1:1 alert sent after them reaches the
+    channel with the next slot, not after them all."""
+    engine = await engine_factory(limits=LimitsConfig(app=((20, 1.0),)))
+    *everyone, alerted = [StoredReference.from_reference(r, clock.now()) for r in await engine.users(8)]
+    broadcast = [
+        asyncio.create_task(engine.delivery.send(user, [message("news")], lane=Lane.BULK)) for user in everyone
+    ]
+    while engine.limiter.app_demand() < len(everyone):  # all of it sent or waiting in line
+        await asyncio.sleep(0.001)
+
+    alert = await engine.delivery.send(alerted, [message("alert")], lane=Lane.URGENT)
+    await asyncio.gather(*broadcast)
+
+    assert alert.outcome is Outcome.SENT
+    arrived = [r.activity["text"] for r in engine.stub.delivered() if r.activity]
+    assert arrived[:3] == ["news", "alert", "news"] and len(arrived) == len(everyone) + 1
