@@ -7,6 +7,7 @@ param resourceToken string
 param botDisplayName string
 param maximumInstanceCount int
 param maxSendsPerSecond int
+param maxAppSendsPerSecond string
 param botSku string
 
 var functionAppName = 'func-bot-${resourceToken}'
@@ -141,6 +142,7 @@ var appSettings = {
   DeliveryConcurrency: '128'
   DeliveryRetryBudgetSeconds: '45'
   MaxSendsPerSecond: string(maxSendsPerSecond)
+  MaxAppSendsPerSecond: maxAppSendsPerSecond
 }
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {

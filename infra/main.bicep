@@ -20,9 +20,12 @@ param botDisplayName string = 'Proactive Bot'
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
-@description('Sends per second for the whole app (Teams allows about 50 per app); split across the instances.')
+@description('Sends per second per budget: per app per tenant for Teams (about 50), per channel for the others; shared by the instances.')
 @minValue(1)
 param maxSendsPerSecond int = 50
+
+@description('Optional cap on sends per second over all budgets together (the app\'s own capacity); empty = none.')
+param maxAppSendsPerSecond string = ''
 
 @description('Azure Bot pricing tier: F0 (free: standard channels, which include Teams, are unlimited) or S1.')
 @allowed(['F0', 'S1'])
@@ -47,6 +50,7 @@ module app 'app.bicep' = {
     botDisplayName: botDisplayName
     maximumInstanceCount: maximumInstanceCount
     maxSendsPerSecond: maxSendsPerSecond
+    maxAppSendsPerSecond: maxAppSendsPerSecond
     botSku: botSku
   }
 }

@@ -68,6 +68,8 @@ def as_deployed() -> dict[str, str]:
                 value = tenant_id
             elif expression == "string(maxSendsPerSecond)":
                 value = "50"  # the template's default: the app's whole ceiling, shared by its instances
+            elif expression == "maxAppSendsPerSecond":
+                value = ""  # the template's default: no cap over the budgets
             else:
                 value = "computed"
         values[name] = value
