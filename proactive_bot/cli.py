@@ -237,12 +237,23 @@ def _not_taken(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_keys_joined(sys.argv[1:] if argv is None else argv))
     try:
         return _run(args)
     except FrontDoorUnreachable as error:
         print(f"no answer from the front door: {error}", file=sys.stderr)
         return 2
+
+
+def _keys_joined(argv: list[str]) -> list[str]:
+    """`--key VALUE` as `--key=VALUE`: function keys are URL-safe base64 and may start with "-",
+    which argparse would otherwise take for an option."""
+    joined: list[str] = []
+    values = iter(argv)
+    for arg in values:
+        value = next(values, None) if arg == "--key" else None
+        joined.append(arg if value is None else f"--key={value}")
+    return joined
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -96,6 +96,13 @@ def test_notify_with_a_schedule_then_edit_recall_and_status(front_door, capsys):
     assert json.loads(status_json)["state"] == "cancelled"
 
 
+def test_a_function_key_that_starts_with_a_dash_is_taken_as_the_key(front_door):
+    url, seen = front_door
+
+    assert cli.main(["status", "n1", "--url", url, "--key", "-Xy_key"]) == 0
+    assert seen == [("GET", "/api/notifications/n1", None)]
+
+
 def test_a_time_without_offset_or_an_empty_edit_is_refused_before_any_request(front_door, capsys):
     url, seen = front_door
 
