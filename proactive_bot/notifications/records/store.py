@@ -128,7 +128,14 @@ class NotificationStore(SentRowWrites):
         return ids
 
     async def advance(
-        self, header: Header, *, found: int, cursor: dict[str, str] | None, planned: bool, note: str = ""
+        self,
+        header: Header,
+        *,
+        found: int,
+        cursor: dict[str, str] | None,
+        planned: bool,
+        note: str = "",
+        pages: int = 1,
     ) -> Header | None:
         """Move a walk on from where `header` left it (its cursor, count and plan); returns the
         record as it now stands. None: another writer moved the walk first (a redelivered page
@@ -138,7 +145,7 @@ class NotificationStore(SentRowWrites):
             moves = {
                 "recipients": header.recipients + found,
                 "planned": planned,
-                "pages": header.pages + 1,
+                "pages": header.pages + pages,
                 "note": note or header.note,
             }
             fields = {**moves, "cursor": json.dumps(cursor) if cursor else ""}
