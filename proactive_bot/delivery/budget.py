@@ -191,6 +191,8 @@ class SharedBudget:
     def rate(self, scope: str) -> int:
         """Sends per second this process may make in `scope` now."""
         if self._last_ok is not None and self._monotonic() - self._last_ok > self.self_expiry:
+            if self._in_use:  # once per lapse: the rates stay at nothing until a heartbeat works
+                log.warning("send budget: no heartbeat for %.1f s; sending nothing until one works", self.self_expiry)
             for held in list(self._in_use):
                 self._use(held, 0)  # our row may be counted dead by now: its shares can be someone else's
         return self._in_use.get(scope, 0)
