@@ -90,7 +90,18 @@ async def all_tenants(run: Rig, tenants: int, per_tenant: int, hosts: int) -> st
             f"  {tenant_of(f't{t}')}: {counts['delivered']} delivered, pace {pace:.3f} of its 50/s, "
             f"429s {counts['throttled']} of {counts['received']} requests ({share:.2f} %, goal <= {GOAL_THROTTLED} %)"
         )
+    lines.append(timeline(delivered, enqueued_at, [tenant_of(f"t{t}") for t in range(tenants)]))
     return "\n".join(lines)
+
+
+def timeline(delivered: list[dict], since: float, tenants: list[str]) -> str:
+    """Deliveries per second from enqueue, per tenant: where a pace below the bound was lost."""
+    seconds = int(max(r["received_wall"] for r in delivered) - since) + 1
+    rows = []
+    for tenant in tenants:
+        per_second = Counter(int(r["received_wall"] - since) for r in delivered if r.get("tenant_id") == tenant)
+        rows.append(f"  {tenant} per s: " + " ".join(str(per_second.get(s, 0)) for s in range(seconds)))
+    return "\n".join(rows)
 
 
 async def big_beside_alerts(run: Rig, big: int, per_tenant: int, every: float) -> str:
