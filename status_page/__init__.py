@@ -7,5 +7,5 @@ from proactive_bot.report import page
 
 
 async def main(req: func.HttpRequest) -> func.HttpResponse:
-    answer = await page.serve(req.route_params.get("path") or "")
+    answer = await page.serve(req.route_params.get("path") or "", req.params.get("code"))
     return func.HttpResponse(answer.body, status_code=answer.status, headers=answer.headers, mimetype=answer.mimetype)

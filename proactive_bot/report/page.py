@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import html
 from pathlib import Path
+from urllib.parse import urlencode
 
 from .. import clients
 from .answer import Answer
@@ -31,12 +32,16 @@ _HEADERS = {
 }
 
 
-async def serve(path: str) -> Answer:
-    """What `GET /api/status/<path>` answers."""
-    path = path.strip("/")
+async def serve(path: str, code: str | None) -> Answer:
+    """What `GET /api/status/<path>[?code=]` answers. The host asks each request for the key,
+    the page's own files too, so the page names them with the key it was opened with."""
+    path, key = path.strip("/"), _key_query(code)
+    if path == "":
+        return _index(key)
     if path in _FILES:
         name, mimetype = _FILES[path]
         return Answer(200, _read(name), mimetype, _HEADERS)
+    problem = functools.partial(_problem, key=key)
     if path.startswith("n/"):
         notification_id = path[2:]
         if not notification_id or len(notification_id) > _MAX_ID or not notification_id.isprintable():
@@ -44,11 +49,19 @@ async def serve(path: str) -> Answer:
         app = await clients.get()
         if await app.notifications.header(notification_id) is None:
             return problem(404, "No such notification", f"No notification {notification_id!r} is recorded here.")
-        return Answer(200, _read("index.html"), "text/html", _HEADERS)
+        return _index(key)
     return problem(404, "Not found", "The status page lives at /api/status and /api/status/n/<notification id>.")
 
 
-def problem(status: int, title: str, message: str) -> Answer:
+def _index(key: str) -> Answer:
+    return Answer(200, _read("index.html").replace(b"{{key}}", key.encode()), "text/html", _HEADERS)
+
+
+def _key_query(code: str | None) -> str:
+    return html.escape("?" + urlencode({"code": code})) if code else ""
+
+
+def _problem(status: int, title: str, message: str, *, key: str) -> Answer:
     """A small HTML page saying what went wrong (and where to go), never a trace."""
     body = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{t}</title>'
@@ -58,8 +71,8 @@ def problem(status: int, title: str, message: str) -> Answer:
     ).format(
         t=html.escape(title),
         m=html.escape(message),
-        css="/api/status/status.css",
-        js="/api/status/status.js",
+        css="/api/status/status.css" + key,
+        js="/api/status/status.js" + key,
         home="/api/status",
     )
     return Answer(status, body.encode(), "text/html", _HEADERS)

@@ -75,15 +75,16 @@ async function listView() {
       cell(tr, "").appendChild(link);
       cell(tr, when(n.createdAt));
       cell(tr, audience(n.to));
-      const state = cell(tr, n.cancelled ? "cancelled" : "…", "state");
+      const state = cell(tr, "…", "state");
       cell(tr, n.recipients);
-      const sent = cell(tr, ""), failed = cell(tr, ""), pending = cell(tr, "");
+      const [sent, failed, recalled, pending] = ["sent", "failed", "recalled", "pending"].map((c) => cell(tr, "", c));
       $("recent").appendChild(tr);
       // Its counts from the one status path, once (the list does not poll).
       api("GET", "/" + encodeURIComponent(n.id)).then(({ data: s }) => {
         state.textContent = s.state;
         sent.textContent = s.counts.sent;
         failed.textContent = s.counts.failed;
+        recalled.textContent = s.counts.recalled;
         pending.textContent = s.counts.pending;
       }).catch(() => {});
     }
@@ -191,7 +192,8 @@ function oneView(id) {
     const canvas = $("chart"), g = canvas.getContext("2d");
     const sends = perSecond("sent"), throttled = perSecond("throttled");
     const top = Math.max(1, budget || 0, ...sends, ...throttled) * 1.1;
-    const x = (i) => (i / (SAMPLES - 1)) * canvas.width, y = (v) => canvas.height - (v / top) * (canvas.height - 10);
+    const span = Math.max(1, sends.length - 1); // the samples so far fill the width
+    const x = (i) => (i / span) * canvas.width, y = (v) => canvas.height - (v / top) * (canvas.height - 10);
     g.clearRect(0, 0, canvas.width, canvas.height);
     if (budget) { g.setLineDash([4, 4]); g.strokeStyle = "#8a8886"; g.beginPath(); g.moveTo(0, y(budget)); g.lineTo(canvas.width, y(budget)); g.stroke(); g.setLineDash([]); }
     for (const [series, color] of [[sends, "#2b88d8"], [throttled, "#d13438"]]) {
