@@ -47,6 +47,8 @@ async def _first_call(folder: str) -> None:
         await invoke.queue("deliver_batch", json.dumps({"kind": "page", "notification": "n-none"}).encode())
     elif folder == "notifications_api":
         await invoke.http("notifications_api", json.loads(_notification()))
+    elif folder == "status_page":
+        await invoke.http("status_page", method="GET", route_params={"path": ""})
     elif folder == "timer_notify":
         await invoke.timer("timer_notify")
     elif folder == "long_tasks":

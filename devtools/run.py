@@ -49,7 +49,7 @@ def _listening(port: int) -> bool:
     return False
 
 
-def _instructions(host_url: str, channel_url: str, webchat_url: str) -> str:
+def _instructions(host_url: str, channel_url: str, webchat_url: str, host_key: str = "") -> str:
     activity = {
         "type": "message",
         "channelId": "console",
@@ -64,6 +64,8 @@ The bot is running.
 
   Chat with it in your browser:  {webchat_url}
   (each tab is another user; the panel beside the chat sends notifications and runs the timer)
+
+  Watch the notifications:       {host_url}/api/status?code={host_key}
 
   bot endpoint     {host_url}/api/messages
   console channel  {channel_url}  (what the bot sends appears below)
@@ -132,7 +134,7 @@ async def main(port: int, channel_port: int, webchat_port: int, hosts: int = 1, 
         page = f"http://localhost:{webchat.port}"
         if teams_port is not None:
             teams = await playground.start(f"{host.url}/api/messages", teams_port)
-        print(_instructions(host.url, channel.url, page), flush=True)
+        print(_instructions(host.url, channel.url, page, host.host_key), flush=True)
         if teams is not None:
             print(_teams_instructions(host.url, host.host_key, teams.url), flush=True)
         await stop.wait()

@@ -1,10 +1,12 @@
 """POST /api/notifications (send), GET /api/notifications/{id} (how it went), DELETE (cancel or
 recall) and PATCH (edit) of /api/notifications/{id}, and POST /api/notifications/{id}/resend?state=unconfirmed
-(send once more). Needs a function key."""
+(send once more). Also the delivery report: GET /api/notifications (the recent ones),
+GET /api/notifications/{id}/recipients (a page of rows) and .../recipients.csv. Needs a function key."""
 
 import azure.functions as func
 
 from proactive_bot import app
+from proactive_bot.report import endpoints as report
 
 
 async def main(req: func.HttpRequest) -> func.HttpResponse:
@@ -17,6 +19,20 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
         result = await app.resend_notification(notification_id, req.params.get("state", ""), status_url)
     elif req.method == "GET" and notification_id and not action:
         result = await app.notification_status(notification_id, detail=req.params.get("detail") == "true")
+    elif req.method == "GET" and not notification_id:
+        result = await report.recent_notifications(req.params.get("offset"), req.params.get("size"))
+    elif req.method == "GET" and notification_id and action == "recipients":
+        params = req.params
+        result = await report.recipients_page(
+            notification_id, params.get("state"), params.get("cursor"), params.get("size")
+        )
+    elif req.method == "GET" and notification_id and action == "recipients.csv":
+        answer = await report.recipients_csv(notification_id, req.params.get("state"))
+        if isinstance(answer, report.Answer):
+            return func.HttpResponse(
+                answer.body, status_code=answer.status, headers=answer.headers, mimetype=answer.mimetype
+            )
+        result = answer
     elif req.method == "DELETE" and notification_id and not action:
         result = await app.cancel_notification(notification_id, req.url)
     elif req.method == "PATCH" and notification_id and not action:
@@ -27,7 +43,8 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
             {
                 "error": {
                     "message": (
-                        "POST /api/notifications; GET, DELETE or PATCH /api/notifications/{id}; "
+                        "POST or GET /api/notifications; GET, DELETE or PATCH /api/notifications/{id}; "
+                        "GET /api/notifications/{id}/recipients[.csv]; "
                         "POST /api/notifications/{id}/resend?state=unconfirmed"
                     )
                 }

@@ -50,7 +50,7 @@ def test_the_edge_is_where_the_sdk_is():
     inside = [path for path in EDGE.rglob("*.py") if sdk_imports(path.read_text("utf-8"))]
 
     assert len(inside) >= 4
-    assert len(FUNCTION_FOLDERS) == 6
+    assert len(FUNCTION_FOLDERS) == 7
 
 
 def test_an_sdk_import_is_seen_wherever_it_is_written():

@@ -1,0 +1,114 @@
+"""The report's HTTP answers, as the front door (notifications_api) returns them: the recent
+notifications, a page of one's recipients (JSON), and its CSV delivery report.
+
+Counts and states come from the records' status path (`NotificationStore.status`, the one
+`GET /api/notifications/{id}` answers); the rows from paged queries (recipients.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from azure.data.tables.aio import TableClient
+
+from .. import clients, clock
+from ..app import HttpResult
+from . import cursors, export, recent, recipients
+from .answer import Answer
+
+
+async def recent_notifications(offset: str | None, size: str | None) -> HttpResult:
+    """GET /api/notifications: the notifications of the last days, newest first."""
+    try:
+        start, count = _number(offset, 0, "offset"), min(_number(size, recent.PAGE_SIZE, "size"), 100)
+    except ValueError as error:
+        return _error(400, str(error))
+    app = await clients.get()
+    found = await recent.recent(_table(app), clock.now(), offset=start, size=count)
+    return HttpResult(
+        200,
+        {
+            "notifications": [_summary(header) for header in found.headers],
+            "nextOffset": found.next_offset,
+            "budgetPerSecond": app.settings.max_sends_per_second,
+        },
+    )
+
+
+async def recipients_page(notification_id: str, state: str | None, cursor: str | None, size: str | None) -> HttpResult:
+    """GET /api/notifications/{id}/recipients[?state=&cursor=&size=]: one page of rows."""
+    try:
+        wanted = recipients.parse_filter(state)
+        start = cursors.decode(cursor)
+        count = min(_number(size, recipients.PAGE_SIZE, "size"), recipients.MAX_PAGE_SIZE)
+    except ValueError as error:  # BadFilter, BadCursor
+        return _error(400, str(error))
+    app = await clients.get()
+    if await app.notifications.header(notification_id) is None:
+        return _error(404, f"no notification {notification_id!r}")
+    found = await recipients.page(_table(app), notification_id, wanted, clock.now(), cursor=start, size=count)
+    return HttpResult(
+        200,
+        {
+            "columns": list(export.COLUMNS),
+            "rows": [dict(zip(export.COLUMNS, export.fields(row), strict=True)) for row in found.rows],
+            "cursor": cursors.encode(found.cursor),
+            "budgetPerSecond": app.settings.max_sends_per_second,
+        },
+    )
+
+
+async def recipients_csv(notification_id: str, state: str | None) -> Answer | HttpResult:
+    """GET /api/notifications/{id}/recipients.csv[?state=]: the delivery report."""
+    try:
+        wanted = recipients.parse_filter(state)
+    except recipients.BadFilter as error:
+        return _error(400, str(error))
+    app = await clients.get()
+    if await app.notifications.header(notification_id) is None:
+        return _error(404, f"no notification {notification_id!r}")
+    # The Python worker hands the host a whole body (it cannot stream one): the rows are read and
+    # written a page at a time, so what is held is the text, never the rows.
+    pages = _row_pages(_table(app), notification_id, wanted)
+    body = "".join([chunk async for chunk in export.csv_chunks(pages)]).encode("utf-8")
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in notification_id)[:80]
+    suffix = f"-{state}" if state else ""
+    return Answer(
+        200, body, "text/csv", {"Content-Disposition": f'attachment; filename="{name}{suffix}-recipients.csv"'}
+    )
+
+
+async def _row_pages(table: TableClient, notification_id: str, wanted: recipients.RowFilter) -> AsyncIterator[Any]:
+    async for found in recipients.pages(table, notification_id, wanted, clock.now()):
+        yield found.rows
+
+
+def _summary(header: Any) -> dict[str, Any]:
+    notification = header.notification
+    return {
+        "id": notification.id,
+        "createdAt": header.created_at.isoformat(),
+        "to": notification.to,
+        "text": notification.text if isinstance(notification.text, str) else None,
+        "recipients": header.recipients,
+        "planned": header.planned,
+        "cancelled": header.cancelled,
+        "version": header.version,
+    }
+
+
+def _table(app: clients.Clients) -> TableClient:
+    return app.tables.get_table_client(app.settings.notifications_table)
+
+
+def _number(value: str | None, default: int, name: str) -> int:
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a whole number (not {value[:20]!r})")
+    return max(int(value), 1) if name == "size" else int(value)
+
+
+def _error(status: int, message: str) -> HttpResult:
+    return HttpResult(status, {"error": {"message": message}})
