@@ -16,6 +16,10 @@ messages written before a deploy still parse after it:
 (`release` is the kind's name on the wire from before the words were sorted out: in the code,
 "release" is giving a claim back, and a scheduled notification is *started*.)
 
+Every kind may also carry `traceparent` (W3C Trace Context): the span that put it there, so the
+work it asks for joins that trace (telemetry/). `WorkQueue.put` adds it while telemetry is on;
+a message without it (telemetry off, or written before) starts its span anew.
+
 `parse` turns a message into one of them, or raises `InvalidWork` with the reason (the message
 goes to the poison queue). `Handlers` is the one dispatch table: one coroutine per kind, built
 where the app is composed (notifications/compose.py).
@@ -23,6 +27,7 @@ where the app is composed (notifications/compose.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -32,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, assert_never
 
 from azure.core.exceptions import AzureError
 
-from . import clock
+from . import clock, telemetry
 from .references import StoredReference
 from .teams.rows import RosterMember
 
@@ -53,52 +58,64 @@ BatchRecipient = StoredReference | RosterMember
 
 
 @dataclass(frozen=True, kw_only=True)
-class PageWork:
+class _Traced:
+    """What every kind carries besides its own fields: the trace it belongs to, if any."""
+
+    traceparent: str | None = None
+
+    def _traced(self, message: dict[str, Any]) -> dict[str, Any]:
+        if self.traceparent is not None:
+            message["traceparent"] = self.traceparent
+        return message
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageWork(_Traced):
     """Walk the next pages of a broadcast's audience."""
 
     KIND: ClassVar[str] = "page"
     notification: str
 
     def to_message(self) -> dict[str, Any]:
-        return {"kind": self.KIND, "notification": self.notification}
+        return self._traced({"kind": self.KIND, "notification": self.notification})
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> PageWork:
-        return cls(notification=_notification(message))
+        return cls(notification=_notification(message), traceparent=_traceparent(message))
 
 
 @dataclass(frozen=True, kw_only=True)
-class StartWork:
+class StartWork(_Traced):
     """A scheduled notification's notBefore came: start it."""
 
     KIND: ClassVar[str] = "release"
     notification: str
 
     def to_message(self) -> dict[str, Any]:
-        return {"kind": self.KIND, "notification": self.notification}
+        return self._traced({"kind": self.KIND, "notification": self.notification})
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> StartWork:
-        return cls(notification=_notification(message))
+        return cls(notification=_notification(message), traceparent=_traceparent(message))
 
 
 @dataclass(frozen=True, kw_only=True)
-class PostWork:
+class PostWork(_Traced):
     """Post a teamChannel notification (again: its last try ran out of time, or found it busy)."""
 
     KIND: ClassVar[str] = "post"
     notification: str
 
     def to_message(self) -> dict[str, Any]:
-        return {"kind": self.KIND, "notification": self.notification}
+        return self._traced({"kind": self.KIND, "notification": self.notification})
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> PostWork:
-        return cls(notification=_notification(message))
+        return cls(notification=_notification(message), traceparent=_traceparent(message))
 
 
 @dataclass(frozen=True, kw_only=True)
-class BatchWork:
+class BatchWork(_Traced):
     """Deliver a notification to some recipients: stored conversations (by their references) and
     roster members (their chat to be created), apart on the wire."""
 
@@ -115,7 +132,7 @@ class BatchWork:
         members = [r.to_json() for r in self.recipients if isinstance(r, RosterMember)]
         if members:
             message["members"] = members
-        return message
+        return self._traced(message)
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> BatchWork:
@@ -129,7 +146,7 @@ class BatchWork:
             recipients += [RosterMember.from_json(m) for m in members]
         except (ValueError, AttributeError, TypeError, KeyError) as error:
             raise InvalidWork(f"a batch recipient is not a conversation reference or roster member: {error}") from None
-        return cls(notification=notification, recipients=tuple(recipients))
+        return cls(notification=notification, recipients=tuple(recipients), traceparent=_traceparent(message))
 
     @staticmethod
     def weight(recipient: BatchRecipient) -> int:
@@ -138,7 +155,7 @@ class BatchWork:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RosterWork:
+class RosterWork(_Traced):
     """Read the next pages of a team's roster; `failures`: the reads that failed in a row before."""
 
     KIND: ClassVar[str] = "roster"
@@ -149,7 +166,7 @@ class RosterWork:
         message: dict[str, Any] = {"kind": self.KIND, "team": self.team}
         if self.failures:
             message["failures"] = self.failures
-        return message
+        return self._traced(message)
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> RosterWork:
@@ -157,11 +174,15 @@ class RosterWork:
         if not isinstance(team, str):
             raise InvalidWork("a roster walk needs a 'team' id")
         failures = message.get("failures", 0)
-        return cls(team=team, failures=failures if isinstance(failures, int) and not isinstance(failures, bool) else 0)
+        return cls(
+            team=team,
+            failures=failures if isinstance(failures, int) and not isinstance(failures, bool) else 0,
+            traceparent=_traceparent(message),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
-class _ShardChange:
+class _ShardChange(_Traced):
     """One shard's sent rows changed: to content `version` (edit) or deleted (recall)."""
 
     KIND: ClassVar[str]
@@ -170,7 +191,8 @@ class _ShardChange:
     version: int = 0
 
     def to_message(self) -> dict[str, Any]:
-        return {"kind": self.KIND, "notification": self.notification, "shard": self.shard, "version": self.version}
+        message = {"kind": self.KIND, "notification": self.notification, "shard": self.shard, "version": self.version}
+        return self._traced(message)
 
     @classmethod
     def _fields(cls, message: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +207,7 @@ class _ShardChange:
             "notification": notification,
             "shard": shard,
             "version": version if isinstance(version, int) and not isinstance(version, bool) else 0,
+            "traceparent": _traceparent(message),
         }
 
 
@@ -223,6 +246,12 @@ def parse(message: Any) -> Work:
     if parse_kind is None:
         raise InvalidWork(f"unknown work kind {kind!r}")
     return parse_kind(message)
+
+
+def _traceparent(message: dict[str, Any]) -> str | None:
+    # Not a reason to poison: a malformed one only starts a new trace (telemetry ignores it).
+    traceparent = message.get("traceparent")
+    return traceparent if isinstance(traceparent, str) else None
 
 
 def _notification(message: dict[str, Any]) -> str:
@@ -276,6 +305,10 @@ class WorkQueue:
         self._client = client
 
     async def put(self, work: Work, delay: float = 0) -> Posted:
+        if work.traceparent is None:
+            # The span putting it (for the same notification) is its parent; telemetry off: None.
+            traced = telemetry.traceparent(None if isinstance(work, RosterWork) else work.notification)
+            work = dataclasses.replace(work, traceparent=traced) if traced else work
         # The queue counts whole seconds; rounding down would bring a throttled batch back early.
         sent = await self._client.send_message(
             json.dumps(work.to_message(), separators=(",", ":")), visibility_timeout=math.ceil(delay) or None
