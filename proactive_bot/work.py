@@ -58,26 +58,15 @@ BatchRecipient = StoredReference | RosterMember
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Traced:
-    """What every kind carries besides its own fields: the trace it belongs to, if any."""
-
-    traceparent: str | None = None
-
-    def _traced(self, message: dict[str, Any]) -> dict[str, Any]:
-        if self.traceparent is not None:
-            message["traceparent"] = self.traceparent
-        return message
-
-
-@dataclass(frozen=True, kw_only=True)
-class PageWork(_Traced):
+class PageWork:
     """Walk the next pages of a broadcast's audience."""
 
     KIND: ClassVar[str] = "page"
     notification: str
+    traceparent: str | None = None  # every kind's: the trace it belongs to (module docstring)
 
     def to_message(self) -> dict[str, Any]:
-        return self._traced({"kind": self.KIND, "notification": self.notification})
+        return _traced(self.traceparent, {"kind": self.KIND, "notification": self.notification})
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> PageWork:
@@ -85,14 +74,15 @@ class PageWork(_Traced):
 
 
 @dataclass(frozen=True, kw_only=True)
-class StartWork(_Traced):
+class StartWork:
     """A scheduled notification's notBefore came: start it."""
 
     KIND: ClassVar[str] = "release"
     notification: str
+    traceparent: str | None = None
 
     def to_message(self) -> dict[str, Any]:
-        return self._traced({"kind": self.KIND, "notification": self.notification})
+        return _traced(self.traceparent, {"kind": self.KIND, "notification": self.notification})
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> StartWork:
@@ -100,14 +90,15 @@ class StartWork(_Traced):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PostWork(_Traced):
+class PostWork:
     """Post a teamChannel notification (again: its last try ran out of time, or found it busy)."""
 
     KIND: ClassVar[str] = "post"
     notification: str
+    traceparent: str | None = None
 
     def to_message(self) -> dict[str, Any]:
-        return self._traced({"kind": self.KIND, "notification": self.notification})
+        return _traced(self.traceparent, {"kind": self.KIND, "notification": self.notification})
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> PostWork:
@@ -115,13 +106,14 @@ class PostWork(_Traced):
 
 
 @dataclass(frozen=True, kw_only=True)
-class BatchWork(_Traced):
+class BatchWork:
     """Deliver a notification to some recipients: stored conversations (by their references) and
     roster members (their chat to be created), apart on the wire."""
 
     KIND: ClassVar[str] = "batch"
     notification: str
     recipients: tuple[BatchRecipient, ...]
+    traceparent: str | None = None
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {
@@ -132,7 +124,7 @@ class BatchWork(_Traced):
         members = [r.to_json() for r in self.recipients if isinstance(r, RosterMember)]
         if members:
             message["members"] = members
-        return self._traced(message)
+        return _traced(self.traceparent, message)
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> BatchWork:
@@ -155,18 +147,19 @@ class BatchWork(_Traced):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RosterWork(_Traced):
+class RosterWork:
     """Read the next pages of a team's roster; `failures`: the reads that failed in a row before."""
 
     KIND: ClassVar[str] = "roster"
     team: str
     failures: int = 0
+    traceparent: str | None = None
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {"kind": self.KIND, "team": self.team}
         if self.failures:
             message["failures"] = self.failures
-        return self._traced(message)
+        return _traced(self.traceparent, message)
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> RosterWork:
@@ -182,17 +175,18 @@ class RosterWork(_Traced):
 
 
 @dataclass(frozen=True, kw_only=True)
-class _ShardChange(_Traced):
+class _ShardChange:
     """One shard's sent rows changed: to content `version` (edit) or deleted (recall)."""
 
     KIND: ClassVar[str]
     notification: str
     shard: int
     version: int = 0
+    traceparent: str | None = None
 
     def to_message(self) -> dict[str, Any]:
         message = {"kind": self.KIND, "notification": self.notification, "shard": self.shard, "version": self.version}
-        return self._traced(message)
+        return _traced(self.traceparent, message)
 
     @classmethod
     def _fields(cls, message: dict[str, Any]) -> dict[str, Any]:
@@ -246,6 +240,12 @@ def parse(message: Any) -> Work:
     if parse_kind is None:
         raise InvalidWork(f"unknown work kind {kind!r}")
     return parse_kind(message)
+
+
+def _traced(traceparent: str | None, message: dict[str, Any]) -> dict[str, Any]:
+    if traceparent is not None:
+        message["traceparent"] = traceparent
+    return message
 
 
 def _traceparent(message: dict[str, Any]) -> str | None:

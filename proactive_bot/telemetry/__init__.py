@@ -11,10 +11,14 @@
 See the README's "OpenTelemetry" section.
 """
 
-from .api import Attributes, Span
+from typing import TYPE_CHECKING
+
 from .facade import ATTEMPT, active, count, enabled, flush, observe, record, span, start, traceparent
 from .names import Metric, SpanName
 from .policy import Destination, TelemetrySettings
+
+if TYPE_CHECKING:
+    from .api import Attributes, Span
 
 __all__ = [
     "ATTEMPT",

@@ -11,10 +11,12 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from .api import Attribute, Attributes, Observations, Span, Telemetry
-from .names import Metric
-from .policy import TelemetrySettings
+if TYPE_CHECKING:  # types only: cold start makes no module it does not run
+    from .api import Attribute, Attributes, Observations, Span, Telemetry
+    from .names import Metric
+    from .policy import TelemetrySettings
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,7 @@ semantic conventions where one exists (`http.response.status_code`, `error.type`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import StrEnum
 
 
 class SpanName(StrEnum):
@@ -25,12 +24,6 @@ class SpanName(StrEnum):
         return f"work.{kind}"
 
 
-class Kind(Enum):
-    COUNTER = "counter"
-    HISTOGRAM = "histogram"
-    GAUGE = "gauge"
-
-
 class Metric(StrEnum):
     CONNECTOR_CALLS = "proactive_bot.connector.calls"
     CONNECTOR_DURATION = "proactive_bot.connector.duration"
@@ -40,25 +33,6 @@ class Metric(StrEnum):
     BUDGET_SHARE = "proactive_bot.budget.share"
     BUDGET_RATE = "proactive_bot.budget.rate"
 
-
-@dataclass(frozen=True)
-class Instrument:
-    kind: Kind
-    unit: str
-    description: str
-
-
-INSTRUMENTS: dict[Metric, Instrument] = {
-    Metric.CONNECTOR_CALLS: Instrument(Kind.COUNTER, "{call}", "Connector calls made, by outcome and status"),
-    Metric.CONNECTOR_DURATION: Instrument(Kind.HISTOGRAM, "s", "how long a Connector request took"),
-    Metric.DELIVERIES: Instrument(Kind.COUNTER, "{delivery}", "recipients' deliveries ended, by outcome and reason"),
-    Metric.DELIVERY_DURATION: Instrument(
-        Kind.HISTOGRAM, "s", "a delivery from its first wait for a slot to its last answer (pacing and retries)"
-    ),
-    Metric.QUEUE_AGE: Instrument(Kind.HISTOGRAM, "s", "a queue message's time from insertion to handling"),
-    Metric.BUDGET_SHARE: Instrument(Kind.GAUGE, "1", "this instance's share of a scope's send ceiling"),
-    Metric.BUDGET_RATE: Instrument(Kind.GAUGE, "{send}/s", "the sends per second this instance may make in a scope"),
-}
 
 # Attribute keys.
 NOTIFICATION = "notification.id"

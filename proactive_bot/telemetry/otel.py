@@ -14,7 +14,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from . import exporters, trace_ids
 from .api import Attribute, Attributes, Observations
-from .names import INSTRUMENTS, NOTIFICATION, Kind, Metric
+from .instruments import INSTRUMENTS, Kind
+from .names import NOTIFICATION, Metric
 from .policy import TelemetrySettings
 
 SCOPE = "proactive_bot"

@@ -9,8 +9,8 @@ gets the same spans and metrics.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 CONNECTION_STRING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 AUTHENTICATION_STRING = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
@@ -22,8 +22,10 @@ class Destination(Enum):
     OTLP = "otlp"
 
 
-@dataclass(frozen=True)
-class TelemetrySettings:
+class TelemetrySettings(NamedTuple):
+    """A NamedTuple, not a dataclass: read at every cold start, on or off (a frozen dataclass's
+    generated methods cost several times as much to make)."""
+
     connection_string: str = ""
     authentication_string: str = ""
     otlp_endpoint: str = ""
