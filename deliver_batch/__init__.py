@@ -6,6 +6,6 @@ from proactive_bot import app
 
 
 async def main(msg: func.QueueMessage, poison: func.Out[str]) -> None:
-    result = await app.process_work(msg.get_body(), msg.id or "")
+    result = await app.process_work(msg.get_body(), msg.id or "", msg.insertion_time)
     if result.poison_reason is not None:
         poison.set(msg.get_body().decode("utf-8", "replace"))

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from . import clients, clock, json_input, tasks, work
+from . import clients, clock, json_input, tasks, telemetry, work
 from .channel.activity import InvalidActivity
 from .channel.auth import AuthenticationError, AuthenticationUnavailable
 from .delivery.replies import TurnReplies
 from .notifications import contract, lifecycle
 from .notifications.lanes import class_of
 from .notifications.records import RecipientRow, RecipientState, Status
+from .telemetry import Metric, SpanName
+from .telemetry import names as attribute
 
 if TYPE_CHECKING:
     from .reminders.timer import RunSummary
@@ -85,7 +88,7 @@ class QueueResult:
     poison_reason: str | None = None
 
 
-async def process_notification(body: bytes, message_id: str = "") -> QueueResult:
+async def process_notification(body: bytes, message_id: str = "", inserted_at: datetime | None = None) -> QueueResult:
     """Queue: a notification from another system. A malformed one is returned for the poison queue."""
     try:
         notification = contract.parse_queue_message(body, fallback_id=f"q-{message_id}" if message_id else "")
@@ -93,20 +96,47 @@ async def process_notification(body: bytes, message_id: str = "") -> QueueResult
         log.error("queue message %s is malformed, moved to the poison queue: %s", message_id, error)
         return QueueResult(poison_reason=str(error))
     app = await clients.get()
-    await app.fanout.start(notification, source="queue")
+    _queue_age(app.settings.notifications_queue, inserted_at)
+    with telemetry.span(SpanName.INTAKE, {attribute.MESSAGE_ID: message_id}, notification=notification.id):
+        await app.fanout.start(notification, source="queue")
     log.info("notification %s (queue message %s) taken", notification.id, message_id)
     return QueueResult()
 
 
-async def process_work(body: bytes, message_id: str = "") -> QueueResult:
+async def process_work(body: bytes, message_id: str = "", inserted_at: datetime | None = None) -> QueueResult:
     """Work queue: one message (work.py lists the kinds), parsed and handed to what runs its kind."""
     app = await clients.get()
     try:
-        await app.work_handlers.run(work.parse(json_input.loads(body)))
+        item = work.parse(json_input.loads(body))
+        _queue_age(app.settings.work_queue, inserted_at, item.KIND)
+        with _work_span(item, message_id):
+            await app.work_handlers.run(item)
     except (json_input.JsonInputError, work.InvalidWork) as error:
         log.error("work message %s is malformed, moved to the poison queue: %s", message_id, error)
         return QueueResult(poison_reason=str(error))
     return QueueResult()
+
+
+def _work_span(item: work.Work, message_id: str) -> AbstractContextManager[object]:
+    """The work's span: a child of the span that put the message (its `traceparent`)."""
+    attributes: dict[str, str | int] = {attribute.WORK_KIND: item.KIND, attribute.MESSAGE_ID: message_id}
+    if isinstance(item, work.RosterWork):
+        attributes[attribute.TEAM] = item.team
+        return telemetry.span(SpanName.work(item.KIND), attributes, parent=item.traceparent)
+    if isinstance(item, work.BatchWork):
+        attributes[attribute.RECIPIENTS] = len(item.recipients)
+    elif isinstance(item, work.EditWork | work.RecallWork):
+        attributes[attribute.SHARD] = item.shard
+    return telemetry.span(SpanName.work(item.KIND), attributes, notification=item.notification, parent=item.traceparent)
+
+
+def _queue_age(queue: str, inserted_at: datetime | None, kind: str = "") -> None:
+    """How long the message waited, insertion to handling (a delayed one counts its delay)."""
+    if inserted_at is None:
+        return
+    moment = inserted_at if inserted_at.tzinfo else inserted_at.replace(tzinfo=UTC)
+    age = max(0.0, (clock.now() - moment).total_seconds())
+    telemetry.record(Metric.QUEUE_AGE, age, {attribute.QUEUE: queue, **({attribute.WORK_KIND: kind} if kind else {})})
 
 
 async def accept_notification(body: bytes, base_url: str) -> HttpResult:
@@ -118,16 +148,19 @@ async def accept_notification(body: bytes, base_url: str) -> HttpResult:
     except contract.InvalidNotification as error:
         return _error(400, str(error))
     app = await clients.get()
-    header = await app.notifications.create(notification, clock.now(), source="http")
-    # A repeated POST (same id) is enqueued again only while nothing has started: processing is
-    # idempotent, and this way a POST whose enqueue failed can simply be repeated.
-    if header.pages == 0 and not header.planned:
-        if notification.is_broadcast:
-            # Recorded already (with its audience, up to 10,000 aadObjectIds: more than a queue
-            # message holds): start walking it, as queue_notify would.
-            await app.work.put(work.PageWork(notification=notification.id))
-        else:
-            await app.notifications_queue.send_message(json.dumps(notification.document(), ensure_ascii=False))
+    with telemetry.span(SpanName.ACCEPT, notification=notification.id):
+        header = await app.notifications.create(notification, clock.now(), source="http")
+        # A repeated POST (same id) is enqueued again only while nothing has started: processing is
+        # idempotent, and this way a POST whose enqueue failed can simply be repeated.
+        if header.pages == 0 and not header.planned:
+            if notification.is_broadcast:
+                # Recorded already (with its audience, up to 10,000 aadObjectIds: more than a queue
+                # message holds): start walking it, as queue_notify would.
+                await app.work.put(work.PageWork(notification=notification.id))
+            else:
+                # The notifications queue's contract has no traceparent: queue_notify's span joins
+                # this trace by the notification's id (telemetry/trace_ids.py).
+                await app.notifications_queue.send_message(json.dumps(notification.document(), ensure_ascii=False))
     status_url = f"{base_url.rstrip('/')}/{quote(notification.id, safe='')}"
     return HttpResult(202, {"id": notification.id, "status": status_url}, {"Location": status_url})
 
@@ -135,7 +168,8 @@ async def accept_notification(body: bytes, base_url: str) -> HttpResult:
 async def cancel_notification(notification_id: str, base_url: str) -> HttpResult:
     """DELETE /api/notifications/{id}: cancel what is not sent yet, recall what is."""
     app = await clients.get()
-    return _lifecycle_reply(await app.lifecycle.cancel(notification_id), base_url)
+    with telemetry.span(SpanName.CANCEL, notification=notification_id):
+        return _lifecycle_reply(await app.lifecycle.cancel(notification_id), base_url)
 
 
 async def edit_notification(notification_id: str, body: bytes, base_url: str) -> HttpResult:
@@ -148,7 +182,8 @@ async def edit_notification(notification_id: str, body: bytes, base_url: str) ->
     except contract.InvalidNotification as error:
         return _error(400, str(error))
     app = await clients.get()
-    return _lifecycle_reply(await app.lifecycle.edit(notification_id, text, attachments), base_url)
+    with telemetry.span(SpanName.EDIT, notification=notification_id):
+        return _lifecycle_reply(await app.lifecycle.edit(notification_id, text, attachments), base_url)
 
 
 def _lifecycle_reply(answer: lifecycle.Reply, base_url: str) -> HttpResult:
@@ -174,7 +209,8 @@ async def resend_notification(notification_id: str, state: str, status_url: str)
     if state != RecipientState.UNCONFIRMED.public:
         return _error(400, f"state must be {RecipientState.UNCONFIRMED.public!r} (the only recipients a resend is for)")
     app = await clients.get()
-    handed_out = await app.fanout.resend(notification_id, RecipientState.UNCONFIRMED)
+    with telemetry.span(SpanName.RESEND, notification=notification_id):
+        handed_out = await app.fanout.resend(notification_id, RecipientState.UNCONFIRMED)
     if handed_out is None:
         return _error(404, f"no notification {notification_id!r}")
     return HttpResult(

@@ -24,7 +24,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
-from . import redaction
+from . import redaction, telemetry
 from .channel.adapter import ChannelAdapter
 from .delivery.limits import LimitsConfig
 from .delivery.rate_limits import RateLimiter
@@ -360,6 +360,7 @@ async def build(settings: Settings, **storage_options: Any) -> Clients:
     redaction.install(
         [settings.app_password, settings.identity_header, *redaction.storage_secrets(settings.storage_connection)]
     )
+    telemetry.start(settings.telemetry)  # once per process; nothing is imported while it is off
     tables, queues, credential = storage_clients(settings, **storage_options)
     # Enough pooled connections for every send in flight, plus storage calls of our own.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=settings.delivery_concurrency + 16))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from .settings_catalog import BY_NAME, MANAGED_IDENTITY, STORAGE, STORAGE_IDENTITY_PREFIX
+from .telemetry.policy import TelemetrySettings
 
 
 class SettingsError(RuntimeError):
@@ -128,6 +129,8 @@ class Settings:
     rate_limits: str = ""  # JSON: per channel id, {"perConversation": [[n, s], ...], "channel": [...]}
     rate_limits_enabled: bool = True
     retry_budget_seconds: float = 45.0  # retrying inside one invocation before requeueing
+    # Where spans and metrics go (telemetry/policy.py); none set: telemetry off.
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings, repr=False)
 
     @property
     def work_queue(self) -> str:
@@ -232,6 +235,7 @@ class Settings:
             retry_budget_seconds=float(get("DeliveryRetryBudgetSeconds")),
             open_id_metadata=get("BotOpenIdMetadata"),
             allowed_service_url_hosts=tuple(get("AllowedServiceUrlHosts").replace(",", " ").split()),
+            telemetry=TelemetrySettings.read(get),
         ).check()
 
 

@@ -166,5 +166,23 @@ SETTINGS: tuple[Setting, ...] = (
         "hosts a conversation's serviceUrl may name, comma-separated; "
         "`*.` for subdomains; `default` = the Bot Framework channel hosts (see [Security](#security))",
     ),
+    Setting(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "",
+        "Application Insights (the template sets it): the host's logs, and the app's spans and metrics through "
+        "the Azure Monitor distro (see [OpenTelemetry](#opentelemetry)); empty = none from the app",
+    ),
+    Setting(
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        "",
+        "`ClientId=<identity>;Authorization=AAD`: telemetry sent with that managed identity's Entra token "
+        "(the template's resource takes no other); empty = the connection string's key",
+    ),
+    Setting(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        "an OTLP/HTTP collector (e.g. `http://127.0.0.1:4318`) for the app's spans and metrics; the SDK's other "
+        "`OTEL_*` variables apply; empty = none (see [OpenTelemetry](#opentelemetry))",
+    ),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -16,6 +16,10 @@ messages written before a deploy still parse after it:
 (`release` is the kind's name on the wire from before the words were sorted out: in the code,
 "release" is giving a claim back, and a scheduled notification is *started*.)
 
+Every kind may also carry `traceparent` (W3C Trace Context): the span that put it there, so the
+work it asks for joins that trace (telemetry/). `WorkQueue.put` adds it while telemetry is on;
+a message without it (telemetry off, or written before) starts its span anew.
+
 `parse` turns a message into one of them, or raises `InvalidWork` with the reason (the message
 goes to the poison queue). `Handlers` is the one dispatch table: one coroutine per kind, built
 where the app is composed (notifications/compose.py).
@@ -23,6 +27,7 @@ where the app is composed (notifications/compose.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -32,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, assert_never
 
 from azure.core.exceptions import AzureError
 
-from . import clock
+from . import clock, telemetry
 from .references import StoredReference
 from .teams.rows import RosterMember
 
@@ -58,13 +63,14 @@ class PageWork:
 
     KIND: ClassVar[str] = "page"
     notification: str
+    traceparent: str | None = None  # every kind's: the trace it belongs to (module docstring)
 
     def to_message(self) -> dict[str, Any]:
-        return {"kind": self.KIND, "notification": self.notification}
+        return _traced(self.traceparent, {"kind": self.KIND, "notification": self.notification})
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> PageWork:
-        return cls(notification=_notification(message))
+        return cls(notification=_notification(message), traceparent=_traceparent(message))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,13 +79,14 @@ class StartWork:
 
     KIND: ClassVar[str] = "release"
     notification: str
+    traceparent: str | None = None
 
     def to_message(self) -> dict[str, Any]:
-        return {"kind": self.KIND, "notification": self.notification}
+        return _traced(self.traceparent, {"kind": self.KIND, "notification": self.notification})
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> StartWork:
-        return cls(notification=_notification(message))
+        return cls(notification=_notification(message), traceparent=_traceparent(message))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,13 +95,14 @@ class PostWork:
 
     KIND: ClassVar[str] = "post"
     notification: str
+    traceparent: str | None = None
 
     def to_message(self) -> dict[str, Any]:
-        return {"kind": self.KIND, "notification": self.notification}
+        return _traced(self.traceparent, {"kind": self.KIND, "notification": self.notification})
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> PostWork:
-        return cls(notification=_notification(message))
+        return cls(notification=_notification(message), traceparent=_traceparent(message))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +113,7 @@ class BatchWork:
     KIND: ClassVar[str] = "batch"
     notification: str
     recipients: tuple[BatchRecipient, ...]
+    traceparent: str | None = None
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {
@@ -115,7 +124,7 @@ class BatchWork:
         members = [r.to_json() for r in self.recipients if isinstance(r, RosterMember)]
         if members:
             message["members"] = members
-        return message
+        return _traced(self.traceparent, message)
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> BatchWork:
@@ -129,7 +138,7 @@ class BatchWork:
             recipients += [RosterMember.from_json(m) for m in members]
         except (ValueError, AttributeError, TypeError, KeyError) as error:
             raise InvalidWork(f"a batch recipient is not a conversation reference or roster member: {error}") from None
-        return cls(notification=notification, recipients=tuple(recipients))
+        return cls(notification=notification, recipients=tuple(recipients), traceparent=_traceparent(message))
 
     @staticmethod
     def weight(recipient: BatchRecipient) -> int:
@@ -144,12 +153,13 @@ class RosterWork:
     KIND: ClassVar[str] = "roster"
     team: str
     failures: int = 0
+    traceparent: str | None = None
 
     def to_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {"kind": self.KIND, "team": self.team}
         if self.failures:
             message["failures"] = self.failures
-        return message
+        return _traced(self.traceparent, message)
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> RosterWork:
@@ -157,7 +167,11 @@ class RosterWork:
         if not isinstance(team, str):
             raise InvalidWork("a roster walk needs a 'team' id")
         failures = message.get("failures", 0)
-        return cls(team=team, failures=failures if isinstance(failures, int) and not isinstance(failures, bool) else 0)
+        return cls(
+            team=team,
+            failures=failures if isinstance(failures, int) and not isinstance(failures, bool) else 0,
+            traceparent=_traceparent(message),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -168,9 +182,11 @@ class _ShardChange:
     notification: str
     shard: int
     version: int = 0
+    traceparent: str | None = None
 
     def to_message(self) -> dict[str, Any]:
-        return {"kind": self.KIND, "notification": self.notification, "shard": self.shard, "version": self.version}
+        message = {"kind": self.KIND, "notification": self.notification, "shard": self.shard, "version": self.version}
+        return _traced(self.traceparent, message)
 
     @classmethod
     def _fields(cls, message: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +201,7 @@ class _ShardChange:
             "notification": notification,
             "shard": shard,
             "version": version if isinstance(version, int) and not isinstance(version, bool) else 0,
+            "traceparent": _traceparent(message),
         }
 
 
@@ -223,6 +240,18 @@ def parse(message: Any) -> Work:
     if parse_kind is None:
         raise InvalidWork(f"unknown work kind {kind!r}")
     return parse_kind(message)
+
+
+def _traced(traceparent: str | None, message: dict[str, Any]) -> dict[str, Any]:
+    if traceparent is not None:
+        message["traceparent"] = traceparent
+    return message
+
+
+def _traceparent(message: dict[str, Any]) -> str | None:
+    # Not a reason to poison: a malformed one only starts a new trace (telemetry ignores it).
+    traceparent = message.get("traceparent")
+    return traceparent if isinstance(traceparent, str) else None
 
 
 def _notification(message: dict[str, Any]) -> str:
@@ -276,6 +305,10 @@ class WorkQueue:
         self._client = client
 
     async def put(self, work: Work, delay: float = 0) -> Posted:
+        if work.traceparent is None:
+            # The span putting it (for the same notification) is its parent; telemetry off: None.
+            traced = telemetry.traceparent(None if isinstance(work, RosterWork) else work.notification)
+            work = dataclasses.replace(work, traceparent=traced) if traced else work
         # The queue counts whole seconds; rounding down would bring a throttled batch back early.
         sent = await self._client.send_message(
             json.dumps(work.to_message(), separators=(",", ":")), visibility_timeout=math.ceil(delay) or None

@@ -6,7 +6,7 @@ from proactive_bot import app
 
 
 async def main(msg: func.QueueMessage, poison: func.Out[str]) -> None:
-    result = await app.process_notification(msg.get_body(), msg.id or "")
+    result = await app.process_notification(msg.get_body(), msg.id or "", msg.insertion_time)
     if result.poison_reason is not None:
         # Straight to the poison queue, unchanged: retrying a malformed message cannot help.
         poison.set(msg.get_body().decode("utf-8", "replace"))

@@ -16,7 +16,7 @@ from proactive_bot.settings_catalog import SETTINGS, STORAGE, Reader
 from tests.functions.invoke import APP_ROOT
 
 INFRA = APP_ROOT / "infra"
-# The Functions host's own settings the template writes (the app never reads them).
+# The Functions host's own settings the template writes (the app reads them too, for its telemetry: SETTINGS lists them).
 HOST_OWN = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
 # Flex Consumption deprecates these (functions-app-settings, "Flex Consumption plan deprecations").
 FLEX_DEPRECATED = {

@@ -87,6 +87,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from azure.core.exceptions import AzureError
 
+from .. import telemetry
 from .budget_table import MAX_SCOPES, BudgetTable, Row, Share
 from .scopes import APP_WIDE
 
@@ -185,6 +186,8 @@ class SharedBudget:
         self._vanished: dict[str, tuple[Row, float]] = {}  # rows gone from view: last seen, since (monotonic)
         self._hurried: set[str] = set()  # scopes a waiter hurried a heartbeat for since their rate changed
         self._task: asyncio.Task[None] | None = None
+        telemetry.observe(telemetry.Metric.BUDGET_SHARE, self._shares)
+        telemetry.observe(telemetry.Metric.BUDGET_RATE, self._rates)
 
     # --- what the limiter sees --------------------------------------------------------------
 
@@ -201,6 +204,15 @@ class SharedBudget:
     def rates(self) -> dict[str, int]:
         """Every scope's rate in use (those above nothing)."""
         return dict(self._in_use)
+
+    def _shares(self) -> list[tuple[float, telemetry.Attributes]]:
+        """The budget gauge (telemetry/): each scope's rate as a part of its ceiling. Read on the
+        metric reader's thread: `rates` is a copy."""
+        rates = self.rates
+        return [(rate / (self.ceiling_of(scope) or 1), {telemetry.names.SCOPE: scope}) for scope, rate in rates.items()]
+
+    def _rates(self) -> list[tuple[float, telemetry.Attributes]]:
+        return [(float(rate), {telemetry.names.SCOPE: scope}) for scope, rate in self.rates.items()]
 
     def ceiling_of(self, scope: str) -> int:
         return (self.app_ceiling or 0) if scope == APP_WIDE else self.ceiling

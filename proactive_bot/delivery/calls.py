@@ -36,8 +36,10 @@ from typing import Generic, TypeVar
 
 import aiohttp
 
+from .. import telemetry
 from ..channel.connector import ConnectorError
 from ..channel.service_urls import ServiceUrlNotAllowed
+from ..telemetry import names
 from .lanes import Lane
 from .outcome import Outcome, Result
 from .rate_limits import RateLimiter
@@ -123,6 +125,7 @@ class Calls:
         those waiting (delivery/lanes.py); `tenant_id` names the budget it counts in (Teams
         counts every request per app per tenant); a `retry` goes first in its lane.
         """
+        request = _observed(request, channel_id, lane, change)  # its span and metrics (telemetry/)
         async with self._slot(lane):
             early = 0.0 if claim is None else (self._claim_latency.estimate if lead is None else lead)
             permit = await self._limiter.acquire(
@@ -173,7 +176,9 @@ async def patiently(
     throttled = attempts = 0
     while True:
         attempts += 1
+        counting = telemetry.ATTEMPT.set(attempts)  # the Connector call's span says which attempt it is
         reply = await attempt(attempts)
+        telemetry.ATTEMPT.reset(counting)
         result = reply.result
         if result.outcome is Outcome.SKIPPED:
             return dataclasses.replace(reply, result=_counted(result, throttled, attempts - 1))
@@ -196,6 +201,49 @@ def _counted(result: Result, throttled: int, attempts: int, retry_after: float |
         throttled=throttled,
         attempts=attempts,
     )
+
+
+def _observed(
+    request: Callable[[], Awaitable[T]], channel_id: str, lane: Lane, change: bool
+) -> Callable[[], Awaitable[T]]:
+    """`request` in a span with its answer (status, retry-after, attempt), counted and timed;
+    `request` itself while telemetry is off."""
+    if not telemetry.enabled():
+        return request
+    made = time.monotonic()
+
+    async def call() -> T:
+        attributes: telemetry.Attributes = {
+            names.CHANNEL: channel_id,
+            names.LANE: lane.name.lower(),
+            names.CHANGE: change,
+        }
+        with telemetry.span(telemetry.SpanName.CONNECTOR_CALL, attributes) as span:
+            started = time.monotonic()
+            span.set(names.ATTEMPT, telemetry.ATTEMPT.get())
+            span.set(names.WAITED, started - made)  # for a slot, the rate limits and the claim
+            try:
+                value = await request()
+            except CALL_ERRORS as error:
+                _answered(span, attributes, classify(error, change=change), started)
+                raise
+            _answered(span, attributes, Result(Outcome.SENT, 200), started)
+            return value
+
+    return call
+
+
+def _answered(span: telemetry.Span, attributes: telemetry.Attributes, result: Result, started: float) -> None:
+    span.set(names.OUTCOME, result.outcome.value)
+    if result.status is not None:
+        span.set(names.STATUS, result.status)
+    if result.retry_after is not None:
+        span.set(names.RETRY_AFTER, result.retry_after)
+    if result.code:
+        span.set(names.ERROR, result.code)
+    counted = {**attributes, names.OUTCOME: result.outcome.value, names.STATUS: result.status or 0}
+    telemetry.count(telemetry.Metric.CONNECTOR_CALLS, 1, counted)
+    telemetry.record(telemetry.Metric.CONNECTOR_DURATION, time.monotonic() - started, counted)
 
 
 class _Latency:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .. import telemetry
 from ..channel.activity import PreparedActivity
 from ..channel.adapter import ChannelAdapter
 from ..references import ReferenceStore, StoredReference
@@ -155,7 +157,9 @@ class Delivery:
             return Reply(await self.send(recipient, activities, claim=claim, lane=lane, retry=number > 1))
 
         release = claimant.release if claimant is not None else None
+        started = time.monotonic()
         reply = await patiently(attempt, self._retries, deadline=deadline, release=release)
+        _delivered(recipient, activities, reply.result, time.monotonic() - started)
         return reply.result
 
     def _request(self, recipient: StoredReference, activities: Request) -> Callable[[], Awaitable[list[str] | None]]:
@@ -181,3 +185,17 @@ class Delivery:
             return await self._adapter.send_proactive(reference, posted)
 
         return post
+
+
+def _delivered(recipient: StoredReference, activities: Request, result: Result, seconds: float) -> None:
+    """A delivery's end, for the metrics (telemetry/): its outcome and, failing, why."""
+    if result.outcome is Outcome.SKIPPED or not telemetry.enabled():
+        return  # nothing was sent by this sender: the claim went elsewhere
+    names = telemetry.names
+    kind = type(activities).__name__.lower() if isinstance(activities, Edit | Recall) else "send"
+    attributes = {names.CHANNEL: recipient.channel_id, names.OUTCOME: result.outcome.value, names.DELIVERY_KIND: kind}
+    if result.outcome is not Outcome.SENT:
+        # The channel's code if it named one, else its status, else what kind of error it was.
+        attributes[names.REASON] = result.code or str(result.status or "") or result.detail.split(":")[0] or "unknown"
+    telemetry.count(telemetry.Metric.DELIVERIES, 1, attributes)
+    telemetry.record(telemetry.Metric.DELIVERY_DURATION, seconds, attributes)

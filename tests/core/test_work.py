@@ -85,3 +85,45 @@ def test_messages_written_before_the_work_module_still_parse():
 def test_an_unknown_or_misspelt_kind_is_refused_with_its_reason(message, reason):
     with pytest.raises(work.InvalidWork, match=reason.replace("[", r"\[")):
         work.parse(message)
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        work.PageWork(notification="n", traceparent=TRACEPARENT),
+        work.StartWork(notification="n", traceparent=TRACEPARENT),
+        work.PostWork(notification="n", traceparent=TRACEPARENT),
+        work.BatchWork(notification="n", recipients=(), traceparent=TRACEPARENT),
+        work.RosterWork(team="19:t", traceparent=TRACEPARENT),
+        work.EditWork(notification="n", shard=3, version=2, traceparent=TRACEPARENT),
+        work.RecallWork(notification="n", shard=0, traceparent=TRACEPARENT),
+    ],
+)
+def test_every_kind_may_carry_the_trace_it_belongs_to(item):
+    assert item.to_message()["traceparent"] == TRACEPARENT
+    assert on_the_wire(item) == item
+
+
+def test_without_a_trace_the_wire_is_as_before_and_a_bad_traceparent_is_no_reason_to_poison():
+    assert "traceparent" not in work.PageWork(notification="n").to_message()
+
+    assert work.parse({"kind": "page", "notification": "n"}) == work.PageWork(notification="n")
+    assert work.parse({"kind": "page", "notification": "n", "traceparent": 7}) == work.PageWork(notification="n")
+
+
+async def test_telemetry_off_puts_no_traceparent_on_the_queue():
+    class Queue:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        async def send_message(self, content, visibility_timeout=None):
+            self.sent.append(content)
+            return type("Sent", (), {"id": "m", "pop_receipt": "p"})()
+
+    queue = Queue()
+    await work.WorkQueue(queue).put(work.PageWork(notification="n"))  # type: ignore[arg-type]
+
+    assert json.loads(queue.sent[0]) == {"kind": "page", "notification": "n"}
