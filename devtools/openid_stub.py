@@ -103,7 +103,9 @@ class OpenIdStub:
             return web.json_response({"error": "temporarily_unavailable"}, status=self.token_outage)
         if form.get("grant_type") != "client_credentials" or not form.get("client_secret"):
             return web.json_response({"error": "invalid_client"}, status=401)
-        return web.json_response({"token_type": "Bearer", "expires_in": self.token_lifetime, "access_token": self.access_token})
+        return web.json_response(
+            {"token_type": "Bearer", "expires_in": self.token_lifetime, "access_token": self.access_token}
+        )
 
     def channel_claims(self, app_id: str, service_url: str, **changes: Any) -> dict[str, Any]:
         """The claims Azure Bot Service puts in a token to a bot; `changes` override (None drops)."""
