@@ -41,6 +41,8 @@ class OpenIdStub:
         self.keys_requests = 0
         self.token_requests: list[dict[str, str]] = []
         self.access_token = f"access-{uuid.uuid4().hex}"
+        self.token_lifetime = 3599  # seconds (`expires_in`); the bot refreshes 5 minutes early
+        self.token_outage: int | None = None  # while set, token requests are answered this status
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -97,9 +99,13 @@ class OpenIdStub:
     async def _token(self, request: web.Request) -> web.Response:
         form = dict(await request.post())
         self.token_requests.append({k: str(v) for k, v in form.items()})
+        if self.token_outage is not None:  # login.microsoftonline.com having an incident
+            return web.json_response({"error": "temporarily_unavailable"}, status=self.token_outage)
         if form.get("grant_type") != "client_credentials" or not form.get("client_secret"):
             return web.json_response({"error": "invalid_client"}, status=401)
-        return web.json_response({"token_type": "Bearer", "expires_in": 3599, "access_token": self.access_token})
+        return web.json_response(
+            {"token_type": "Bearer", "expires_in": self.token_lifetime, "access_token": self.access_token}
+        )
 
     def channel_claims(self, app_id: str, service_url: str, **changes: Any) -> dict[str, Any]:
         """The claims Azure Bot Service puts in a token to a bot; `changes` override (None drops)."""

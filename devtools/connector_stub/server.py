@@ -216,6 +216,7 @@ class ConnectorStub:
         self._scripted: dict[str | None, deque[_Answer]] = {}
         self._refusing_changes: dict[str | None, _Answer] = {}
         self._limits = RateLimits()
+        self._outage: int | None = None  # while set, every request is answered this status
         self._tenants: dict[str, str] = {}  # conversation id → tenant, as requests named it
         self._members: dict[str, list[dict[str, Any]]] = {}
         self._waiters: list[_Waiter] = []
@@ -294,6 +295,20 @@ class ConnectorStub:
         for status in statuses:
             answer = _failure(status, retry_after=header if status in (429, 503) else None)
             queue.append(dataclasses.replace(answer, retry_after_date=retry_after_as_date))
+
+    def outage(self, status: int | None = 503) -> None:
+        """Answer every request with `status` (a channel incident: 503, 500, 502, 504) until
+        outage(None). For a channel that does not answer at all, see `refuse`."""
+        self._outage = status
+
+    async def refuse(self) -> None:
+        """Close the listening socket and every open connection: requests meet a refused
+        connection until `resume`. The port is kept."""
+        await self.stop()
+
+    async def resume(self) -> None:
+        """Listen again on the same port, after `refuse`."""
+        await self.start(self._host, self._port)
 
     def block(self, conversation_id: str, status: int = 403, code: str | None = None) -> None:
         """Answer every request for the conversation with `status` until unblock().
@@ -487,6 +502,8 @@ class ConnectorStub:
         if route == UNKNOWN:
             message = f"No resource matches {incoming.method} {incoming.raw_path}."
             return _Answer(404, error_body("NotFound", message), error_code="NotFound")
+        if self._outage is not None:
+            return _failure(self._outage)
         if self._bearer is not None and incoming.authorization != f"Bearer {self._bearer}":
             return _failure(401)
         if incoming.problem is not None:
@@ -609,6 +626,10 @@ class ConnectorStub:
                 return web.json_response({"cleared": cleared})
             case "GET", ["tenants"]:
                 return web.json_response(self.tenant_stats())
+            case "POST", ["outage"]:
+                params = await request.json()
+                self.outage(params.get("status") if isinstance(params, dict) else None)
+                return web.json_response({"outage": self._outage})
             case "POST", [("block" | "fail" | "limits") as what]:
                 return await self._configure(what, request)
         return web.json_response(error_body("NotFound"), status=404)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC
@@ -22,11 +23,15 @@ from msrest.serialization import Model, Serializer
 
 from ..settings import Settings
 
+log = logging.getLogger(__name__)
+
 BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
 # The same audience in the managed identity protocol, which takes a resource, not a scope.
 BOT_FRAMEWORK_RESOURCE = "https://api.botframework.com"
 IDENTITY_API_VERSION = "2019-08-01"
 TOKEN_TIMEOUT = aiohttp.ClientTimeout(total=10)
+TOKEN_RETRY = 1.0  # seconds after a failed token fetch before the next one
+TOKEN_VALID_MARGIN = 60  # seconds before its expiry a cached token is no longer sent
 SEND_TIMEOUT = aiohttp.ClientTimeout(total=30)
 
 
@@ -56,7 +61,10 @@ class TokenProvider:
         self._session = session
         self._settings = settings
         self._token = ""
-        self._expires_at = 0.0
+        self._expires_at = 0.0  # when to fetch a new one
+        self._valid_until = 0.0  # when the cached one stops being accepted (with a margin)
+        self._failed_until = 0.0
+        self._failure: ConnectorError | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -70,12 +78,35 @@ class TokenProvider:
         return f"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
 
     async def token(self) -> str:
+        """A token, fetched if due. A failed fetch (the endpoint's error, or no answer) raises
+        ConnectorError TokenRequestFailed (503 if worth another try), which delivery reads as
+        "channel not ready", never as the recipient's failure. Meanwhile a cached token still
+        valid goes on being used (the refresh is due minutes before it expires), and for
+        TOKEN_RETRY after a failure every caller gets it at once instead of fetching again."""
         if time.monotonic() < self._expires_at:
             return self._token
         async with self._lock:
-            if time.monotonic() >= self._expires_at:
-                await self._fetch()
-        return self._token
+            now = time.monotonic()
+            if now < self._expires_at:
+                return self._token
+            if now >= self._failed_until:
+                try:
+                    await self._fetch()
+                    return self._token
+                except ConnectorError as error:
+                    self._failed(error)
+                except (aiohttp.ClientError, TimeoutError) as error:
+                    reason = f"could not get a bot token ({type(error).__name__}: {error})"
+                    self._failed(ConnectorError(503, "TokenRequestFailed", reason))
+            if now < self._valid_until:
+                return self._token
+            assert self._failure is not None
+            raise self._failure
+
+    def _failed(self, error: ConnectorError) -> None:
+        self._failure = error
+        self._failed_until = time.monotonic() + TOKEN_RETRY
+        log.warning("bot token fetch failed (%s)%s", error, "; using the cached token" if self._token else "")
 
     async def _fetch(self) -> None:
         request = self._identity_request() if self._settings.managed_identity else self._password_request()
@@ -95,6 +126,8 @@ class TokenProvider:
         self._token = token
         # Refresh five minutes early so a send never carries a token that expires in flight.
         self._expires_at = time.monotonic() + max(0, lifetime - 300)
+        self._valid_until = time.monotonic() + max(0, lifetime - TOKEN_VALID_MARGIN)
+        self._failure = None
 
     def _password_request(self) -> Any:
         form = {

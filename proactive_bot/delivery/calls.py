@@ -40,16 +40,21 @@ from .. import telemetry
 from ..channel.connector import ConnectorError
 from ..channel.service_urls import ServiceUrlNotAllowed
 from ..telemetry import names
+from .health import Health
 from .lanes import Lane
 from .outcome import Outcome, Result
 from .rate_limits import RateLimiter
 from .retries import GONE_STATUSES, UNSUPPORTED_STATUSES, RetryPolicy
+from .scopes import scope_of
 from .slots import Slots
 
 T = TypeVar("T")
 
 # Runs just before the request (see `Calls.make`); False: someone else has it, do not send.
 ClaimHook = Callable[[], Awaitable[bool]]
+
+# What a failed token fetch is told as (channel/connector.py): a send that never left.
+TOKEN_FAILED = "TokenRequestFailed"
 
 # What a call can fail with that is the channel's (or the network's) answer, not a bug of ours.
 CALL_ERRORS = (ConnectorError, aiohttp.ClientError, TimeoutError, ServiceUrlNotAllowed)
@@ -68,11 +73,24 @@ def classify(error: BaseException, *, change: bool = False) -> Result:
     deleted an activity the bot sent, where 405 and 501 mean the channel cannot do that."""
     if isinstance(error, ConnectorError):
         result = classify_status(error.status, str(error), error.retry_after, change=change)
+        if error.code == TOKEN_FAILED and result.retryable:
+            # No token, so no request: whatever the reason, it is not the recipient's failure.
+            return dataclasses.replace(result, code=error.code, channel_down=True)
         return dataclasses.replace(result, code=error.code) if error.code else result
     if isinstance(error, ServiceUrlNotAllowed):
         # Not transient: the stored address names a host the bot's token must not go to.
         return Result(Outcome.FAILED, detail=f"serviceUrl not allowed: {error}", permanent=True)
     return Result(Outcome.FAILED, detail=f"{type(error).__name__}: {error}")  # network, timeout
+
+
+def channel_failure(result: Result) -> bool:
+    """The channel (or the network to it, or our token endpoint) did not answer: a retryable
+    5xx, a refused or timed-out connection, no token. A 4xx (429 included) is an answer."""
+    return (
+        result.outcome is Outcome.FAILED
+        and result.retryable
+        and (result.status is None or result.status >= 500 or result.channel_down)
+    )
 
 
 def classify_status(status: int, detail: str, retry_after: float | None = None, *, change: bool = False) -> Result:
@@ -146,8 +164,19 @@ class Calls:
                 result = classify(error, change=change)
                 if result.outcome is Outcome.THROTTLED:
                     self._limiter.throttled(channel_id, conversation_id, result.retry_after, tenant_id=tenant_id)
-                return Reply(result)
+                return Reply(self._heard(channel_id, tenant_id, result))
+            self._limiter.health.answered(scope_of(channel_id, tenant_id), ok=True)
             return Reply(Result(Outcome.SENT, 200), value)
+
+    def _heard(self, channel_id: str, tenant_id: str, result: Result) -> Result:
+        """Tell the scope's health how a failed call went; while the channel is down (or was
+        never asked: no token), the failure is not the recipient's (delivery/retries.py)."""
+        scope = scope_of(channel_id, tenant_id)
+        unanswered = channel_failure(result)
+        health = self._limiter.health.answered(scope, ok=not unanswered)
+        if result.channel_down or (unanswered and health is Health.DOWN):
+            return dataclasses.replace(result, channel_down=True)
+        return result
 
     def _slot(self, lane: Lane) -> contextlib.AbstractAsyncContextManager[object]:
         if isinstance(self._slots, Slots):

@@ -28,6 +28,9 @@ class Result:
     activity_id: str | None = None  # what the channel named the sent activity (SENT only)
     code: str = ""  # the channel's error code, if it named one (ConversationBlockedByUser ...)
     unsupported: bool = False  # an edit or recall the channel cannot make (405, 501): never retried
+    # The channel was down (or our token could not be fetched): not the recipient's failure, so
+    # not counted against its attempts (delivery/retries.py, delivery/health.py).
+    channel_down: bool = False
 
     @property
     def retryable(self) -> bool:

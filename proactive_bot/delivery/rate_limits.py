@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from .health import ChannelHealth
 from .lanes import Lane
 from .limits import LimitsConfig, Window
 from .line import Line, Waiter
@@ -165,10 +166,12 @@ class RateLimiter:
         config: LimitsConfig,
         clock: Callable[[], float] = time.monotonic,
         budget: Budget | None = None,
+        health: ChannelHealth | None = None,
     ) -> None:
         """`budget`: each scope's ceiling (and the app-wide cap) is shared with other instances,
         and its first window's count is this process's current share (else `config` as it
-        stands)."""
+        stands). `health`: whether each scope's channel answers; a down one is only probed."""
+        self.health = health if health is not None else ChannelHealth(clock=clock)
         self._config = config
         self._clock = clock
         self._budget = budget
@@ -207,10 +210,11 @@ class RateLimiter:
         return sum(self.demands().values())
 
     def _scope_windows(self, name: str) -> tuple[Window, ...]:
-        if self._budget is None or not self._config.app:
-            return self._config.app
-        (_, seconds), *rest = self._config.app
-        return ((self._budget.rate(name), seconds), *rest)
+        windows = self._config.app
+        if self._budget is not None and windows:
+            (_, seconds), *rest = windows
+            windows = ((self._budget.rate(name), seconds), *rest)
+        return self.health.paced(name, windows)
 
     def _app_wide_windows(self) -> tuple[Window, ...]:
         if self._budget is None or not self._config.app_wide:

@@ -16,6 +16,18 @@ How patiently to try differs by kind of work, because each waits in a different 
   from the work queue after 5 s, doubling to 5 minutes; after 8 failed reads in a row the
   roster is failed (what was read stands) rather than tried forever, since notifications to the
   team wait for the walk. A 429 is not a failure: its Retry-After is honoured and not counted.
+- A channel outage (most requests answered 5xx, refused or timed out for a while, or our
+  token endpoint unreachable) is nobody's failure: `OUTAGE` says when a scope's channel counts
+  as down (delivery/health.py), and while it is, (1) its pace drops to a few probes a second
+  (the limiter applies it: no hammering a down channel at the full pace; the first answer
+  brings the full pace back), and (2) the attempts that fail meanwhile are not counted against
+  their recipients (`Result.channel_down`), so a minute-long outage ends with everyone
+  delivered instead of everyone failed after 8 quick attempts. Chosen over a time budget per
+  recipient: the attempt count stays the measure of a recipient's own failures (one that
+  fails while others succeed is still `failed` after 8), it needs no new field in the
+  records, and the probes bound the requests however long the outage lasts (a notification's
+  expiry ends it). A failed token fetch is always `channel_down`: it says nothing of the
+  recipient, and no request was made.
 - Long tasks have no policy of their own: a result that cannot be delivered fails the
   invocation, and the queue retries it (host.json: 5 deliveries, 30 s apart, then the poison
   queue), which is what a whole task re-run should be paced by.
@@ -53,6 +65,17 @@ class RetryPolicy:
         return backoff if retry_after is None else max(retry_after, backoff)
 
 
+@dataclass(frozen=True)
+class OutagePolicy:
+    """When a budget scope's channel counts as down, and how hard it is probed meanwhile."""
+
+    window: float = 5.0  # seconds of answers looked at
+    min_failures: int = 10  # fewer failures than this in the window is a recipient's, not an outage
+    failing_ratio: float = 0.5  # of the answers in the window: most of them
+    probe_rate: int = 2  # requests per second in the scope while it is down
+
+
 NOTIFICATIONS = RetryPolicy(max_attempts=8, first_delay=0.5, max_delay=30.0, jitter=True)
 REMINDERS = RetryPolicy(max_attempts=5, first_delay=120.0, max_delay=3600.0)
 ROSTERS = RetryPolicy(max_attempts=8, first_delay=5.0, max_delay=300.0)
+OUTAGE = OutagePolicy()

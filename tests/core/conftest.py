@@ -79,14 +79,19 @@ class Engine:
 async def engine_factory(storage_connection, new_table) -> AsyncIterator:
     made: list = []
 
-    async def make(*, limits: LimitsConfig | None = None, concurrency: int = 32, retry_budget: float = 5.0) -> Engine:
+    async def make(
+        *, limits: LimitsConfig | None = None, concurrency: int = 32, retry_budget: float = 5.0, **settings_changes
+    ) -> Engine:
         stub = ConnectorStub()
         await stub.start()
         http = aiohttp.ClientSession()
         queue = QueueClient.from_connection_string(storage_connection, f"work-{uuid.uuid4().hex[:12]}")
         await queue.create_queue()
         settings = Settings(
-            storage_connection=storage_connection, delivery_concurrency=concurrency, retry_budget_seconds=retry_budget
+            storage_connection=storage_connection,
+            delivery_concurrency=concurrency,
+            retry_budget_seconds=retry_budget,
+            **settings_changes,
         )
         references = ReferenceStore(await new_table())
         limiter = RateLimiter(limits or LimitsConfig(enabled=False))

@@ -151,12 +151,13 @@ def settled(recipient: Recipient, claim: Claim, result: Result, *, whole_run: bo
     Attempts are counted from the claim: by default `result` is the one attempt made under it
     (earlier ones were given back with their counts, see fanout's claimant); `whole_run`: every
     attempt `result` reports was made under this one claim."""
-    attempts = claim.attempts + (result.attempts if whole_run else 1)
+    # An attempt made while the channel was down is not the recipient's (delivery/retries.py).
+    attempts = claim.attempts + (result.attempts if whole_run else int(not result.channel_down))
     if result.outcome is Outcome.SENT:
         state = RecipientState.SENT
     elif result.outcome is Outcome.GONE:
         state = RecipientState.GONE
-    elif result.retryable and not NOTIFICATIONS.exhausted(attempts):
+    elif result.retryable and (result.channel_down or not NOTIFICATIONS.exhausted(attempts)):
         state = RecipientState.RETRY
     else:
         state = RecipientState.FAILED

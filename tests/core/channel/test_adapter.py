@@ -262,12 +262,16 @@ async def test_a_token_endpoint_refusing_fails_the_send_and_marks_nobody_gone(
 
 @pytest.mark.parametrize("status", [500, 503, 429])
 async def test_a_token_endpoint_failing_for_a_while_is_retried_and_not_cached(
-    storage_connection, openid, serve_app, status
+    storage_connection, openid, serve_app, status, monkeypatch
 ):
-    """5xx (or 429) from the token endpoint: the send is worth another try, and the next one
-    asks for a token again rather than reusing the failure."""
+    """5xx (or 429) from the token endpoint: the send is worth another try, not the recipient's
+    failure (`channel_down`), and the next one after TOKEN_RETRY asks for a token again rather
+    than reusing the failure."""
+    from proactive_bot.channel import connector
     from proactive_bot.delivery import Outcome
     from tests.conftest import authenticated_settings
+
+    monkeypatch.setattr(connector, "TOKEN_RETRY", 0.0)
 
     async with token_endpoint_answering(status) as (endpoint, answered), ConnectorStub() as stub:
         app = await serve_app(authenticated_settings(storage_connection, endpoint, openid.metadata_url))
@@ -277,8 +281,21 @@ async def test_a_token_endpoint_failing_for_a_while_is_retried_and_not_cached(
         assert stub.received == []
     assert answered == [status, status]
     assert first.outcome is second.outcome is Outcome.FAILED
-    assert first.retryable and "TokenRequestFailed" in first.detail
+    assert first.retryable and first.channel_down and "TokenRequestFailed" in first.detail
     assert after.active
+
+
+async def test_senders_meeting_a_failed_token_fetch_do_not_each_fetch_again(storage_connection, openid, serve_app):
+    """For TOKEN_RETRY after a failed fetch, every send fails at once with the same answer: a
+    broadcast's senders do not queue up one token request each behind the lock."""
+    from tests.conftest import authenticated_settings
+
+    async with token_endpoint_answering(503) as (endpoint, answered), ConnectorStub() as stub:
+        app = await serve_app(authenticated_settings(storage_connection, endpoint, openid.metadata_url))
+        results = [(await send_and_look_again(app, stub))[0] for _ in range(3)]
+
+    assert answered == [503]
+    assert all(r.retryable and r.channel_down for r in results)
 
 
 async def test_with_a_managed_identity_an_unknown_identity_fails_the_send_and_marks_nobody_gone(
