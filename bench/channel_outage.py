@@ -53,6 +53,7 @@ async def one_run(connection: str, n: int, outage: float, workdir: Path, kind: s
             {
                 "MicrosoftAppId": "b0c6a3e2-1d53-4d8b-9d1e-5c8f7e9a0b11",
                 "MicrosoftAppPassword": "bench-secret",
+                "MicrosoftAppTenantId": "5f1b8a9e-2c3d-4e5f-8a9b-0c1d2e3f4a5b",  # SingleTenant (the default) needs one
                 "BotTokenEndpoint": identity.token_endpoint,
                 "AllowedServiceUrlHosts": "default,127.0.0.1",
             }
