@@ -137,11 +137,27 @@ def _http_response(http: Any) -> func.HttpResponse:
     kind = body.WhichOneof("data")
     raw = getattr(body, kind) if kind else b""
     headers: Mapping[str, str] = dict(http.headers)
+    mimetype, charset = _content_type(headers)
     return func.HttpResponse(
         raw if isinstance(raw, bytes) else str(raw).encode("utf-8"),
         status_code=int(http.status_code or 200),
         headers=headers,
+        mimetype=mimetype,
+        charset=charset,
     )
+
+
+def _content_type(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The mimetype and charset the worker put in Content-Type: HttpResponse would otherwise say
+    text/plain whatever the function chose (the host answers with the header, so must we)."""
+    value = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+    if not value:
+        return None, None
+    mimetype, _, params = value.partition(";")
+    charset = next(
+        (p.split("=", 1)[1].strip() for p in params.split(";") if p.strip().lower().startswith("charset=")), None
+    )
+    return mimetype.strip(), charset
 
 
 def _queue_json(text: str) -> Any:
