@@ -22,6 +22,7 @@ from ..delivery.lanes import Lane
 from ..delivery.outcome import Outcome, Result
 from ..delivery.sender import Delivery
 from ..references import StoredReference
+from ..storage.outage import StorageUnavailable, unavailable
 from ..teams.reach import TeamsReach
 from ..teams.rows import RosterMember
 from ..work import BatchRecipient, BatchWork, InvalidWork, WorkQueue, batches_of
@@ -282,13 +283,26 @@ class _Batch:
     async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_EVERY)
-            await self._flush()
+            with contextlib.suppress(StorageUnavailable):
+                await self._flush()  # kept, for the next flush
 
     async def _flush(self, *, at_once: bool = False) -> None:
+        """Write the settled rows. What the process knows is not given up while storage is away:
+        the writes wait for it (storage/outage.py), and rows still unwritten after that are kept
+        for the next flush (rewriting a row is harmless: outcomes replace). Only the last flush
+        lets them go, and then they end as a dead worker's would: unconfirmed after their lease."""
         rows, self._settled = self._settled, []
-        if rows:
+        if not rows:
+            return
+        try:
             await self._fanout.records.settle(self._notification.id, rows, clock.now(), at_once=at_once)
             await self._fanout.receipts.expect(self._notification.id, rows, at_once=at_once)
+        except Exception as error:
+            if not unavailable(error):
+                raise
+            self._settled[:0] = rows
+            log.warning("notification %s: %d outcome(s) wait for storage (%s)", self._notification.id, len(rows), error)
+            raise StorageUnavailable(str(error)) from error
 
 
 class _Claimant:

@@ -85,7 +85,9 @@ class ReadReceipts:
     def __init__(self, table: TableClient, *, records: NotificationStore) -> None:
         self._table = table
         self._records = records  # whose rows a receipt marks read
-        self._writes = CoalescedWrites(table, Write.UPSERT, window=WRITE_WINDOW)
+        self._writes = CoalescedWrites(
+            table, Write.UPSERT, window=WRITE_WINDOW, gate=records.gate
+        )  # waits out storage blips
 
     async def expect(self, notification_id: str, outcomes: Iterable[Settled], *, at_once: bool = False) -> None:
         """Index the sent deliveries whose conversations send receipts."""

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
+
+from .outage import StorageGate, unavailable
 
 
 class Write(enum.Enum):
@@ -31,8 +35,9 @@ class CoalescedWrites:
 
     MAX_ROWS = 100  # an entity-group transaction's limit
 
-    def __init__(self, table: TableClient, write: Write, window: float) -> None:
+    def __init__(self, table: TableClient, write: Write, window: float, gate: StorageGate | None = None) -> None:
         self._table = table
+        self._gate = gate  # while storage is away, writes wait for it (outage.py)
         self._write_kind = write
         self._window = window  # seconds to wait for company
         self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
@@ -82,9 +87,15 @@ class CoalescedWrites:
     async def _write(self, group: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
         if len(group) > 1:
             try:
-                await self._table.submit_transaction([self._operation(entity) for entity, _ in group])
-            except HttpResponseError:
-                pass  # a row exists, one is bad, or one appears twice: all or nothing, so one by one
+                operations = [self._operation(entity) for entity, _ in group]
+                await self._persist(lambda: self._table.submit_transaction(operations))
+            except HttpResponseError as error:
+                # A row exists, one is bad, or one appears twice: all or nothing, so one by one
+                # (unless storage is still away after the gate's patience).
+                if unavailable(error):
+                    for _, done in group:
+                        _resolve(done, error)
+                    return
             except Exception as error:
                 for _, done in group:
                     _resolve(done, error)
@@ -95,14 +106,22 @@ class CoalescedWrites:
                 return
         for entity, done in group:
             try:
-                if self._write_kind is Write.CREATE:
-                    await self._table.create_entity(entity)
-                else:
-                    await self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+                await self._persist(functools.partial(self._write_one, entity))
             except Exception as error:
                 _resolve(done, error)
             else:
                 _resolve(done)
+
+    async def _write_one(self, entity: dict[str, Any]) -> None:
+        if self._write_kind is Write.CREATE:
+            await self._table.create_entity(entity)
+        else:
+            await self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    async def _persist(self, write: Callable[[], Awaitable[Any]]) -> Any:
+        # A create tried again may find the row its first try wrote: the caller's ResourceExistsError
+        # path (a claim then knows its own row by its token, records/store.py).
+        return await (self._gate.persist(write) if self._gate is not None else write())
 
     def _operation(self, entity: dict[str, Any]) -> tuple[Any, ...]:
         if self._write_kind is Write.CREATE:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ..contract import Notification
-from .states import ChangeFailure, RecipientState
+from .states import ChangeFailure, Claim, RecipientState, Verdict
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,3 +154,15 @@ def sent_row(entity: Any) -> SentRow:
 
 
 _CHANGE_FAILURES = frozenset(failure.value for failure in ChangeFailure)
+
+
+def claim_of(row: Any) -> Claim:
+    """The claim a row already records as this claimant's (its first try's write did land)."""
+    claimed_at = row.get("claimedAt")
+    return Claim(
+        Verdict.CLAIMED,
+        int(row.get("attempts", 0)),
+        int(row.get("throttled", 0)),
+        int(row.get("resends", 0)),
+        claimed_at if isinstance(claimed_at, datetime) else None,
+    )

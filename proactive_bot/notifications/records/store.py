@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -21,9 +22,11 @@ from azure.data.tables.aio import TableClient
 
 from ... import clock
 from ...storage.batching import CoalescedWrites, Write
+from ...storage.outage import StorageGate, probe_of
 from ..audience import ToAadUsers, audience_of
 from ..contract import Notification
 from .changes import SentRowWrites
+from .entities import recipient_fields, sent_fields
 from .keys import (
     AUDIENCE,
     AUDIENCE_ROW_IDS,
@@ -34,7 +37,7 @@ from .keys import (
     row_address,
     shards_range,
 )
-from .rows import Header, RecipientRow, header_of, recipient_row
+from .rows import Header, RecipientRow, claim_of, header_of, recipient_row
 from .states import SEND_LEASE, Claim, Found, RecipientState, Settled, Verdict, on_existing_row
 from .status import Status, tally
 
@@ -45,12 +48,20 @@ SETTLE_WINDOW = 0.25  # the same for outcomes
 
 
 class NotificationStore(SentRowWrites):
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, gate: StorageGate | None = None) -> None:
         self._table = table
+        # Claims, outcomes and the reads a claim makes wait while storage is away (storage/outage.py).
+        self._gate = gate or StorageGate(probe_of(table), patience=SEND_LEASE.total_seconds())
         # A claim waits for its window before its send may leave, so that one is short; outcomes
         # are written after the send and can wait for more company.
-        self._creates = CoalescedWrites(table, Write.CREATE, window=CLAIM_WINDOW)
-        self._outcomes = CoalescedWrites(table, Write.UPSERT, window=SETTLE_WINDOW)
+        self._creates = CoalescedWrites(table, Write.CREATE, window=CLAIM_WINDOW, gate=self._gate)
+        self._outcomes = CoalescedWrites(table, Write.UPSERT, window=SETTLE_WINDOW, gate=self._gate)
+
+    @property
+    def gate(self) -> StorageGate:
+        """Whether storage answers, and a way to wait until it does: shared with the writes that
+        go with these rows (read receipts' index)."""
+        return self._gate
 
     # header
 
@@ -113,7 +124,9 @@ class NotificationStore(SentRowWrites):
         """Whether no more of it may be sent: a DELETE has marked it, or its record is gone. The
         one property, not the document, for the check every claim transaction makes."""
         try:
-            entity = await self._table.get_entity(header_partition(notification_id), HEADER, select=["cancelledAt"])
+            entity = await self._gate.persist(
+                lambda: self._table.get_entity(header_partition(notification_id), HEADER, select=["cancelledAt"])
+            )
         except ResourceNotFoundError:
             return True
         return isinstance(entity.get("cancelledAt"), datetime)
@@ -199,13 +212,17 @@ class NotificationStore(SentRowWrites):
         settled `unconfirmed`, or (`resend_on_crash`) taken to be sent again.
         """
         partition, key = row_address(notification_id, recipient)
+        # Whose claim a row is: a claim tried again after storage dropped the connection may
+        # find the row its first try wrote, and must know it as its own (not someone else's send).
+        token = uuid.uuid4().hex
         entity = {
             "PartitionKey": partition,
             "RowKey": key,
-            **_recipient_fields(recipient),
+            **recipient_fields(recipient),
             "state": RecipientState.SENDING.value,
             "leaseUntil": now + SEND_LEASE,
             "claimedAt": now,
+            "claimToken": token,
             "attempts": 0,
             "throttled": 0,
             "resends": 0,
@@ -216,10 +233,11 @@ class NotificationStore(SentRowWrites):
             return Claim(Verdict.CLAIMED, claimed_at=now)
         except ResourceExistsError:
             pass
-        try:
-            existing = await self._table.get_entity(entity["PartitionKey"], entity["RowKey"])
-        except ResourceNotFoundError:
+        existing = await self._claimed_row(partition, key)
+        if existing is None:
             return Claim(Verdict.BUSY)  # vanished between the two calls; look again later
+        if existing.get("claimToken") == token:
+            return claim_of(existing)
         lease = existing.get("leaseUntil")
         found = on_existing_row(
             RecipientState(existing.get("state")),
@@ -240,7 +258,7 @@ class NotificationStore(SentRowWrites):
                 "updatedAt": now,
                 "detail": "sender stopped mid-send",
             }
-            await self._replace_if_unchanged(unconfirmed, existing)
+            await self._gate.persist(lambda: self._replace_if_unchanged(unconfirmed, existing))
             return Claim(Verdict.DONE)
         resends = int(existing.get("resends", 0)) + (found is Found.RESEND)  # onCrash "resend": at least once
         # RETRY (a delivery ran out of time, released it, or an operator asked for a resend), or
@@ -250,12 +268,21 @@ class NotificationStore(SentRowWrites):
             "state": RecipientState.SENDING.value,
             "leaseUntil": now + SEND_LEASE,
             "claimedAt": now,
+            "claimToken": token,
             "resends": resends,
             "updatedAt": now,
         }
-        if not await self._replace_if_unchanged(retaken, existing):
-            return Claim(Verdict.BUSY)
+        if not await self._gate.persist(lambda: self._replace_if_unchanged(retaken, existing)):
+            # Lost to another sender, or our own write landed and its answer did not.
+            again = await self._claimed_row(partition, key)
+            return claim_of(again) if again is not None and again.get("claimToken") == token else Claim(Verdict.BUSY)
         return Claim(Verdict.CLAIMED, int(existing.get("attempts", 0)), int(existing.get("throttled", 0)), resends, now)
+
+    async def _claimed_row(self, partition: str, key: str) -> Any:
+        try:
+            return await self._gate.persist(lambda: self._table.get_entity(partition, key))
+        except ResourceNotFoundError:
+            return None
 
     async def row(self, notification_id: str, recipient: Recipient) -> RecipientRow | None:
         """One recipient's row, by its key (None: no delivery to them has begun)."""
@@ -312,7 +339,7 @@ class NotificationStore(SentRowWrites):
             {
                 "PartitionKey": row_address(notification_id, done.recipient)[0],
                 "RowKey": recipient_key(done.recipient),
-                **_recipient_fields(done.recipient),
+                **recipient_fields(done.recipient),
                 "state": done.state.value,
                 "status": done.status or 0,
                 "attempts": done.attempts,
@@ -323,7 +350,7 @@ class NotificationStore(SentRowWrites):
                 **({"conversationId": done.conversation} if done.conversation else {}),
                 "updatedAt": now,
                 **({"claimedAt": done.claimed_at} if done.claimed_at else {}),
-                **_sent_fields(done),
+                **sent_fields(done),
             }
             for done in outcomes
         ]
@@ -367,26 +394,3 @@ def _without_audience(document: dict[str, Any]) -> dict[str, Any]:
     if "aadObjectIds" not in to:
         return document
     return {**document, "to": {**to, "aadObjectIds": []}}
-
-
-def _recipient_fields(recipient: Recipient) -> dict[str, Any]:
-    return {
-        "channelId": recipient.channel_id,
-        "conversationId": recipient.conversation_id,
-        "userId": recipient.user_id,
-    }
-
-
-def _sent_fields(done: Settled) -> dict[str, Any]:
-    """What an edit, a recall and a read receipt need of a sent row: the activity's id, the
-    content version it shows, and the address to change it at."""
-    if done.state is not RecipientState.SENT:
-        return {}
-    # A channel post's row names the channel, not an address to change the post at: its edits
-    # and recalls end as unsupported.
-    reference = getattr(done.recipient, "reference", None)
-    return {
-        "activityId": done.activity_id or "",
-        "version": done.version,
-        **({"reference": json.dumps(reference, ensure_ascii=False)} if reference is not None else {}),
-    }

@@ -12,6 +12,7 @@ from proactive_bot import clock
 from proactive_bot.notifications.contract import Notification
 from proactive_bot.notifications.records import NotificationStore, RecipientState, Settled, Verdict, shard_of
 from proactive_bot.references import StoredReference
+from proactive_bot.storage.outage import StorageGate, probe_of
 from tests.conftest import unreachable_connection
 
 
@@ -43,12 +44,13 @@ def same_shard(count: int):
 
 @pytest.fixture
 async def unreachable_store():
-    """A store whose storage account does not answer (nothing listens on the port)."""
+    """A store whose storage account does not answer (nothing listens on the port), and waits for
+    it a second (in the app: a send's lease)."""
     async with TableClient.from_connection_string(unreachable_connection(), "Notifications", retry_total=0) as table:
-        yield NotificationStore(table)
+        yield NotificationStore(table, gate=StorageGate(probe_of(table), patience=1.0))
 
 
-async def test_outcomes_sharing_a_transaction_fail_loudly_when_storage_is_unreachable(unreachable_store):
+async def test_outcomes_sharing_a_transaction_fail_loudly_when_storage_stays_unreachable(unreachable_store):
     outcomes = [Settled(r, RecipientState.SENT, attempts=1, status=200) for r in same_shard(3)]
 
     with pytest.raises(ServiceRequestError):
@@ -56,7 +58,7 @@ async def test_outcomes_sharing_a_transaction_fail_loudly_when_storage_is_unreac
         await asyncio.wait_for(unreachable_store.settle("n-1", outcomes, clock.now(), at_once=True), timeout=20)
 
 
-async def test_claims_sharing_a_transaction_fail_loudly_when_storage_is_unreachable(unreachable_store):
+async def test_claims_sharing_a_transaction_fail_loudly_when_storage_stays_unreachable(unreachable_store):
     claims = [unreachable_store.claim("n-2", r, clock.now()) for r in same_shard(3)]
 
     results = await asyncio.wait_for(asyncio.gather(*claims, return_exceptions=True), timeout=20)
