@@ -15,6 +15,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
+from ...storage.outage import StorageGate
 from .keys import shard_partition
 from .rows import SentRow, sent_row
 from .states import ChangeFailure, RecipientState
@@ -22,6 +23,9 @@ from .states import ChangeFailure, RecipientState
 
 class SentRowWrites:
     _table: TableClient
+    # An edit's or recall's lease and marks wait while storage is away: the message was changed,
+    # and the row must say so (storage/outage.py).
+    _gate: StorageGate
 
     async def shard_rows(self, notification_id: str, shard: int) -> AsyncIterator[SentRow]:
         """Every row of one shard (with ETags), for an edit or recall to walk."""
@@ -34,12 +38,12 @@ class SentRowWrites:
     async def lease_for_change(self, row: SentRow, now: datetime, lease: timedelta) -> bool:
         """Hold a sent row for one edit or recall, for `lease`: a merge under its ETag. False:
         someone else has it (or it changed since it was read)."""
+        entity = {"PartitionKey": row.partition, "RowKey": row.key, "changeUntil": now + lease}
         try:
-            await self._table.update_entity(
-                {"PartitionKey": row.partition, "RowKey": row.key, "changeUntil": now + lease},
-                mode=UpdateMode.MERGE,
-                etag=row.etag,
-                match_condition=MatchConditions.IfNotModified,
+            await self._gate.persist(
+                lambda: self._table.update_entity(
+                    entity, mode=UpdateMode.MERGE, etag=row.etag, match_condition=MatchConditions.IfNotModified
+                )
             )
         except (ResourceModifiedError, ResourceNotFoundError):
             return False
@@ -83,10 +87,10 @@ class SentRowWrites:
         return True
 
     async def _merge(self, row: SentRow, fields: dict[str, Any]) -> None:
+        entity = {"PartitionKey": row.partition, "RowKey": row.key, **fields}
         try:
-            await self._table.update_entity(
-                {"PartitionKey": row.partition, "RowKey": row.key, **fields}, mode=UpdateMode.MERGE
-            )
+            # Tried again after a dropped connection, a merge is the same merge.
+            await self._gate.persist(lambda: self._table.update_entity(entity, mode=UpdateMode.MERGE))
         except (ResourceModifiedError, ResourceNotFoundError):
             pass  # gone meanwhile: the notification's records were deleted
 
