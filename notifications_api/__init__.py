@@ -1,4 +1,4 @@
-"""POST /api/notifications (send), GET /api/notifications/{id} (how it went), DELETE (cancel or
+"""POST /api/notifications (send), GET /api/notifications/{id} (how it went; `?counts=recorded`: as last counted), DELETE (cancel or
 recall) and PATCH (edit) of /api/notifications/{id}, and POST /api/notifications/{id}/resend?state=unconfirmed
 (send once more). Also the delivery report: GET /api/notifications (the recent ones),
 GET /api/notifications/{id}/recipients (a page of rows) and .../recipients.csv. Needs a function key."""
@@ -17,6 +17,8 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
     elif req.method == "POST" and notification_id and action == "resend":
         status_url = req.url.split("?")[0].rsplit("/", 1)[0]
         result = await app.resend_notification(notification_id, req.params.get("state", ""), status_url)
+    elif req.method == "GET" and notification_id and not action and req.params.get("counts") == "recorded":
+        result = await report.counted_status(notification_id)
     elif req.method == "GET" and notification_id and not action:
         result = await app.notification_status(notification_id, detail=req.params.get("detail") == "true")
     elif req.method == "GET" and not notification_id:

@@ -12,6 +12,7 @@ messages written before a deploy still parse after it:
     roster    RosterWork   team, [failures]                      the next pages of a team's roster
     edit      EditWork     notification, shard, version          one shard's sent rows edited in place
     recall    RecallWork   notification, shard, version          one shard's sent rows deleted
+    recount   RecountWork  notification                          its rows counted for the views
 
 (`release` is the kind's name on the wire from before the words were sorted out: in the code,
 "release" is giving a claim back, and a scheduled notification is *started*.)
@@ -102,6 +103,22 @@ class PostWork:
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> PostWork:
+        return cls(notification=_notification(message), traceparent=_traceparent(message))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecountWork:
+    """Count a notification's rows and keep the counts beside its record (a view asked)."""
+
+    KIND: ClassVar[str] = "recount"
+    notification: str
+    traceparent: str | None = None
+
+    def to_message(self) -> dict[str, Any]:
+        return _traced(self.traceparent, {"kind": self.KIND, "notification": self.notification})
+
+    @classmethod
+    def parse(cls, message: dict[str, Any]) -> RecountWork:
         return cls(notification=_notification(message), traceparent=_traceparent(message))
 
 
@@ -223,11 +240,12 @@ class RecallWork(_ShardChange):
         return cls(**cls._fields(message))
 
 
-Work = PageWork | BatchWork | StartWork | PostWork | RosterWork | EditWork | RecallWork
+Work = PageWork | BatchWork | StartWork | PostWork | RosterWork | EditWork | RecallWork | RecountWork
 ShardChange = EditWork | RecallWork
 
 _KINDS: dict[str, Callable[[dict[str, Any]], Work]] = {
-    kind.KIND: kind.parse for kind in (PageWork, BatchWork, StartWork, PostWork, RosterWork, EditWork, RecallWork)
+    kind.KIND: kind.parse
+    for kind in (PageWork, BatchWork, StartWork, PostWork, RosterWork, EditWork, RecallWork, RecountWork)
 }
 
 
@@ -271,6 +289,7 @@ class Handlers:
     post: Callable[[PostWork], Awaitable[None]]
     roster: Callable[[RosterWork], Awaitable[None]]
     change: Callable[[ShardChange], Awaitable[None]]
+    recount: Callable[[RecountWork], Awaitable[None]]
 
     async def run(self, work: Work) -> None:
         match work:
@@ -286,6 +305,8 @@ class Handlers:
                 await self.roster(work)
             case EditWork() | RecallWork():
                 await self.change(work)
+            case RecountWork():
+                await self.recount(work)
             case _:
                 assert_never(work)
 

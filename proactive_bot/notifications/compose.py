@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import clock
 from ..delivery.sender import Delivery
 from ..references import ReferenceStore
 from ..settings import Settings
 from ..teams.reach import TeamsReach
-from ..work import Handlers, RosterWork, WorkQueue
+from ..work import Handlers, RecountWork, RosterWork, WorkQueue
 from .batch import Deliveries
 from .fanout import Fanout
 from .intake import BulkIntake
@@ -63,14 +64,17 @@ def compose(
         posts=TeamsChannelPosts(records=records, delivery=delivery, work=work, teams=teams, retry_budget=budget),
     )
     lifecycle = Lifecycle(records=records, delivery=delivery, work=work, timetable=timetable, retry_budget=budget)
-    return Notifications(fanout=fanout, lifecycle=lifecycle, handlers=work_handlers(fanout, lifecycle))
+    return Notifications(fanout=fanout, lifecycle=lifecycle, handlers=work_handlers(fanout, lifecycle, records))
 
 
-def work_handlers(fanout: Fanout, lifecycle: Lifecycle) -> Handlers:
+def work_handlers(fanout: Fanout, lifecycle: Lifecycle, records: NotificationStore) -> Handlers:
     """The dispatch table: which part runs each kind of work message."""
 
     async def roster(work: RosterWork) -> None:
         await fanout.teams.roster.next_pages(work.team, work.failures)
+
+    async def recount(work: RecountWork) -> None:
+        await records.recount(work.notification, clock.now())
 
     return Handlers(
         page=lambda work: fanout.walk.next_page(work.notification),
@@ -79,4 +83,5 @@ def work_handlers(fanout: Fanout, lifecycle: Lifecycle) -> Handlers:
         post=fanout.post_again,
         roster=roster,
         change=lifecycle.change,
+        recount=recount,
     )

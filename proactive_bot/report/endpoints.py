@@ -1,8 +1,10 @@
 """The report's HTTP answers, as the front door (notifications_api) returns them: the recent
-notifications, a page of one's recipients (JSON), and its CSV delivery report.
+notifications, one's counts as last counted, a page of its recipients (JSON), and its CSV
+delivery report.
 
 Counts and states come from the records' status path (`NotificationStore.status`, the one
-`GET /api/notifications/{id}` answers); the rows from paged queries (recipients.py).
+`GET /api/notifications/{id}` answers), for views as it last counted them (records/counting.py);
+the rows from paged queries (recipients.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 from azure.data.tables.aio import TableClient
 
 from .. import clients, clock
-from ..app import HttpResult
+from ..app import HttpResult, status_body
+from ..work import RecountWork
 from . import cursors, export, recent, recipients
 from .answer import Answer
 
@@ -34,6 +37,22 @@ async def recent_notifications(offset: str | None, size: str | None) -> HttpResu
             "budgetPerSecond": app.settings.max_sends_per_second,
         },
     )
+
+
+async def counted_status(notification_id: str) -> HttpResult:
+    """GET /api/notifications/{id}?counts=recorded: its status with the counts as last counted
+    (`countedAt`: when; null: not yet, every count 0), and a recount asked for if they are old.
+    What the status page polls: it reads no recipient row."""
+    app = await clients.get()
+    now = clock.now()
+    counted = await app.notifications.counted(notification_id, now)
+    if counted is None:
+        return _error(404, f"no notification {notification_id!r}")
+    if await app.notifications.ask_recount(notification_id, counted, now):
+        await app.work.put(RecountWork(notification=notification_id))
+    body = status_body(counted.status)
+    body["countedAt"] = counted.counted_at.isoformat() if counted.counted_at else None
+    return HttpResult(200, body)
 
 
 async def recipients_page(notification_id: str, state: str | None, cursor: str | None, size: str | None) -> HttpResult:

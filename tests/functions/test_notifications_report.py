@@ -68,3 +68,25 @@ async def test_bad_input_is_a_400_and_an_unknown_notification_a_404(app):
     assert [r.status_code for r in (bad_state, bad_cursor, unknown)] == [400, 400, 404]
     assert "state must be one of" in json.loads(bad_state.get_body())["error"]["message"]
     assert "no notification 'never-sent'" in json.loads(unknown.get_body())["error"]["message"]
+
+
+async def test_counts_as_recorded_are_counted_once_asked_and_match_the_status(app, channel, work):
+    notification_id, _ = await sent_one(app, channel)
+    await work.drain()
+
+    first = json.loads((await get({"id": notification_id}, {"counts": "recorded"})).get_body())
+    ran = await work.drain()  # the recount the view asked for, on the work queue
+    second = json.loads((await get({"id": notification_id}, {"counts": "recorded"})).get_body())
+    status = json.loads((await get_status(notification_id)).get_body())
+
+    assert first["countedAt"] is None and first["counts"]["sent"] == 0  # never counted before
+    assert ran == 1
+    assert second["countedAt"] is not None
+    assert second["counts"] == status["counts"] and second["state"] == status["state"] == "done"
+
+
+async def test_counts_as_recorded_of_an_unknown_notification_are_a_404(app):
+    response = await get({"id": "no-such-notification"}, {"counts": "recorded"})
+
+    assert response.status_code == 404
+    assert "no-such-notification" in json.loads(response.get_body())["error"]["message"]

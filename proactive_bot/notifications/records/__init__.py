@@ -5,8 +5,10 @@
 - rows: the typed rows read back (Header, RecipientRow, SentRow).
 - store: `NotificationStore`, the I/O, every write a named operation.
 - status: the counts (pure arithmetic over rows).
+- counting: the status read, and the counts kept beside the record for views (`Counted`).
 """
 
+from .counting import Counted
 from .keys import (
     AUDIENCE_ROW_IDS,
     SHARDS,
@@ -38,6 +40,7 @@ __all__ = [
     "SHARDS",
     "ChangeFailure",
     "Claim",
+    "Counted",
     "Header",
     "NotificationState",
     "NotificationStore",

@@ -3,6 +3,7 @@
     PartitionKey      RowKey            holds
     <id>              notification      the document, when it came, how many recipients, the cursor
     <id>              audience|NNNN     a list of aadObjectIds, AUDIENCE_ROW_IDS per row
+    <id>              tally             its counts as last counted, for views (tallies.py)
     <id>%S<shard>     r|<recipient>     one delivery (states.RecipientState says which states)
 
 A Teams user in a personal chat, or known from a roster before any chat exists, is keyed by
@@ -23,6 +24,7 @@ from ...storage.keys import table_key
 
 HEADER = "notification"
 AUDIENCE = "audience|"
+TALLY = "tally"
 AUDIENCE_ROW_IDS = 700  # aadObjectIds per row: ~28K characters, under a property's 32K
 RECIPIENT = "r|"
 SHARD = "%S"

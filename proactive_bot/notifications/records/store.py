@@ -1,7 +1,8 @@
-"""The notification records' I/O: the one module that reads and writes their rows.
+"""The notification records' I/O: the one class that reads and writes their rows
+(`NotificationStore`, with its parts for sent rows, changes.py, and for counting, counting.py).
 
 Every write has a name (create, advance, cancel, edit, claim, settle, hand out again, lease for
-a change, mark recalled / edited / read / change failed); what is written where follows keys.py,
+a change, mark recalled / edited / read / change failed, recount); what is written where follows keys.py,
 what a row's state means states.py, and what is read comes back typed (rows.py).
 """
 
@@ -20,12 +21,12 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
-from ... import clock
 from ...storage.batching import CoalescedWrites, Write
 from ...storage.outage import StorageGate, probe_of
 from ..audience import ToAadUsers, audience_of
 from ..contract import Notification
 from .changes import SentRowWrites
+from .counting import Counting
 from .entities import recipient_fields, sent_fields
 from .keys import (
     AUDIENCE,
@@ -37,9 +38,8 @@ from .keys import (
     row_address,
     shards_range,
 )
-from .rows import Header, RecipientRow, claim_of, header_of, recipient_row
+from .rows import Header, RecipientRow, claim_of, recipient_row
 from .states import SEND_LEASE, Claim, Found, RecipientState, Settled, Verdict, on_existing_row
-from .status import Status, tally
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ CLAIM_WINDOW = 0.05  # seconds a claim waits for others to share its transaction
 SETTLE_WINDOW = 0.25  # the same for outcomes
 
 
-class NotificationStore(SentRowWrites):
+class NotificationStore(Counting, SentRowWrites):
     def __init__(self, table: TableClient, gate: StorageGate | None = None) -> None:
         self._table = table
         # Claims, outcomes and the reads a claim makes wait while storage is away (storage/outage.py).
@@ -112,13 +112,6 @@ class NotificationStore(SentRowWrites):
         header = await self.header(notification.id)
         assert header is not None
         return header
-
-    async def header(self, notification_id: str) -> Header | None:
-        try:
-            entity = await self._table.get_entity(header_partition(notification_id), HEADER)
-        except ResourceNotFoundError:
-            return None
-        return header_of(entity)
 
     async def stopped(self, notification_id: str) -> bool:
         """Whether no more of it may be sent: a DELETE has marked it, or its record is gone. The
@@ -366,27 +359,6 @@ class NotificationStore(SentRowWrites):
         async for _ in self._table.query_entities(query, parameters=params, select=["state"]):
             return True
         return False
-
-    # status
-
-    async def status(self, notification_id: str, *, detail: bool = False, limit: int = 1000) -> Status | None:
-        """What became of a notification: counts by state, and its rows (`detail`, up to `limit`)."""
-        header = await self.header(notification_id)
-        if header is None:
-            return None
-        # Every shard: the partitions from "<id>%S" up to (not including) "<id>%T".
-        query = "PartitionKey gt @lo and PartitionKey lt @hi"
-        select = None if detail else _COUNTED_FIELDS
-        rows = [
-            recipient_row(entity)
-            async for entity in self._table.query_entities(
-                query, parameters=shards_range(notification_id), select=select
-            )
-        ]
-        return tally(header, rows, clock.now(), detail=detail, limit=limit)
-
-
-_COUNTED_FIELDS = ["state", "throttled", "readAt", "editedAt", "change", "version", "leaseUntil", "resends"]
 
 
 def _without_audience(document: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,9 @@
 const CODE = new URLSearchParams(location.search).get("code") || "";
 const API = "/api/notifications";
 const POLL_MS = 1500;
-const SAMPLES = 120; // points on the chart: the last ~3 minutes
+const RECORDED = "?counts=recorded"; // counts as last counted: no recipient row read per view
+const stale = (status) => !status.countedAt || Date.now() - Date.parse(status.countedAt) > 2 * POLL_MS;
+const SAMPLES = 120; // points on the chart, one per count (~2 s apart): the last ~4 minutes
 const SETTLED = ["sent", "failed", "gone", "skipped", "unconfirmed", "recalled", "expired", "cancelled"];
 const FILTERS = ["failed", "gone", "unconfirmed", "unread", "sent", "skipped", "retrying", "sending",
   "recalled", "expired", "cancelled"];
@@ -79,14 +81,19 @@ async function listView() {
       cell(tr, n.recipients);
       const [sent, failed, recalled, pending] = ["sent", "failed", "recalled", "pending"].map((c) => cell(tr, "", c));
       $("recent").appendChild(tr);
-      // Its counts from the one status path, once (the list does not poll).
-      api("GET", "/" + encodeURIComponent(n.id)).then(({ data: s }) => {
-        state.textContent = s.state;
+      // Its counts as last counted (the one status path, kept beside its record): asking for
+      // them asks for a recount if they are old, so the list looks once more, and again while
+      // something is pending (each look cheap: no recipient row is read).
+      const fill = (first) => api("GET", "/" + encodeURIComponent(n.id) + RECORDED).then(({ data: s }) => {
+        state.textContent = s.countedAt ? s.state : "…";
         sent.textContent = s.counts.sent;
         failed.textContent = s.counts.failed;
         recalled.textContent = s.counts.recalled;
         pending.textContent = s.counts.pending;
+        const again = !s.countedAt || s.counts.pending > 0 || (first && stale(s));
+        if (again && tr.isConnected) setTimeout(() => fill(false), 2 * POLL_MS);
       }).catch(() => {});
+      fill(true);
     }
     offset = data.nextOffset;
     $("older").hidden = offset === null;
@@ -165,8 +172,13 @@ function oneView(id) {
       li.appendChild(b);
       list.appendChild(li);
     }
-    samples.push({ t: Date.now() / 1000, sent: c.sent + c.recalled, throttled: c.throttledRetries });
-    if (samples.length > SAMPLES) samples.shift();
+    // Sampled when the rows were counted, once per count (polls in between see the same one).
+    const t = status.countedAt ? Date.parse(status.countedAt) / 1000 : null;
+    if (t !== null && (!samples.length || samples[samples.length - 1].t < t)) {
+      samples.push({ t, sent: c.sent + c.recalled, throttled: c.throttledRetries });
+      if (samples.length > SAMPLES) samples.shift();
+    }
+    $("counted").textContent = t === null ? "not counted yet" : "counted " + Math.max(0, Math.round(Date.now() / 1000 - t)) + " s ago";
     const rate = recentRate();
     $("pace").textContent = "pace " + rate.toFixed(1) + "/s" + (budget ? " of a " + budget + "/s budget" : "");
     $("eta").textContent = done ? "finished" : rate > 0 ? "about " + Math.ceil(c.pending / rate) + " s to go" : "ETA unknown";
@@ -183,6 +195,7 @@ function oneView(id) {
   }
 
   function recentRate() { // sends/s over the last ~10 s of samples
+    if (!samples.length) return 0;
     const last = samples[samples.length - 1];
     const first = samples.find((s) => last.t - s.t <= 10) || last;
     return last.t > first.t ? (last.sent - first.sent) / (last.t - first.t) : 0;
@@ -229,7 +242,7 @@ function oneView(id) {
   $("resend").onclick = () => act("Send " + id + " once more to its unconfirmed recipients?", "POST", "/resend?state=unconfirmed");
 
   async function poll() {
-    const { data } = await api("GET", path);
+    const { data } = await api("GET", path + RECORDED);
     draw(data);
     await rows();
     banner("");
