@@ -117,10 +117,12 @@ async def test_a_broadcast_is_one_trace_linked_hop_by_hop_with_its_connector_cal
         await channel.wait_for(lambda r: r.text == "Town hall at 16:00" and r.ok, count=USERS - 1, timeout=60)
 
         def traced() -> bool:
-            spans = [s for s in received.spans if s.attributes.get(attribute.NOTIFICATION) == notification]
-            trace = {s.trace_id for s in spans}
-            calls = [s for t in trace for s in received.spans_of(t) if s.name == SpanName.CONNECTOR_CALL]
-            return len(calls) >= USERS + 1  # one 429 and its retry among them
+            tagged = [s for s in received.spans if s.attributes.get(attribute.NOTIFICATION) == notification]
+            spans = [s for t in {s.trace_id for s in tagged} for s in received.spans_of(t)]
+            calls = [s for s in spans if s.name == SpanName.CONNECTOR_CALL]
+            # A batch's span ends (and is exported) after its calls' spans: wait for those too.
+            batched = sum(s.attributes[attribute.RECIPIENTS] for s in spans if s.name == SpanName.work("batch"))
+            return len(calls) >= USERS + 1 and batched >= USERS  # one 429 and its retry among the calls
 
         await eventually(traced, timeout=30, interval=0.1)
 
