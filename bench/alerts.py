@@ -57,6 +57,7 @@ class Probes:
     """The urgent messages of one run: text -> when it was asked for (wall clock)."""
 
     alerts: dict[str, float] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)  # alert text -> its notification id
     reminders: dict[str, float] = field(default_factory=dict)
     priority_refused: bool = False
     failed_posts: int = 0
@@ -79,6 +80,7 @@ async def post_alert(
     url = f"{host_url}/api/notifications"
     headers = {"x-functions-key": HOST_KEY}
     asked = time.time()
+    probes.ids[text] = body["id"]
     if not probes.priority_refused:
         async with session.post(url, json={**body, "priority": "high"}, headers=headers) as response:
             if response.status < 300:
@@ -183,6 +185,17 @@ def waits_line(name: str, asked: dict[str, float], arrived: dict[str, float]) ->
     )
 
 
+def slow_lines(
+    asked: dict[str, float], arrived: dict[str, float], ids: dict[str, str], enqueued_at: float
+) -> list[str]:
+    """The probes over the p99 goal: when they were asked (from the broadcast's enqueue) and how long they took."""
+    slow = sorted((t, p) for p, t in asked.items() if p in arrived and arrived[p] - t > GOAL_P99)
+    return [
+        f"    over {GOAL_P99} s: {p!r} {ids.get(p, '')} asked at +{t - enqueued_at:.1f} s, took {arrived[p] - t:.2f} s"
+        for t, p in slow
+    ]
+
+
 def summary(records: list[dict], probes: Probes, n: int, hosts: int, enqueued_at: float) -> str:
     arrived, broadcast = arrivals(records, probes)
     lines = [f"make run, K={hosts}, N={n}: broadcast delivered {len(broadcast)} of {n}"]
@@ -191,7 +204,9 @@ def summary(records: list[dict], probes: Probes, n: int, hosts: int, enqueued_at
         whole = len(broadcast) / (broadcast[-1] - enqueued_at) / APP_BOUND
         lines[0] += f", pace {steady:.3f} of the bound steady, {whole:.3f} from enqueue (goal >= {GOAL_PACE})"
     lines.append(waits_line("urgent 1:1 notifications", probes.alerts, arrived))
+    lines.extend(slow_lines(probes.alerts, arrived, probes.ids, enqueued_at))
     lines.append(waits_line("due reminders", probes.reminders, arrived))
+    lines.extend(slow_lines(probes.reminders, arrived, {}, enqueued_at))
     if probes.priority_refused:
         lines.append('  (the front door refused "priority": the alerts were posted without it)')
     if probes.failed_posts:

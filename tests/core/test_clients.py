@@ -48,3 +48,17 @@ async def test_what_the_cold_start_made_is_kept_out_of_every_full_collection(sto
         assert gc.get_freeze_count() > 0
     finally:
         await app.close()
+
+
+async def test_a_queue_call_that_failed_is_tried_again_within_a_second_and_for_about_a_minute(storage_connection):
+    """The queue SDK's default waits 15 s + 3 before its first retry: one failed attempt held a
+    POST's enqueue (and the urgent notification in it) that long."""
+    from proactive_bot.settings import Settings
+
+    tables, queues, _ = clients.storage_clients(Settings(storage_connection=storage_connection))
+    async with tables, queues:
+        policy = queues._config.retry_policy
+        # The policy counts the attempt that failed before it asks how long to wait: from 1.
+        waits = [policy.get_backoff_time({"count": count}) for count in range(1, policy.total_retries + 1)]
+    assert waits[0] <= 1.0
+    assert 45 <= sum(waits) <= 90  # a storage blip is waited out as long as with the default

@@ -34,6 +34,8 @@ class Span:
     name: str
     attributes: dict[str, Any]
     service: str
+    start: int = 0  # unix ns
+    end: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ def _spans(request: ExportTraceServiceRequest) -> list[Span]:
                         span.name,
                         _attributes(span.attributes),
                         service,
+                        span.start_time_unix_nano,
+                        span.end_time_unix_nano,
                     )
                 )
     return found
