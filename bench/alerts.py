@@ -80,7 +80,7 @@ async def post_alert(
     url = f"{host_url}/api/notifications"
     headers = {"x-functions-key": HOST_KEY}
     asked = time.time()
-    probes.ids[text] = body["id"]
+    probes.ids[text] = str(body["id"])
     if not probes.priority_refused:
         async with session.post(url, json={**body, "priority": "high"}, headers=headers) as response:
             if response.status < 300:

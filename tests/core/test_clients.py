@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from proactive_bot import clients
@@ -57,7 +59,7 @@ async def test_a_queue_call_that_failed_is_tried_again_within_a_second_and_for_a
 
     tables, queues, _ = clients.storage_clients(Settings(storage_connection=storage_connection))
     async with tables, queues:
-        policy = queues._config.retry_policy
+        policy: Any = queues._config.retry_policy  # the storage SDK's ExponentialRetry
         # The policy counts the attempt that failed before it asks how long to wait: from 1.
         waits = [policy.get_backoff_time({"count": count}) for count in range(1, policy.total_retries + 1)]
     assert waits[0] <= 1.0
