@@ -14,6 +14,7 @@ from azure.data.tables.aio import TableServiceClient
 
 from proactive_bot import clients
 from proactive_bot.settings import Settings
+from proactive_bot.storage import services
 from tests import activities
 from tests.conftest import STORAGE_CLIENT_ID, identity_storage
 
@@ -92,7 +93,7 @@ def test_identity_settings_reach_the_clients_endpoints():
             "AzureWebJobsStorage__clientId": STORAGE_CLIENT_ID,
         }
     ).storage_identity
-    tables, queues, credential = clients.storage_clients(Settings(storage_identity=identity))
+    tables, queues, credential = services.storage_clients(Settings(storage_identity=identity))
 
     assert tables.url.startswith("https://contosobot.table.core.windows.net")
     assert queues.url.startswith("https://contosobot.queue.core.windows.net")
