@@ -6,7 +6,7 @@ the app's limit as sends do). So sends, edits, recalls, chat creates, channel po
 page reads all go through `Calls.make`:
 
 1. a concurrency slot (`Delivery.slots`, shared by every caller in the process; bulk calls
-   within their sub-bound, delivery/slots.py);
+   from their budget scope's own pool, delivery/slots.py);
 2. the rate limiter's permit for the conversation, in its scope's line by lane;
 3. the caller's claim, if it has one, written while the slot approaches (or, if the claim went
    elsewhere, the permit handed back and nothing sent);
@@ -144,7 +144,7 @@ class Calls:
         counts every request per app per tenant); a `retry` goes first in its lane.
         """
         request = _observed(request, channel_id, lane, change)  # its span and metrics (telemetry/)
-        async with self._slot(lane):
+        async with self._slot(lane, scope_of(channel_id, tenant_id)):
             early = 0.0 if claim is None else (self._claim_latency.estimate if lead is None else lead)
             permit = await self._limiter.acquire(
                 channel_id, conversation_id, lead=early, lane=lane, tenant_id=tenant_id, retry=retry
@@ -178,9 +178,9 @@ class Calls:
             return dataclasses.replace(result, channel_down=True)
         return result
 
-    def _slot(self, lane: Lane) -> contextlib.AbstractAsyncContextManager[object]:
+    def _slot(self, lane: Lane, scope: str) -> contextlib.AbstractAsyncContextManager[object]:
         if isinstance(self._slots, Slots):
-            return self._slots.hold(lane)
+            return self._slots.hold(lane, scope)
         # A plain semaphore (a caller's own bound) knows no lanes.
         return self._slots if self._slots is not None else contextlib.nullcontext()
 
