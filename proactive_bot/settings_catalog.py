@@ -127,7 +127,10 @@ SETTINGS: tuple[Setting, ...] = (
         "(`UserAssignedMSI`); tests point it at a local server; empty = Microsoft's / Azure's",
     ),
     Setting(
-        "DeliveryConcurrency", "128", "sends in flight per process (latency-bound below ~128 against a 50 ms channel)"
+        "DeliveryConcurrency",
+        "128",
+        "sends in flight per process (latency-bound below ~128 against a 50 ms channel); bulk sends "
+        "waiting for their pace take up to three quarters of it in each budget scope",
     ),
     Setting(
         "MaxSendsPerSecond",
