@@ -31,7 +31,7 @@ from ..references import TEAMS
 from ..teams.rows import RosterMember
 from ..work import BatchRecipient
 
-HORIZON = 3.0  # seconds of sends at the scope's pace that one process takes on
+HORIZON = 5.0  # seconds of sends at the scope's pace that one process takes on (README: why not 3)
 PATIENCE = 10.0  # seconds a batch waits for room before it is given back
 
 
