@@ -13,21 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import AsyncIterator
 
 from .lanes import Lane
 
 RESERVED_SHARE = 4  # a quarter of the slots (at least one) is kept for interactive and urgent calls
-
-
-class _Pool:
-    """One scope's bulk slots, and how many calls use or wait for them (to drop an idle pool)."""
-
-    __slots__ = ("semaphore", "users")
-
-    def __init__(self, size: int) -> None:
-        self.semaphore = asyncio.Semaphore(size)
-        self.users = 0
 
 
 class Slots(asyncio.Semaphore):
@@ -40,7 +31,9 @@ class Slots(asyncio.Semaphore):
         self.reserved = max(1, total // RESERVED_SHARE) if reserved is None else reserved
         # With one slot there is nothing to keep back: bulk would never start.
         self.bulk = max(1, total - self.reserved)
-        self._pools: dict[str, _Pool] = {}
+        # Each scope's bulk pool lives while a call holds or waits for it (the call's reference):
+        # memory follows the scopes in use, not every tenant ever sent to.
+        self._pools: weakref.WeakValueDictionary[str, asyncio.Semaphore] = weakref.WeakValueDictionary()
 
     @contextlib.asynccontextmanager
     async def hold(self, lane: Lane, scope: str = "") -> AsyncIterator[None]:
@@ -50,12 +43,6 @@ class Slots(asyncio.Semaphore):
             return
         pool = self._pools.get(scope)
         if pool is None:
-            pool = self._pools[scope] = _Pool(self.bulk)
-        pool.users += 1
-        try:
-            async with pool.semaphore:
-                yield
-        finally:
-            pool.users -= 1
-            if not pool.users:  # memory follows the scopes in use, not every tenant ever sent to
-                del self._pools[scope]
+            pool = self._pools[scope] = asyncio.Semaphore(self.bulk)
+        async with pool:
+            yield
