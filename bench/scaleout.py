@@ -43,6 +43,7 @@ from azure.data.tables.aio import TableClient
 
 from bench.broadcast import APP_BOUND, HOST_KEY, delivered, enqueue, reference, rig, stub_stats, timeline
 from devtools import azurite
+from proactive_bot.delivery.budget_table import BudgetTable, Row
 from proactive_bot.notifications.records import NotificationStore, RecipientState
 
 NOTIFICATION = "bench"
@@ -119,7 +120,9 @@ async def _broadcast(connection: str, n: int, hosts: int, workdir: Path, kill: b
         # Read before the rig stops the hosts (a stopped process has no CPU time to read).
         stack.callback(lambda: run.host_cpu.extend(cpu_seconds(process.pid) for process in rigged.hosts))
         notes = await stack.enter_async_context(TableClient.from_connection_string(connection, "Notifications"))
-        budget = await stack.enter_async_context(TableClient.from_connection_string(connection, "Budget"))
+        budget = BudgetTable(
+            await stack.enter_async_context(TableClient.from_connection_string(connection, "Budget")), "local"
+        )
         session, stub_url, processes = rigged.session, rigged.stub_url, rigged.hosts
         run.enqueued_at = await enqueue(rigged, {"id": NOTIFICATION, "to": {"all": True}, "text": "Benchmark"})
         records = NotificationStore(notes)
@@ -201,24 +204,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def sample_grants(budget: TableClient, into: list[int]) -> None:
+def granted(row: Row) -> int:
+    """What an instance's row grants it, over its scopes (the bench's users share one tenant)."""
+    return sum(share.granted for share in row.scopes.values())
+
+
+async def sample_grants(budget: BudgetTable, into: list[int]) -> None:
     """The sum of the live instances' grants, every 0.2 s (rows written in the last 3 s)."""
     while True:
         with contextlib.suppress(Exception):
-            rows = [e async for e in budget.query_entities("PartitionKey eq 'local'")]
-            stamped = [(e.metadata["timestamp"], int(e.get("granted", 0))) for e in rows if e.metadata["timestamp"]]
-            if stamped:
-                newest = max(stamp for stamp, _ in stamped)
-                into.append(sum(granted for stamp, granted in stamped if (newest - stamp).total_seconds() <= 3))
+            rows = await budget.read()
+            if rows:
+                newest = max(row.written for row in rows)
+                into.append(sum(granted(row) for row in rows if (newest - row.written).total_seconds() <= 3))
         await asyncio.sleep(0.2)
 
 
-async def until_reclaimed(budget: TableClient, dead_pid: int, timeout: float = 30.0) -> float | None:
+async def until_reclaimed(budget: BudgetTable, dead_pid: int, timeout: float = 30.0) -> float | None:
     """Seconds from the kill until the survivors' grants add up to the ceiling again."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        rows = [e async for e in budget.query_entities("PartitionKey eq 'local'")]
-        survivors = sum(int(e.get("granted", 0)) for e in rows if f"-{dead_pid}-" not in e["RowKey"])
+        rows = await budget.read()
+        survivors = sum(granted(row) for row in rows if f"-{dead_pid}-" not in row.instance)
         if survivors >= APP_BOUND:
             return time.monotonic() - started
         await asyncio.sleep(0.1)
