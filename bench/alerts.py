@@ -2,7 +2,7 @@
 
 Run by hand (not a test):
 
-    .venv/bin/python -m bench.alerts [--n 10000] [--hosts 1 3] [--every 2] [--keep-azurite]
+    .venv/bin/python -m bench.alerts [--n 10000] [--hosts 1 3] [--every 2] [--keep-azurite] [--trace]
 
 For each K in `--hosts`: `python -m devtools.run --hosts K` as `make run` starts it (the console
 channel, Azurite on the development ports; .azurite/ moved aside for the run unless
@@ -19,6 +19,10 @@ every `--every` seconds:
   that a minute boundary would start. Runs of a timer function are serialized (as Azure's
   singleton timer is): a run that waits for its sends holds up the runs asked for after it,
   so a reminder's wait includes the slow runs before its own.
+
+With `--trace` the hosts export OpenTelemetry to a receiver in the bench (tests/support/otlp.py),
+and each alert over the p99 goal is printed with its spans (accept, intake, Connector call) and
+their times from the broadcast's enqueue: where its time went.
 
 Printed per K: p50 and p99 from the POST (the timer invocation, for reminders) to the delivery
 at the console channel, against the goals p99 <= 1.5 s, p50 <= 0.5 s; the broadcast's pace
@@ -47,6 +51,8 @@ from bench.make_run import DEV_STORAGE, MakeRun, fresh_azurite, make_run
 from proactive_bot import clock
 from proactive_bot.reminders.rows import Reminder
 from proactive_bot.reminders.store import ReminderStore
+from proactive_bot.telemetry.names import NOTIFICATION, WAITED
+from tests.support.otlp import Received, otlp_receiver
 
 GOAL_P99, GOAL_P50, GOAL_PACE = 1.5, 0.5, 0.9
 BROADCAST_TEXT = "Town hall at 16:00"
@@ -119,10 +125,13 @@ async def due_reminder(run: MakeRun, reminders: ReminderStore, probes: Probes, k
         response.raise_for_status()
 
 
-async def one_run(n: int, hosts: int, every: float) -> str:
+async def one_run(n: int, hosts: int, every: float, otlp: tuple[str, Received] | None = None) -> str:
     # The timer only when asked (the bench's reminders), not every minute of the run.
+    settings = {"FUNCTIONS_HOST_KEY": HOST_KEY, "TimerSchedule": "0 0 0 1 1 *"}
+    if otlp is not None:
+        settings |= {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp[0], "OTEL_BSP_SCHEDULE_DELAY": "500"}
     async with (
-        make_run(hosts, {"FUNCTIONS_HOST_KEY": HOST_KEY, "TimerSchedule": "0 0 0 1 1 *"}) as run,
+        make_run(hosts, settings) as run,
         TableClient.from_connection_string(DEV_STORAGE, "Reminders") as table,
     ):
         with contextlib.suppress(Exception):
@@ -151,9 +160,9 @@ async def one_run(n: int, hosts: int, every: float) -> str:
             k += 1
             await asyncio.sleep(every)
         await asyncio.gather(*pending, return_exceptions=True)
-        await asyncio.sleep(5)  # the last alerts and reminders arrive
+        await asyncio.sleep(5)  # the last alerts and reminders arrive (and their spans are exported)
         records = await received(run.session, run.channel)
-    return summary(records, probes, n, hosts, enqueued_at)
+    return summary(records, probes, n, hosts, enqueued_at, otlp[1] if otlp else None)
 
 
 def arrivals(records: list[dict], probes: Probes) -> tuple[dict[str, float], list[float]]:
@@ -186,17 +195,33 @@ def waits_line(name: str, asked: dict[str, float], arrived: dict[str, float]) ->
 
 
 def slow_lines(
-    asked: dict[str, float], arrived: dict[str, float], ids: dict[str, str], enqueued_at: float
+    asked: dict[str, float],
+    arrived: dict[str, float],
+    ids: dict[str, str],
+    enqueued_at: float,
+    spans: Received | None = None,
 ) -> list[str]:
-    """The probes over the p99 goal: when they were asked (from the broadcast's enqueue) and how long they took."""
-    slow = sorted((t, p) for p, t in asked.items() if p in arrived and arrived[p] - t > GOAL_P99)
-    return [
-        f"    over {GOAL_P99} s: {p!r} {ids.get(p, '')} asked at +{t - enqueued_at:.1f} s, took {arrived[p] - t:.2f} s"
-        for t, p in slow
-    ]
+    """The probes over the p99 goal: when they were asked (from the broadcast's enqueue) and how
+    long they took; with `spans`, each one's spans and their times."""
+    lines = []
+    for t, p in sorted((t, p) for p, t in asked.items() if p in arrived and arrived[p] - t > GOAL_P99):
+        lines.append(
+            f"    over {GOAL_P99} s: {p!r} {ids.get(p, '')} asked at +{t - enqueued_at:.1f} s, took {arrived[p] - t:.2f} s"
+        )
+        # Its trace: the spans tagged with its id, and their children (the Connector call's).
+        traces = {s.trace_id for s in spans.spans if s.attributes.get(NOTIFICATION) == ids.get(p)} if spans else set()
+        mine = [s for s in spans.spans if s.trace_id in traces] if spans else []
+        lines.extend(
+            f"      {s.name} +{s.start / 1e9 - enqueued_at:.2f} s to +{s.end / 1e9 - enqueued_at:.2f} s"
+            + (f", waited {s.attributes[WAITED]:.2f} s for its slot" if WAITED in s.attributes else "")
+            for s in sorted(mine, key=lambda s: s.start)
+        )
+    return lines
 
 
-def summary(records: list[dict], probes: Probes, n: int, hosts: int, enqueued_at: float) -> str:
+def summary(
+    records: list[dict], probes: Probes, n: int, hosts: int, enqueued_at: float, spans: Received | None = None
+) -> str:
     arrived, broadcast = arrivals(records, probes)
     lines = [f"make run, K={hosts}, N={n}: broadcast delivered {len(broadcast)} of {n}"]
     if len(broadcast) > 1:
@@ -204,7 +229,7 @@ def summary(records: list[dict], probes: Probes, n: int, hosts: int, enqueued_at
         whole = len(broadcast) / (broadcast[-1] - enqueued_at) / APP_BOUND
         lines[0] += f", pace {steady:.3f} of the bound steady, {whole:.3f} from enqueue (goal >= {GOAL_PACE})"
     lines.append(waits_line("urgent 1:1 notifications", probes.alerts, arrived))
-    lines.extend(slow_lines(probes.alerts, arrived, probes.ids, enqueued_at))
+    lines.extend(slow_lines(probes.alerts, arrived, probes.ids, enqueued_at, spans))
     lines.append(waits_line("due reminders", probes.reminders, arrived))
     lines.extend(slow_lines(probes.reminders, arrived, {}, enqueued_at))
     if probes.priority_refused:
@@ -214,12 +239,16 @@ def summary(records: list[dict], probes: Probes, n: int, hosts: int, enqueued_at
     return "\n".join(lines)
 
 
-async def main(n: int, hosts: list[int], every: float, keep_azurite: bool) -> None:
+async def main(n: int, hosts: list[int], every: float, keep_azurite: bool, trace: bool) -> None:
     for k in hosts:
         # Each K on an empty database: a 10,000-user run leaves ~60 MB that Azurite rewrites
         # every 5 s, enough to time out the next run's budget heartbeats.
         with fresh_azurite(not keep_azurite):
-            print(await one_run(n, k, every), flush=True)
+            if not trace:
+                print(await one_run(n, k, every), flush=True)
+                continue
+            async with otlp_receiver() as otlp:
+                print(await one_run(n, k, every, otlp), flush=True)
 
 
 if __name__ == "__main__":
@@ -228,5 +257,6 @@ if __name__ == "__main__":
     parser.add_argument("--hosts", type=int, nargs="+", default=[1, 3], help="values of K")
     parser.add_argument("--every", type=float, default=2.0, help="seconds between alerts (and reminders)")
     parser.add_argument("--keep-azurite", action="store_true", help="run on .azurite/ as it is")
+    parser.add_argument("--trace", action="store_true", help="print the spans of each slow alert")
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.hosts, args.every, args.keep_azurite))
+    asyncio.run(main(args.n, args.hosts, args.every, args.keep_azurite, args.trace))
