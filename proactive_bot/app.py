@@ -140,7 +140,8 @@ def _queue_age(queue: str, inserted_at: datetime | None, kind: str = "") -> None
 
 
 async def accept_notification(body: bytes, base_url: str) -> HttpResult:
-    """POST /api/notifications: validate, record, enqueue; 202 with where to ask how it went."""
+    """POST /api/notifications: validate, record, start (notifications/front_door.py); 202 with
+    where to ask how it went."""
     try:
         notification = contract.validate(json_input.loads(body))
     except json_input.JsonInputError as error:
@@ -149,18 +150,7 @@ async def accept_notification(body: bytes, base_url: str) -> HttpResult:
         return _error(400, str(error))
     app = await clients.get()
     with telemetry.span(SpanName.ACCEPT, notification=notification.id):
-        header = await app.notifications.create(notification, clock.now(), source="http")
-        # A repeated POST (same id) is enqueued again only while nothing has started: processing is
-        # idempotent, and this way a POST whose enqueue failed can simply be repeated.
-        if header.pages == 0 and not header.planned:
-            if notification.is_broadcast:
-                # Recorded already (with its audience, up to 10,000 aadObjectIds: more than a queue
-                # message holds): start walking it, as queue_notify would.
-                await app.work.put(work.PageWork(notification=notification.id))
-            else:
-                # The notifications queue's contract has no traceparent: queue_notify's span joins
-                # this trace by the notification's id (telemetry/trace_ids.py).
-                await app.notifications_queue.send_message(json.dumps(notification.document(), ensure_ascii=False))
+        await app.front_door.accept(notification)
     status_url = f"{base_url.rstrip('/')}/{quote(notification.id, safe='')}"
     return HttpResult(202, {"id": notification.id, "status": status_url}, {"Location": status_url})
 

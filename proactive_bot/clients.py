@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .delivery.sender import Delivery
     from .notifications.compose import Notifications
     from .notifications.fanout import Fanout
+    from .notifications.front_door import FrontDoor
     from .notifications.lifecycle import Lifecycle
     from .notifications.receipts import ReadReceipts
     from .notifications.records import NotificationStore
@@ -178,6 +179,12 @@ class Clients:
     @property
     def fanout(self) -> Fanout:
         return self.core.fanout
+
+    @functools.cached_property
+    def front_door(self) -> FrontDoor:
+        from .notifications.front_door import FrontDoor
+
+        return FrontDoor(records=self.notifications, fanout=self.fanout, work=self.work, queue=self.notifications_queue)
 
     @property
     def lifecycle(self) -> Lifecycle:

@@ -86,11 +86,13 @@ class Deliveries:
         version: int = 0,
         *,
         patience: float | None = None,
+        retry_budget: float | None = None,
     ) -> None:
         """Deliver; a bulk batch that finds no room in this process within `patience` (default:
-        the intake's) goes back on the queue, for this process later or a sibling with room."""
+        the intake's) goes back on the queue, for this process later or a sibling with room.
+        Retrying stops after `retry_budget` seconds (default: the invocation's, `retry_budget`)."""
         if lane_of(notification) is not Lane.BULK:
-            await self._deliver(notification, recipients, version)
+            await self._deliver(notification, recipients, version, retry_budget)
             return
         async with self.intake.take(recipients, patience) as taken:
             if taken:
@@ -100,8 +102,14 @@ class Deliveries:
         await self.work.put(again, delay=random.choice(YIELD_DELAY))
         log.debug("notification %s: %d recipient(s) given back for now", notification.id, len(recipients))
 
-    async def _deliver(self, notification: Notification, recipients: Sequence[BatchRecipient], version: int) -> None:
-        batch = _Batch(self, notification, version)
+    async def _deliver(
+        self,
+        notification: Notification,
+        recipients: Sequence[BatchRecipient],
+        version: int,
+        retry_budget: float | None = None,
+    ) -> None:
+        batch = _Batch(self, notification, version, retry_budget)
         await batch.run(recipients)
         if batch.later:
             delay = max(wait for _, wait in batch.later)
@@ -113,13 +121,15 @@ class Deliveries:
 class _Batch:
     """One invocation's deliveries of a notification to some recipients."""
 
-    def __init__(self, fanout: Deliveries, notification: Notification, version: int = 0) -> None:
+    def __init__(
+        self, fanout: Deliveries, notification: Notification, version: int = 0, retry_budget: float | None = None
+    ) -> None:
         self._fanout = fanout
         self._notification = notification
         self._version = version  # of the content sent
         self._activity = outgoing(notification.activity())  # deserialized once for every recipient
         self._personal = personalize.is_personal(notification)  # {{name}}, per-language texts: one each
-        self._deadline = time.monotonic() + fanout.retry_budget
+        self._deadline = time.monotonic() + (fanout.retry_budget if retry_budget is None else retry_budget)
         if notification.expires_at is not None:
             # No retry after expiresAt: what is not sent by then is not sent.
             left = (notification.expires_at - clock.now()).total_seconds()

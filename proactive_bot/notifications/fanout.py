@@ -47,6 +47,11 @@ class Fanout:
         header = await self.records.create(notification, clock.now(), source)
         await self._begin(header)
 
+    async def start_recorded(self, header: Header, *, retry_budget: float) -> None:
+        """Start a notification the caller has just recorded (the front door's request), retrying
+        its sends for `retry_budget` seconds at most before handing them to the work queue."""
+        await self._begin(header, retry_budget)
+
     async def start_scheduled(self, notification_id: str) -> None:
         """Its notBefore came (a start work message from the timer): start it, unless it
         was cancelled meanwhile. Starting again is harmless: the records make it idempotent."""
@@ -55,7 +60,7 @@ class Fanout:
             raise InvalidWork(f"no notification {notification_id!r}")
         await self._begin(header)
 
-    async def _begin(self, header: Header) -> None:
+    async def _begin(self, header: Header, retry_budget: float | None = None) -> None:
         notification = header.notification  # as it now reads (an edit may have come first)
         if header.cancelled:
             return
@@ -92,7 +97,7 @@ class Fanout:
                         await first[0]  # cancelled with us: it stops as any batch does
             return
         if isinstance(audience, ToTeamChannel):
-            await self.posts.post(header)
+            await self.posts.post(header, retry_budget)
             return
         recipient = await self._resolve(audience)
         if not header.planned:  # else a redelivery: the recipient's row says what is left to do
@@ -101,7 +106,7 @@ class Fanout:
         if recipient is None:
             log.warning("notification %s: recipient %s is not known; nothing sent", notification.id, notification.to)
             return
-        await self.deliveries.deliver(notification, [recipient], header.version)
+        await self.deliveries.deliver(notification, [recipient], header.version, retry_budget=retry_budget)
 
     async def _resolve(self, audience: Audience) -> BatchRecipient | None:
         """The one recipient of a notification that is not walked."""

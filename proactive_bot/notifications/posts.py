@@ -51,8 +51,9 @@ class TeamsChannelPosts:
     teams: TeamsReach | None
     retry_budget: float
 
-    async def post(self, header: Header) -> None:
-        """A new thread in a channel, or (replyTo) a reply in the thread an earlier one started."""
+    async def post(self, header: Header, retry_budget: float | None = None) -> None:
+        """A new thread in a channel, or (replyTo) a reply in the thread an earlier one started;
+        a reply is retried for `retry_budget` seconds (default: the invocation's)."""
         notification = header.notification
         spec = notification.to["teamChannel"]
         post = TeamsChannelPost(spec["channelId"])
@@ -113,7 +114,7 @@ class TeamsChannelPosts:
             result = await self.delivery.send_patiently(
                 StoredReference.from_reference(reference, clock.now()),
                 [outgoing(activity)],
-                deadline=time.monotonic() + self.retry_budget,
+                deadline=time.monotonic() + (self.retry_budget if retry_budget is None else retry_budget),
                 lane=lane_of(notification),
             )
             row = dataclasses.replace(settled(post, claim, result, whole_run=True), conversation=thread)

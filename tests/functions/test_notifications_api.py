@@ -8,10 +8,11 @@ from datetime import UTC, timedelta
 from typing import Any
 
 from proactive_bot import clock
+from proactive_bot.notifications import contract
 from proactive_bot.notifications.records import SEND_LEASE
 from tests import activities
 from tests.functions import invoke
-from tests.support.notifications_api import get_status, run_notifications_queue
+from tests.support.notifications_api import enqueue_notification, get_status, run_notifications_queue
 
 
 async def test_post_then_follow_the_status_url(app, channel):
@@ -26,18 +27,15 @@ async def test_post_then_follow_the_status_url(app, channel):
     body = json.loads(accepted.get_body())
     assert body["status"] == f"http://localhost:7071/api/notifications/{body['id']}"
     assert accepted.headers["Location"] == body["status"]
-    queued = json.loads((await get_status(body["id"])).get_body())
-    assert queued["state"] == "accepted" and queued["counts"]["recipients"] == 0
-    assert queued["class"] == "urgent"  # one recipient: the urgent lane
-
-    await run_notifications_queue(app)
-
+    # One recipient: delivered by the POST itself (the urgent lane, no queue hop).
     done = json.loads((await get_status(body["id"], detail=True)).get_body())
-    assert done["state"] == "done"
+    assert done["state"] == "done" and done["class"] == "urgent"
     assert done["counts"]["sent"] == 1 and done["counts"]["pending"] == 0
     [row] = done["recipients"]
     assert row["conversationId"] == message["conversation"]["id"] and row["state"] == "sent"
     assert channel.texts() == ["Your order shipped"]
+    # Its fallback queue message (hidden, there in case the request died first) is gone.
+    assert (await app.notifications_queue.get_queue_properties()).approximate_message_count == 0
 
 
 async def test_posting_the_same_id_twice_is_one_notification(app, channel):
@@ -69,8 +67,9 @@ async def test_unknown_id_is_404(app):
 
 
 async def crashed_mid_send(app, channel, **extra) -> tuple[str, dict]:
-    """A notification to one user whose sender died with the request on the wire: its row was
-    claimed over two minutes ago (the lease) and never settled. Then the queue delivers it."""
+    """A notification to one user, from the queue, whose sender died with the request on the
+    wire: its row was claimed over two minutes ago (the lease) and never settled. Then the queue
+    delivers it."""
     message = activities.teams_message("hi", channel.url)
     await invoke.http("messages", message)
     channel.clear()
@@ -80,7 +79,7 @@ async def crashed_mid_send(app, channel, **extra) -> tuple[str, dict]:
         "to": {"conversationId": message["conversation"]["id"], "channelId": "msteams"},
         **extra,
     }
-    assert (await invoke.http("notifications_api", document)).status_code == 202
+    await enqueue_notification(app, document)
     recipient = await app.references.get("msteams", message["conversation"]["id"])
     await app.notifications.claim(document["id"], recipient, clock.now() - SEND_LEASE - timedelta(seconds=1))
     await run_notifications_queue(app)
@@ -232,12 +231,14 @@ async def test_resend_also_takes_a_send_whose_lease_ran_out_before_anyone_wrote_
         "text": "Roll call",
         "to": {"conversationId": message["conversation"]["id"], "channelId": "msteams"},
     }
-    await invoke.http("notifications_api", document)
+    # Recorded (as the front door does first), then its sender died: nothing started it yet.
+    await app.notifications.create(contract.validate(document), clock.now(), source="http")
     recipient = await app.references.get("msteams", message["conversation"]["id"])
     await app.notifications.claim(document["id"], recipient, clock.now() - SEND_LEASE - timedelta(seconds=1))
 
     answer = json.loads((await resend(document["id"])).get_body())
     await work.drain()
+    await enqueue_notification(app, document)
     await run_notifications_queue(app)  # the original queue message, late: nothing more is sent
 
     assert answer["resending"] == 1

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.functions import invoke
+
+
+async def enqueue_notification(app, document: dict) -> None:
+    """Put a notification on the queue, as another system would (the contract's other door)."""
+    await app.notifications_queue.send_message(json.dumps(document))
 
 
 async def run_notifications_queue(app) -> None:
