@@ -78,7 +78,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import socket
 import time
@@ -90,6 +89,7 @@ from azure.core.exceptions import AzureError
 from .. import telemetry
 from .budget_table import MAX_SCOPES, BudgetTable, Row, Share
 from .scopes import APP_WIDE
+from .shares import allocate
 
 log = logging.getLogger(__name__)
 
@@ -99,36 +99,14 @@ SELF_EXPIRY = 2.5  # an instance without a successful heartbeat for this long st
 IDLE_STOP = 30.0  # seconds without demand before an instance leaves the table
 STORAGE_TIMEOUT = 2.0  # seconds for one call to the budget table
 FORGET_AFTER = 60.0  # dead rows older than this are deleted
-MIN_DEMAND = 1.0  # every live instance is counted as wanting at least this many sends/s
 SCOPE_IDLE = 5.0  # seconds without demand in a scope before it drops out of the instance's row
-
-
-def allocate(ceiling: int, demands: Mapping[str, float]) -> dict[str, int]:
-    """Max-min fair integer shares of `ceiling` (sends/s), summing to it.
-
-    Water-filling: the smallest demands are met in full, the rest share what is left evenly;
-    what nobody wants is split evenly too. Rounded by largest remainder, ties by instance id,
-    so every instance computes the same shares from the same rows.
-    """
-    if not demands:
-        return {}
-    wants = {instance: max(MIN_DEMAND, demand) for instance, demand in demands.items()}
-    shares: dict[str, float] = {}
-    left = float(ceiling)
-    ordered = sorted(wants, key=lambda instance: (wants[instance], instance))
-    for position, instance in enumerate(ordered):
-        fair = left / (len(ordered) - position)
-        shares[instance] = min(wants[instance], fair)
-        left -= shares[instance]
-    if left > 1e-9:  # headroom nobody asked for, evenly
-        for instance in shares:
-            shares[instance] += left / len(shares)
-    whole = {instance: math.floor(share + 1e-9) for instance, share in shares.items()}
-    spare = ceiling - sum(whole.values())
-    by_remainder = sorted(shares, key=lambda instance: (-(shares[instance] - whole[instance]), instance))
-    for instance in by_remainder[: max(0, spare)]:
-        whole[instance] += 1
-    return whole
+# While shares are moving (an instance joined a scope, or its demand changed a lot), the next
+# round comes after SETTLE_PERIOD instead of `period`, at most SETTLE_ROUNDS times in a row: a
+# share is handed over in two rounds (the giver writes its lower grant, then the taker reads it),
+# and at `period` each that left a tenant's pace at half for a second or two.
+SETTLE_PERIOD = 0.1
+SETTLE_ROUNDS = 10
+SETTLE_GAP = 0.1  # of the ceiling (at least 1/s): a share this far from fair is moving
 
 
 class SharedBudget:
@@ -185,6 +163,7 @@ class SharedBudget:
         self._poke = asyncio.Event()
         self._vanished: dict[str, tuple[Row, float]] = {}  # rows gone from view: last seen, since (monotonic)
         self._hurried: set[str] = set()  # scopes a waiter hurried a heartbeat for since their rate changed
+        self._settling = False  # the last round left a share far from fair (SETTLE_PERIOD)
         self._task: asyncio.Task[None] | None = None
         telemetry.observe(telemetry.Metric.BUDGET_SHARE, self._shares)
         telemetry.observe(telemetry.Metric.BUDGET_RATE, self._rates)
@@ -199,6 +178,11 @@ class SharedBudget:
             for held in list(self._in_use):
                 self._use(held, 0)  # our row may be counted dead by now: its shares can be someone else's
         return self._in_use.get(scope, 0)
+
+    @property
+    def settling(self) -> bool:
+        """Did the last round leave a share far from fair? Then the next comes soon (SETTLE_PERIOD)."""
+        return self._settling
 
     @property
     def rates(self) -> dict[str, int]:
@@ -272,10 +256,12 @@ class SharedBudget:
         live, dead = self._split(rows)
         live = self._with_vanished(live, dead, before, started)
         self._live = {}
+        self._settling = False
         for scope, intent in intents.items():
             others = [row.scopes[scope] for row in live if scope in row.scopes]
             self._live[scope] = len(others) + 1
             self._use(scope, max(0, min(intent, self.ceiling_of(scope) - sum(share.granted for share in others))))
+            self._settling |= self._moving(scope, others, wanted[scope], intent)
         for row in dead:
             self._forget(row)
 
@@ -317,6 +303,17 @@ class SharedBudget:
         ceiling = self.ceiling_of(scope)
         shares = allocate(ceiling, {**{name: share.demand for name, share in others.items()}, self.instance: demand})
         return max(0, min(shares[self.instance], ceiling - sum(share.granted for share in others.values())))
+
+    def _moving(self, scope: str, others: Sequence[Share], demand: float, intent: int) -> bool:
+        """Is our share in `scope` far from fair as just read: our row holds room that is now
+        someone else's, or we want room that fairness gives us and others still hold?"""
+        ceiling = self.ceiling_of(scope)
+        fair = allocate(ceiling, {**{str(n): share.demand for n, share in enumerate(others)}, self.instance: demand})
+        gap = max(1.0, SETTLE_GAP * ceiling)
+        rate = self._in_use.get(scope, 0)
+        holding = intent >= fair[self.instance] + gap
+        wanting = demand >= rate + gap and fair[self.instance] >= rate + gap
+        return holding or wanting
 
     def _split(self, rows: Sequence[Row]) -> tuple[list[Row], list[Row]]:
         """Other instances' rows: (alive, dead). Ages are storage time against our own row."""
@@ -365,8 +362,10 @@ class SharedBudget:
 
     async def _run(self) -> None:
         idle_since: float | None = None
+        settled_for = 0  # fast rounds in a row
         while True:
             await self.round()
+            settled_for = settled_for + 1 if self.settling and settled_for < SETTLE_ROUNDS else 0
             if any(demand > 0 for demand in self.demand().values()):
                 idle_since = None
             elif idle_since is None:
@@ -377,7 +376,7 @@ class SharedBudget:
             self._poke.clear()
             # asyncio.timeout, not wait_for, which on 3.11 can swallow close()'s cancellation.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.period):
+                async with asyncio.timeout(SETTLE_PERIOD if settled_for else self.period):
                     await self._poke.wait()
 
     async def _leave(self) -> None:

@@ -194,16 +194,24 @@ class RateLimiter:
         return scope.log.margin if scope is not None else APP_MARGIN_MIN
 
     def demands(self) -> dict[str, float]:
-        """Sends per second this process wants, per scope: taken in the last second, plus those
-        waiting for the scope's pace now (the budget divides each ceiling by these)."""
+        """Sends per second this process wants, per scope (the budget divides each ceiling by
+        these): while sends wait for the scope's pace, those waiting plus those taken in the last
+        second; once none waits, only the slots taken and not yet reached. A process whose work
+        in a scope has run out then hands its share on at its next heartbeat, not a second
+        later (a tenant's pace dipped to 30/s each time one of two instances ran out of its
+        sends). Its sends already made need no grant kept for them: they were paced evenly at
+        its rate, and it makes no more above its new grant, so with a sibling's new rate the
+        two stay within the ceiling in every window."""
         if not self._config.app:
             return {}
         seconds = self._config.app[0][1]
-        since = self._clock() - seconds
-        return {
-            name: (len(scope.log.times) - bisect.bisect_right(scope.log.times, since) + scope.line.ready()) / seconds
-            for name, scope in self._scopes.items()
-        }
+        now = self._clock()
+        demands: dict[str, float] = {}
+        for name, scope in self._scopes.items():
+            waiting = scope.line.ready()
+            since = now - seconds if waiting else now
+            demands[name] = (len(scope.log.times) - bisect.bisect_right(scope.log.times, since) + waiting) / seconds
+        return demands
 
     def app_demand(self) -> float:
         """The sum of `demands`: what this process wants of the whole app."""

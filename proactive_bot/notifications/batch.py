@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .. import clock
@@ -96,7 +97,7 @@ class Deliveries:
             return
         async with self.intake.take(recipients, patience) as taken:
             if taken:
-                await self._deliver(notification, recipients, version)
+                await self._deliver(notification, recipients, version, done=taken.done)
                 return
         again = BatchWork(notification=notification.id, recipients=tuple(recipients))
         await self.work.put(again, delay=random.choice(YIELD_DELAY))
@@ -108,14 +109,19 @@ class Deliveries:
         recipients: Sequence[BatchRecipient],
         version: int,
         retry_budget: float | None = None,
+        done: Callable[[BatchRecipient], None] | None = None,
     ) -> None:
         batch = _Batch(self, notification, version, retry_budget)
-        await batch.run(recipients)
+        await batch.run(recipients, done)
         if batch.later:
             delay = max(wait for _, wait in batch.later)
             again = BatchWork(notification=notification.id, recipients=tuple(r for r, _ in batch.later))
             await self.work.put(again, delay=delay)
             log.info("notification %s: %d recipient(s) again in %.0f s", notification.id, len(batch.later), delay)
+
+
+def _told(done: Callable[[BatchRecipient], None], recipient: BatchRecipient, _: asyncio.Task[None]) -> None:
+    done(recipient)
 
 
 class _Batch:
@@ -141,12 +147,18 @@ class _Batch:
         self._claiming: set[str] = set()
         self.later: list[tuple[StoredReference | RosterMember, float]] = []  # (recipient, seconds to wait)
 
-    async def run(self, recipients: Sequence[StoredReference | RosterMember]) -> None:
+    async def run(
+        self, recipients: Sequence[StoredReference | RosterMember], done: Callable[[BatchRecipient], None] | None = None
+    ) -> None:
+        """Each recipient's send, at once; `done` is told of each as its send ends."""
         flusher = asyncio.create_task(self._flush_periodically())
         tasks = {
             asyncio.create_task(self._one_member(r) if isinstance(r, RosterMember) else self._one(r)): recipient_key(r)
             for r in recipients
         }
+        if done is not None:
+            for task, recipient in zip(tasks, recipients, strict=True):
+                task.add_done_callback(functools.partial(_told, done, recipient))
         try:
             # wait(), not gather(): being cancelled must not cancel sends already on their way.
             if tasks:

@@ -35,6 +35,28 @@ HORIZON = 5.0  # seconds of sends at the scope's pace that one process takes on 
 PATIENCE = 10.0  # seconds a batch waits for room before it is given back
 
 
+class Taken:
+    """A batch taken on: its recipients count in their scopes until each is done. Counting each
+    one off as it is done, not the batch as a whole: a batch whose last sends wait (a 429's
+    Retry-After, a conversation's window) would otherwise hold its whole count while its scope's
+    line runs dry, and the pace dip until it ends."""
+
+    def __init__(self, intake: BulkIntake, held: Counter[str]) -> None:
+        self._intake = intake
+        self._held = held
+
+    def done(self, recipient: BatchRecipient) -> None:
+        scope = scope_of_recipient(recipient)
+        if self._held[scope] > 0:
+            self._held[scope] -= 1
+            self._intake._release(Counter({scope: 1}))
+
+    def release_all(self) -> None:
+        held, self._held = +self._held, Counter()
+        if held:
+            self._intake._release(held)
+
+
 def scope_of_recipient(recipient: BatchRecipient) -> str:
     """The budget a recipient's send counts in (delivery/scopes.py): its Teams tenant, or its channel."""
     channel_id = TEAMS if isinstance(recipient, RosterMember) else recipient.channel_id
@@ -55,20 +77,26 @@ class BulkIntake:
         return self._held[scope]
 
     @asynccontextmanager
-    async def take(self, recipients: Sequence[BatchRecipient], patience: float | None = None) -> AsyncIterator[bool]:
-        """Waits for room (at most `patience`, default the intake's), then yields whether the
-        batch is taken on; a batch taken on counts until the block ends."""
+    async def take(
+        self, recipients: Sequence[BatchRecipient], patience: float | None = None
+    ) -> AsyncIterator[Taken | None]:
+        """Waits for room (at most `patience`, default the intake's), then yields the batch as
+        taken on (None: not taken). Each recipient counts until it is `done`, or the block ends."""
         wanted = Counter(scope_of_recipient(r) for r in recipients)
         if not await self._room_for(wanted, self.patience if patience is None else patience):
-            yield False
+            yield None
             return
         self._held.update(wanted)
+        taken = Taken(self, wanted)
         try:
-            yield True
+            yield taken
         finally:
-            self._held.subtract(wanted)
-            self._held = +self._held  # drop the scopes at zero
-            self._wake()
+            taken.release_all()
+
+    def _release(self, held: Counter[str]) -> None:
+        self._held.subtract(held)
+        self._held = +self._held  # drop the scopes at zero
+        self._wake()
 
     def _fits(self, wanted: Counter[str]) -> bool:
         return all(not self._held[s] or self._held[s] + n <= self.bound for s, n in wanted.items())

@@ -228,6 +228,19 @@ async def test_demand_counts_the_sends_waiting_for_the_apps_pace_until_they_stop
     assert limiter.app_demand() == 0.0
 
 
+async def test_once_nothing_waits_the_demand_is_only_the_slots_ahead():
+    """Work run out in a scope: its share goes to a sibling at the next heartbeat, rather than
+    a second later when the sends just made leave the window."""
+    now = [10_000.0]
+    limiter = RateLimiter(LimitsConfig(app=((50, 1.0),), channels=UNLIMITED_CONVERSATIONS), clock=lambda: now[0])
+    for n in range(3):
+        await limiter.acquire("msteams", f"c{n}", tenant_id="contoso", lead=100)  # paced: 20 ms apart
+
+    assert limiter.demands() == {"msteams:contoso": 2.0}  # the two slots not reached yet
+    now[0] += 0.5
+    assert limiter.demands() == {"msteams:contoso": 0.0}  # made, and nothing waits: nothing wanted
+
+
 async def test_conversations_no_window_remembers_are_forgotten_as_sends_go_on():
     """A worker lives for hours and sends to many conversations; the limiter keeps a log only
     for those whose sends are still inside a window (Teams: the hour), swept as sends go on."""

@@ -101,3 +101,18 @@ async def test_a_broadcasts_first_batch_never_waits_for_room_in_the_invocation_t
 
     await engine.drain(wait_for_delayed=5)
     assert [r.activity["text"] for r in engine.stub.delivered()] == ["townhall"]
+
+
+async def test_each_recipient_done_frees_its_room_before_its_batch_ends():
+    # A batch whose last sends wait (a 429's Retry-After) must not hold room for those it sent.
+    intake = BulkIntake(per_second=2, seconds=3, patience=0)  # 6 recipients per scope
+    first = [member(n) for n in range(5)]
+
+    async with intake.take(first) as taken:
+        assert taken is not None
+        for recipient in first[:4]:
+            taken.done(recipient)
+        assert intake.held(scope_of_recipient(first[0])) == 1
+        async with intake.take([member(n) for n in range(5, 10)]) as next_batch:
+            assert next_batch  # 1 + 5 <= 6
+    assert intake.held(scope_of_recipient(first[0])) == 0
