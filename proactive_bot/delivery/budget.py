@@ -13,9 +13,10 @@ independently of the others; only the storage is common.
 How (`SharedBudget`, one per process; `BudgetTable` is its storage):
 
 - Each instance that has sends to make heartbeats a row of its own, about every `period`
-  (0.5 s). The row carries, per scope it sends in, `demand` (sends in the last second + sends
-  waiting for the scope's pace now) and `granted` (an upper bound of the rate it may use
-  there), as one JSON property. Then it reads the partition: every row, one query. Storage
+  (0.5 s; every `SETTLE_PERIOD` for a few rounds while a share is moving between instances).
+  The row carries, per scope it sends in, `demand` (while sends wait for the scope's pace:
+  those plus the sends of the last second; once none waits, the slots taken and not yet
+  reached) and `granted` (an upper bound of the rate it may use there), as one JSON property. Then it reads the partition: every row, one query. Storage
   cost: two operations per instance per period, whatever the number of tenants; none per send.
 - A scope is listed in the row while the instance has had demand there in the last
   `scope_idle` seconds; then it drops out (its grant with it, lowered first: see below).
