@@ -29,7 +29,9 @@ async def main(req: func.HttpRequest) -> func.HttpResponse:
             notification_id, params.get("state"), params.get("cursor"), params.get("size")
         )
     elif req.method == "GET" and notification_id and action == "recipients.csv":
-        answer = await report.recipients_csv(notification_id, req.params.get("state"))
+        answer = await report.recipients_csv(
+            notification_id, req.params.get("state"), req.headers.get("Accept-Encoding")
+        )
         if isinstance(answer, report.Answer):
             return func.HttpResponse(
                 answer.body, status_code=answer.status, headers=answer.headers, mimetype=answer.mimetype

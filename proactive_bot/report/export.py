@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -64,6 +65,30 @@ async def csv_chunks(pages: AsyncIterator[list[RecipientRow]]) -> AsyncIterator[
     async for rows in pages:
         if rows:
             yield _lines([fields(row) for row in rows])
+
+
+async def csv_body(pages: AsyncIterator[list[RecipientRow]], *, gzip: bool) -> bytes:
+    """The whole report as one body (the worker cannot stream one), each page's text encoded and,
+    with `gzip`, compressed as it comes: what is held is then the compressed body, a few times
+    smaller than the text, and never the text and its join at once."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS) if gzip else None  # gzip framing
+    body = bytearray()
+    async for chunk in csv_chunks(pages):
+        data = chunk.encode("utf-8")
+        body += compressor.compress(data) if compressor else data
+    if compressor:
+        body += compressor.flush()
+    return bytes(body)
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Does an Accept-Encoding header take gzip (RFC 9110: `gzip` or `*`, unless its q is 0)?"""
+    for item in (accept_encoding or "").split(","):
+        name, *params = (part.strip().lower() for part in item.split(";"))
+        refused = any(param.replace(" ", "") in ("q=0", "q=0.", "q=0.0", "q=0.00", "q=0.000") for param in params)
+        if name in ("gzip", "x-gzip", "*") and not refused:
+            return True
+    return False
 
 
 def _lines(records: list[list[str]]) -> str:

@@ -4,6 +4,7 @@ one's recipients, and its CSV - from the same records the status reads."""
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import uuid
@@ -38,6 +39,24 @@ async def test_the_csv_lists_each_recipient_as_the_status_counts_them(app, chann
     status = json.loads((await get_status(notification_id)).get_body())
     assert (line["state"], line["conversationId"]) == ("sent", message["conversation"]["id"])
     assert status["counts"]["sent"] == 1
+
+
+async def test_a_client_that_takes_gzip_gets_the_csv_compressed(app, channel):
+    notification_id, _ = await sent_one(app, channel)
+    route = {"id": notification_id, "action": "recipients.csv"}
+
+    plain = await get(route)
+    compressed = await invoke.http(
+        "notifications_api", method="GET", route_params=route, headers={"Accept-Encoding": "gzip, deflate, br"}
+    )
+    refused = await invoke.http(
+        "notifications_api", method="GET", route_params=route, headers={"Accept-Encoding": "gzip;q=0, identity"}
+    )
+
+    assert compressed.headers["Content-Encoding"] == "gzip" and compressed.headers["Vary"] == "Accept-Encoding"
+    assert gzip.decompress(compressed.get_body()) == plain.get_body()
+    assert "Content-Encoding" not in plain.headers and "Content-Encoding" not in refused.headers
+    assert refused.get_body() == plain.get_body()
 
 
 async def test_a_page_of_recipients_filtered_by_state(app, channel):
