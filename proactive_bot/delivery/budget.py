@@ -16,8 +16,8 @@ How (`SharedBudget`, one per process; `BudgetTable` is its storage):
   (0.5 s; every `SETTLE_PERIOD` for a few rounds while a share is moving between instances).
   The row carries, per scope it sends in, `demand` (while sends wait for the scope's pace:
   those plus the sends of the last second; once none waits, the slots taken and not yet
-  reached) and `granted` (an upper bound of the rate it may use there), as one JSON property. Then it reads the partition: every row, one query. Storage
-  cost: two operations per instance per period, whatever the number of tenants; none per send.
+  reached) and `granted` (an upper bound of the rate it may use there), as one JSON property.
+  Then it reads the partition: every row, one query. Storage cost: two operations per instance per period, whatever the number of tenants; none per send.
 - A scope is listed in the row while the instance has had demand there in the last
   `scope_idle` seconds; then it drops out (its grant with it, lowered first: see below).
   At most `max_scopes` are listed (a Table property holds 64 KiB; ~60 bytes a scope): the
@@ -259,9 +259,9 @@ class SharedBudget:
         self._live = {}
         self._settling = False
         for scope, intent in intents.items():
-            others = [row.scopes[scope] for row in live if scope in row.scopes]
+            others = {row.instance: row.scopes[scope] for row in live if scope in row.scopes}
             self._live[scope] = len(others) + 1
-            self._use(scope, max(0, min(intent, self.ceiling_of(scope) - sum(share.granted for share in others))))
+            self._use(scope, max(0, min(intent, self.ceiling_of(scope) - sum(s.granted for s in others.values()))))
             self._settling |= self._moving(scope, others, wanted[scope], intent)
         for row in dead:
             self._forget(row)
@@ -305,11 +305,11 @@ class SharedBudget:
         shares = allocate(ceiling, {**{name: share.demand for name, share in others.items()}, self.instance: demand})
         return max(0, min(shares[self.instance], ceiling - sum(share.granted for share in others.values())))
 
-    def _moving(self, scope: str, others: Sequence[Share], demand: float, intent: int) -> bool:
+    def _moving(self, scope: str, others: Mapping[str, Share], demand: float, intent: int) -> bool:
         """Is our share in `scope` far from fair as just read: our row holds room that is now
         someone else's, or we want room that fairness gives us and others still hold?"""
         ceiling = self.ceiling_of(scope)
-        fair = allocate(ceiling, {**{str(n): share.demand for n, share in enumerate(others)}, self.instance: demand})
+        fair = allocate(ceiling, {**{name: share.demand for name, share in others.items()}, self.instance: demand})
         gap = max(1.0, SETTLE_GAP * ceiling)
         rate = self._in_use.get(scope, 0)
         holding = intent >= fair[self.instance] + gap
