@@ -17,7 +17,8 @@ How (`SharedBudget`, one per process; `BudgetTable` is its storage):
   The row carries, per scope it sends in, `demand` (while sends wait for the scope's pace:
   those plus the sends of the last second; once none waits, the slots taken and not yet
   reached) and `granted` (an upper bound of the rate it may use there), as one JSON property.
-  Then it reads the partition: every row, one query. Storage cost: two operations per instance per period, whatever the number of tenants; none per send.
+  Then it reads the partition: every row, one query. Storage cost: two operations per
+  instance per period, whatever the number of tenants; none per send.
 - A scope is listed in the row while the instance has had demand there in the last
   `scope_idle` seconds; then it drops out (its grant with it, lowered first: see below).
   At most `max_scopes` are listed (a Table property holds 64 KiB; ~60 bytes a scope): the

@@ -198,10 +198,10 @@ class RateLimiter:
         these): while sends wait for the scope's pace, those waiting plus those taken in the last
         second; once none waits, only the slots taken and not yet reached. A process whose work
         in a scope has run out then hands its share on at its next heartbeat, not a second
-        later (a tenant's pace dipped to 30/s each time one of two instances ran out of its
-        sends). Its sends already made need no grant kept for them: they were paced evenly at
-        its rate, and it makes no more above its new grant, so with a sibling's new rate the
-        two stay within the ceiling in every window."""
+        later while a sibling's sends wait (README, Benchmarks: bench.tenants). Its sends
+        already made need no grant kept for them: they were paced evenly at its rate, and it
+        makes no more above its new grant, so with a sibling's new rate the two stay within the
+        ceiling in every window."""
         if not self._config.app:
             return {}
         seconds = self._config.app[0][1]

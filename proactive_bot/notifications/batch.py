@@ -97,7 +97,7 @@ class Deliveries:
             return
         async with self.intake.take(recipients, patience) as taken:
             if taken:
-                await self._deliver(notification, recipients, version, done=taken.done)
+                await self._deliver(notification, recipients, version, retry_budget, done=taken.done)
                 return
         again = BatchWork(notification=notification.id, recipients=tuple(recipients))
         await self.work.put(again, delay=random.choice(YIELD_DELAY))

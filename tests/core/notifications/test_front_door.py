@@ -87,3 +87,16 @@ async def test_retries_past_the_requests_budget_go_on_the_work_queue(engine_fact
     assert [r.text for r in engine.stub.delivered(conversation)] == ["Disk full"]
     status = status_body(await engine.records.status(notification.id))
     assert status["state"] == "done" and status["counts"]["sent"] == 1
+
+
+async def test_a_recipient_who_blocked_the_bot_is_settled_by_the_request(engine_factory, notifications_queue):
+    engine = await engine_factory()
+    notification, conversation = await to_one_user(engine)
+    engine.stub.fail(conversation, statuses=(403,))  # the user blocked the bot
+
+    await door(engine, notifications_queue).accept(notification)
+
+    status = status_body(await engine.records.status(notification.id))
+    assert status["state"] == "done" and status["counts"]["gone"] == 1
+    assert await messages_on(notifications_queue) == 0  # nothing left for the queue to try again
+    assert await engine.drain() == 0
